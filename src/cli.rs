@@ -1,0 +1,181 @@
+//! The command line: clap types, one-line errors and exit codes (0 ok, 1 failure, 2 usage,
+//! 130 interrupted). Settings come from a flag, else its environment variable, else the
+//! default shown in `--help`; nothing downstream re-reads the environment.
+
+use crate::import::{self, Outcome};
+use crate::model::Feed;
+use crate::sink::sqlite::DEFAULT_DATABASE_URL;
+use crate::source::alpaca::DEFAULT_API_URL;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "data",
+    version,
+    about = "Bulk importer of historical market data from the Alpaca Market Data API into SQLite",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import historical data for one symbol from the Alpaca Market Data API
+    #[command(
+        name = "import-api",
+        long_about = "Import historical data for one symbol from the Alpaca Market Data API.\n\n\
+            START and END are dates (YYYY-MM-DD) or RFC 3339 timestamps; END is inclusive. US \
+            equities trade on New York days: a bare date covers that New York day's whole \
+            extended-hours session, 04:00-20:00 America/New_York (START at 04:00, END at \
+            20:00), whatever your own time zone. A timestamp is taken exactly.\n\n\
+            Rows are written in batches, each committed in its own transaction; re-running the \
+            same command is safe and leaves exactly the same rows.",
+        after_help = "Examples:\n  data import-api quotes AAPL 2024-01-01 2024-12-31\n  \
+            data import-api quotes MSFT 2024-03-01T14:30:00Z 2024-03-01T15:00:00Z --feed iex"
+    )]
+    ImportApi(ImportArgs),
+}
+
+/// The kinds of market data the importer can fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataKind {
+    /// NBBO quotes (bid/ask)
+    Quotes,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// What to import
+    #[arg(value_enum)]
+    pub kind: DataKind,
+    /// Ticker symbol, e.g. AAPL or BRK.B
+    pub symbol: String,
+    /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
+    pub start: String,
+    /// Last day, inclusive (YYYY-MM-DD, until 20:00 New York) or RFC 3339 timestamp
+    pub end: String,
+
+    /// Data feed: sip (all exchanges) or iex (free plan)
+    #[arg(long, value_enum, env = "APCA_API_FEED", default_value = "sip")]
+    pub feed: Feed,
+    /// Alpaca Market Data base URL (scheme and host, no /v2)
+    #[arg(long, env = "APCA_API_DATA_URL", default_value = DEFAULT_API_URL)]
+    pub api_url: String,
+    /// Database to write: sqlite:PATH or a file path (folders are created)
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Rows per committed batch
+    #[arg(long, env = "BULK_IMPORT_BATCH_SIZE", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_size: u32,
+    /// Log file the batch lines are appended to (folders are created)
+    #[arg(long, env = "BULK_IMPORT_LOG_FILE", default_value = crate::progress::DEFAULT_LOG_FILE)]
+    pub log_file: PathBuf,
+    /// Attempts per API request before giving up (429, 5xx, timeouts, resets, truncated bodies)
+    #[arg(long, env = "BULK_IMPORT_MAX_ATTEMPTS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt (with jitter) up to 30 s
+    #[arg(long, env = "BULK_IMPORT_RETRY_BASE_MS", default_value_t = 500)]
+    pub retry_base_ms: u64,
+    /// Seconds one API request may take before it is abandoned and retried
+    #[arg(long, env = "BULK_IMPORT_REQUEST_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout: u64,
+    /// Seconds to wait for another writer's lock on the database before failing
+    #[arg(long, env = "BULK_IMPORT_BUSY_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub busy_timeout: u64,
+}
+
+/// Collapses clap's multi-line error text into one line.
+fn one_line_usage_error(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if !line.is_empty() {
+            parts.push(line);
+        }
+    }
+    let mut msg = parts.join(" ");
+    if !msg.starts_with("error:") {
+        msg = format!("error: {msg}");
+    }
+    format!("{msg} (see --help)")
+}
+
+/// The program: parse, run, print one line on failure, return the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                _ => {
+                    eprintln!("{}", one_line_usage_error(&e.render().to_string()));
+                    ExitCode::from(EXIT_USAGE)
+                }
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::ImportApi(args) => import::run(args).await,
+        }
+    });
+    match result {
+        Ok(Outcome::Completed) => ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
+        Err(e) => {
+            let line = format!("{e:#}").replace(['\n', '\r'], " ");
+            crate::progress::log_error_to_file(&line);
+            eprintln!("error: {line}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_become_one_line() {
+        let err = Cli::try_parse_from(["data", "import-api", "trades", "AAPL", "2024-01-01", "2024-01-02"])
+            .unwrap_err();
+        let line = one_line_usage_error(&err.render().to_string());
+        assert!(!line.contains('\n'));
+        assert!(line.starts_with("error: invalid value 'trades' for '<KIND>'"), "{line}");
+        assert!(line.contains("[possible values: quotes]"), "{line}");
+    }
+}

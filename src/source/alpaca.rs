@@ -1,0 +1,539 @@
+//! The Alpaca Market Data v2 client: builds requests, decodes pages, classifies failures,
+//! and streams a symbol's quotes page by page into the pipeline's bounded channel.
+//!
+//! It owns paging (follow `next_page_token` until null or absent, never stop on a short
+//! page) and the quote ordinal `seq`. It must not buffer more than the page in hand, and it
+//! knows nothing about where rows are stored. Credentials only ever go into request headers
+//! marked sensitive; no error or log line built here contains them.
+
+use super::retry::RetryPolicy;
+use crate::model::{Feed, Quote, Symbol};
+use crate::time::{format_for_api, DateRange};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+pub const KEY_ENV: &str = "APCA_API_KEY_ID";
+pub const SECRET_ENV: &str = "APCA_API_SECRET_KEY";
+pub const DEFAULT_API_URL: &str = "https://data.alpaca.markets";
+/// Alpaca's maximum page size; the importer always asks for full pages.
+pub const PAGE_LIMIT: u32 = 10_000;
+
+/// API key pair. `Debug` never shows the values.
+#[derive(Clone)]
+pub struct Credentials {
+    key_id: String,
+    secret: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials { key_id: <redacted>, secret: <redacted> }")
+    }
+}
+
+impl Credentials {
+    pub fn new(key_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Credentials {
+            key_id: key_id.into(),
+            secret: secret.into(),
+        }
+    }
+
+    /// Reads APCA_API_KEY_ID and APCA_API_SECRET_KEY; the error names both, and which is missing.
+    pub fn from_env() -> Result<Self, String> {
+        let get = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+        match (get(KEY_ENV), get(SECRET_ENV)) {
+            (Some(k), Some(s)) => Ok(Credentials::new(k, s)),
+            (k, s) => {
+                let missing: Vec<&str> = [(KEY_ENV, k.is_none()), (SECRET_ENV, s.is_none())]
+                    .iter()
+                    .filter(|(_, m)| *m)
+                    .map(|(n, _)| *n)
+                    .collect();
+                Err(format!(
+                    "missing Alpaca credentials: set {KEY_ENV} and {SECRET_ENV} ({} not set)",
+                    missing.join(" and ")
+                ))
+            }
+        }
+    }
+}
+
+/// A failed request, classified for the retry policy.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400/401/403/404/422 and other 4xx: retrying cannot help.
+    #[error("Alpaca API refused the request with HTTP {status}: {message}")]
+    Fatal { status: u16, message: String },
+    #[error("HTTP {status} from Alpaca: {message}")]
+    Server { status: u16, message: String },
+    #[error("HTTP 429 rate limited by Alpaca: {message}")]
+    RateLimited {
+        message: String,
+        reset_epoch: Option<u64>,
+    },
+    /// Connect failures, timeouts, resets, and bodies cut off by the connection closing.
+    #[error("{0}")]
+    Transport(String),
+    /// A 200 whose JSON ended early.
+    #[error("response body ended early: {0}")]
+    Truncated(String),
+    /// A 200 whose body is not the documented shape.
+    #[error("unexpected response body from Alpaca: {0}")]
+    Decode(String),
+    #[error("gave up after {attempts} attempts over {:.1}s: {last}", elapsed.as_secs_f64())]
+    Exhausted {
+        attempts: u32,
+        elapsed: Duration,
+        last: Box<ApiError>,
+    },
+}
+
+impl ApiError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Server { .. }
+                | ApiError::RateLimited { .. }
+                | ApiError::Transport(_)
+                | ApiError::Truncated(_)
+        )
+    }
+
+    fn from_status(status: StatusCode, reset_epoch: Option<u64>, body: &[u8]) -> Self {
+        let message = api_message(body);
+        match status.as_u16() {
+            429 => ApiError::RateLimited {
+                message,
+                reset_epoch,
+            },
+            408 | 500 | 502 | 503 | 504 => ApiError::Server {
+                status: status.as_u16(),
+                message,
+            },
+            s => ApiError::Fatal { status: s, message },
+        }
+    }
+
+    fn transport(e: reqwest::Error, base: &str) -> Self {
+        let root = root_cause(&e);
+        if e.is_timeout() {
+            ApiError::Transport(format!("request to {base} timed out"))
+        } else if e.is_connect() {
+            ApiError::Transport(format!("cannot connect to {base}: {root}"))
+        } else if e.is_body() || e.is_decode() {
+            ApiError::Transport(format!(
+                "connection to {base} broke while reading the response body: {root}"
+            ))
+        } else {
+            ApiError::Transport(format!("request to {base} failed: {root}"))
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// The human message of an error body: `message` from JSON (with or without `code`), else
+/// the visible text of an HTML page, else the raw text, trimmed to one short line.
+pub fn api_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ErrBody {
+        code: Option<serde_json::Value>,
+        message: Option<String>,
+    }
+    let text = String::from_utf8_lossy(body);
+    if let Ok(ErrBody { code, message }) = serde_json::from_str::<ErrBody>(&text) {
+        if let Some(m) = message {
+            return match code {
+                Some(c) => format!("{m} (code {c})"),
+                None => m,
+            };
+        }
+    }
+    let mut visible = String::new();
+    let mut in_tag = false;
+    for ch in text.chars() {
+        match ch {
+            '<' => {
+                in_tag = true;
+                visible.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => visible.push(if c.is_whitespace() { ' ' } else { c }),
+            _ => {}
+        }
+    }
+    let collapsed: Vec<&str> = visible.split_whitespace().collect();
+    let mut line = collapsed.join(" ");
+    if line.is_empty() {
+        return "(empty body)".to_string();
+    }
+    if line.len() > 200 {
+        let cut = (0..=200).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
+}
+
+/// One decoded page: this symbol's quotes (possibly none) and the continuation token.
+#[derive(Debug)]
+pub struct QuotesPage {
+    pub quotes: Vec<Quote>,
+    pub next_page_token: Option<String>,
+}
+
+/// Decodes a multi-symbol quotes page (`{"quotes":{SYM:[...]}, "next_page_token": ...}`).
+/// An empty map, a missing symbol key or a null array all mean "no data on this page".
+pub fn decode_quotes_page(body: &[u8], symbol: &Symbol) -> Result<QuotesPage, ApiError> {
+    #[derive(Deserialize)]
+    struct Page {
+        #[serde(default)]
+        quotes: Option<HashMap<String, Option<Vec<Quote>>>>,
+        #[serde(default)]
+        next_page_token: Option<String>,
+    }
+    let page: Page = serde_json::from_slice(body).map_err(|e| {
+        if e.is_eof() {
+            ApiError::Truncated(e.to_string())
+        } else {
+            ApiError::Decode(e.to_string())
+        }
+    })?;
+    let mut quotes = page
+        .quotes
+        .and_then(|mut m| m.remove(symbol.as_str()))
+        .flatten()
+        .unwrap_or_default();
+    let shared = symbol.shared();
+    for q in &mut quotes {
+        q.symbol = shared.clone();
+    }
+    Ok(QuotesPage {
+        quotes,
+        next_page_token: page.next_page_token.filter(|t| !t.is_empty()),
+    })
+}
+
+/// Numbers quotes that share a nanosecond timestamp, in API order, across page boundaries.
+/// Alpaca returns each symbol's quotes sorted by time, so equal timestamps are adjacent.
+#[derive(Debug, Default)]
+pub struct SeqAssigner {
+    last_t: Option<i64>,
+    next: u32,
+}
+
+impl SeqAssigner {
+    pub fn assign(&mut self, quotes: &mut [Quote]) {
+        for q in quotes {
+            if self.last_t == Some(q.t) {
+                q.seq = self.next;
+                self.next += 1;
+            } else {
+                q.seq = 0;
+                self.next = 1;
+                self.last_t = Some(q.t);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub feed: Feed,
+    pub retry: RetryPolicy,
+    pub request_timeout: Duration,
+}
+
+/// The Alpaca data client. Cheap to clone.
+#[derive(Clone)]
+pub struct AlpacaClient {
+    http: reqwest::Client,
+    base: Arc<Url>,
+    base_display: Arc<str>,
+    feed: Feed,
+    retry: RetryPolicy,
+}
+
+impl AlpacaClient {
+    pub fn new(cfg: &ClientConfig, creds: &Credentials) -> Result<Self, String> {
+        let trimmed = cfg.base_url.trim_end_matches('/');
+        let base = Url::parse(trimmed)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                format!(
+                    "invalid Alpaca API URL {:?}: expected http(s)://host[:port], e.g. {DEFAULT_API_URL}",
+                    cfg.base_url
+                )
+            })?;
+        let header = |v: &str, name: &str| {
+            let mut h = HeaderValue::from_str(v)
+                .map_err(|_| format!("{name} contains characters not allowed in an HTTP header"))?;
+            h.set_sensitive(true);
+            Ok::<_, String>(h)
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("APCA-API-KEY-ID", header(&creds.key_id, KEY_ENV)?);
+        headers.insert("APCA-API-SECRET-KEY", header(&creds.secret, SECRET_ENV)?);
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("data/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(cfg.request_timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(AlpacaClient {
+            http,
+            base_display: trimmed.into(),
+            base: Arc::new(base),
+            feed: cfg.feed,
+            retry: cfg.retry,
+        })
+    }
+
+    /// The request URL of one quotes page (multi-symbol endpoint, as the official SDKs use).
+    pub fn quotes_url(&self, symbol: &Symbol, range: &DateRange, token: Option<&str>) -> Url {
+        let mut url = (*self.base).clone();
+        url.set_path(&format!(
+            "{}/v2/stocks/quotes",
+            self.base.path().trim_end_matches('/')
+        ));
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("symbols", symbol.as_str())
+                .append_pair("start", &format_for_api(range.start_ns))
+                .append_pair("end", &format_for_api(range.end_ns))
+                .append_pair("limit", &PAGE_LIMIT.to_string())
+                .append_pair("feed", self.feed.as_str())
+                .append_pair("sort", "asc");
+            if let Some(t) = token {
+                q.append_pair("page_token", t);
+            }
+        }
+        url
+    }
+
+    async fn get_once(&self, url: &Url) -> Result<bytes::Bytes, ApiError> {
+        let base = &*self.base_display;
+        let resp = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| ApiError::transport(e, base))?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp.bytes().await.map_err(|e| ApiError::transport(e, base));
+        }
+        let reset = resp
+            .headers()
+            .get("X-RateLimit-Reset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        // A failed read of an error body still leaves the status to act on.
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(ApiError::from_status(status, reset, &body))
+    }
+
+    /// Fetches and decodes one page, retrying transient failures per the policy.
+    pub async fn quotes_page(
+        &self,
+        symbol: &Symbol,
+        range: &DateRange,
+        token: Option<&str>,
+    ) -> Result<QuotesPage, ApiError> {
+        let url = self.quotes_url(symbol, range, token);
+        self.retry
+            .run("GET quotes page", || async {
+                let body = self.get_once(&url).await?;
+                decode_quotes_page(&body, symbol)
+            })
+            .await
+    }
+}
+
+/// What the source did, for the summary line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SourceStats {
+    pub pages: u64,
+    pub rows: u64,
+}
+
+/// Streams every quote of `symbol` in `range` into `tx`, one page at a time. Stops early,
+/// without error, when `cancel` turns true or the receiver is gone.
+pub async fn stream_quotes(
+    client: AlpacaClient,
+    symbol: Symbol,
+    range: DateRange,
+    tx: mpsc::Sender<Vec<Quote>>,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<SourceStats, ApiError> {
+    let mut stats = SourceStats::default();
+    let mut seq = SeqAssigner::default();
+    let mut token: Option<String> = None;
+    loop {
+        let page = tokio::select! {
+            biased;
+            _ = cancel.wait_for(|c| *c) => return Ok(stats),
+            page = client.quotes_page(&symbol, &range, token.as_deref()) => page?,
+        };
+        stats.pages += 1;
+        let mut quotes = page.quotes;
+        seq.assign(&mut quotes);
+        stats.rows += quotes.len() as u64;
+        if !quotes.is_empty() && tx.send(quotes).await.is_err() {
+            return Ok(stats);
+        }
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => return Ok(stats),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aapl() -> Symbol {
+        Symbol::parse("AAPL").unwrap()
+    }
+
+    #[test]
+    fn decodes_a_page_with_token_and_duplicate_timestamps() {
+        let body = br#"{"quotes":{"AAPL":[
+            {"t":"2024-03-01T14:30:00.001234567Z","bx":"Q","bp":411.2,"bs":3,"ax":"P","ap":411.25,"as":1,"c":["R"],"z":"C"},
+            {"t":"2024-03-01T14:30:00.001234567Z","bx":"Q","bp":411.2,"bs":3,"ax":"Z","ap":411.25,"as":2,"c":["R"],"z":"C"}]},
+            "next_page_token":"TVNGVHwy"}"#;
+        let page = decode_quotes_page(body, &aapl()).unwrap();
+        assert_eq!(page.next_page_token.as_deref(), Some("TVNGVHwy"));
+        assert_eq!(page.quotes.len(), 2);
+        let q = &page.quotes[1];
+        assert_eq!(&*q.symbol, "AAPL");
+        assert_eq!(q.t, 1_709_303_400_001_234_567);
+        assert_eq!((q.bid_price, q.ask_price, q.ask_size), (411.2, 411.25, 2));
+        assert_eq!(q.ask_exchange, "Z");
+        assert_eq!(q.conditions, vec!["R"]);
+        assert_eq!(q.tape, "C");
+    }
+
+    #[test]
+    fn empty_shapes_mean_no_data() {
+        for body in [
+            r#"{"quotes":{},"next_page_token":null}"#,
+            r#"{"quotes":{"MSFT":[]},"next_page_token":null}"#,
+            r#"{"quotes":{"AAPL":null},"next_page_token":null}"#,
+            r#"{"quotes":null}"#,
+            r#"{}"#,
+        ] {
+            let page = decode_quotes_page(body.as_bytes(), &aapl()).unwrap();
+            assert!(page.quotes.is_empty(), "{body}");
+            assert!(page.next_page_token.is_none(), "{body}");
+        }
+        // A short (even empty) page with a token is not the end.
+        let page =
+            decode_quotes_page(br#"{"quotes":{},"next_page_token":"abc"}"#, &aapl()).unwrap();
+        assert_eq!(page.next_page_token.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn truncated_and_malformed_bodies_are_told_apart() {
+        let cut = br#"{"quotes":{"AAPL":[{"t":"2024-03-01T14:30:00Z","bx":"Q","bp":41"#;
+        assert!(matches!(
+            decode_quotes_page(cut, &aapl()),
+            Err(ApiError::Truncated(_))
+        ));
+        let bad = br#"{"quotes":{"AAPL":[{"t":"yesterday","bx":"Q"}]}}"#;
+        let err = decode_quotes_page(bad, &aapl()).unwrap_err();
+        assert!(matches!(err, ApiError::Decode(_)), "{err}");
+        assert!(err.to_string().contains("invalid RFC 3339 timestamp"), "{err}");
+    }
+
+    #[test]
+    fn error_messages_from_every_body_shape() {
+        assert_eq!(
+            api_message(br#"{"code":42210000,"message":"invalid timeframe"}"#),
+            "invalid timeframe (code 42210000)"
+        );
+        assert_eq!(
+            api_message(br#"{"message":"subscription does not permit querying recent SIP data"}"#),
+            "subscription does not permit querying recent SIP data"
+        );
+        assert_eq!(
+            api_message(b"<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>"),
+            "403 Forbidden 403 Forbidden nginx"
+        );
+        assert_eq!(api_message(b""), "(empty body)");
+        assert!(api_message(&[b'x'; 500]).len() < 210);
+    }
+
+    #[test]
+    fn seq_numbers_equal_timestamps_across_pages() {
+        let mk = |t| Quote {
+            symbol: "AAPL".into(),
+            t,
+            seq: 99,
+            bid_exchange: "Q".into(),
+            bid_price: 1.0,
+            bid_size: 1,
+            ask_exchange: "Q".into(),
+            ask_price: 1.01,
+            ask_size: 1,
+            conditions: vec![],
+            tape: "C".into(),
+        };
+        let mut a = SeqAssigner::default();
+        let mut p1 = vec![mk(1), mk(2), mk(2)];
+        let mut p2 = vec![mk(2), mk(3), mk(3), mk(4)];
+        a.assign(&mut p1);
+        a.assign(&mut p2);
+        let seqs: Vec<u32> = p1.iter().chain(&p2).map(|q| q.seq).collect();
+        assert_eq!(seqs, vec![0, 0, 1, 2, 0, 1, 0]);
+    }
+
+    #[test]
+    fn request_url_shape() {
+        let cfg = ClientConfig {
+            base_url: "http://127.0.0.1:9/".into(),
+            feed: Feed::Iex,
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(5),
+        };
+        let c = AlpacaClient::new(&cfg, &Credentials::new("k", "s")).unwrap();
+        let r = DateRange::parse("2024-01-02", "2024-01-02T15:00:00.5+00:00").unwrap();
+        assert_eq!(
+            c.quotes_url(&aapl(), &r, Some("a+b/c=")).as_str(),
+            "http://127.0.0.1:9/v2/stocks/quotes?symbols=AAPL&start=2024-01-02T09%3A00%3A00Z\
+             &end=2024-01-02T15%3A00%3A00.5Z&limit=10000&feed=iex&sort=asc&page_token=a%2Bb%2Fc%3D"
+        );
+        let bad = ClientConfig {
+            base_url: "data.alpaca.markets".into(),
+            ..cfg
+        };
+        assert!(AlpacaClient::new(&bad, &Credentials::new("k", "s"))
+            .err()
+            .unwrap()
+            .starts_with("invalid Alpaca API URL"));
+    }
+
+    #[test]
+    fn credentials_debug_is_redacted() {
+        let c = Credentials::new("AKXXXX", "very-secret");
+        let s = format!("{c:?}");
+        assert!(!s.contains("AKXXXX") && !s.contains("very-secret"));
+    }
+}

@@ -1,0 +1,5 @@
+//! Sources: where rows come from. `alpaca` pages through the Alpaca Market Data API;
+//! `retry` is the one place that decides whether and when a failed request is retried.
+
+pub mod alpaca;
+pub mod retry;

@@ -1,0 +1,412 @@
+//! Deterministic synthetic quotes for the stand-in, computed by index so that any page of any
+//! day can be produced without generating the ones before it.
+//!
+//! A (symbol, feed, New York date) has `per_day` quotes on weekdays and none at weekends,
+//! between 04:00 and 20:00 New York time: 10% pre-market, 80% in regular hours (09:30–16:00),
+//! 10% after hours, so regular hours are denser. Quote `i` lies in its own time slot, which
+//! keeps times non-decreasing; about one quote in 40 repeats the previous quote's exact
+//! nanosecond, as real feeds do. Prices are whole cents with bid < ask; sizes are round lots
+//! before 2025-11-03 and shares from then on, as Alpaca documents.
+
+use crate::time::{civil_from_days, days_from_civil, new_york_time_nanos, NANOS_PER_SEC};
+use chrono::{Datelike, NaiveDate, Weekday};
+
+const EXCHANGES: &[u8] = b"QPZKVJYXNHAUMB";
+/// 2025-11-03: Alpaca's quote sizes switch from round lots to shares.
+const SHARES_FROM_DAY: i64 = 20_395;
+
+fn mix(mut z: u64) -> u64 {
+    // splitmix64 finaliser: a fast, well-distributed hash of an index.
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
+    })
+}
+
+/// How many quotes a (feed, day) has per weekday: the IEX feed carries a tenth of SIP's.
+pub fn per_day_for_feed(per_day: u32, feed: &str) -> u32 {
+    if feed == "iex" {
+        per_day / 10
+    } else {
+        per_day
+    }
+}
+
+/// One generated quote, in the units the API sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenQuote {
+    pub t: i64,
+    pub bid_exchange: u8,
+    pub bid_cents: i64,
+    pub bid_size: u32,
+    pub ask_exchange: u8,
+    pub ask_cents: i64,
+    pub ask_size: u32,
+    /// The condition array as compact JSON text, e.g. `["R"]`.
+    pub conditions: &'static str,
+    pub tape: u8,
+}
+
+impl GenQuote {
+    pub fn bid_price(&self) -> f64 {
+        self.bid_cents as f64 / 100.0
+    }
+    pub fn ask_price(&self) -> f64 {
+        self.ask_cents as f64 / 100.0
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    start_ns: i64,
+    dur_ns: i64,
+    first: u32,
+    count: u32,
+}
+
+/// The quotes of one symbol on one New York weekday.
+#[derive(Debug, Clone)]
+pub struct DayQuotes {
+    seed: u64,
+    n: u32,
+    day: i64,
+    segments: [Segment; 3],
+    base_cents: f64,
+    tape: u8,
+    shares: bool,
+}
+
+impl DayQuotes {
+    /// `None` at weekends (no trading, no quotes).
+    pub fn new(symbol: &str, feed: &str, date: NaiveDate, per_day: u32) -> Option<Self> {
+        if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) || per_day == 0 {
+            return None;
+        }
+        let n = per_day_for_feed(per_day, feed);
+        if n == 0 {
+            return None;
+        }
+        let day = days_from_civil(date.year() as i64, date.month(), date.day());
+        let sym_seed = fnv(symbol);
+        let seed = mix(sym_seed ^ fnv(feed) ^ (day as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let open = new_york_time_nanos(date, 4, 0);
+        let regular = new_york_time_nanos(date, 9, 30);
+        let close = new_york_time_nanos(date, 16, 0);
+        let end = new_york_time_nanos(date, 20, 0);
+        let pre = n / 10;
+        let post = n / 10;
+        let reg = n - pre - post;
+        let seg = |start_ns: i64, end_ns: i64, first: u32, count: u32| Segment {
+            start_ns,
+            dur_ns: end_ns - start_ns,
+            first,
+            count,
+        };
+        Some(DayQuotes {
+            seed,
+            n,
+            day,
+            segments: [
+                seg(open, regular, 0, pre),
+                seg(regular, close, pre, reg),
+                seg(close, end, pre + reg, post),
+            ],
+            base_cents: 2_000.0 + (mix(sym_seed) % 48_000) as f64,
+            tape: b"ABC"[(mix(sym_seed ^ 7) % 3) as usize],
+            shares: day >= SHARES_FROM_DAY,
+        })
+    }
+
+    pub fn len(&self) -> u32 {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    fn hash(&self, i: u32, salt: u64) -> u64 {
+        mix(self.seed ^ ((i as u64) << 8) ^ salt)
+    }
+
+    fn segment(&self, i: u32) -> &Segment {
+        self.segments
+            .iter()
+            .find(|s| i < s.first + s.count)
+            .unwrap_or(&self.segments[2])
+    }
+
+    fn shares_previous_time(&self, i: u32) -> bool {
+        let s = self.segment(i);
+        i > s.first && self.hash(i, 1) % 40 == 0
+    }
+
+    /// Time of quote `i` (non-decreasing in `i`).
+    pub fn time(&self, mut i: u32) -> i64 {
+        while self.shares_previous_time(i) {
+            i -= 1;
+        }
+        let s = self.segment(i);
+        let w = (s.dur_ns / s.count.max(1) as i64).max(1);
+        let slot = s.start_ns + (i - s.first) as i64 * w;
+        let h = self.hash(i, 2);
+        let t = slot + (h % w as u64) as i64;
+        // Alpaca trims trailing zeros, so fraction lengths vary: round some times to whole
+        // milliseconds or seconds when that stays inside the slot.
+        let t = match (h >> 40) % 50 {
+            0 => t - t.rem_euclid(NANOS_PER_SEC),
+            1..=5 => t - t.rem_euclid(1_000_000),
+            _ => t,
+        };
+        t.max(slot)
+    }
+
+    /// The first index whose time is at or after `t_ns` (`len()` if none).
+    pub fn lower_bound(&self, t_ns: i64) -> u32 {
+        let (mut lo, mut hi) = (0u32, self.n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.time(mid) < t_ns {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    pub fn quote(&self, i: u32) -> GenQuote {
+        let t = self.time(i);
+        let h = self.hash(i, 3);
+        let s = self.segment(i);
+        let extended = s.first != self.segments[1].first;
+        // A slow daily drift plus an intraday wave plus a few cents of noise.
+        let frac = (t - self.segments[0].start_ns) as f64 / 57_600e9;
+        let drift = 1.0 + 0.05 * ((self.day as f64) * 0.037 + (self.seed % 628) as f64 / 100.0).sin();
+        let wave = 1.0 + 0.01 * (frac * 18.85 + (self.seed % 314) as f64 / 50.0).sin();
+        let noise = (h % 7) as f64 - 3.0;
+        let mid = (self.base_cents * drift * wave + noise).round() as i64;
+        let spread = 1 + ((h >> 8) % 3) as i64;
+        let bid_cents = (mid - spread / 2).max(1);
+        let ask_cents = bid_cents + spread;
+        let size = |salt: u64| -> u32 {
+            let h = self.hash(i, salt);
+            let lots = if h % 20 == 0 { 10 + (h >> 8) % 90 } else { 1 + (h >> 8) % 9 } as u32;
+            if self.shares {
+                lots * 100 + if h % 3 == 0 { ((h >> 20) % 100) as u32 } else { 0 }
+            } else {
+                lots
+            }
+        };
+        let bx = EXCHANGES[((h >> 16) % EXCHANGES.len() as u64) as usize];
+        let ax = EXCHANGES[((h >> 24) % EXCHANGES.len() as u64) as usize];
+        let pick = (h >> 32) % 1000;
+        if extended && pick < 2 {
+            // No active bid: Alpaca sends a space for the exchange and zero price and size.
+            return GenQuote {
+                t,
+                bid_exchange: b' ',
+                bid_cents: 0,
+                bid_size: 0,
+                ask_exchange: ax,
+                ask_cents,
+                ask_size: size(4),
+                conditions: r#"["Y"]"#,
+                tape: self.tape,
+            };
+        }
+        let conditions = match pick {
+            0..=9 => r#"[" ","R"]"#,
+            10..=29 => r#"["L"]"#,
+            _ => r#"["R"]"#,
+        };
+        GenQuote {
+            t,
+            bid_exchange: bx,
+            bid_cents,
+            bid_size: size(5),
+            ask_exchange: ax,
+            ask_cents,
+            ask_size: size(6),
+            conditions,
+            tape: self.tape,
+        }
+    }
+}
+
+/// The New York dates from the one holding `start_ns` to the one holding `end_ns`.
+pub fn new_york_dates(start_ns: i64, end_ns: i64) -> impl Iterator<Item = NaiveDate> {
+    let first = crate::time::new_york_date(start_ns);
+    let last = crate::time::new_york_date(end_ns);
+    first.iter_days().take_while(move |d| *d <= last)
+}
+
+/// Every quote of `symbol` with `start_ns <= t <= end_ns`, in order: what the stand-in serves
+/// for that range, for tests and checks to compare an import against.
+pub fn quotes_between<'a>(
+    symbol: &'a str,
+    feed: &str,
+    start_ns: i64,
+    end_ns: i64,
+    per_day: u32,
+) -> impl Iterator<Item = GenQuote> + 'a {
+    let feed = feed.to_string();
+    new_york_dates(start_ns, end_ns)
+        .filter_map(move |d| DayQuotes::new(symbol, &feed, d, per_day))
+        .flat_map(move |day| {
+            let lo = day.lower_bound(start_ns);
+            let hi = day.lower_bound(end_ns.saturating_add(1));
+            (lo..hi).map(move |i| day.quote(i))
+        })
+}
+
+/// Writes `ns` as RFC 3339 UTC with trailing fractional zeros trimmed, as Alpaca does.
+pub fn write_time(out: &mut Vec<u8>, ns: i64) {
+    let secs = ns.div_euclid(NANOS_PER_SEC);
+    let frac = ns.rem_euclid(NANOS_PER_SEC);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let two = |out: &mut Vec<u8>, v: i64| {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    let mut ib = itoa::Buffer::new();
+    out.extend_from_slice(ib.format(y).as_bytes());
+    out.push(b'-');
+    two(out, m as i64);
+    out.push(b'-');
+    two(out, d as i64);
+    out.push(b'T');
+    two(out, sod / 3600);
+    out.push(b':');
+    two(out, (sod / 60) % 60);
+    out.push(b':');
+    two(out, sod % 60);
+    if frac != 0 {
+        let mut digits = [b'0'; 9];
+        let mut f = frac;
+        for slot in digits.iter_mut().rev() {
+            *slot = b'0' + (f % 10) as u8;
+            f /= 10;
+        }
+        let len = 9 - digits.iter().rev().take_while(|&&c| c == b'0').count();
+        out.push(b'.');
+        out.extend_from_slice(&digits[..len]);
+    }
+    out.push(b'Z');
+}
+
+/// Appends one quote as Alpaca's JSON object.
+pub fn write_quote(out: &mut Vec<u8>, q: &GenQuote) {
+    let mut fb = ryu::Buffer::new();
+    let mut ib = itoa::Buffer::new();
+    out.extend_from_slice(br#"{"t":""#);
+    write_time(out, q.t);
+    out.extend_from_slice(br#"","bx":""#);
+    out.push(q.bid_exchange);
+    out.extend_from_slice(br#"","bp":"#);
+    out.extend_from_slice(fb.format(q.bid_price()).as_bytes());
+    out.extend_from_slice(br#","bs":"#);
+    out.extend_from_slice(ib.format(q.bid_size).as_bytes());
+    out.extend_from_slice(br#","ax":""#);
+    out.push(q.ask_exchange);
+    out.extend_from_slice(br#"","ap":"#);
+    out.extend_from_slice(fb.format(q.ask_price()).as_bytes());
+    out.extend_from_slice(br#","as":"#);
+    out.extend_from_slice(ib.format(q.ask_size).as_bytes());
+    out.extend_from_slice(br#","c":"#);
+    out.extend_from_slice(q.conditions.as_bytes());
+    out.extend_from_slice(br#","z":""#);
+    out.push(q.tape);
+    out.extend_from_slice(b"\"}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{format_nanos, parse_rfc3339_nanos};
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn a_weekday_has_per_day_sorted_quotes_in_the_session_and_weekends_none() {
+        let d = DayQuotes::new("AAPL", "sip", day("2024-01-02"), 5_000).unwrap();
+        assert_eq!(d.len(), 5_000);
+        let open = new_york_time_nanos(day("2024-01-02"), 4, 0);
+        let end = new_york_time_nanos(day("2024-01-02"), 20, 0);
+        let mut prev = i64::MIN;
+        let mut shared = 0;
+        for i in 0..d.len() {
+            let q = d.quote(i);
+            assert!(q.t >= prev, "time went back at {i}");
+            assert!(q.t >= open && q.t < end);
+            assert!(q.bid_cents < q.ask_cents, "bid >= ask at {i}");
+            if q.t == prev {
+                shared += 1;
+            }
+            prev = q.t;
+        }
+        assert!((50..250).contains(&shared), "{shared} shared timestamps");
+        assert!(DayQuotes::new("AAPL", "sip", day("2024-01-06"), 5_000).is_none());
+        assert_eq!(DayQuotes::new("AAPL", "iex", day("2024-01-02"), 5_000).unwrap().len(), 500);
+    }
+
+    #[test]
+    fn deterministic_and_regular_hours_denser() {
+        let a = DayQuotes::new("MSFT", "sip", day("2024-03-05"), 10_000).unwrap();
+        let b = DayQuotes::new("MSFT", "sip", day("2024-03-05"), 10_000).unwrap();
+        assert_eq!(a.quote(1234), b.quote(1234));
+        let regular = new_york_time_nanos(day("2024-03-05"), 9, 30);
+        let close = new_york_time_nanos(day("2024-03-05"), 16, 0);
+        let inside = (0..a.len()).filter(|&i| (regular..close).contains(&a.time(i))).count();
+        assert_eq!(inside, 8_000);
+    }
+
+    #[test]
+    fn lower_bound_finds_the_first_at_or_after() {
+        let d = DayQuotes::new("AAPL", "sip", day("2024-01-02"), 3_000).unwrap();
+        for i in [0u32, 1, 17, 1500, 2999] {
+            let t = d.time(i);
+            let lb = d.lower_bound(t);
+            assert_eq!(d.time(lb), t);
+            assert!(lb == 0 || d.time(lb - 1) < t);
+        }
+        assert_eq!(d.lower_bound(i64::MAX), 3_000);
+        assert_eq!(d.lower_bound(i64::MIN), 0);
+    }
+
+    #[test]
+    fn sizes_switch_to_shares_in_november_2025() {
+        let before = DayQuotes::new("AAPL", "sip", day("2025-10-31"), 1_000).unwrap();
+        let after = DayQuotes::new("AAPL", "sip", day("2025-11-03"), 1_000).unwrap();
+        assert!((0..1000).all(|i| before.quote(i).ask_size < 100));
+        assert!((0..1000).all(|i| after.quote(i).ask_size >= 100));
+    }
+
+    #[test]
+    fn json_round_trips_through_the_importers_parser() {
+        let d = DayQuotes::new("AAPL", "sip", day("2024-07-01"), 2_000).unwrap();
+        for i in 0..d.len() {
+            let g = d.quote(i);
+            let mut buf = Vec::new();
+            write_quote(&mut buf, &g);
+            let q: crate::model::Quote = serde_json::from_slice(&buf).unwrap();
+            assert_eq!(q.t, g.t);
+            assert_eq!(q.bid_price, g.bid_price());
+            assert_eq!(q.ask_price, g.ask_price());
+            assert_eq!(q.conditions_json(), g.conditions);
+            let mut tb = Vec::new();
+            write_time(&mut tb, g.t);
+            let text = String::from_utf8(tb).unwrap();
+            assert_eq!(parse_rfc3339_nanos(&text).unwrap(), g.t, "{text} vs {}", format_nanos(g.t));
+        }
+    }
+}
