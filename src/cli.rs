@@ -171,11 +171,21 @@ mod tests {
 
     #[test]
     fn usage_errors_become_one_line() {
-        let err = Cli::try_parse_from(["data", "import-api", "trades", "AAPL", "2024-01-01", "2024-01-02"])
-            .unwrap_err();
+        let err = Cli::try_parse_from([
+            "data",
+            "import-api",
+            "trades",
+            "AAPL",
+            "2024-01-01",
+            "2024-01-02",
+        ])
+        .unwrap_err();
         let line = one_line_usage_error(&err.render().to_string());
         assert!(!line.contains('\n'));
-        assert!(line.starts_with("error: invalid value 'trades' for '<KIND>'"), "{line}");
+        assert!(
+            line.starts_with("error: invalid value 'trades' for '<KIND>'"),
+            "{line}"
+        );
         assert!(line.contains("[possible values: quotes]"), "{line}");
     }
 }

@@ -84,7 +84,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     )
     .map_err(|e| anyhow!(e))?;
     init_logging(&args.log_file)?;
-    let mut sink = SqliteSink::open(&args.database_url, Duration::from_secs(args.busy_timeout)).await?;
+    let mut sink =
+        SqliteSink::open(&args.database_url, Duration::from_secs(args.busy_timeout)).await?;
     let db = sink.path().display().to_string();
     tracing::info!(
         "[IMPORT] {symbol} quotes {range} (feed {}) into {db}, batches of {}",
@@ -104,10 +105,16 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     ));
     let progress = Progress::start(range, &format!("{symbol} quotes"));
     let mut last: Option<BatchCommitted> = None;
-    let batched = run_batcher(&mut rx, &mut sink, args.batch_size as usize, cancel_rx, |c| {
-        progress.on_commit(c);
-        last = Some(*c);
-    })
+    let batched = run_batcher(
+        &mut rx,
+        &mut sink,
+        args.batch_size as usize,
+        cancel_rx,
+        |c| {
+            progress.on_commit(c);
+            last = Some(*c);
+        },
+    )
     .await;
     // Closing the channel releases a source blocked on a full channel.
     drop(rx);
@@ -127,10 +134,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
         Ok(Ok(stats)) => stats,
         Ok(Err(api)) => {
             return Err(anyhow!(
-                "importing {symbol} quotes from {} failed: {api}; {}; rerun the same command to finish",
-                args.api_url.trim_end_matches('/'),
-                how_far(last)
-            ))
+            "importing {symbol} quotes from {} failed: {api}; {}; rerun the same command to finish",
+            args.api_url.trim_end_matches('/'),
+            how_far(last)
+        ))
         }
         Err(join) => return Err(anyhow!("the API reader task failed: {join}")),
     };

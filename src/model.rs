@@ -20,19 +20,16 @@ impl Symbol {
                 "symbol {text:?} must be 1 to 21 characters long (e.g. AAPL, BRK.B)"
             ));
         }
-        if let Some(c) = upper
-            .chars()
-            .find(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '/')))
-        {
+        if let Some(c) = upper.chars().find(|c| {
+            !(c.is_ascii_uppercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '/'))
+        }) {
             return Err(format!(
                 "symbol {text:?} contains {c:?}, which no ticker has \
                  (use letters, digits, '.', '-' or '/', e.g. AAPL, BRK.B)"
             ));
         }
         if !upper.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(format!(
-                "symbol {text:?} must start with a letter or digit"
-            ));
+            return Err(format!("symbol {text:?} must start with a letter or digit"));
         }
         Ok(Symbol(upper.into()))
     }
@@ -150,7 +147,15 @@ mod tests {
     fn symbols() {
         assert_eq!(Symbol::parse("aapl").unwrap().as_str(), "AAPL");
         assert_eq!(Symbol::parse("BRK.B").unwrap().as_str(), "BRK.B");
-        for bad in ["", "AA PL", "AAPL;DROP", "$AAPL", "ÄPPL", ".A", "ABCDEFGHIJKLMNOPQRSTUV"] {
+        for bad in [
+            "",
+            "AA PL",
+            "AAPL;DROP",
+            "$AAPL",
+            "ÄPPL",
+            ".A",
+            "ABCDEFGHIJKLMNOPQRSTUV",
+        ] {
             assert!(Symbol::parse(bad).is_err(), "{bad:?} accepted");
         }
         let e = Symbol::parse("AA$PL").unwrap_err();

@@ -137,7 +137,11 @@ mod tests {
         }
     }
 
-    async fn run(pages: Vec<Vec<i64>>, batch: usize, sink: &mut MemSink) -> anyhow::Result<(BatcherTotals, Vec<BatchCommitted>)> {
+    async fn run(
+        pages: Vec<Vec<i64>>,
+        batch: usize,
+        sink: &mut MemSink,
+    ) -> anyhow::Result<(BatcherTotals, Vec<BatchCommitted>)> {
         let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
         let (_cancel_tx, cancel_rx) = cancellation();
         let producer = tokio::spawn(async move {
@@ -160,26 +164,43 @@ mod tests {
             sink.batches,
             vec![vec![1, 2, 3], vec![4, 5, 6], vec![7, 8, 9], vec![10, 11]]
         );
-        assert_eq!(totals, BatcherTotals { batches: 4, rows: 11, cancelled: false });
+        assert_eq!(
+            totals,
+            BatcherTotals {
+                batches: 4,
+                rows: 11,
+                cancelled: false
+            }
+        );
         let log: Vec<(u64, usize, u64, i64)> = seen
             .iter()
             .map(|c| (c.number, c.rows, c.total_rows, c.last_time_ns))
             .collect();
-        assert_eq!(log, vec![(1, 3, 3, 3), (2, 3, 6, 6), (3, 3, 9, 9), (4, 2, 11, 11)]);
+        assert_eq!(
+            log,
+            vec![(1, 3, 3, 3), (2, 3, 6, 6), (3, 3, 9, 9), (4, 2, 11, 11)]
+        );
     }
 
     #[tokio::test]
     async fn exact_multiple_leaves_no_empty_batch() {
         let mut sink = MemSink::default();
-        let (totals, _) = run(vec![vec![1, 2], vec![3, 4]], 2, &mut sink).await.unwrap();
+        let (totals, _) = run(vec![vec![1, 2], vec![3, 4]], 2, &mut sink)
+            .await
+            .unwrap();
         assert_eq!(sink.batches, vec![vec![1, 2], vec![3, 4]]);
         assert_eq!(totals.batches, 2);
     }
 
     #[tokio::test]
     async fn a_failed_batch_stops_the_run_and_keeps_earlier_batches() {
-        let mut sink = MemSink { fail_on: Some(2), ..Default::default() };
-        let err = run(vec![vec![1, 2, 3, 4, 5]], 2, &mut sink).await.unwrap_err();
+        let mut sink = MemSink {
+            fail_on: Some(2),
+            ..Default::default()
+        };
+        let err = run(vec![vec![1, 2, 3, 4, 5]], 2, &mut sink)
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), "disk full");
         assert_eq!(sink.batches, vec![vec![1, 2]]);
     }
@@ -190,9 +211,7 @@ mod tests {
         let (cancel_tx, cancel_rx) = cancellation();
         tx.send(vec![Row(1), Row(2), Row(3)]).await.unwrap();
         let mut sink = MemSink::default();
-        let batcher = async {
-            run_batcher(&mut rx, &mut sink, 2, cancel_rx, |_| {}).await
-        };
+        let batcher = async { run_batcher(&mut rx, &mut sink, 2, cancel_rx, |_| {}).await };
         let canceller = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             cancel_tx.send(true).unwrap();

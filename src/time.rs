@@ -301,9 +301,18 @@ mod tests {
             ("2024-01-01T24:00:00Z", "no such time of day"),
             ("2024-01-01T00:00:00", "too short"),
             ("2024-01-01T00:00:00.Z", "empty fraction"),
-            ("2024-01-01T00:00:00.1234567891Z", "more than 9 fractional digits"),
-            ("2024-01-01T00:00:00+0500", "expected Z or ±HH:MM after the time"),
-            ("2024-01-01T00:00:00Zjunk", "expected Z or ±HH:MM after the time"),
+            (
+                "2024-01-01T00:00:00.1234567891Z",
+                "more than 9 fractional digits",
+            ),
+            (
+                "2024-01-01T00:00:00+0500",
+                "expected Z or ±HH:MM after the time",
+            ),
+            (
+                "2024-01-01T00:00:00Zjunk",
+                "expected Z or ±HH:MM after the time",
+            ),
             ("2024-0a-01T00:00:00Z", "expected a digit"),
         ] {
             assert_eq!(parse_rfc3339_nanos(s).unwrap_err().reason, reason, "{s}");
@@ -359,11 +368,20 @@ mod tests {
     #[test]
     fn range_errors_name_the_argument() {
         let e = DateRange::parse("2024-02-30", "2024-03-01").unwrap_err().0;
-        assert!(e.starts_with("START \"2024-02-30\" is not a valid date"), "{e}");
+        assert!(
+            e.starts_with("START \"2024-02-30\" is not a valid date"),
+            "{e}"
+        );
         let e = DateRange::parse("2024-01-01", "yesterday").unwrap_err().0;
-        assert!(e.starts_with("END \"yesterday\" is not a valid date"), "{e}");
+        assert!(
+            e.starts_with("END \"yesterday\" is not a valid date"),
+            "{e}"
+        );
         let e = DateRange::parse("2024-01-05", "2024-01-04").unwrap_err().0;
-        assert!(e.starts_with("END 2024-01-04 is before START 2024-01-05"), "{e}");
+        assert!(
+            e.starts_with("END 2024-01-04 is before START 2024-01-05"),
+            "{e}"
+        );
         assert!(DateRange::parse("2024-01-05", "2024-01-05").is_ok());
     }
 }

@@ -33,6 +33,9 @@ struct Args {
     /// Every Nth request fails with 500, 502, 503, 504 in turn
     #[arg(long)]
     fail_every: Option<u64>,
+    /// Every request after the Nth fails with 503 (an outage mid-import)
+    #[arg(long)]
+    fail_after: Option<u64>,
     /// Every Nth request sends half its body, then drops the connection
     #[arg(long)]
     truncate_every: Option<u64>,
@@ -55,12 +58,16 @@ fn main() -> ExitCode {
         rate_limit: args.rate_limit,
         rate_window: Duration::from_millis(args.rate_window_ms.max(1)),
         fail_every: args.fail_every,
+        fail_after: args.fail_after,
         truncate_every: args.truncate_every,
         max_page: args.max_page,
         delay: Duration::from_millis(args.delay_ms),
         html_errors: args.html_errors,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -58,8 +58,10 @@ pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
 fn is_busy(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
-            matches!(db.code().as_deref(), Some("5") | Some("517") | Some("261") | Some("773"))
-                || db.message().contains("database is locked")
+            matches!(
+                db.code().as_deref(),
+                Some("5") | Some("517") | Some("261") | Some("773")
+            ) || db.message().contains("database is locked")
         }
         _ => false,
     }
@@ -80,9 +82,8 @@ impl SqliteSink {
         let opts = connect_options(url)?;
         let path = opts.get_filename().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!("cannot create the database folder {}", dir.display())
-            })?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
         }
         let opts = opts
             .create_if_missing(true)
@@ -254,14 +255,18 @@ mod tests {
     #[test]
     fn url_forms() {
         assert_eq!(
-            connect_options("sqlite:data/market.db").unwrap().get_filename(),
+            connect_options("sqlite:data/market.db")
+                .unwrap()
+                .get_filename(),
             Path::new("data/market.db")
         );
         assert_eq!(
             connect_options("/tmp/x.db").unwrap().get_filename(),
             Path::new("/tmp/x.db")
         );
-        let e = connect_options("mysql://localhost/db").unwrap_err().to_string();
+        let e = connect_options("mysql://localhost/db")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("unsupported database URL"), "{e}");
     }
 }

@@ -47,7 +47,11 @@ impl Credentials {
 
     /// Reads APCA_API_KEY_ID and APCA_API_SECRET_KEY; the error names both, and which is missing.
     pub fn from_env() -> Result<Self, String> {
-        let get = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+        let get = |name| {
+            std::env::var(name)
+                .ok()
+                .filter(|v: &String| !v.trim().is_empty())
+        };
         match (get(KEY_ENV), get(SECRET_ENV)) {
             (Some(k), Some(s)) => Ok(Credentials::new(k, s)),
             (k, s) => {
@@ -154,12 +158,22 @@ pub fn api_message(body: &[u8]) -> String {
         message: Option<String>,
     }
     let text = String::from_utf8_lossy(body);
-    if let Ok(ErrBody { code, message }) = serde_json::from_str::<ErrBody>(&text) {
-        if let Some(m) = message {
-            return match code {
-                Some(c) => format!("{m} (code {c})"),
-                None => m,
-            };
+    if let Ok(ErrBody {
+        code,
+        message: Some(m),
+    }) = serde_json::from_str::<ErrBody>(&text)
+    {
+        return match code {
+            Some(c) => format!("{m} (code {c})"),
+            None => m,
+        };
+    }
+    // An HTML error page (a proxy's, say): its <title> is the message.
+    let lower = text.to_ascii_lowercase();
+    if let (Some(a), Some(b)) = (lower.find("<title>"), lower.find("</title>")) {
+        let title = text.get(a + 7..b).unwrap_or("").trim();
+        if !title.is_empty() && b > a {
+            return title.split_whitespace().collect::<Vec<_>>().join(" ");
         }
     }
     let mut visible = String::new();
@@ -181,7 +195,10 @@ pub fn api_message(body: &[u8]) -> String {
         return "(empty body)".to_string();
     }
     if line.len() > 200 {
-        let cut = (0..=200).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=200)
+            .rev()
+            .find(|&i| line.is_char_boundary(i))
+            .unwrap_or(0);
         line.truncate(cut);
         line.push('…');
     }
@@ -460,7 +477,10 @@ mod tests {
         let bad = br#"{"quotes":{"AAPL":[{"t":"yesterday","bx":"Q"}]}}"#;
         let err = decode_quotes_page(bad, &aapl()).unwrap_err();
         assert!(matches!(err, ApiError::Decode(_)), "{err}");
-        assert!(err.to_string().contains("invalid RFC 3339 timestamp"), "{err}");
+        assert!(
+            err.to_string().contains("invalid RFC 3339 timestamp"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -475,8 +495,9 @@ mod tests {
         );
         assert_eq!(
             api_message(b"<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>"),
-            "403 Forbidden 403 Forbidden nginx"
+            "403 Forbidden"
         );
+        assert_eq!(api_message(b"<p>Bad <b>gateway</b></p>"), "Bad gateway");
         assert_eq!(api_message(b""), "(empty body)");
         assert!(api_message(&[b'x'; 500]).len() < 210);
     }

@@ -130,13 +130,19 @@ mod tests {
     #[test]
     fn rate_limit_waits_until_reset() {
         let p = quick(3);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let err = ApiError::RateLimited {
             message: "too many requests".into(),
             reset_epoch: Some(now + 3),
         };
         let d = p.delay_for(&err, 1).unwrap();
-        assert!(d > Duration::from_secs(1) && d <= Duration::from_secs(4), "{d:?}");
+        assert!(
+            d > Duration::from_secs(1) && d <= Duration::from_secs(4),
+            "{d:?}"
+        );
         let fatal = ApiError::Fatal {
             status: 403,
             message: "forbidden".into(),

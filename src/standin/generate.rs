@@ -144,7 +144,7 @@ impl DayQuotes {
 
     fn shares_previous_time(&self, i: u32) -> bool {
         let s = self.segment(i);
-        i > s.first && self.hash(i, 1) % 40 == 0
+        i > s.first && self.hash(i, 1).is_multiple_of(40)
     }
 
     /// Time of quote `i` (non-decreasing in `i`).
@@ -188,7 +188,8 @@ impl DayQuotes {
         let extended = s.first != self.segments[1].first;
         // A slow daily drift plus an intraday wave plus a few cents of noise.
         let frac = (t - self.segments[0].start_ns) as f64 / 57_600e9;
-        let drift = 1.0 + 0.05 * ((self.day as f64) * 0.037 + (self.seed % 628) as f64 / 100.0).sin();
+        let drift =
+            1.0 + 0.05 * ((self.day as f64) * 0.037 + (self.seed % 628) as f64 / 100.0).sin();
         let wave = 1.0 + 0.01 * (frac * 18.85 + (self.seed % 314) as f64 / 50.0).sin();
         let noise = (h % 7) as f64 - 3.0;
         let mid = (self.base_cents * drift * wave + noise).round() as i64;
@@ -197,9 +198,18 @@ impl DayQuotes {
         let ask_cents = bid_cents + spread;
         let size = |salt: u64| -> u32 {
             let h = self.hash(i, salt);
-            let lots = if h % 20 == 0 { 10 + (h >> 8) % 90 } else { 1 + (h >> 8) % 9 } as u32;
+            let lots = if h.is_multiple_of(20) {
+                10 + (h >> 8) % 90
+            } else {
+                1 + (h >> 8) % 9
+            } as u32;
             if self.shares {
-                lots * 100 + if h % 3 == 0 { ((h >> 20) % 100) as u32 } else { 0 }
+                lots * 100
+                    + if h.is_multiple_of(3) {
+                        ((h >> 20) % 100) as u32
+                    } else {
+                        0
+                    }
             } else {
                 lots
             }
@@ -356,7 +366,12 @@ mod tests {
         }
         assert!((50..250).contains(&shared), "{shared} shared timestamps");
         assert!(DayQuotes::new("AAPL", "sip", day("2024-01-06"), 5_000).is_none());
-        assert_eq!(DayQuotes::new("AAPL", "iex", day("2024-01-02"), 5_000).unwrap().len(), 500);
+        assert_eq!(
+            DayQuotes::new("AAPL", "iex", day("2024-01-02"), 5_000)
+                .unwrap()
+                .len(),
+            500
+        );
     }
 
     #[test]
@@ -366,7 +381,9 @@ mod tests {
         assert_eq!(a.quote(1234), b.quote(1234));
         let regular = new_york_time_nanos(day("2024-03-05"), 9, 30);
         let close = new_york_time_nanos(day("2024-03-05"), 16, 0);
-        let inside = (0..a.len()).filter(|&i| (regular..close).contains(&a.time(i))).count();
+        let inside = (0..a.len())
+            .filter(|&i| (regular..close).contains(&a.time(i)))
+            .count();
         assert_eq!(inside, 8_000);
     }
 
@@ -406,7 +423,12 @@ mod tests {
             let mut tb = Vec::new();
             write_time(&mut tb, g.t);
             let text = String::from_utf8(tb).unwrap();
-            assert_eq!(parse_rfc3339_nanos(&text).unwrap(), g.t, "{text} vs {}", format_nanos(g.t));
+            assert_eq!(
+                parse_rfc3339_nanos(&text).unwrap(),
+                g.t,
+                "{text} vs {}",
+                format_nanos(g.t)
+            );
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct StandinConfig {
     pub rate_window: Duration,
     /// Every Nth data request fails with 500, 502, 503, 504 in turn.
     pub fail_every: Option<u64>,
+    /// Every data request after the Nth fails with 503 (an outage mid-import).
+    pub fail_after: Option<u64>,
     /// Every Nth data request sends half its body, then drops the connection.
     pub truncate_every: Option<u64>,
     /// Serve at most this many quotes per page even when `limit` allows more (Alpaca may).
@@ -65,6 +67,7 @@ impl Default for StandinConfig {
             rate_limit: None,
             rate_window: Duration::from_secs(60),
             fail_every: None,
+            fail_after: None,
             truncate_every: None,
             max_page: None,
             delay: Duration::ZERO,
@@ -135,7 +138,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v2/stocks/quotes", get(multi_quotes))
         .route("/v2/stocks/{symbol}/quotes", get(single_quotes))
         .fallback(|| async {
-            json_error(StatusCode::NOT_FOUND, r#"{"code":40410000,"message":"endpoint not found"}"#)
+            json_error(
+                StatusCode::NOT_FOUND,
+                r#"{"code":40410000,"message":"endpoint not found"}"#,
+            )
         })
         .with_state(state)
 }
@@ -147,7 +153,12 @@ async fn multi_quotes(
 ) -> Response {
     let symbols: Vec<String> = params
         .get("symbols")
-        .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     handle(&st, &params, &headers, symbols, false).await
 }
@@ -182,17 +193,27 @@ fn html_error(status: StatusCode) -> Response {
     r
 }
 
-fn bad_request(message: &str) -> Response {
-    json_error(
+/// A request the stand-in refuses: the status and Alpaca's JSON error body.
+#[derive(Debug)]
+struct Refusal(StatusCode, String);
+
+impl Refusal {
+    fn into_response(self) -> Response {
+        json_error(self.0, &self.1)
+    }
+}
+
+fn bad_request(message: &str) -> Refusal {
+    Refusal(
         StatusCode::BAD_REQUEST,
-        &serde_json::json!({"code": 40010001, "message": message}).to_string(),
+        serde_json::json!({"code": 40010001, "message": message}).to_string(),
     )
 }
 
-fn unprocessable(message: &str) -> Response {
-    json_error(
+fn unprocessable(message: &str) -> Refusal {
+    Refusal(
         StatusCode::UNPROCESSABLE_ENTITY,
-        &serde_json::json!({"code": 42210000, "message": message}).to_string(),
+        serde_json::json!({"code": 42210000, "message": message}).to_string(),
     )
 }
 
@@ -219,7 +240,7 @@ fn take_rate_slot(st: &AppState) -> Option<(u32, u32, u64, bool)> {
     Some((limit, limit.saturating_sub(w.1), reset, allowed))
 }
 
-fn bound(text: Option<&String>, end: bool, what: &str) -> Result<Option<i64>, Response> {
+fn bound(text: Option<&String>, end: bool, what: &str) -> Result<Option<i64>, Refusal> {
     let Some(text) = text else { return Ok(None) };
     if text.len() == 10 {
         let p: Vec<&str> = text.split('-').collect();
@@ -227,7 +248,11 @@ fn bound(text: Option<&String>, end: bool, what: &str) -> Result<Option<i64>, Re
             if let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<u32>(), d.parse::<u32>()) {
                 if chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some() {
                     let day = days_from_civil(y, m, d) * 86_400 * NANOS_PER_SEC;
-                    return Ok(Some(if end { day + 86_400 * NANOS_PER_SEC - 1 } else { day }));
+                    return Ok(Some(if end {
+                        day + 86_400 * NANOS_PER_SEC - 1
+                    } else {
+                        day
+                    }));
                 }
             }
         }
@@ -239,8 +264,9 @@ fn bound(text: Option<&String>, end: bool, what: &str) -> Result<Option<i64>, Re
 
 fn param_hash(symbols: &[String], start: i64, end: i64, feed: &str) -> u64 {
     let text = format!("{}|{start}|{end}|{feed}", symbols.join(","));
-    text.bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01B3)
+    })
 }
 
 /// Position of the next quote to serve: symbol index, New York day number, index in day.
@@ -257,7 +283,7 @@ fn encode_token(hash: u64, c: Cursor) -> String {
 }
 
 fn decode_token(token: &str, hash: u64) -> Option<Cursor> {
-    if token.len() % 2 != 0 || token.len() > 200 {
+    if !token.len().is_multiple_of(2) || token.len() > 200 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..token.len())
@@ -266,7 +292,9 @@ fn decode_token(token: &str, hash: u64) -> Option<Cursor> {
         .collect();
     let raw = String::from_utf8(bytes?).ok()?;
     let parts: Vec<&str> = raw.split('|').collect();
-    let [h, sym, day, i] = parts.as_slice() else { return None };
+    let [h, sym, day, i] = parts.as_slice() else {
+        return None;
+    };
     if u64::from_str_radix(h, 16).ok()? != hash {
         return None;
     }
@@ -286,8 +314,14 @@ async fn handle(
 ) -> Response {
     let n = st.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let cfg = &st.cfg;
-    let key = headers.get("APCA-API-KEY-ID").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let secret = headers.get("APCA-API-SECRET-KEY").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let key = headers
+        .get("APCA-API-KEY-ID")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let secret = headers
+        .get("APCA-API-SECRET-KEY")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if key.is_empty() || secret.is_empty() {
         return json_error(
             StatusCode::UNAUTHORIZED,
@@ -319,40 +353,53 @@ async fn handle(
             r#"{"code":42910000,"message":"too many requests."}"#,
         ));
     }
-    if let Some(k) = cfg.fail_every.filter(|k| *k > 0 && n % *k == 0) {
+    if cfg.fail_after.is_some_and(|k| n > k) {
+        return with_rate_headers(html_error(StatusCode::SERVICE_UNAVAILABLE));
+    }
+    if let Some(k) = cfg.fail_every.filter(|k| *k > 0 && n.is_multiple_of(*k)) {
         let status = [
             StatusCode::INTERNAL_SERVER_ERROR,
             StatusCode::BAD_GATEWAY,
             StatusCode::SERVICE_UNAVAILABLE,
             StatusCode::GATEWAY_TIMEOUT,
         ][((n / k) % 4) as usize];
-        return with_rate_headers(if cfg.html_errors || status != StatusCode::INTERNAL_SERVER_ERROR {
-            html_error(status)
-        } else {
-            json_error(
-                status,
-                r#"{"code":50010000,"message":"internal server error occurred"}"#,
-            )
-        });
+        return with_rate_headers(
+            if cfg.html_errors || status != StatusCode::INTERNAL_SERVER_ERROR {
+                html_error(status)
+            } else {
+                json_error(
+                    status,
+                    r#"{"code":50010000,"message":"internal server error occurred"}"#,
+                )
+            },
+        );
     }
 
     let body = match page_body(cfg, params, symbols, single) {
         Ok(b) => b,
-        Err(r) => return with_rate_headers(r),
+        Err(r) => return with_rate_headers(r.into_response()),
     };
     if !cfg.delay.is_zero() {
         tokio::time::sleep(cfg.delay).await;
     }
-    let truncate = cfg.truncate_every.is_some_and(|k| k > 0 && n % k == 0);
+    let truncate = cfg
+        .truncate_every
+        .is_some_and(|k| k > 0 && n.is_multiple_of(k));
     let body = if truncate {
         // Half the body, then an error: hyper aborts the chunked response mid-stream, so the
         // client sees the connection close before the message completes.
+        // The pause lets hyper flush the status line and the first half before the abort.
+        use futures_util::StreamExt;
         let half = body[..body.len() / 2].to_vec();
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
-            Ok(half),
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected truncation")),
-        ];
-        Body::from_stream(futures_util::stream::iter(chunks))
+        let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(half) });
+        let cut = futures_util::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected truncation",
+            ))
+        });
+        Body::from_stream(first.chain(cut))
     } else {
         Body::from(body)
     };
@@ -368,7 +415,7 @@ fn page_body(
     params: &HashMap<String, String>,
     mut symbols: Vec<String>,
     single: bool,
-) -> Result<Vec<u8>, Response> {
+) -> Result<Vec<u8>, Refusal> {
     if symbols.is_empty() {
         return Err(bad_request("symbols is required"));
     }
@@ -385,7 +432,11 @@ fn page_body(
         None => DEFAULT_LIMIT,
         Some(l) => match l.parse::<usize>() {
             Ok(v) if (1..=MAX_LIMIT).contains(&v) => v,
-            _ => return Err(unprocessable(&format!("invalid limit: must be between 1 and {MAX_LIMIT}, got {l}"))),
+            _ => {
+                return Err(unprocessable(&format!(
+                    "invalid limit: must be between 1 and {MAX_LIMIT}, got {l}"
+                )))
+            }
         },
     };
     let budget = cfg.max_page.map_or(limit, |m| limit.min(m.max(1)));
@@ -404,7 +455,11 @@ fn page_body(
         chrono::Datelike::day(&first_day),
     );
     let mut cursor = match params.get("page_token").filter(|t| !t.is_empty()) {
-        None => Cursor { sym: 0, day: first_day, i: 0 },
+        None => Cursor {
+            sym: 0,
+            day: first_day,
+            i: 0,
+        },
         Some(t) => match decode_token(t, hash) {
             Some(c) if c.sym < symbols.len() => c,
             _ => return Err(bad_request("invalid page token")),
@@ -429,19 +484,31 @@ fn page_body(
             if day < cursor.day {
                 continue;
             }
-            let Some(dq) = DayQuotes::new(sym, feed, date, cfg.quotes_per_day) else { continue };
-            let lo = dq.lower_bound(start).max(if day == cursor.day { cursor.i } else { 0 });
+            let Some(dq) = DayQuotes::new(sym, feed, date, cfg.quotes_per_day) else {
+                continue;
+            };
+            let lo = dq
+                .lower_bound(start)
+                .max(if day == cursor.day { cursor.i } else { 0 });
             let hi = dq.lower_bound(end.saturating_add(1));
             if lo >= hi {
                 continue;
             }
             if emitted == budget {
-                next = Some(Cursor { sym: cursor.sym, day, i: lo });
+                next = Some(Cursor {
+                    sym: cursor.sym,
+                    day,
+                    i: lo,
+                });
                 break 'symbols;
             }
             for i in lo..hi {
                 if emitted == budget {
-                    next = Some(Cursor { sym: cursor.sym, day, i });
+                    next = Some(Cursor {
+                        sym: cursor.sym,
+                        day,
+                        i,
+                    });
                     break 'symbols;
                 }
                 if open_symbol != Some(cursor.sym) {
@@ -461,12 +528,20 @@ fn page_body(
                 emitted += 1;
             }
         }
-        cursor = Cursor { sym: cursor.sym + 1, day: first_day, i: 0 };
+        cursor = Cursor {
+            sym: cursor.sym + 1,
+            day: first_day,
+            i: 0,
+        };
     }
     if single {
         out.push(b']');
         out.extend_from_slice(br#","symbol":"#);
-        out.extend_from_slice(serde_json::to_string(&symbols[0]).unwrap_or_default().as_bytes());
+        out.extend_from_slice(
+            serde_json::to_string(&symbols[0])
+                .unwrap_or_default()
+                .as_bytes(),
+        );
     } else {
         if open_symbol.is_some() {
             out.push(b']');
@@ -492,7 +567,11 @@ mod tests {
 
     #[test]
     fn tokens_are_bound_to_the_query() {
-        let c = Cursor { sym: 1, day: 19_724, i: 1234 };
+        let c = Cursor {
+            sym: 1,
+            day: 19_724,
+            i: 1234,
+        };
         let t = encode_token(42, c);
         assert_eq!(decode_token(&t, 42), Some(c));
         assert_eq!(decode_token(&t, 43), None);
@@ -502,8 +581,12 @@ mod tests {
 
     #[test]
     fn date_bounds_cover_the_utc_day() {
-        let s = bound(Some(&"2024-01-02".to_string()), false, "start").unwrap().unwrap();
-        let e = bound(Some(&"2024-01-02".to_string()), true, "end").unwrap().unwrap();
+        let s = bound(Some(&"2024-01-02".to_string()), false, "start")
+            .unwrap()
+            .unwrap();
+        let e = bound(Some(&"2024-01-02".to_string()), true, "end")
+            .unwrap()
+            .unwrap();
         assert_eq!(e - s, 86_400 * NANOS_PER_SEC - 1);
         assert!(bound(Some(&"2024-02-30".to_string()), false, "start").is_err());
     }

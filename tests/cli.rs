@@ -1,0 +1,200 @@
+//! Bad input through the real binary: one clear line on stderr, a non-zero exit, no panic,
+//! and nothing written that was not asked for.
+
+mod common;
+
+use common::*;
+
+/// Input errors are caught before anything runs: stderr is exactly the one error line.
+fn assert_only_line(run: &Run, code: i32, needle: &str) {
+    assert_one_line_failure(run, code, needle);
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_arguments_get_one_line_and_a_nonzero_exit() {
+    let w = Workdir::new();
+    let url = "http://127.0.0.1:9";
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["import-api", "trades", "AAPL", "2024-01-02", "2024-01-03"],
+            2,
+            "invalid value 'trades' for '<KIND>'",
+        ),
+        (
+            &["import-api", "quotes", "AAPL", "2024-01-02"],
+            2,
+            "the following required arguments were not provided: <END>",
+        ),
+        (
+            &["import-api", "quotes", "AAPL", "2024-1-2", "2024-01-03"],
+            1,
+            "START \"2024-1-2\" is not a valid date or timestamp",
+        ),
+        (
+            &["import-api", "quotes", "AAPL", "2024-02-30", "2024-03-01"],
+            1,
+            "START \"2024-02-30\" is not a valid date or timestamp: no such date",
+        ),
+        (
+            &[
+                "import-api",
+                "quotes",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-02T25:00:00Z",
+            ],
+            1,
+            "END \"2024-01-02T25:00:00Z\" is not a valid date or timestamp: no such time of day",
+        ),
+        (
+            &["import-api", "quotes", "AAPL", "2024-01-05", "2024-01-04"],
+            1,
+            "END 2024-01-04 is before START 2024-01-05",
+        ),
+        (
+            &["import-api", "quotes", "AA$PL", "2024-01-02", "2024-01-03"],
+            1,
+            "symbol \"AA$PL\" contains '$', which no ticker has",
+        ),
+        (
+            &[
+                "import-api",
+                "quotes",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-03",
+                "--batch-size",
+                "0",
+            ],
+            2,
+            "invalid value '0' for '--batch-size <BATCH_SIZE>'",
+        ),
+        (
+            &[
+                "import-api",
+                "quotes",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-03",
+                "--feed",
+                "otc",
+            ],
+            2,
+            "invalid value 'otc' for '--feed <FEED>'",
+        ),
+        (
+            &[
+                "import-api",
+                "quotes",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-03",
+                "--api-url",
+                "data.alpaca.markets",
+            ],
+            1,
+            "invalid Alpaca API URL \"data.alpaca.markets\"",
+        ),
+        (
+            &[
+                "import-api",
+                "quotes",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-03",
+                "--database-url",
+                "mysql://x/y",
+                "--api-url",
+                url,
+            ],
+            1,
+            "unsupported database URL \"mysql://x/y\"",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let run = w.run(args).await;
+        assert_only_line(&run, *code, needle);
+    }
+    assert!(
+        !w.path().join("data/market.db").exists(),
+        "no database for rejected input"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_name_both_variables() {
+    let w = Workdir::new();
+    let mut cmd = w.command(&["import-api", "quotes", "AAPL", "2024-01-02", "2024-01-03"]);
+    cmd.env_remove("APCA_API_SECRET_KEY");
+    let run = w.run_cmd(cmd).await;
+    assert_only_line(
+        &run,
+        1,
+        "missing Alpaca credentials: set APCA_API_KEY_ID and APCA_API_SECRET_KEY (APCA_API_SECRET_KEY not set)",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_api_is_retried_then_reported() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let w = Workdir::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let run = w
+        .import(
+            &url,
+            "AAPL",
+            "2024-01-02",
+            "2024-01-03",
+            &["--max-attempts", "2"],
+        )
+        .await;
+    assert_one_line_failure(&run, 1, "gave up after 2 attempts over");
+    assert!(
+        run.stderr.contains(&format!("cannot connect to {url}")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_database_path_is_reported() {
+    let w = Workdir::new();
+    std::fs::write(w.path().join("not-a-folder"), "x").unwrap();
+    let run = w
+        .run(&[
+            "import-api",
+            "quotes",
+            "AAPL",
+            "2024-01-02",
+            "2024-01-03",
+            "--api-url",
+            "http://127.0.0.1:9",
+            "--database-url",
+            "not-a-folder/market.db",
+        ])
+        .await;
+    assert_only_line(&run, 1, "cannot create the database folder not-a-folder");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_explains_the_new_york_session() {
+    let w = Workdir::new();
+    let run = w.run(&["import-api", "--help"]).await;
+    assert_eq!(run.code, Some(0));
+    assert!(
+        run.stdout.contains("04:00-20:00 America/New_York"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("[env: BULK_IMPORT_BATCH_SIZE=]"),
+        "{}",
+        run.stdout
+    );
+}
