@@ -198,3 +198,29 @@ async fn help_explains_the_new_york_session() {
         run.stdout
     );
 }
+
+#[test]
+fn every_environment_variable_is_documented() {
+    use clap::CommandFactory;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let example = std::fs::read_to_string(format!("{root}/config/example.env")).unwrap();
+    let cmd = data::cli::Cli::command();
+    let import = cmd.find_subcommand("import-api").unwrap();
+    let mut vars: Vec<String> = import
+        .get_arguments()
+        .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+        .collect();
+    vars.extend(["APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "DATA_LOG"].map(String::from));
+    assert!(vars.len() >= 12, "{vars:?}");
+    for v in vars {
+        assert!(
+            readme.contains(&format!("`{v}`")),
+            "README.md does not document {v}"
+        );
+        assert!(
+            example.contains(&format!("\n{v}=")),
+            "config/example.env lacks {v}"
+        );
+    }
+}

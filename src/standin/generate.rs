@@ -60,6 +60,23 @@ impl GenQuote {
     pub fn ask_price(&self) -> f64 {
         self.ask_cents as f64 / 100.0
     }
+
+    /// The quote as the importer holds it after decoding (for benchmarks and checks).
+    pub fn to_quote(&self, symbol: &std::sync::Arc<str>, seq: u32) -> crate::model::Quote {
+        crate::model::Quote {
+            symbol: symbol.clone(),
+            t: self.t,
+            seq,
+            bid_exchange: (self.bid_exchange as char).to_string(),
+            bid_price: self.bid_price(),
+            bid_size: self.bid_size,
+            ask_exchange: (self.ask_exchange as char).to_string(),
+            ask_price: self.ask_price(),
+            ask_size: self.ask_size,
+            conditions: serde_json::from_str(self.conditions).unwrap_or_default(),
+            tape: (self.tape as char).to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
