@@ -48,6 +48,13 @@ async fn imports_a_few_days_row_by_row_across_short_pages_and_a_weekend() {
         assert!(run.stderr.contains(&needle), "missing {needle:?} on stderr");
     }
     assert!(!log.contains("[DB] Batch 7:"));
+    // WAL, so readers can query while an import writes.
+    let mut c = w.connect().await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
     assert!(
         log.contains("[DONE] AAPL quotes: 6000 rows, 8 pages, 6 batches"),
         "{log}"
@@ -426,4 +433,31 @@ async fn a_locked_database_fails_after_the_busy_timeout_and_keeps_its_rows() {
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     other.close().await.unwrap();
     assert_eq!(w.count().await, 1_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_responses_time_out_and_are_retried_within_the_budget() {
+    let s = standin(StandinConfig {
+        delay: Duration::from_millis(2_500),
+        ..small(1_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let run = w
+        .import(
+            &s.url(),
+            "AAPL",
+            "2024-01-02",
+            "2024-01-02",
+            &["--request-timeout", "1", "--max-attempts", "2"],
+        )
+        .await;
+    assert_one_line_failure(&run, 1, "gave up after 2 attempts over ");
+    assert!(
+        run.stderr
+            .contains(&format!("request to {} timed out", s.url())),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.requests(), 2);
 }
