@@ -2,12 +2,9 @@
 //! 130 interrupted). Settings come from a flag, else its environment variable, else the
 //! default shown in `--help`; nothing downstream re-reads the environment.
 
+use crate::config::{self, SettingsArgs, SettingsError};
 use crate::import::{self, Outcome};
-use crate::model::Feed;
-use crate::sink::sqlite::DEFAULT_DATABASE_URL;
-use crate::source::alpaca::DEFAULT_API_URL;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub const EXIT_FAILURE: u8 = 1;
@@ -42,6 +39,11 @@ pub enum Command {
             data import-api quotes MSFT 2024-03-01T14:30:00Z 2024-03-01T15:00:00Z --feed iex"
     )]
     ImportApi(ImportArgs),
+    /// Show the resolved settings
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
 }
 
 /// The kinds of market data the importer can fetch.
@@ -62,38 +64,34 @@ pub struct ImportArgs {
     pub start: String,
     /// Last day, inclusive (YYYY-MM-DD, until 20:00 New York) or RFC 3339 timestamp
     pub end: String,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub thin: ThinArgs,
+}
 
-    /// Data feed: sip (all exchanges) or iex (free plan)
-    #[arg(long, value_enum, env = "APCA_API_FEED", default_value = "sip")]
-    pub feed: Feed,
-    /// Alpaca Market Data base URL (scheme and host, no /v2)
-    #[arg(long, env = "APCA_API_DATA_URL", default_value = DEFAULT_API_URL)]
-    pub api_url: String,
-    /// Database to write: sqlite:PATH or a file path (folders are created)
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    pub database_url: String,
-    /// Rows per committed batch
-    #[arg(long, env = "BULK_IMPORT_BATCH_SIZE", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub batch_size: u32,
-    /// Log file the batch lines are appended to (folders are created)
-    #[arg(long, env = "BULK_IMPORT_LOG_FILE", default_value = crate::progress::DEFAULT_LOG_FILE)]
-    pub log_file: PathBuf,
-    /// Attempts per API request before giving up (429, 5xx, timeouts, resets, truncated bodies)
-    #[arg(long, env = "BULK_IMPORT_MAX_ATTEMPTS", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_attempts: u32,
-    /// First retry delay in milliseconds; doubles per attempt (with jitter) up to 30 s
-    #[arg(long, env = "BULK_IMPORT_RETRY_BASE_MS", default_value_t = 500)]
-    pub retry_base_ms: u64,
-    /// Seconds one API request may take before it is abandoned and retried
-    #[arg(long, env = "BULK_IMPORT_REQUEST_TIMEOUT", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub request_timeout: u64,
-    /// Seconds to wait for another writer's lock on the database before failing
-    #[arg(long, env = "BULK_IMPORT_BUSY_TIMEOUT", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(0..=3600))]
-    pub busy_timeout: u64,
+/// Quote thinning. Applied in this order: --nbbo-changes, then --sample, then --aggregate.
+/// Thinned rows go to their own tables (quotes_thinned, quotes_aggregated), never to quotes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ThinArgs {
+    /// Keep a quote only when bid or ask price or size differs from the last kept quote
+    #[arg(long, help_heading = "Thinning")]
+    pub nbbo_changes: bool,
+    /// Keep every Nth quote (the 1st, the N+1th, ... counted from START)
+    #[arg(long, value_name = "N", help_heading = "Thinning",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
+    /// One row per WIDTH per symbol (e.g. 100ms, 1s, 1m): the last bid/ask of each interval
+    /// and how many quotes it stands for
+    #[arg(long, value_name = "WIDTH", help_heading = "Thinning")]
+    pub aggregate: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print every resolved setting and where it came from (flag, env, file or default);
+    /// secrets are redacted
+    Show(SettingsArgs),
 }
 
 /// Collapses clap's multi-line error text into one line.
@@ -145,6 +143,13 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::ImportApi(args) => import::run(args).await,
+            Command::Config {
+                action: ConfigAction::Show(args),
+            } => {
+                let settings = config::resolve(&args, &config::process_env)?;
+                print!("{}", settings.show());
+                Ok(Outcome::Completed)
+            }
         }
     });
     match result {
@@ -154,7 +159,11 @@ pub fn main() -> ExitCode {
             let line = format!("{e:#}").replace(['\n', '\r'], " ");
             crate::progress::log_error_to_file(&line);
             eprintln!("error: {line}");
-            ExitCode::from(EXIT_FAILURE)
+            if e.downcast_ref::<SettingsError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            }
         }
     }
 }

@@ -7,15 +7,20 @@
 //! idempotent).
 
 use crate::cli::{DataKind, ImportArgs};
-use crate::model::Symbol;
+use crate::config::{self, Format};
+use crate::model::{Quote, Symbol};
+use crate::pipeline::Sink;
 use crate::pipeline::{cancellation, run_batcher, BatchCommitted, CHANNEL_PAGES};
 use crate::progress::{init_logging, Progress};
-use crate::sink::sqlite::SqliteSink;
+use crate::sink::sqlite::{
+    SqliteSink, TableSpec, WriteMode, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED,
+};
 use crate::source::alpaca::{stream_quotes, AlpacaClient, ClientConfig, Credentials};
 use crate::source::retry::RetryPolicy;
 use crate::time::{format_nanos, DateRange};
+use crate::transform::{parse_width, Aggregate, Passthrough, Thinning, Transform};
 use anyhow::anyhow;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,40 +69,194 @@ fn how_far(last: Option<BatchCommitted>) -> String {
     }
 }
 
+/// How far a run got, for the summary and for error messages.
+struct Report {
+    symbol: Symbol,
+    table: &'static str,
+    spec: String,
+}
+
+impl Report {
+    fn label(&self) -> String {
+        if self.spec.is_empty() {
+            format!("{} quotes", self.symbol)
+        } else {
+            format!("{} quotes ({} -> {})", self.symbol, self.spec, self.table)
+        }
+    }
+}
+
 pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let DataKind::Quotes = args.kind;
+    let settings = config::resolve(&args.settings, &config::process_env)?;
     let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
     let range = DateRange::parse(&args.start, &args.end).map_err(|e| anyhow!(e))?;
+    let thinning = Thinning {
+        nbbo_changes: args.thin.nbbo_changes,
+        sample: args.thin.sample,
+        aggregate_ns: args
+            .thin
+            .aggregate
+            .as_deref()
+            .map(parse_width)
+            .transpose()
+            .map_err(|e| anyhow!(e))?,
+    };
+    if settings.format == Format::Parquet {
+        anyhow::bail!(
+            "format parquet (from {}) is not available yet: the Parquet store is planned; use format database",
+            source_of(&settings, "format")
+        );
+    }
     let creds = Credentials::from_env().map_err(|e| anyhow!(e))?;
     let client = AlpacaClient::new(
         &ClientConfig {
-            base_url: args.api_url.clone(),
-            feed: args.feed,
+            base_url: settings.api_url.clone(),
+            feed: settings.feed,
             retry: RetryPolicy {
-                max_attempts: args.max_attempts,
-                base_delay: Duration::from_millis(args.retry_base_ms),
+                max_attempts: settings.max_attempts,
+                base_delay: Duration::from_millis(settings.retry_base_ms),
                 ..RetryPolicy::default()
             },
-            request_timeout: Duration::from_secs(args.request_timeout),
+            request_timeout: Duration::from_secs(settings.request_timeout_secs),
         },
         &creds,
     )
     .map_err(|e| anyhow!(e))?;
-    init_logging(&args.log_file)?;
-    let mut sink =
-        SqliteSink::open(&args.database_url, Duration::from_secs(args.busy_timeout)).await?;
+    init_logging(settings.log_path())?;
+    let mut sink = SqliteSink::open(
+        &settings.database_url,
+        Duration::from_secs(settings.busy_timeout_secs),
+    )
+    .await?;
+    let table: &'static TableSpec = match (thinning.is_raw(), thinning.aggregate_ns) {
+        (true, _) => &QUOTES,
+        (false, None) => &QUOTES_THINNED,
+        (false, Some(_)) => &QUOTES_AGGREGATED,
+    };
+    let report = Report {
+        symbol: symbol.clone(),
+        table: table.name,
+        spec: thinning.spec(),
+    };
+    if !thinning.is_raw() {
+        sink.set_thinning(&report.spec).await?;
+    }
+    if settings.skip_duplicates {
+        if sink
+            .has_rows_in(table, symbol.as_str(), range.start_ns, range.end_ns)
+            .await?
+        {
+            tracing::warn!(
+                "[DB] --skip-duplicates: {} already holds {} rows in {range}; using upsert instead so nothing is duplicated",
+                table.name,
+                symbol
+            );
+        } else {
+            sink.set_mode(WriteMode::Insert);
+        }
+    }
+    let dropped = if settings.drop_indexes {
+        let names = sink.drop_secondary_indexes(table).await?;
+        if !names.is_empty() {
+            tracing::info!(
+                "[DB] dropped index {} for the import; it is rebuilt when the import ends (or by the next command if this one is killed)",
+                names.join(", ")
+            );
+        }
+        !names.is_empty()
+    } else {
+        false
+    };
     let db = sink.path().display().to_string();
     tracing::info!(
-        "[IMPORT] {symbol} quotes {range} (feed {}) into {db}, batches of {}",
-        args.feed.as_str(),
-        args.batch_size
+        "[IMPORT] {} {range} (feed {}) into {db} table {}, batches of {}, {}",
+        report.label(),
+        settings.feed.as_str(),
+        table.name,
+        settings.batch_size,
+        match sink.mode() {
+            WriteMode::Upsert => "upsert",
+            WriteMode::Insert => "plain insert",
+        }
     );
 
+    let result = match thinning.aggregate_ns {
+        None if thinning.is_raw() => {
+            pipe(
+                &client,
+                &report,
+                range,
+                &settings,
+                &mut sink,
+                Passthrough::default(),
+            )
+            .await
+        }
+        None => {
+            pipe(
+                &client,
+                &report,
+                range,
+                &settings,
+                &mut sink,
+                thinning.filters(),
+            )
+            .await
+        }
+        Some(width) => {
+            let agg = Aggregate::new(thinning.filters(), width);
+            pipe(&client, &report, range, &settings, &mut sink, agg).await
+        }
+    };
+    if dropped {
+        let started = Instant::now();
+        match sink.rebuild_dropped_indexes(false).await {
+            Ok(names) => tracing::info!(
+                "[DB] rebuilt index {} in {:.1}s",
+                names.join(", "),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                return Err(e.context(
+                    "the import's rows are committed, but rebuilding the dropped indexes failed; \
+                     the next command that opens the database retries it",
+                ))
+            }
+        }
+    }
+    result
+}
+
+fn source_of(settings: &config::Settings, key: &str) -> String {
+    settings
+        .provenance
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, _, s)| s.to_string())
+        .unwrap_or_else(|| "settings".into())
+}
+
+/// One pipeline run: the source task feeding the bounded channel, the transform and batcher
+/// writing to the sink, Ctrl-C watched, and the summary or error at the end.
+async fn pipe<T, S>(
+    client: &AlpacaClient,
+    report: &Report,
+    range: DateRange,
+    settings: &config::Settings,
+    sink: &mut S,
+    mut transform: T,
+) -> anyhow::Result<Outcome>
+where
+    T: Transform<In = Quote>,
+    S: Sink<T::Out>,
+{
+    let symbol = &report.symbol;
     let (cancel_tx, cancel_rx) = cancellation();
     watch_signals(cancel_tx);
     let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
     let source = tokio::spawn(stream_quotes(
-        client,
+        client.clone(),
         symbol.clone(),
         range,
         tx,
@@ -107,8 +266,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let mut last: Option<BatchCommitted> = None;
     let batched = run_batcher(
         &mut rx,
-        &mut sink,
-        args.batch_size as usize,
+        &mut transform,
+        sink,
+        settings.batch_size,
         cancel_rx,
         |c| {
             progress.on_commit(c);
@@ -125,7 +285,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
         Err(e) => {
             source.abort();
             return Err(e.context(format!(
-                "importing {symbol} quotes stopped: {}; rerun the same command to finish",
+                "importing {} stopped: {}; rerun the same command to finish",
+                report.label(),
                 how_far(last)
             )));
         }
@@ -134,30 +295,47 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
         Ok(Ok(stats)) => stats,
         Ok(Err(api)) => {
             return Err(anyhow!(
-            "importing {symbol} quotes from {} failed: {api}; {}; rerun the same command to finish",
-            args.api_url.trim_end_matches('/'),
-            how_far(last)
-        ))
+                "importing {} from {} failed: {api}; {}; rerun the same command to finish",
+                report.label(),
+                settings.api_url,
+                how_far(last)
+            ))
         }
         Err(join) => return Err(anyhow!("the API reader task failed: {join}")),
     };
     let secs = elapsed.as_secs_f64();
-    let rate = totals.rows as f64 / secs.max(1e-9);
     if totals.cancelled {
         tracing::warn!(
-            "[INTERRUPTED] {symbol} quotes: {}; {:.1}s; rerun the same command to finish (re-import is idempotent)",
+            "[INTERRUPTED] {}: {}; {:.1}s; rerun the same command to finish (re-import is idempotent)",
+            report.label(),
             how_far(last),
             secs
         );
         return Ok(Outcome::Interrupted);
     }
-    tracing::info!(
-        "[DONE] {symbol} quotes: {} rows, {} pages, {} batches, {:.1}s elapsed, {:.0} rows/s, into {db}",
-        totals.rows,
-        fetched.pages,
-        totals.batches,
-        secs,
-        rate
-    );
+    let rate = fetched.rows as f64 / secs.max(1e-9);
+    if report.spec.is_empty() {
+        tracing::info!(
+            "[DONE] {symbol} quotes: {} rows, {} pages, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}",
+            totals.rows,
+            fetched.pages,
+            totals.batches,
+            secs,
+            rate,
+            report.table
+        );
+    } else {
+        tracing::info!(
+            "[DONE] {}: {} quotes in, {} rows kept ({:.2}%), {} pages, {} batches, {:.1}s elapsed, {:.0} quotes/s",
+            report.label(),
+            fetched.rows,
+            totals.rows,
+            100.0 * totals.rows as f64 / (fetched.rows.max(1)) as f64,
+            fetched.pages,
+            totals.batches,
+            secs,
+            rate
+        );
+    }
     Ok(Outcome::Completed)
 }

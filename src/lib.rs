@@ -9,6 +9,7 @@
 //! at all; no stage holds more than a few pages; credentials never reach a log or error.
 
 pub mod cli;
+pub mod config;
 pub mod import;
 pub mod model;
 pub mod pipeline;
@@ -17,3 +18,4 @@ pub mod sink;
 pub mod source;
 pub mod standin;
 pub mod time;
+pub mod transform;

@@ -110,21 +110,26 @@ fn de_conditions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, 
 }
 
 impl Quote {
-    /// The conditions as stored: a compact JSON array, e.g. `["R"]` or `[" ","T"]`
-    /// (a single-space code is a real value, so a delimiter-joined string would be lossy).
+    /// The conditions as stored: a compact JSON array (see [`conditions_json`]).
     pub fn conditions_json(&self) -> String {
-        let mut s = String::with_capacity(2 + self.conditions.len() * 4);
-        s.push('[');
-        for (i, c) in self.conditions.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            // serde_json escapes exactly what JSON requires; codes are almost always one char.
-            s.push_str(&serde_json::to_string(c).unwrap_or_else(|_| "\"\"".into()));
-        }
-        s.push(']');
-        s
+        conditions_json(&self.conditions)
     }
+}
+
+/// Conditions as stored: a compact JSON array, e.g. `["R"]` or `[" ","T"]` (a single-space
+/// code is a real value, so a delimiter-joined string would be lossy).
+pub fn conditions_json(conditions: &[String]) -> String {
+    let mut s = String::with_capacity(2 + conditions.len() * 4);
+    s.push('[');
+    for (i, c) in conditions.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        // serde_json escapes exactly what JSON requires; codes are almost always one char.
+        s.push_str(&serde_json::to_string(c).unwrap_or_else(|_| "\"\"".into()));
+    }
+    s.push(']');
+    s
 }
 
 /// What the pipeline needs to know about any record it carries.

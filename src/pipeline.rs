@@ -8,6 +8,7 @@
 //! next page. The pipeline knows nothing about Alpaca or SQL: any `Sink` plugs in.
 
 use crate::model::Record;
+use crate::transform::Transform;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -47,32 +48,42 @@ pub fn cancellation() -> (watch::Sender<bool>, watch::Receiver<bool>) {
 }
 
 /// Receives pages until the channel closes (source done or failed) or `cancel` turns true,
-/// writing a batch each time `batch_size` rows are buffered, and the remainder at the end.
-/// On cancellation the rows already received are written as a final batch, so Ctrl-C
-/// finishes the batch in hand rather than losing it.
-pub async fn run_batcher<R, S, F>(
-    rx: &mut mpsc::Receiver<Vec<R>>,
+/// passes each through `transform`, and writes a batch each time `batch_size` rows are
+/// buffered, and the remainder at the end. On cancellation the rows already received are
+/// written as a final batch, so Ctrl-C finishes the batch in hand rather than losing it.
+pub async fn run_batcher<T, S, F>(
+    rx: &mut mpsc::Receiver<Vec<T::In>>,
+    transform: &mut T,
     sink: &mut S,
     batch_size: usize,
     mut cancel: watch::Receiver<bool>,
     mut on_commit: F,
 ) -> anyhow::Result<BatcherTotals>
 where
-    R: Record,
-    S: Sink<R>,
+    T: Transform,
+    S: Sink<T::Out>,
     F: FnMut(&BatchCommitted),
 {
     let batch_size = batch_size.max(1);
-    let mut buf: Vec<R> = Vec::with_capacity(batch_size);
+    let mut buf: Vec<T::Out> = Vec::with_capacity(batch_size);
+    let mut kept: Vec<T::Out> = Vec::new();
     let mut totals = BatcherTotals::default();
-    loop {
+    let mut ended = false;
+    while !ended {
         let page = tokio::select! {
             biased;
             _ = cancel.wait_for(|c| *c) => { totals.cancelled = true; None }
             page = rx.recv() => page,
         };
-        let Some(mut page) = page else { break };
-        let mut rows = page.drain(..);
+        kept.clear();
+        match page {
+            Some(page) => transform.apply(page, &mut kept),
+            None => {
+                transform.finish(&mut kept);
+                ended = true;
+            }
+        }
+        let mut rows = kept.drain(..);
         loop {
             let room = batch_size - buf.len();
             buf.extend(rows.by_ref().take(room));
@@ -112,6 +123,7 @@ async fn flush<R: Record, S: Sink<R>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transform::Passthrough;
 
     #[derive(Debug, Clone, PartialEq)]
     struct Row(i64);
@@ -150,7 +162,15 @@ mod tests {
             }
         });
         let mut seen = Vec::new();
-        let totals = run_batcher(&mut rx, sink, batch, cancel_rx, |c| seen.push(*c)).await;
+        let totals = run_batcher(
+            &mut rx,
+            &mut Passthrough::default(),
+            sink,
+            batch,
+            cancel_rx,
+            |c| seen.push(*c),
+        )
+        .await;
         producer.abort();
         totals.map(|t| (t, seen))
     }
@@ -211,7 +231,17 @@ mod tests {
         let (cancel_tx, cancel_rx) = cancellation();
         tx.send(vec![Row(1), Row(2), Row(3)]).await.unwrap();
         let mut sink = MemSink::default();
-        let batcher = async { run_batcher(&mut rx, &mut sink, 2, cancel_rx, |_| {}).await };
+        let batcher = async {
+            run_batcher(
+                &mut rx,
+                &mut Passthrough::default(),
+                &mut sink,
+                2,
+                cancel_rx,
+                |_| {},
+            )
+            .await
+        };
         let canceller = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             cancel_tx.send(true).unwrap();

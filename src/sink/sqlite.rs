@@ -7,8 +7,11 @@
 
 use crate::model::Quote;
 use crate::pipeline::Sink;
+use crate::transform::AggQuote;
 use anyhow::Context;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::Sqlite;
 use sqlx::{ConnectOptions, Connection};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,22 +24,142 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/market.db";
 /// SQLite refuses statements with more bound parameters than this (SQLITE_MAX_VARIABLE_NUMBER
 /// since 3.32).
 pub const SQLITE_MAX_PARAMS: usize = 32_766;
-const QUOTE_COLUMNS: [&str; 11] = [
-    "symbol_id",
-    "t",
-    "seq",
-    "bid_exchange",
-    "bid_price",
-    "bid_size",
-    "ask_exchange",
-    "ask_price",
-    "ask_size",
-    "conditions",
-    "tape",
-];
-/// Rows per INSERT statement: as many as the parameter limit allows. A 10,000-row batch is
-/// four statements (2,978 × 3 + 1,066), each prepared once and reused from sqlx's cache.
-pub const ROWS_PER_STATEMENT: usize = SQLITE_MAX_PARAMS / QUOTE_COLUMNS.len();
+
+/// A table the sink writes: its columns in bind order and its key. Columns before the row's
+/// own values are `thinning_id` (when present) and `symbol_id`, bound by the sink.
+#[derive(Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    pub key: &'static [&'static str],
+    /// The time column a range check filters on.
+    pub time_column: &'static str,
+    pub thinned: bool,
+}
+
+impl TableSpec {
+    /// Rows per INSERT statement: as many as the parameter limit allows (2,978 for quotes,
+    /// so a 10,000-row batch is four statements, each prepared once and reused).
+    pub fn rows_per_statement(&self) -> usize {
+        SQLITE_MAX_PARAMS / self.columns.len()
+    }
+}
+
+pub const QUOTES: TableSpec = TableSpec {
+    name: "quotes",
+    columns: &[
+        "symbol_id",
+        "t",
+        "seq",
+        "bid_exchange",
+        "bid_price",
+        "bid_size",
+        "ask_exchange",
+        "ask_price",
+        "ask_size",
+        "conditions",
+        "tape",
+    ],
+    key: &["symbol_id", "t", "seq"],
+    time_column: "t",
+    thinned: false,
+};
+
+pub const QUOTES_THINNED: TableSpec = TableSpec {
+    name: "quotes_thinned",
+    columns: &[
+        "thinning_id",
+        "symbol_id",
+        "t",
+        "seq",
+        "bid_exchange",
+        "bid_price",
+        "bid_size",
+        "ask_exchange",
+        "ask_price",
+        "ask_size",
+        "conditions",
+        "tape",
+    ],
+    key: &["thinning_id", "symbol_id", "t", "seq"],
+    time_column: "t",
+    thinned: true,
+};
+
+pub const QUOTES_AGGREGATED: TableSpec = TableSpec {
+    name: "quotes_aggregated",
+    columns: &[
+        "thinning_id",
+        "symbol_id",
+        "bucket_t",
+        "last_t",
+        "bid_exchange",
+        "bid_price",
+        "bid_size",
+        "ask_exchange",
+        "ask_price",
+        "ask_size",
+        "conditions",
+        "tape",
+        "quote_count",
+    ],
+    key: &["thinning_id", "symbol_id", "bucket_t"],
+    time_column: "bucket_t",
+    thinned: true,
+};
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+
+/// A row the sink can write: its symbol, and its own values in column order (after
+/// `thinning_id` and `symbol_id`).
+pub trait SqlRow: Sync {
+    fn symbol(&self) -> &Arc<str>;
+    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q>;
+}
+
+impl SqlRow for Quote {
+    fn symbol(&self) -> &Arc<str> {
+        &self.symbol
+    }
+    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q> {
+        q.bind(self.t)
+            .bind(self.seq as i64)
+            .bind(self.bid_exchange.as_str())
+            .bind(self.bid_price)
+            .bind(self.bid_size as i64)
+            .bind(self.ask_exchange.as_str())
+            .bind(self.ask_price)
+            .bind(self.ask_size as i64)
+            .bind(self.conditions_json())
+            .bind(self.tape.as_str())
+    }
+}
+
+impl SqlRow for AggQuote {
+    fn symbol(&self) -> &Arc<str> {
+        &self.symbol
+    }
+    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q> {
+        q.bind(self.bucket_t)
+            .bind(self.last_t)
+            .bind(self.bid_exchange.as_str())
+            .bind(self.bid_price)
+            .bind(self.bid_size as i64)
+            .bind(self.ask_exchange.as_str())
+            .bind(self.ask_price)
+            .bind(self.ask_size as i64)
+            .bind(crate::model::conditions_json(&self.conditions))
+            .bind(self.tape.as_str())
+            .bind(self.quote_count as i64)
+    }
+}
+
+/// How a batch goes in: upsert (idempotent), or plain INSERT for a range known to be empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteMode {
+    Upsert,
+    Insert,
+}
 
 /// Turns `--database-url` into connect options: `sqlite:PATH`, `sqlite://PATH`, or a bare path.
 pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
@@ -67,13 +190,27 @@ fn is_busy(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether an error is a key violation (a plain INSERT meeting a row already present).
+fn is_duplicate(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("1555") | Some("2067"))
+                || db.message().contains("UNIQUE constraint failed")
+        }
+        _ => false,
+    }
+}
+
 pub struct SqliteSink {
     conn: SqliteConnection,
     path: PathBuf,
     busy_timeout: Duration,
     symbol_ids: HashMap<Arc<str>, i64>,
-    /// Upsert SQL text by row count (the full chunk size and each tail size seen).
-    upsert_sql: HashMap<usize, String>,
+    /// INSERT SQL text by (table, rows, mode): the full chunk size and each tail size seen.
+    sql: HashMap<(&'static str, usize, WriteMode), String>,
+    mode: WriteMode,
+    /// Set for a thinned import: the `thinnings` id that keys its rows.
+    thinning_id: Option<i64>,
 }
 
 impl SqliteSink {
@@ -92,8 +229,9 @@ impl SqliteSink {
             // last commits, which a re-import (idempotent) restores.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(busy_timeout)
+            // 16 MiB page cache. temp_store stays on disk: an index rebuild sorts the whole
+            // table, and an in-memory temp store would hold all of it in RAM.
             .pragma("cache_size", "-16384")
-            .pragma("temp_store", "memory")
             .log_statements(tracing::log::LevelFilter::Off)
             .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600));
         let mut conn = SqliteConnection::connect_with(&opts)
@@ -111,33 +249,193 @@ impl SqliteSink {
                     path.display()
                 ),
             })?;
-        Ok(SqliteSink {
+        let mut sink = SqliteSink {
             conn,
             path,
             busy_timeout,
             symbol_ids: HashMap::new(),
-            upsert_sql: HashMap::new(),
-        })
+            sql: HashMap::new(),
+            mode: WriteMode::Upsert,
+            thinning_id: None,
+        };
+        sink.heal_indexes().await?;
+        Ok(sink)
+    }
+
+    pub fn set_mode(&mut self, mode: WriteMode) {
+        self.mode = mode;
+    }
+
+    pub fn mode(&self) -> WriteMode {
+        self.mode
+    }
+
+    /// Rows from now on are thinned rows keyed by `spec` (e.g. `sample=10`).
+    pub async fn set_thinning(&mut self, spec: &str) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO thinnings (spec) VALUES (?) ON CONFLICT (spec) DO NOTHING")
+            .bind(spec)
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot record the thinning spec"))?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM thinnings WHERE spec = ?")
+            .bind(spec)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot read the thinning id"))?;
+        self.thinning_id = Some(id);
+        Ok(())
+    }
+
+    /// Whether `table` already holds rows of `symbol` (and this sink's thinning) with times
+    /// in `start_ns..=end_ns`. A key-prefix range probe: cheap whatever the table size.
+    pub async fn has_rows_in(
+        &mut self,
+        table: &TableSpec,
+        symbol: &str,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> anyhow::Result<bool> {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM {t} q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE s.symbol = ? AND q.{c} BETWEEN ? AND ?{th})",
+            t = table.name,
+            c = table.time_column,
+            th = if table.thinned {
+                " AND q.thinning_id = ?"
+            } else {
+                ""
+            }
+        );
+        let mut q = sqlx::query_scalar::<_, bool>(&sql)
+            .bind(symbol)
+            .bind(start_ns)
+            .bind(end_ns);
+        if table.thinned {
+            q = q.bind(self.thinning_id.unwrap_or(-1));
+        }
+        q.fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot check the range for existing rows"))
+    }
+
+    /// Drops `table`'s secondary indexes, recording each (with its CREATE statement) in
+    /// `dropped_indexes` in the same transaction, so a killed import leaves a record that
+    /// the next open acts on. The primary key is the table itself and is never touched.
+    pub async fn drop_secondary_indexes(
+        &mut self,
+        table: &TableSpec,
+    ) -> anyhow::Result<Vec<String>> {
+        let (path, busy) = (self.path.clone(), self.busy_timeout);
+        let fail = |e, doing| db_error(e, &path, busy, doing);
+        let mut tx = self
+            .conn
+            .begin()
+            .await
+            .map_err(|e| fail(e, "cannot start dropping indexes"))?;
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+        )
+        .bind(table.name)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| fail(e, "cannot list indexes"))?;
+        for (name, sql) in &indexes {
+            sqlx::query(
+                "INSERT INTO dropped_indexes (name, create_sql, dropped_at, pid) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, dropped_at = excluded.dropped_at",
+            )
+            .bind(name)
+            .bind(sql)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .bind(std::process::id() as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| fail(e, "cannot record a dropped index"))?;
+            sqlx::query(&format!(
+                "DROP INDEX IF EXISTS \"{}\"",
+                name.replace('"', "\"\"")
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| fail(e, "cannot drop an index"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| fail(e, "cannot commit dropping indexes"))?;
+        Ok(indexes.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// Recreates every index recorded in `dropped_indexes` and clears the records, in one
+    /// transaction. With `only_dead`, skips records of a process that is still running (an
+    /// import in progress elsewhere that will rebuild its own).
+    pub async fn rebuild_dropped_indexes(
+        &mut self,
+        only_dead: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let records: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT name, create_sql, pid FROM dropped_indexes")
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e, "cannot read dropped index records"))?;
+        let records: Vec<_> = records
+            .into_iter()
+            .filter(|(_, _, pid)| !only_dead || !process_alive(*pid))
+            .collect();
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (path, busy) = (self.path.clone(), self.busy_timeout);
+        let fail = |e, doing| db_error(e, &path, busy, doing);
+        let mut tx = self
+            .conn
+            .begin()
+            .await
+            .map_err(|e| fail(e, "cannot start rebuilding indexes"))?;
+        for (name, create_sql, _) in &records {
+            let sql = create_sql.replacen("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1);
+            sqlx::query(&sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| fail(e, "cannot rebuild an index"))?;
+            sqlx::query("DELETE FROM dropped_indexes WHERE name = ?")
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| fail(e, "cannot clear a dropped index record"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| fail(e, "cannot commit rebuilt indexes"))?;
+        Ok(records.into_iter().map(|(n, _, _)| n).collect())
+    }
+
+    /// Run on every open: rebuilds indexes a killed `--drop-indexes` import left dropped.
+    async fn heal_indexes(&mut self) -> anyhow::Result<()> {
+        let rebuilt = self.rebuild_dropped_indexes(true).await?;
+        for name in rebuilt {
+            tracing::warn!(
+                "[DB] rebuilt index {name}, left dropped by an interrupted --drop-indexes import"
+            );
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    async fn symbol_id(&mut self, symbol: &Arc<str>) -> anyhow::Result<i64> {
+    async fn symbol_id(&mut self, symbol: &Arc<str>) -> Result<i64, sqlx::Error> {
         if let Some(id) = self.symbol_ids.get(symbol) {
             return Ok(*id);
         }
         sqlx::query("INSERT INTO symbols (symbol) VALUES (?) ON CONFLICT (symbol) DO NOTHING")
             .bind(&**symbol)
             .execute(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot record the symbol"))?;
+            .await?;
         let id: i64 = sqlx::query_scalar("SELECT id FROM symbols WHERE symbol = ?")
             .bind(&**symbol)
             .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot read the symbol id"))?;
+            .await?;
         self.symbol_ids.insert(symbol.clone(), id);
         Ok(id)
     }
@@ -160,12 +458,31 @@ fn db_error(e: sqlx::Error, path: &Path, busy: Duration, doing: &str) -> anyhow:
     }
 }
 
-/// `INSERT ... VALUES (...),(...) ON CONFLICT DO UPDATE` for `rows` rows. The update only
-/// fires when a value differs, so re-importing unchanged data rewrites no pages.
-fn upsert_sql(rows: usize) -> String {
-    let placeholders = format!("({})", vec!["?"; QUOTE_COLUMNS.len()].join(","));
+/// Whether a process with this pid is running (Linux: /proc). Unknown means "not running",
+/// so a record can never block healing for good on other systems.
+fn process_alive(pid: i64) -> bool {
+    pid > 0 && pid as u32 != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `INSERT ... VALUES (...),(...)` for `rows` rows; as an upsert, `ON CONFLICT DO UPDATE`
+/// that only fires when a value differs, so re-importing unchanged data rewrites no pages.
+fn insert_sql(table: &TableSpec, rows: usize, mode: WriteMode) -> String {
+    let placeholders = format!("({})", vec!["?"; table.columns.len()].join(","));
     let values = vec![placeholders.as_str(); rows].join(",");
-    let data_cols = &QUOTE_COLUMNS[3..];
+    let head = format!(
+        "INSERT INTO {} ({}) VALUES {values}",
+        table.name,
+        table.columns.join(", ")
+    );
+    if mode == WriteMode::Insert {
+        return head;
+    }
+    let data_cols: Vec<&str> = table
+        .columns
+        .iter()
+        .copied()
+        .filter(|c| !table.key.contains(c))
+        .collect();
     let set: Vec<String> = data_cols
         .iter()
         .map(|c| format!("{c} = excluded.{c}"))
@@ -175,69 +492,96 @@ fn upsert_sql(rows: usize) -> String {
         .map(|c| format!("{c} IS NOT excluded.{c}"))
         .collect();
     format!(
-        "INSERT INTO quotes ({}) VALUES {values} ON CONFLICT (symbol_id, t, seq) DO UPDATE SET {} WHERE {}",
-        QUOTE_COLUMNS.join(", "),
+        "{head} ON CONFLICT ({}) DO UPDATE SET {} WHERE {}",
+        table.key.join(", "),
         set.join(", "),
         changed.join(" OR ")
     )
 }
 
-impl Sink<Quote> for SqliteSink {
-    async fn write_batch(&mut self, rows: &[Quote]) -> anyhow::Result<()> {
+impl SqliteSink {
+    /// Writes `rows` into `table` in one transaction. In `Insert` mode, a key violation (rows
+    /// that appeared since the range check, e.g. from another importer) rolls the batch back
+    /// and it is written again as an upsert, and the sink stays in upsert mode.
+    async fn write_rows<T: SqlRow>(
+        &mut self,
+        table: &'static TableSpec,
+        rows: &[T],
+    ) -> anyhow::Result<()> {
+        match self.try_write_rows(table, rows).await {
+            Err(e) if self.mode == WriteMode::Insert && is_duplicate(&e) => {
+                tracing::warn!(
+                    "[DB] --skip-duplicates met rows already in {}; falling back to upsert from this batch on",
+                    table.name
+                );
+                self.mode = WriteMode::Upsert;
+                self.try_write_rows(table, rows)
+                    .await
+                    .map_err(|e| self.err(e, "cannot write a batch (rolled back)"))
+            }
+            other => other.map_err(|e| self.err(e, "cannot write a batch (rolled back)")),
+        }
+    }
+
+    async fn try_write_rows<T: SqlRow>(
+        &mut self,
+        table: &'static TableSpec,
+        rows: &[T],
+    ) -> Result<(), sqlx::Error> {
         // Symbol ids first (usually one symbol per batch; the map makes this free after the
         // first batch). Inserting a symbol row outside the batch transaction is harmless.
         let mut ids: Vec<(Arc<str>, i64)> = Vec::new();
         for r in rows {
-            if ids.last().map(|(s, _)| s) != Some(&r.symbol) {
-                let id = self.symbol_id(&r.symbol).await?;
-                ids.push((r.symbol.clone(), id));
+            if ids.last().map(|(s, _)| s) != Some(r.symbol()) {
+                let id = self.symbol_id(r.symbol()).await?;
+                ids.push((r.symbol().clone(), id));
             }
         }
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            self.upsert_sql
-                .entry(chunk.len())
-                .or_insert_with(|| upsert_sql(chunk.len()));
+        let per = table.rows_per_statement();
+        let mode = self.mode;
+        for chunk in rows.chunks(per) {
+            self.sql
+                .entry((table.name, chunk.len(), mode))
+                .or_insert_with(|| insert_sql(table, chunk.len(), mode));
         }
-        let (path, busy) = (&self.path, self.busy_timeout);
-        let fail = |e, doing| db_error(e, path, busy, doing);
-        let mut tx = self
-            .conn
-            .begin()
-            .await
-            .map_err(|e| fail(e, "cannot start a batch transaction"))?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = self.upsert_sql[&chunk.len()].as_str();
-            let mut q = sqlx::query(sql);
+        let thinning_id = self.thinning_id.unwrap_or(0);
+        let mut tx = self.conn.begin().await?;
+        for chunk in rows.chunks(per) {
+            let mut q = sqlx::query(self.sql[&(table.name, chunk.len(), mode)].as_str());
             for r in chunk {
                 let id = match ids.as_slice() {
                     [(_, only)] => *only,
                     many => many
                         .iter()
-                        .find(|(s, _)| *s == r.symbol)
+                        .find(|(s, _)| s == r.symbol())
                         .map(|(_, id)| *id)
-                        .context("a batch row's symbol has no id")?,
+                        .unwrap_or(0),
                 };
-                q = q
-                    .bind(id)
-                    .bind(r.t)
-                    .bind(r.seq as i64)
-                    .bind(r.bid_exchange.as_str())
-                    .bind(r.bid_price)
-                    .bind(r.bid_size as i64)
-                    .bind(r.ask_exchange.as_str())
-                    .bind(r.ask_price)
-                    .bind(r.ask_size as i64)
-                    .bind(r.conditions_json())
-                    .bind(r.tape.as_str());
+                if table.thinned {
+                    q = q.bind(thinning_id);
+                }
+                q = r.bind_values(q.bind(id));
             }
-            q.execute(&mut *tx)
-                .await
-                .map_err(|e| fail(e, "cannot write a batch (rolled back)"))?;
+            q.execute(&mut *tx).await?;
         }
-        tx.commit()
-            .await
-            .map_err(|e| fail(e, "cannot commit a batch (rolled back)"))?;
-        Ok(())
+        tx.commit().await
+    }
+}
+
+impl Sink<Quote> for SqliteSink {
+    async fn write_batch(&mut self, rows: &[Quote]) -> anyhow::Result<()> {
+        let table = if self.thinning_id.is_some() {
+            &QUOTES_THINNED
+        } else {
+            &QUOTES
+        };
+        self.write_rows(table, rows).await
+    }
+}
+
+impl Sink<AggQuote> for SqliteSink {
+    async fn write_batch(&mut self, rows: &[AggQuote]) -> anyhow::Result<()> {
+        self.write_rows(&QUOTES_AGGREGATED, rows).await
     }
 }
 
@@ -245,11 +589,36 @@ impl Sink<Quote> for SqliteSink {
 mod tests {
     use super::*;
 
+    const QUOTE_VALUES: [&str; 10] = [
+        "t",
+        "seq",
+        "bid_exchange",
+        "bid_price",
+        "bid_size",
+        "ask_exchange",
+        "ask_price",
+        "ask_size",
+        "conditions",
+        "tape",
+    ];
+
     #[test]
     fn statements_stay_under_the_parameter_limit() {
-        assert_eq!(ROWS_PER_STATEMENT, 2978);
-        assert!(ROWS_PER_STATEMENT * QUOTE_COLUMNS.len() <= SQLITE_MAX_PARAMS);
-        assert_eq!(upsert_sql(2).matches('?').count(), 22);
+        assert_eq!(QUOTES.rows_per_statement(), 2978);
+        for t in [&QUOTES, &QUOTES_THINNED, &QUOTES_AGGREGATED] {
+            assert!(t.rows_per_statement() * t.columns.len() <= SQLITE_MAX_PARAMS);
+            assert!(t.key.iter().all(|k| t.columns.contains(k)));
+        }
+        assert_eq!(QUOTES.columns[1..], QUOTE_VALUES);
+        assert_eq!(QUOTES_THINNED.columns[2..], QUOTE_VALUES);
+        assert_eq!(
+            insert_sql(&QUOTES, 2, WriteMode::Upsert)
+                .matches('?')
+                .count(),
+            22
+        );
+        let plain = insert_sql(&QUOTES, 1, WriteMode::Insert);
+        assert!(!plain.contains("ON CONFLICT"), "{plain}");
     }
 
     #[test]

@@ -15,20 +15,12 @@ pub const KEY: &str = "test-key-AKXYZ";
 pub const SECRET: &str = "test-secret-do-not-print";
 
 /// Variables the binary reads; cleared so the developer's environment cannot leak in.
-const OUR_VARS: &[&str] = &[
-    "APCA_API_KEY_ID",
-    "APCA_API_SECRET_KEY",
-    "APCA_API_DATA_URL",
-    "APCA_API_FEED",
-    "DATABASE_URL",
-    "BULK_IMPORT_BATCH_SIZE",
-    "BULK_IMPORT_LOG_FILE",
-    "BULK_IMPORT_MAX_ATTEMPTS",
-    "BULK_IMPORT_RETRY_BASE_MS",
-    "BULK_IMPORT_REQUEST_TIMEOUT",
-    "BULK_IMPORT_BUSY_TIMEOUT",
-    "DATA_LOG",
-];
+fn our_vars() -> Vec<&'static str> {
+    let mut v: Vec<&str> = data::config::KEYS.iter().map(|k| k.env).collect();
+    v.extend(data::config::SECRET_ENVS);
+    v.extend(["DATA_LOG", data::config::CONFIG_ENV]);
+    v
+}
 
 pub struct Run {
     pub code: Option<i32>,
@@ -74,7 +66,7 @@ impl Workdir {
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_data"));
         cmd.current_dir(self.path()).args(args);
-        for v in OUR_VARS {
+        for v in our_vars() {
             cmd.env_remove(v);
         }
         cmd.env("APCA_API_KEY_ID", KEY)
