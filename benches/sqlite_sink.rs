@@ -1,15 +1,18 @@
-//! The SQLite sink alone: rows/s committing 10,000-row batches of decoded quotes.
+//! The SQLite sink alone: rows/s committing 10,000-row batches of decoded quotes, in each
+//! write mode, beside a raw baseline measured in the same run: the fastest plain
+//! prepared-statement insert (rusqlite, one single-row INSERT prepared once and reused, one
+//! transaction per batch) into the same table with the same pragmas.
 //!
-//! Run with `cargo bench --bench sqlite_sink`. Each case runs several times on a fresh
-//! database in a temp folder and reports the median, min and max, so one noisy run on a
-//! shared machine does not decide the figure. `BENCH_ROWS` and `BENCH_RUNS` override the
-//! defaults (500,000 rows, 5 runs).
+//! Run with `cargo bench --bench sqlite_sink`. Cases are interleaved round by round on fresh
+//! databases so machine noise hits them alike; each reports the median of `BENCH_RUNS`
+//! (default 5) runs of `BENCH_ROWS` rows (default 500,000).
 
 use data::model::Quote;
 use data::pipeline::Sink;
-use data::sink::sqlite::SqliteSink;
+use data::sink::sqlite::{SqliteSink, WriteMode, QUOTES};
 use data::standin::generate::quotes_between;
 use data::time::DateRange;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,25 +39,104 @@ fn quotes(n: usize) -> Vec<Quote> {
         .collect()
 }
 
-async fn write_all(sink: &mut SqliteSink, rows: &[Quote]) -> Duration {
+#[derive(Clone, Copy, PartialEq)]
+enum Case {
+    Baseline,
+    Upsert,
+    Insert,
+    UpsertNoIndex,
+    InsertNoIndex,
+    UpsertExisting,
+}
+
+impl Case {
+    const ALL: [Case; 6] = [
+        Case::Baseline,
+        Case::Upsert,
+        Case::Insert,
+        Case::UpsertNoIndex,
+        Case::InsertNoIndex,
+        Case::UpsertExisting,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Case::Baseline => "raw baseline (rusqlite prepared INSERT)",
+            Case::Upsert => "sink upsert (default)",
+            Case::Insert => "sink plain insert (--skip-duplicates)",
+            Case::UpsertNoIndex => "sink upsert, index dropped",
+            Case::InsertNoIndex => "sink plain insert, index dropped",
+            Case::UpsertExisting => "sink upsert of rows already present",
+        }
+    }
+}
+
+/// The baseline: what a hand-written importer with a prepared statement reaches.
+fn baseline(path: &Path, rows: &[Quote]) -> Duration {
+    let mut conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;",
+    )
+    .expect("pragmas");
+    let symbol_id: i64 = conn
+        .query_row(
+            "INSERT INTO symbols (symbol) VALUES ('AAPL') ON CONFLICT (symbol) DO UPDATE SET symbol = symbol RETURNING id",
+            [],
+            |r| r.get(0),
+        )
+        .expect("symbol");
+    let started = Instant::now();
+    for batch in rows.chunks(BATCH) {
+        let tx = conn.transaction().expect("begin");
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO quotes (symbol_id, t, seq, bid_exchange, bid_price, bid_size, \
+                     ask_exchange, ask_price, ask_size, conditions, tape) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                )
+                .expect("prepare");
+            for q in batch {
+                stmt.execute(rusqlite::params![
+                    symbol_id,
+                    q.t,
+                    q.seq,
+                    q.bid_exchange,
+                    q.bid_price,
+                    q.bid_size,
+                    q.ask_exchange,
+                    q.ask_price,
+                    q.ask_size,
+                    q.conditions_json(),
+                    q.tape
+                ])
+                .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    started.elapsed()
+}
+
+async fn sink_run(path: &Path, rows: &[Quote], case: Case) -> Duration {
+    let url = format!("sqlite:{}", path.display());
+    let mut sink = SqliteSink::open(&url, Duration::from_secs(5))
+        .await
+        .expect("open");
+    if matches!(case, Case::UpsertNoIndex | Case::InsertNoIndex) {
+        sink.drop_secondary_indexes(&QUOTES).await.expect("drop");
+    }
+    if matches!(case, Case::Insert | Case::InsertNoIndex) {
+        sink.set_mode(WriteMode::Insert);
+    }
+    if case == Case::UpsertExisting {
+        for batch in rows.chunks(BATCH) {
+            sink.write_batch(batch).await.expect("prefill");
+        }
+    }
     let started = Instant::now();
     for batch in rows.chunks(BATCH) {
         sink.write_batch(batch).await.expect("write batch");
     }
     started.elapsed()
-}
-
-fn report(name: &str, rows: usize, mut times: Vec<Duration>) {
-    times.sort();
-    let rate = |d: &Duration| rows as f64 / d.as_secs_f64();
-    let median = times[times.len() / 2];
-    println!(
-        "{name:<34} median {:>10.0} rows/s   (min {:>10.0}, max {:>10.0}; {} runs of {rows} rows)",
-        rate(&median),
-        rate(&times[times.len() - 1]),
-        rate(&times[0]),
-        times.len()
-    );
 }
 
 fn main() {
@@ -65,20 +147,49 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (mut fresh, mut again) = (Vec::new(), Vec::new());
-    rt.block_on(async {
-        for _ in 0..runs {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); Case::ALL.len()];
+    for _ in 0..runs {
+        for (i, case) in Case::ALL.iter().enumerate() {
             let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite:{}", dir.path().join("bench.db").display());
-            let mut sink = SqliteSink::open(&url, Duration::from_secs(5))
-                .await
-                .expect("open");
-            fresh.push(write_all(&mut sink, &rows).await);
-            // The same rows again: the idempotent re-import path (conflicts, no changes).
-            again.push(write_all(&mut sink, &rows).await);
+            let path = dir.path().join("bench.db");
+            let t = rt.block_on(async {
+                if *case == Case::Baseline {
+                    // Same schema (migrations applied by the sink), then the raw writer.
+                    drop(
+                        SqliteSink::open(
+                            &format!("sqlite:{}", path.display()),
+                            Duration::from_secs(5),
+                        )
+                        .await
+                        .expect("schema"),
+                    );
+                    baseline(&path, &rows)
+                } else {
+                    sink_run(&path, &rows, *case).await
+                }
+            });
+            times[i].push(t);
         }
-    });
-    println!("SQLite sink, batches of {BATCH}, WAL, synchronous=NORMAL");
-    report("upsert into an empty table", n, fresh);
-    report("upsert of rows already present", n, again);
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let base = rate(median(&mut times[0].clone()));
+    println!("SQLite sink: {n} quotes in batches of {BATCH}, WAL, synchronous=NORMAL; median of {runs} runs");
+    println!("| case | rows/s (median) | min | max | vs baseline |");
+    println!("|---|---:|---:|---:|---:|");
+    for (i, case) in Case::ALL.iter().enumerate() {
+        let mut v = times[i].clone();
+        let m = rate(median(&mut v));
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0}% |",
+            case.name(),
+            m,
+            rate(v[v.len() - 1]),
+            rate(v[0]),
+            100.0 * m / base
+        );
+    }
 }

@@ -1,0 +1,223 @@
+//! End to end: the real `data` binary importing a full year of AAPL quotes (9,694,000) from
+//! the stand-in, in each mode, reporting wall time, quotes/s, peak RSS (the child's own,
+//! from wait4) and database size, as medians over `BENCH_RUNS` rounds (default 3).
+//!
+//! Run with `cargo bench --bench end_to_end` (about 15 minutes on 2 cores).
+//! `BENCH_MODES=default,drop-indexes` runs a subset. Modes are interleaved round by round so
+//! machine noise hits them alike. The stand-in runs in this process on its own threads.
+
+use data::standin::{Standin, StandinConfig};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const YEAR_QUOTES: f64 = 9_694_000.0;
+
+struct Mode {
+    name: &'static str,
+    args: &'static [&'static str],
+    /// A one-day run whose rate is extrapolated to the year (too slow to run in full).
+    one_day: bool,
+    /// Import the year once untimed first, so the timed run meets every row already present.
+    prefill: bool,
+}
+
+const MODES: &[Mode] = &[
+    Mode {
+        name: "default",
+        args: &[],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: "skip-duplicates",
+        args: &["--skip-duplicates"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: "drop-indexes",
+        args: &["--drop-indexes"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: "skip-duplicates+drop-indexes",
+        args: &["--skip-duplicates", "--drop-indexes"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: "batch-size-1000",
+        args: &["--batch-size", "1000"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: "batch-size-50000",
+        args: &["--batch-size", "50000"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: "sample-10",
+        args: &["--sample", "10"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: "aggregate-1s",
+        args: &["--aggregate", "1s"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: "nbbo-changes",
+        args: &["--nbbo-changes"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: "re-import (rows present)",
+        args: &[],
+        one_day: false,
+        prefill: true,
+    },
+    Mode {
+        name: "one-by-one (batch-size 1; one day)",
+        args: &["--batch-size", "1"],
+        one_day: true,
+        prefill: false,
+    },
+];
+
+struct Sample {
+    wall: Duration,
+    max_rss_kb: i64,
+    db_bytes: u64,
+    kept: String,
+}
+
+fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
+    let (start, end) = if mode.one_day {
+        ("2024-01-02", "2024-01-02")
+    } else {
+        ("2024-01-01", "2024-12-31")
+    };
+    let log = dir.join("stderr.log");
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_data"))
+        .args(["import-api", "quotes", "AAPL", start, end, "--api-url", url])
+        .args(mode.args)
+        .current_dir(dir)
+        .env("APCA_API_KEY_ID", "bench")
+        .env("APCA_API_SECRET_KEY", "bench")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn data");
+    let mut status = 0;
+    // SAFETY: plain FFI call on our own child's pid with valid out-pointers.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert!(
+        r > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{} failed: {}",
+        mode.name,
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let size = |p: &str| std::fs::metadata(dir.join(p)).map(|m| m.len()).unwrap_or(0);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let kept = text
+        .lines()
+        .find(|l| l.contains("[DONE]"))
+        .and_then(|l| l.split(": ").nth(1))
+        .map(|s| s.split(", ").take(2).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    Sample {
+        wall,
+        max_rss_kb: usage.ru_maxrss,
+        db_bytes: size("data/market.db") + size("data/market.db-wal"),
+        kept,
+    }
+}
+
+fn main() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let only: Option<Vec<String>> = std::env::var("BENCH_MODES")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let modes: Vec<&Mode> = MODES
+        .iter()
+        .filter(|m| only.as_ref().is_none_or(|o| o.iter().any(|n| n == m.name)))
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let s = Standin::start(StandinConfig::default())
+                .await
+                .expect("stand-in");
+            tx.send(s.url()).expect("send url");
+            std::future::pending::<()>().await;
+        });
+    });
+    let url = rx.recv().expect("stand-in url");
+    let mut samples: Vec<Vec<Sample>> = modes.iter().map(|_| Vec::new()).collect();
+    for round in 0..runs {
+        for (i, mode) in modes.iter().enumerate() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            if mode.prefill {
+                run_data(dir.path(), &url, &MODES[0]);
+            }
+            let s = run_data(dir.path(), &url, mode);
+            eprintln!(
+                "round {} {:<36} {:>7.2}s {:>7} KB  {}",
+                round + 1,
+                mode.name,
+                s.wall.as_secs_f64(),
+                s.max_rss_kb,
+                s.kept
+            );
+            samples[i].push(s);
+        }
+    }
+    println!("Full-year AAPL import (9,694,000 quotes) from the stand-in; median of {runs} runs");
+    println!("| mode | wall (median) | quotes/s | peak RSS | database size | rows |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for (mode, v) in modes.iter().zip(samples.iter_mut()) {
+        v.sort_by_key(|s| s.wall);
+        let m = &v[v.len() / 2];
+        let quotes = if mode.one_day { 37_000.0 } else { YEAR_QUOTES };
+        let rate = quotes / m.wall.as_secs_f64();
+        let mut rss: Vec<i64> = v.iter().map(|s| s.max_rss_kb).collect();
+        rss.sort();
+        let wall = if mode.one_day {
+            format!(
+                "{:.1} s for one day; year ≈ {:.0} min",
+                m.wall.as_secs_f64(),
+                YEAR_QUOTES / rate / 60.0
+            )
+        } else {
+            format!("{:.1} s", m.wall.as_secs_f64())
+        };
+        println!(
+            "| {} | {} | {:.0} | {:.0} MB | {:.0} MB | {} |",
+            mode.name,
+            wall,
+            rate,
+            rss[rss.len() / 2] as f64 / 1024.0,
+            m.db_bytes as f64 / 1e6,
+            m.kept
+        );
+    }
+}
