@@ -106,6 +106,8 @@ fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
     };
     let log = dir.join("stderr.log");
     let started = Instant::now();
+    // Reaped by wait4 below (which also gives the child's own peak RSS), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_data"))
         .args(["import-api", "quotes", "AAPL", start, end, "--api-url", url])
         .args(mode.args)
