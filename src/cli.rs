@@ -39,6 +39,17 @@ pub enum Command {
             data import-api quotes MSFT 2024-03-01T14:30:00Z 2024-03-01T15:00:00Z --feed iex"
     )]
     ImportApi(ImportArgs),
+    /// Load days from the Parquet store (HISTORICAL_DATA_PATH) into the database
+    #[command(
+        name = "load-historical",
+        long_about = "Load days from the Parquet store (HISTORICAL_DATA_PATH, written by \
+            `import-api --format parquet` or `archive`) into the database, through the same \
+            batches, upserts, progress and log lines as an API import. START and END work as \
+            for import-api; only the files and row groups that overlap the range are read. \
+            Weekdays without a file are reported.",
+        after_help = "Example:\n  data load-historical quotes AAPL 2024-11-01 2024-11-30"
+    )]
+    LoadHistorical(LoadArgs),
     /// Show the resolved settings
     Config {
         #[command(subcommand)]
@@ -85,6 +96,21 @@ pub struct ThinArgs {
     /// and how many quotes it stands for
     #[arg(long, value_name = "WIDTH", help_heading = "Thinning")]
     pub aggregate: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// What to load
+    #[arg(value_enum)]
+    pub kind: DataKind,
+    /// Ticker symbol, e.g. AAPL
+    pub symbol: String,
+    /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
+    pub start: String,
+    /// Last day, inclusive (YYYY-MM-DD, until 20:00 New York) or RFC 3339 timestamp
+    pub end: String,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +169,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::ImportApi(args) => import::run(args).await,
+            Command::LoadHistorical(args) => import::load_historical(args).await,
             Command::Config {
                 action: ConfigAction::Show(args),
             } => {

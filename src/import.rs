@@ -1,27 +1,34 @@
-//! One `import-api` run, wired end to end: validate the arguments, open the sink, start the
-//! source task, run the batcher, watch for Ctrl-C, and report.
+//! One import run, wired end to end: validate the arguments, open the sink, start the
+//! source task, run the batcher, watch for Ctrl-C, and report. `import-api` reads the Alpaca
+//! API into the database or the Parquet store; `load-historical` reads the Parquet store into
+//! the database through the same pipeline.
 //!
 //! This is the only place that knows both the source and the sink; each stays ignorant of
 //! the other. On any failure the batches already committed stay committed, and the message
 //! says how far the run got; re-running the same command completes it (upserts are
 //! idempotent).
 
-use crate::cli::{DataKind, ImportArgs};
+use crate::cli::{DataKind, ImportArgs, LoadArgs};
 use crate::config::{self, Format};
 use crate::model::{Quote, Symbol};
 use crate::pipeline::Sink;
 use crate::pipeline::{cancellation, run_batcher, BatchCommitted, CHANNEL_PAGES};
 use crate::progress::{init_logging, Progress};
+use crate::sink::parquet::ParquetSink;
 use crate::sink::sqlite::{
     SqliteSink, TableSpec, WriteMode, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED,
 };
 use crate::source::alpaca::{stream_quotes, AlpacaClient, ClientConfig, Credentials};
+use crate::source::parquet::stream_parquet_quotes;
 use crate::source::retry::RetryPolicy;
-use crate::time::{format_nanos, DateRange};
+use crate::time::{
+    format_nanos, new_york_date, new_york_time_nanos, DateRange, SESSION_CLOSE, SESSION_OPEN,
+};
 use crate::transform::{parse_width, Aggregate, Passthrough, Thinning, Transform};
 use anyhow::anyhow;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -74,6 +81,8 @@ struct Report {
     symbol: Symbol,
     table: &'static str,
     spec: String,
+    /// Where rows come from, for error messages: the API URL or the Parquet store.
+    from: String,
 }
 
 impl Report {
@@ -86,12 +95,16 @@ impl Report {
     }
 }
 
-pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
-    let DataKind::Quotes = args.kind;
-    let settings = config::resolve(&args.settings, &config::process_env)?;
-    let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
-    let range = DateRange::parse(&args.start, &args.end).map_err(|e| anyhow!(e))?;
-    let thinning = Thinning {
+/// What a source did, for the summary line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fetched {
+    /// API pages, or Parquet files read.
+    pub pages: u64,
+    pub rows: u64,
+}
+
+fn thinning_of(args: &ImportArgs) -> anyhow::Result<Thinning> {
+    Ok(Thinning {
         nbbo_changes: args.thin.nbbo_changes,
         sample: args.thin.sample,
         aggregate_ns: args
@@ -101,15 +114,12 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
             .map(parse_width)
             .transpose()
             .map_err(|e| anyhow!(e))?,
-    };
-    if settings.format == Format::Parquet {
-        anyhow::bail!(
-            "format parquet (from {}) is not available yet: the Parquet store is planned; use format database",
-            source_of(&settings, "format")
-        );
-    }
+    })
+}
+
+fn client_for(settings: &config::Settings) -> anyhow::Result<AlpacaClient> {
     let creds = Credentials::from_env().map_err(|e| anyhow!(e))?;
-    let client = AlpacaClient::new(
+    AlpacaClient::new(
         &ClientConfig {
             base_url: settings.api_url.clone(),
             feed: settings.feed,
@@ -122,13 +132,43 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
         },
         &creds,
     )
-    .map_err(|e| anyhow!(e))?;
+    .map_err(|e| anyhow!(e))
+}
+
+/// Widens a range to whole New York sessions (04:00 of the first day to 20:00 of the last),
+/// the unit the Parquet store keeps.
+pub fn whole_days(range: DateRange) -> DateRange {
+    DateRange {
+        start_ns: new_york_time_nanos(
+            new_york_date(range.start_ns),
+            SESSION_OPEN.0,
+            SESSION_OPEN.1,
+        ),
+        end_ns: new_york_time_nanos(
+            new_york_date(range.end_ns),
+            SESSION_CLOSE.0,
+            SESSION_CLOSE.1,
+        ),
+    }
+}
+
+/// `data import-api`.
+pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
+    let DataKind::Quotes = args.kind;
+    let settings = config::resolve(&args.settings, &config::process_env)?;
+    let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
+    let range = DateRange::parse(&args.start, &args.end).map_err(|e| anyhow!(e))?;
+    let thinning = thinning_of(&args)?;
+    if settings.format == Format::Parquet && !thinning.is_raw() {
+        anyhow::bail!(
+            "thinning (--nbbo-changes, --sample, --aggregate) writes database tables; it cannot be combined with format parquet"
+        );
+    }
+    let client = client_for(&settings)?;
     init_logging(settings.log_path())?;
-    let mut sink = SqliteSink::open(
-        &settings.database_url,
-        Duration::from_secs(settings.busy_timeout_secs),
-    )
-    .await?;
+    if settings.format == Format::Parquet {
+        return import_to_parquet(&settings, client, symbol, range).await;
+    }
     let table: &'static TableSpec = match (thinning.is_raw(), thinning.aggregate_ns) {
         (true, _) => &QUOTES,
         (false, None) => &QUOTES_THINNED,
@@ -138,19 +178,202 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
         symbol: symbol.clone(),
         table: table.name,
         spec: thinning.spec(),
+        from: settings.api_url.clone(),
     };
-    if !thinning.is_raw() {
+    let (mut sink, dropped) = open_database(&settings, &report, table, range).await?;
+    let source = |tx, cancel| api_source(client, symbol, range, tx, cancel);
+    let result = match thinning.aggregate_ns {
+        None if thinning.is_raw() => {
+            pipe(
+                &report,
+                range,
+                settings.batch_size,
+                &mut sink,
+                Passthrough::default(),
+                source,
+            )
+            .await
+        }
+        None => {
+            pipe(
+                &report,
+                range,
+                settings.batch_size,
+                &mut sink,
+                thinning.filters(),
+                source,
+            )
+            .await
+        }
+        Some(width) => {
+            let agg = Aggregate::new(thinning.filters(), width);
+            pipe(&report, range, settings.batch_size, &mut sink, agg, source).await
+        }
+    };
+    close_database(sink, dropped, result).await
+}
+
+fn api_source(
+    client: AlpacaClient,
+    symbol: Symbol,
+    range: DateRange,
+    tx: mpsc::Sender<Vec<Quote>>,
+    cancel: watch::Receiver<bool>,
+) -> JoinHandle<anyhow::Result<Fetched>> {
+    tokio::spawn(async move {
+        let stats = stream_quotes(client, symbol, range, tx, cancel).await?;
+        Ok(Fetched {
+            pages: stats.pages,
+            rows: stats.rows,
+        })
+    })
+}
+
+/// `data import-api ... --format parquet`: whole New York days into the Parquet store.
+async fn import_to_parquet(
+    settings: &config::Settings,
+    client: AlpacaClient,
+    symbol: Symbol,
+    asked: DateRange,
+) -> anyhow::Result<Outcome> {
+    let range = whole_days(asked);
+    if range != asked {
+        tracing::info!(
+            "[FILE] the Parquet store keeps whole New York days: importing {range} (asked for {asked})"
+        );
+    }
+    if settings.skip_duplicates || settings.drop_indexes {
+        tracing::warn!("[FILE] skip_duplicates and drop_indexes apply to databases; ignored for format parquet");
+    }
+    let mut sink = ParquetSink::new(&settings.historical_path)?;
+    let report = Report {
+        symbol: symbol.clone(),
+        table: "parquet",
+        spec: String::new(),
+        from: settings.api_url.clone(),
+    };
+    tracing::info!(
+        "[IMPORT] {} {range} (feed {}) into the Parquet store {}, batches of {}",
+        report.label(),
+        settings.feed.as_str(),
+        settings.historical_path.display(),
+        settings.batch_size
+    );
+    let source = |tx, cancel| api_source(client, symbol, range, tx, cancel);
+    let result = pipe(
+        &report,
+        range,
+        settings.batch_size,
+        &mut sink,
+        Passthrough::default(),
+        source,
+    )
+    .await;
+    let days = &sink.written;
+    let kept = match (days.first(), days.last()) {
+        (Some(a), Some(b)) => format!(
+            "{} day files, {} to {}, {} rows",
+            days.len(),
+            a.date,
+            b.date,
+            days.iter().map(|d| d.rows).sum::<u64>()
+        ),
+        _ => "no day files".to_string(),
+    };
+    match &result {
+        Ok(Outcome::Completed) => tracing::info!(
+            "[FILE] wrote {kept} under {}",
+            settings.historical_path.display()
+        ),
+        _ => tracing::warn!(
+            "[FILE] kept {kept}; the day in progress was discarded (rerun to complete it)"
+        ),
+    }
+    result
+}
+
+/// `data load-historical`: the Parquet store's days for the range, into the database.
+pub async fn load_historical(args: LoadArgs) -> anyhow::Result<Outcome> {
+    let DataKind::Quotes = args.kind;
+    let settings = config::resolve(&args.settings, &config::process_env)?;
+    let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
+    let range = DateRange::parse(&args.start, &args.end).map_err(|e| anyhow!(e))?;
+    init_logging(settings.log_path())?;
+    let root = settings.historical_path.clone();
+    let report = Report {
+        symbol: symbol.clone(),
+        table: QUOTES.name,
+        spec: String::new(),
+        from: format!("the Parquet store {}", root.display()),
+    };
+    let (mut sink, dropped) = open_database(&settings, &report, &QUOTES, range).await?;
+    let source = |tx, cancel| {
+        let (root, symbol) = (root.clone(), symbol.clone());
+        tokio::task::spawn_blocking(move || {
+            let stats = stream_parquet_quotes(&root, &symbol, range, tx, cancel)?;
+            if !stats.missing.is_empty() {
+                let shown: Vec<String> = stats
+                    .missing
+                    .iter()
+                    .take(20)
+                    .map(|d| d.to_string())
+                    .collect();
+                tracing::warn!(
+                    "[FILE] {} weekday(s) in the range have no file for {symbol} in {}: {}{}",
+                    stats.missing.len(),
+                    root.display(),
+                    shown.join(", "),
+                    if stats.missing.len() > 20 {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(Fetched {
+                pages: stats.files,
+                rows: stats.rows,
+            })
+        })
+    };
+    let result = pipe(
+        &report,
+        range,
+        settings.batch_size,
+        &mut sink,
+        Passthrough::default(),
+        source,
+    )
+    .await;
+    close_database(sink, dropped, result).await
+}
+
+/// Opens the database for an import into `table`: thinning id, the `--skip-duplicates`
+/// range check, `--drop-indexes`, and the opening log line. Returns whether indexes were
+/// dropped (so `close_database` rebuilds them).
+async fn open_database(
+    settings: &config::Settings,
+    report: &Report,
+    table: &'static TableSpec,
+    range: DateRange,
+) -> anyhow::Result<(SqliteSink, bool)> {
+    let mut sink = SqliteSink::open(
+        &settings.database_url,
+        Duration::from_secs(settings.busy_timeout_secs),
+    )
+    .await?;
+    if !report.spec.is_empty() {
         sink.set_thinning(&report.spec).await?;
     }
+    let symbol = &report.symbol;
     if settings.skip_duplicates {
         if sink
             .has_rows_in(table, symbol.as_str(), range.start_ns, range.end_ns)
             .await?
         {
             tracing::warn!(
-                "[DB] --skip-duplicates: {} already holds {} rows in {range}; using upsert instead so nothing is duplicated",
-                table.name,
-                symbol
+                "[DB] --skip-duplicates: {} already holds {symbol} rows in {range}; using upsert instead so nothing is duplicated",
+                table.name
             );
         } else {
             sink.set_mode(WriteMode::Insert);
@@ -168,11 +391,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     } else {
         false
     };
-    let db = sink.path().display().to_string();
     tracing::info!(
-        "[IMPORT] {} {range} (feed {}) into {db} table {}, batches of {}, {}",
+        "[IMPORT] {} {range} from {} into {} table {}, batches of {}, {}",
         report.label(),
-        settings.feed.as_str(),
+        report.from,
+        sink.path().display(),
         table.name,
         settings.batch_size,
         match sink.mode() {
@@ -180,101 +403,61 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
             WriteMode::Insert => "plain insert",
         }
     );
+    Ok((sink, dropped))
+}
 
-    let result = match thinning.aggregate_ns {
-        None if thinning.is_raw() => {
-            pipe(
-                &client,
-                &report,
-                range,
-                &settings,
-                &mut sink,
-                Passthrough::default(),
-            )
-            .await
-        }
-        None => {
-            pipe(
-                &client,
-                &report,
-                range,
-                &settings,
-                &mut sink,
-                thinning.filters(),
-            )
-            .await
-        }
-        Some(width) => {
-            let agg = Aggregate::new(thinning.filters(), width);
-            pipe(&client, &report, range, &settings, &mut sink, agg).await
-        }
-    };
+/// Rebuilds dropped indexes whatever the outcome, then returns the outcome.
+async fn close_database(
+    mut sink: SqliteSink,
+    dropped: bool,
+    result: anyhow::Result<Outcome>,
+) -> anyhow::Result<Outcome> {
     if dropped {
         let started = Instant::now();
-        match sink.rebuild_dropped_indexes(false).await {
-            Ok(names) => tracing::info!(
-                "[DB] rebuilt index {} in {:.1}s",
-                names.join(", "),
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => {
-                return Err(e.context(
-                    "the import's rows are committed, but rebuilding the dropped indexes failed; \
-                     the next command that opens the database retries it",
-                ))
-            }
-        }
+        let names = sink.rebuild_dropped_indexes(false).await.map_err(|e| {
+            e.context(
+                "the import's rows are committed, but rebuilding the dropped indexes failed; \
+                 the next command that opens the database retries it",
+            )
+        })?;
+        tracing::info!(
+            "[DB] rebuilt index {} in {:.1}s",
+            names.join(", "),
+            started.elapsed().as_secs_f64()
+        );
     }
     result
 }
 
-fn source_of(settings: &config::Settings, key: &str) -> String {
-    settings
-        .provenance
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, _, s)| s.to_string())
-        .unwrap_or_else(|| "settings".into())
-}
-
 /// One pipeline run: the source task feeding the bounded channel, the transform and batcher
 /// writing to the sink, Ctrl-C watched, and the summary or error at the end.
-async fn pipe<T, S>(
-    client: &AlpacaClient,
+async fn pipe<T, S, F>(
     report: &Report,
     range: DateRange,
-    settings: &config::Settings,
+    batch_size: usize,
     sink: &mut S,
     mut transform: T,
+    spawn_source: F,
 ) -> anyhow::Result<Outcome>
 where
     T: Transform<In = Quote>,
     S: Sink<T::Out>,
+    F: FnOnce(
+        mpsc::Sender<Vec<Quote>>,
+        watch::Receiver<bool>,
+    ) -> JoinHandle<anyhow::Result<Fetched>>,
 {
     let symbol = &report.symbol;
     let (cancel_tx, cancel_rx) = cancellation();
     watch_signals(cancel_tx);
     let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
-    let source = tokio::spawn(stream_quotes(
-        client.clone(),
-        symbol.clone(),
-        range,
-        tx,
-        cancel_rx.clone(),
-    ));
+    let source = spawn_source(tx, cancel_rx.clone());
     let progress = Progress::start(range, &format!("{symbol} quotes"));
     let mut last: Option<BatchCommitted> = None;
-    let batched = run_batcher(
-        &mut rx,
-        &mut transform,
-        sink,
-        settings.batch_size,
-        cancel_rx,
-        |c| {
-            progress.on_commit(c);
-            last = Some(*c);
-        },
-    )
+    let batched = run_batcher(&mut rx, &mut transform, sink, batch_size, cancel_rx, |c| {
+        progress.on_commit(c);
+        last = Some(*c);
+    })
     .await;
     // Closing the channel releases a source blocked on a full channel.
     drop(rx);
@@ -284,6 +467,7 @@ where
         Ok(t) => t,
         Err(e) => {
             source.abort();
+            sink.abort();
             return Err(e.context(format!(
                 "importing {} stopped: {}; rerun the same command to finish",
                 report.label(),
@@ -293,18 +477,23 @@ where
     };
     let fetched = match source.await {
         Ok(Ok(stats)) => stats,
-        Ok(Err(api)) => {
+        Ok(Err(e)) => {
+            sink.abort();
             return Err(anyhow!(
-                "importing {} from {} failed: {api}; {}; rerun the same command to finish",
+                "importing {} from {} failed: {e:#}; {}; rerun the same command to finish",
                 report.label(),
-                settings.api_url,
+                report.from,
                 how_far(last)
-            ))
+            ));
         }
-        Err(join) => return Err(anyhow!("the API reader task failed: {join}")),
+        Err(join) => {
+            sink.abort();
+            return Err(anyhow!("the reader task failed: {join}"));
+        }
     };
     let secs = elapsed.as_secs_f64();
     if totals.cancelled {
+        sink.abort();
         tracing::warn!(
             "[INTERRUPTED] {}: {}; {:.1}s; rerun the same command to finish (re-import is idempotent)",
             report.label(),
@@ -313,12 +502,14 @@ where
         );
         return Ok(Outcome::Interrupted);
     }
+    sink.finish().await?;
     let rate = fetched.rows as f64 / secs.max(1e-9);
     if report.spec.is_empty() {
         tracing::info!(
-            "[DONE] {symbol} quotes: {} rows, {} pages, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}",
+            "[DONE] {symbol} quotes: {} rows, {} {}, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}",
             totals.rows,
             fetched.pages,
+            if report.from.starts_with("the Parquet store") { "files" } else { "pages" },
             totals.batches,
             secs,
             rate,

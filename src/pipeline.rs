@@ -21,11 +21,27 @@ pub const CHANNEL_PAGES: usize = 2;
 /// row of the batch is durable; when it returns `Err`, none of them is.
 pub trait Sink<R: Record>: Send {
     fn write_batch(&mut self, rows: &[R]) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// The source completed: make everything written so far durable (e.g. close the last
+    /// file). Database sinks commit per batch and have nothing left to do.
+    fn finish(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// The import failed or was interrupted: discard anything not yet durable.
+    fn abort(&mut self) {}
+
+    /// The tag of this sink's log lines: `[DB] Batch N: ...`.
+    fn label(&self) -> &'static str {
+        "DB"
+    }
 }
 
 /// Reported after each committed batch.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchCommitted {
+    /// The sink's log tag (`DB`, `FILE`).
+    pub label: &'static str,
     pub number: u64,
     pub rows: usize,
     pub total_rows: u64,
@@ -112,6 +128,7 @@ async fn flush<R: Record, S: Sink<R>>(
     totals.batches += 1;
     totals.rows += buf.len() as u64;
     Ok(BatchCommitted {
+        label: sink.label(),
         number: totals.batches,
         rows: buf.len(),
         total_rows: totals.rows,

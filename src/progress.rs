@@ -147,9 +147,15 @@ impl Progress {
     /// Logs `[DB] Batch N: ...` and moves the bar.
     pub fn on_commit(&self, c: &BatchCommitted) {
         tracing::info!(
-            "[DB] Batch {}: {} rows committed, {} total, last quote {}, {} ms",
+            "[{}] Batch {}: {} rows {}, {} total, last quote {}, {} ms",
+            c.label,
             c.number,
             c.rows,
+            if c.label == "DB" {
+                "committed"
+            } else {
+                "written"
+            },
             c.total_rows,
             format_nanos(c.last_time_ns),
             c.write_time.as_millis()

@@ -192,6 +192,19 @@ pub fn new_york_date(ns: i64) -> NaiveDate {
     utc.with_timezone(&New_York).date_naive()
 }
 
+/// The New York dates from the one holding `start_ns` to the one holding `end_ns`.
+pub fn new_york_dates(start_ns: i64, end_ns: i64) -> impl Iterator<Item = NaiveDate> {
+    let first = new_york_date(start_ns);
+    let last = new_york_date(end_ns);
+    first.iter_days().take_while(move |d| *d <= last)
+}
+
+/// Whether trading normally happens on a date (Monday to Friday; holidays not known).
+pub fn is_weekday(date: NaiveDate) -> bool {
+    use chrono::{Datelike, Weekday};
+    !matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
 /// An inclusive UTC time range, validated: `start <= end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateRange {

@@ -2,4 +2,5 @@
 //! `retry` is the one place that decides whether and when a failed request is retried.
 
 pub mod alpaca;
+pub mod parquet;
 pub mod retry;

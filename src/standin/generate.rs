@@ -267,12 +267,7 @@ impl DayQuotes {
     }
 }
 
-/// The New York dates from the one holding `start_ns` to the one holding `end_ns`.
-pub fn new_york_dates(start_ns: i64, end_ns: i64) -> impl Iterator<Item = NaiveDate> {
-    let first = crate::time::new_york_date(start_ns);
-    let last = crate::time::new_york_date(end_ns);
-    first.iter_days().take_while(move |d| *d <= last)
-}
+pub use crate::time::new_york_dates;
 
 /// Every quote of `symbol` with `start_ns <= t <= end_ns`, in order: what the stand-in serves
 /// for that range, for tests and checks to compare an import against.
