@@ -202,6 +202,25 @@ pub fn write_day_file(
     w.commit()
 }
 
+/// Deletes temporary files left in a day folder by killed imports (their process is gone).
+fn remove_stale_temp_files(dir: &Path) {
+    let prefix = format!(".{FILE_NAME}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<i64>().ok())
+        {
+            if !crate::sink::process_alive(pid) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// One day's file being written under its temporary name.
 struct DayWriter {
     symbol: Arc<str>,
@@ -220,6 +239,7 @@ impl DayWriter {
         let dir = day_dir(root, &symbol, date);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the Parquet folder {}", dir.display()))?;
+        remove_stale_temp_files(&dir);
         let tmp = dir.join(format!(".{FILE_NAME}.tmp-{}", std::process::id()));
         let file =
             File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;

@@ -379,7 +379,7 @@ impl SqliteSink {
                 .map_err(|e| self.err(e, "cannot read dropped index records"))?;
         let records: Vec<_> = records
             .into_iter()
-            .filter(|(_, _, pid)| !only_dead || !process_alive(*pid))
+            .filter(|(_, _, pid)| !only_dead || !super::process_alive(*pid))
             .collect();
         if records.is_empty() {
             return Ok(Vec::new());
@@ -456,12 +456,6 @@ fn db_error(e: sqlx::Error, path: &Path, busy: Duration, doing: &str) -> anyhow:
     } else {
         anyhow::anyhow!("{doing} ({}): {e}", path.display())
     }
-}
-
-/// Whether a process with this pid is running (Linux: /proc). Unknown means "not running",
-/// so a record can never block healing for good on other systems.
-fn process_alive(pid: i64) -> bool {
-    pid > 0 && pid as u32 != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// `INSERT ... VALUES (...),(...)` for `rows` rows; as an upsert, `ON CONFLICT DO UPDATE`

@@ -1,0 +1,269 @@
+//! The Parquet store through the real binary: `--format parquet` imports, the files' layout
+//! and schema as an outside Arrow reader sees them, `load-historical` back into SQLite, a
+//! kill during a Parquet import, and missing days.
+
+mod common;
+
+use common::*;
+use data::standin::StandinConfig;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads a file with the Arrow reader as any outside tool would; returns rows and schema.
+fn read_file(p: &Path) -> (usize, arrow_schema::SchemaRef) {
+    let b = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(p).unwrap()).unwrap();
+    let schema = b.schema().clone();
+    let rows = b.build().unwrap().map(|r| r.unwrap().num_rows()).sum();
+    (rows, schema)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_to_parquet_to_sqlite_gives_exactly_the_direct_import() {
+    let s = standin(StandinConfig {
+        max_page: Some(900),
+        ..small(3_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let run = w
+        .import(
+            &s.url(),
+            "AAPL",
+            "2024-01-05",
+            "2024-01-08",
+            &["--format", "parquet", "--batch-size", "1000"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[FILE] Batch 1: 1000 rows written"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("[FILE] wrote 2 day files, 2024-01-05 to 2024-01-08, 6000 rows"),
+        "{}",
+        run.stderr
+    );
+    let root = w.path().join("data/historical");
+    let names: Vec<String> = files(&root)
+        .iter()
+        .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "quotes/symbol=AAPL/date=2024-01-05/part-0.parquet",
+            "quotes/symbol=AAPL/date=2024-01-08/part-0.parquet"
+        ]
+    );
+    assert!(
+        !w.db_path().exists(),
+        "a Parquet import does not touch the database"
+    );
+    for f in files(&root) {
+        let (rows, schema) = read_file(&f);
+        assert_eq!(rows, 3_000);
+        assert_eq!(schema, data::sink::parquet::quotes_schema());
+        assert_eq!(
+            schema.field(0).data_type().to_string(),
+            "Timestamp(ns, \"UTC\")"
+        );
+    }
+
+    let run = w
+        .run(&[
+            "load-historical",
+            "quotes",
+            "AAPL",
+            "2024-01-05",
+            "2024-01-08",
+            "--batch-size",
+            "700",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[DB] Batch 1: 700 rows committed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("[DONE] AAPL quotes: 6000 rows, 2 files, 9 batches"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        w.rows("AAPL").await,
+        expected_rows("AAPL", "2024-01-05", "2024-01-08", 3_000)
+    );
+
+    // Part of a day: only the overlapping rows (and row groups) are read; rerun is idempotent.
+    let (from, to) = ("2024-01-08T15:00:00Z", "2024-01-08T15:30:00Z");
+    let run = w
+        .run(&["load-historical", "quotes", "AAPL", from, to])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let part = expected_rows("AAPL", from, to, 3_000).len();
+    assert!(
+        part > 0
+            && run
+                .stderr
+                .contains(&format!("[DONE] AAPL quotes: {part} rows, 1 files")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(w.count().await, 6_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_are_widened_to_whole_days_and_reimport_replaces_files() {
+    let s = standin(small(2_000)).await;
+    let w = Workdir::new();
+    let run = w
+        .import(
+            &s.url(),
+            "MSFT",
+            "2024-03-04T15:00:00Z",
+            "2024-03-04T16:00:00Z",
+            &["--format", "parquet"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the Parquet store keeps whole New York days"),
+        "{}",
+        run.stderr
+    );
+    let f = w
+        .path()
+        .join("data/historical/quotes/symbol=MSFT/date=2024-03-04/part-0.parquet");
+    assert_eq!(read_file(&f).0, 2_000);
+    let again = w
+        .import(
+            &s.url(),
+            "MSFT",
+            "2024-03-04",
+            "2024-03-04",
+            &["--format", "parquet"],
+        )
+        .await;
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(read_file(&f).0, 2_000);
+    assert_eq!(files(&w.path().join("data/historical")).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_parquet_import_leaves_no_file_a_reader_would_take_as_complete() {
+    let s = standin(StandinConfig {
+        max_page: Some(500),
+        delay: Duration::from_millis(50),
+        ..small(5_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    let args = [
+        "import-api",
+        "quotes",
+        "AAPL",
+        "2024-01-02",
+        "2024-01-04",
+        "--api-url",
+        &url,
+        "--format",
+        "parquet",
+        "--batch-size",
+        "500",
+    ];
+    let mut child = w.command(&args).spawn().expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Kill in the middle of the second day: one day complete, one half-written.
+    while !w.log().contains("[FILE] Batch 13:") {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let root = w.path().join("data/historical");
+    let all = files(&root);
+    let complete: Vec<&PathBuf> = all
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(complete.len(), 1, "{all:?}");
+    assert_eq!(
+        read_file(complete[0]).0,
+        5_000,
+        "the one visible file is a whole day"
+    );
+    let hidden: Vec<&PathBuf> = all.iter().filter(|p| !complete.contains(p)).collect();
+    assert_eq!(hidden.len(), 1, "{all:?}");
+    let name = hidden[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(name.starts_with(".part-0.parquet.tmp-"), "{name}");
+
+    let run = w.run(&args).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let all = files(&root);
+    assert_eq!(all.len(), 3, "stale temp file removed: {all:?}");
+    for f in &all {
+        assert_eq!(read_file(f).0, 5_000);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_historical_reports_missing_weekdays() {
+    let s = standin(small(1_000)).await;
+    let w = Workdir::new();
+    let run = w
+        .import(
+            &s.url(),
+            "AAPL",
+            "2024-01-05",
+            "2024-01-05",
+            &["--format", "parquet"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = w
+        .run(&[
+            "load-historical",
+            "quotes",
+            "AAPL",
+            "2024-01-04",
+            "2024-01-09",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("3 weekday(s) in the range have no file for AAPL in data/historical: 2024-01-04, 2024-01-08, 2024-01-09"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(w.count().await, 1_000);
+}
