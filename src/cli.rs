@@ -50,6 +50,19 @@ pub enum Command {
         after_help = "Example:\n  data load-historical quotes AAPL 2024-11-01 2024-11-30"
     )]
     LoadHistorical(LoadArgs),
+    /// Move database quotes older than a cutoff into the Parquet store (verified, then deleted)
+    #[command(
+        long_about = "Move a symbol's raw quotes of New York days before the cutoff from the \
+            database to the Parquet store, one day at a time: the day's file is written \
+            atomically (merged with any file already there), read back and verified (row count \
+            and checksum), and only then are the rows deleted from the database. A crash at any \
+            point loses nothing, and a rerun duplicates nothing.",
+        after_help = "Examples:\n  data archive quotes AAPL --older-than 30d\n  data archive quotes AAPL --older-than 2024-07-01"
+    )]
+    Archive(ArchiveArgs),
+    /// List what the database and the Parquet store hold: per dataset and symbol, the date
+    /// span, days, rows and weekday gaps
+    Status(StatusArgs),
     /// Show the resolved settings
     Config {
         #[command(subcommand)]
@@ -113,6 +126,27 @@ pub struct LoadArgs {
     pub settings: SettingsArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// What to archive
+    #[arg(value_enum)]
+    pub kind: DataKind,
+    /// Ticker symbol, e.g. AAPL
+    pub symbol: String,
+    /// Archive days before this: a number of days before today in New York (30d) or a date
+    /// (YYYY-MM-DD, not included)
+    #[arg(long, value_name = "AGE|DATE")]
+    pub older_than: String,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
     /// Print every resolved setting and where it came from (flag, env, file or default);
@@ -170,6 +204,18 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::ImportApi(args) => import::run(args).await,
             Command::LoadHistorical(args) => import::load_historical(args).await,
+            Command::Archive(args) => import::archive(args).await,
+            Command::Status(args) => {
+                let settings = config::resolve(&args.settings, &config::process_env)?;
+                let (holdings, notes) = crate::store::status(
+                    &settings.database_url,
+                    &settings.historical_path,
+                    std::time::Duration::from_secs(settings.busy_timeout_secs),
+                )
+                .await?;
+                print!("{}", crate::store::render(&holdings, &notes));
+                Ok(Outcome::Completed)
+            }
             Command::Config {
                 action: ConfigAction::Show(args),
             } => {

@@ -8,7 +8,7 @@
 //! says how far the run got; re-running the same command completes it (upserts are
 //! idempotent).
 
-use crate::cli::{DataKind, ImportArgs, LoadArgs};
+use crate::cli::{ArchiveArgs, DataKind, ImportArgs, LoadArgs};
 use crate::config::{self, Format};
 use crate::model::{Quote, Symbol};
 use crate::pipeline::Sink;
@@ -528,5 +528,30 @@ where
             rate
         );
     }
+    Ok(Outcome::Completed)
+}
+
+/// `data archive`.
+pub async fn archive(args: ArchiveArgs) -> anyhow::Result<Outcome> {
+    let DataKind::Quotes = args.kind;
+    let settings = config::resolve(&args.settings, &config::process_env)?;
+    let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
+    let today = new_york_date(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX));
+    let cutoff = crate::store::parse_cutoff(&args.older_than, today)?;
+    init_logging(settings.log_path())?;
+    let mut db = SqliteSink::open(
+        &settings.database_url,
+        Duration::from_secs(settings.busy_timeout_secs),
+    )
+    .await?;
+    let started = Instant::now();
+    let report = crate::store::archive(&mut db, &settings.historical_path, &symbol, cutoff).await?;
+    tracing::info!(
+        "[DONE] archived {symbol} quotes before {cutoff}: {} days, {} rows moved to {} in {:.1}s",
+        report.days,
+        report.rows,
+        settings.historical_path.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(Outcome::Completed)
 }

@@ -17,5 +17,6 @@ pub mod progress;
 pub mod sink;
 pub mod source;
 pub mod standin;
+pub mod store;
 pub mod time;
 pub mod transform;

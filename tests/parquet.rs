@@ -267,3 +267,150 @@ async fn load_historical_reports_missing_weekdays() {
     );
     assert_eq!(w.count().await, 1_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_moves_old_days_to_files_and_load_historical_restores_them() {
+    let s = standin(small(2_000)).await;
+    let w = Workdir::new();
+    let run = w
+        .import(&s.url(), "AAPL", "2024-01-02", "2024-01-05", &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let before = w.rows("AAPL").await;
+    assert_eq!(before.len(), 8_000);
+
+    let run = w
+        .run(&["archive", "quotes", "AAPL", "--older-than", "2024-01-04"])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("[ARCHIVE] AAPL 2024-01-02: 2000 database rows -> data/historical/quotes/symbol=AAPL/date=2024-01-02/part-0.parquet (2000 rows, verified), 2000 deleted from the database"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[DONE] archived AAPL quotes before 2024-01-04: 2 days, 4000 rows"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(w.count().await, 4_000);
+
+    let status = w.run(&["status"]).await;
+    assert_eq!(status.code, Some(0), "{}", status.stderr);
+    let lines: Vec<Vec<&str>> = status
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        vec!["DATASET", "SYMBOL", "STORE", "FIRST", "LAST", "DAYS", "ROWS", "WEEKDAY", "GAPS"]
+    );
+    assert!(
+        lines.contains(&vec![
+            "quotes",
+            "AAPL",
+            "database",
+            "2024-01-04",
+            "2024-01-05",
+            "2",
+            "4000",
+            "none"
+        ]),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        lines.contains(&vec![
+            "quotes",
+            "AAPL",
+            "parquet",
+            "2024-01-02",
+            "2024-01-03",
+            "2",
+            "4000",
+            "none"
+        ]),
+        "{}",
+        status.stdout
+    );
+
+    // A crash after a day's file was written but before its rows were deleted leaves the day
+    // in both stores; the rerun must neither lose nor duplicate it.
+    let run = w
+        .import(&s.url(), "AAPL", "2024-01-03", "2024-01-03", &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = w
+        .run(&["archive", "quotes", "AAPL", "--older-than", "2024-01-04"])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("[ARCHIVE] AAPL 2024-01-03: 2000 database rows -> data/historical/quotes/symbol=AAPL/date=2024-01-03/part-0.parquet (2000 rows, verified)"), "{}", run.stderr);
+    let f = w
+        .path()
+        .join("data/historical/quotes/symbol=AAPL/date=2024-01-03/part-0.parquet");
+    assert_eq!(read_file(&f).0, 2_000);
+
+    let run = w
+        .run(&[
+            "load-historical",
+            "quotes",
+            "AAPL",
+            "2024-01-02",
+            "2024-01-03",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        w.rows("AAPL").await,
+        before,
+        "archive then load-historical restores every row exactly"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_gaps_and_empty_stores() {
+    let w = Workdir::new();
+    let run = w.run(&["status"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("no data held"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("database data/market.db: does not exist"),
+        "{}",
+        run.stdout
+    );
+    assert!(!w.db_path().exists(), "status creates nothing");
+
+    let s = standin(small(500)).await;
+    for day in ["2024-01-02", "2024-01-05"] {
+        let run = w.import(&s.url(), "AAPL", day, day, &[]).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    let run = w
+        .import(
+            &s.url(),
+            "AAPL",
+            "2024-01-02",
+            "2024-01-02",
+            &["--sample", "5"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = w.run(&["status"]).await;
+    assert!(
+        run.stdout.contains("2: 2024-01-03, 2024-01-04"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("quotes_thinned[sample=5]"),
+        "{}",
+        run.stdout
+    );
+    let bad = w
+        .run(&["archive", "quotes", "AAPL", "--older-than", "soon"])
+        .await;
+    assert_one_line_failure(
+        &bad,
+        1,
+        "--older-than \"soon\": expected a number of days like 30d, or a date YYYY-MM-DD",
+    );
+}

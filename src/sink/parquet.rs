@@ -168,6 +168,60 @@ pub fn from_record_batch(
     Ok(out)
 }
 
+/// Every day file in the store: (symbol, date, rows from the footer, path).
+pub fn list_days(root: &Path) -> anyhow::Result<Vec<(String, NaiveDate, i64, PathBuf)>> {
+    let mut out = Vec::new();
+    let base = root.join(DATASET);
+    let Ok(symbols) = std::fs::read_dir(&base) else {
+        return Ok(out);
+    };
+    for sym_dir in symbols.flatten() {
+        let name = sym_dir.file_name().to_string_lossy().into_owned();
+        let Some(symbol) = name.strip_prefix("symbol=") else {
+            continue;
+        };
+        for day_dir in std::fs::read_dir(sym_dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dname = day_dir.file_name().to_string_lossy().into_owned();
+            let Some(date) = dname
+                .strip_prefix("date=")
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            else {
+                continue;
+            };
+            let path = day_dir.path().join(FILE_NAME);
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            let reader = parquet::file::serialized_reader::SerializedFileReader::new(file)
+                .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
+            use parquet::file::reader::FileReader;
+            let rows = reader.metadata().file_metadata().num_rows();
+            out.push((symbol.to_string(), date, rows, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// All quotes of one day file.
+pub fn read_day_file(path: &Path, symbol: &Arc<str>) -> anyhow::Result<Vec<Quote>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a readable Parquet file", path.display()))?
+        .build()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
+        out.extend(from_record_batch(&batch, symbol, i64::MIN, i64::MAX)?);
+    }
+    Ok(out)
+}
+
 fn writer_properties() -> anyhow::Result<WriterProperties> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))

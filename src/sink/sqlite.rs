@@ -9,6 +9,7 @@ use crate::model::Quote;
 use crate::pipeline::Sink;
 use crate::transform::AggQuote;
 use anyhow::Context;
+use chrono::NaiveDate;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::Sqlite;
@@ -107,6 +108,9 @@ pub const QUOTES_AGGREGATED: TableSpec = TableSpec {
     time_column: "bucket_t",
     thinned: true,
 };
+
+/// A `quotes` row as SQLite returns it: t, seq, then the data columns in table order.
+type QuoteColumns = (i64, i64, String, f64, i64, String, f64, i64, String, String);
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
@@ -407,6 +411,97 @@ impl SqliteSink {
             .await
             .map_err(|e| fail(e, "cannot commit rebuilt indexes"))?;
         Ok(records.into_iter().map(|(n, _, _)| n).collect())
+    }
+
+    /// Rows per (dataset, symbol, New York day) in the database, for `data status` and
+    /// `data archive`. Days are New York dates of the session (the time shifted by -4 h,
+    /// which maps 04:00–24:00 New York to its own date in both EST and EDT).
+    pub async fn day_counts(
+        &mut self,
+        symbol: Option<&str>,
+    ) -> anyhow::Result<Vec<(String, String, NaiveDate, i64)>> {
+        let sql = "SELECT 'quotes' AS dataset, s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
+             FROM quotes q JOIN symbols s ON s.id = q.symbol_id WHERE (?1 IS NULL OR s.symbol = ?1) GROUP BY s.symbol, d \
+             UNION ALL \
+             SELECT 'quotes_thinned[' || th.spec || ']', s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
+             FROM quotes_thinned q JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
+             WHERE (?1 IS NULL OR s.symbol = ?1) GROUP BY th.spec, s.symbol, d \
+             UNION ALL \
+             SELECT 'quotes_aggregated[' || th.spec || ']', s.symbol, date(q.bucket_t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
+             FROM quotes_aggregated q JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
+             WHERE (?1 IS NULL OR s.symbol = ?1) GROUP BY th.spec, s.symbol, d \
+             ORDER BY 1, 2, 3";
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(sql)
+            .bind(symbol)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot count rows per day"))?;
+        rows.into_iter()
+            .map(|(ds, sym, d, n)| {
+                let date = NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                    .with_context(|| format!("unexpected day {d:?} in the database"))?;
+                Ok((ds, sym, date, n))
+            })
+            .collect()
+    }
+
+    /// The raw quotes of `symbol` with `from_ns <= t < until_ns`, in key order.
+    pub async fn read_quotes(
+        &mut self,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<Vec<Quote>> {
+        let rows: Vec<QuoteColumns> = sqlx::query_as(
+            "SELECT q.t, q.seq, q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, q.ask_price, \
+             q.ask_size, q.conditions, q.tape FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE s.symbol = ? AND q.t >= ? AND q.t < ? ORDER BY q.t, q.seq",
+        )
+        .bind(symbol)
+        .bind(from_ns)
+        .bind(until_ns)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e, "cannot read quotes"))?;
+        let sym: Arc<str> = symbol.into();
+        rows.into_iter()
+            .map(|r| {
+                Ok(Quote {
+                    symbol: sym.clone(),
+                    t: r.0,
+                    seq: u32::try_from(r.1).context("seq out of range")?,
+                    bid_exchange: r.2,
+                    bid_price: r.3,
+                    bid_size: u32::try_from(r.4).context("bid_size out of range")?,
+                    ask_exchange: r.5,
+                    ask_price: r.6,
+                    ask_size: u32::try_from(r.7).context("ask_size out of range")?,
+                    conditions: serde_json::from_str(&r.8)
+                        .with_context(|| format!("conditions {:?} are not a JSON array", r.8))?,
+                    tape: r.9,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes the raw quotes of `symbol` with `from_ns <= t < until_ns` in one transaction;
+    /// returns how many.
+    pub async fn delete_quotes(
+        &mut self,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM quotes WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = ?) AND t >= ? AND t < ?",
+        )
+        .bind(symbol)
+        .bind(from_ns)
+        .bind(until_ns)
+        .execute(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e, "cannot delete archived quotes"))?;
+        Ok(r.rows_affected())
     }
 
     /// Run on every open: rebuilds indexes a killed `--drop-indexes` import left dropped.
