@@ -22,6 +22,10 @@ struct Mode {
     prefill: bool,
 }
 
+/// `load-historical` of one month from a Parquet store filled (untimed) by a full-year
+/// `--format parquet` import.
+const LOAD_MONTH: &str = "load-historical one month (Parquet to SQLite)";
+
 const MODES: &[Mode] = &[
     Mode {
         name: "default",
@@ -89,6 +93,18 @@ const MODES: &[Mode] = &[
         one_day: true,
         prefill: false,
     },
+    Mode {
+        name: "format parquet",
+        args: &["--format", "parquet"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: LOAD_MONTH,
+        args: &[],
+        one_day: false,
+        prefill: true,
+    },
 ];
 
 struct Sample {
@@ -98,6 +114,19 @@ struct Sample {
     kept: String,
 }
 
+fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let path = e.path();
+        total += if path.is_dir() {
+            dir_bytes(&path)
+        } else {
+            e.metadata().map(|m| m.len()).unwrap_or(0)
+        };
+    }
+    total
+}
+
 fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
     let (start, end) = if mode.one_day {
         ("2024-01-02", "2024-01-02")
@@ -105,12 +134,24 @@ fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
         ("2024-01-01", "2024-12-31")
     };
     let log = dir.join("stderr.log");
+    let args: Vec<&str> = if mode.name == LOAD_MONTH {
+        vec![
+            "load-historical",
+            "quotes",
+            "AAPL",
+            "2024-11-01",
+            "2024-11-30",
+        ]
+    } else {
+        let mut a = vec!["import-api", "quotes", "AAPL", start, end, "--api-url", url];
+        a.extend(mode.args);
+        a
+    };
     let started = Instant::now();
     // Reaped by wait4 below (which also gives the child's own peak RSS), not by Child::wait.
     #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_data"))
-        .args(["import-api", "quotes", "AAPL", start, end, "--api-url", url])
-        .args(mode.args)
+        .args(&args)
         .current_dir(dir)
         .env("APCA_API_KEY_ID", "bench")
         .env("APCA_API_SECRET_KEY", "bench")
@@ -130,7 +171,14 @@ fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
         mode.name,
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    let size = |p: &str| std::fs::metadata(dir.join(p)).map(|m| m.len()).unwrap_or(0);
+    let size = |p: &str| {
+        let p = dir.join(p);
+        if p.is_dir() {
+            dir_bytes(&p)
+        } else {
+            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+        }
+    };
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let kept = text
         .lines()
@@ -141,7 +189,7 @@ fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
     Sample {
         wall,
         max_rss_kb: usage.ru_maxrss,
-        db_bytes: size("data/market.db") + size("data/market.db-wal"),
+        db_bytes: size("data/market.db") + size("data/market.db-wal") + size("data/historical"),
         kept,
     }
 }
@@ -179,7 +227,15 @@ fn main() {
         for (i, mode) in modes.iter().enumerate() {
             let dir = tempfile::tempdir().expect("temp dir");
             if mode.prefill {
-                run_data(dir.path(), &url, &MODES[0]);
+                let fill = if mode.name == LOAD_MONTH {
+                    MODES
+                        .iter()
+                        .find(|m| m.name == "format parquet")
+                        .expect("parquet mode")
+                } else {
+                    &MODES[0]
+                };
+                run_data(dir.path(), &url, fill);
             }
             let s = run_data(dir.path(), &url, mode);
             eprintln!(
@@ -194,12 +250,18 @@ fn main() {
         }
     }
     println!("Full-year AAPL import (9,694,000 quotes) from the stand-in; median of {runs} runs");
-    println!("| mode | wall (median) | quotes/s | peak RSS | database size | rows |");
+    println!("| mode | wall (median) | quotes/s | peak RSS | bytes on disk | rows |");
     println!("|---|---:|---:|---:|---:|---|");
     for (mode, v) in modes.iter().zip(samples.iter_mut()) {
         v.sort_by_key(|s| s.wall);
         let m = &v[v.len() / 2];
-        let quotes = if mode.one_day { 37_000.0 } else { YEAR_QUOTES };
+        let quotes = if mode.one_day {
+            37_000.0
+        } else if mode.name == LOAD_MONTH {
+            21.0 * 37_000.0
+        } else {
+            YEAR_QUOTES
+        };
         let rate = quotes / m.wall.as_secs_f64();
         let mut rss: Vec<i64> = v.iter().map(|s| s.max_rss_kb).collect();
         rss.sort();

@@ -1,0 +1,80 @@
+//! The Parquet sink alone: decoded quotes in, zstd day files out, in 10,000-row batches.
+//!
+//! Run with `cargo bench --bench parquet_sink`. Reports the median of `BENCH_RUNS`
+//! (default 5) runs of `BENCH_ROWS` quotes (default 2,000,000, about 54 days of the
+//! stand-in's AAPL), each into a fresh folder, and the bytes written per quote.
+
+use data::model::Quote;
+use data::pipeline::Sink;
+use data::sink::parquet::ParquetSink;
+use data::standin::generate::quotes_between;
+use data::time::DateRange;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let path = e.path();
+        total += if path.is_dir() {
+            dir_bytes(&path)
+        } else {
+            e.metadata().map(|m| m.len()).unwrap_or(0)
+        };
+    }
+    total
+}
+
+fn main() {
+    let n = env_usize("BENCH_ROWS", 2_000_000);
+    let runs = env_usize("BENCH_RUNS", 5).max(1);
+    let sym: Arc<str> = Arc::from("AAPL");
+    let range = DateRange::parse("2024-01-01", "2024-12-31").expect("range");
+    let (mut last, mut seq) = (i64::MIN, 0);
+    let rows: Vec<Quote> = quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 37_000)
+        .take(n)
+        .map(|g| {
+            seq = if g.t == last { seq + 1 } else { 0 };
+            last = g.t;
+            g.to_quote(&sym, seq)
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut times: Vec<Duration> = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let t = rt.block_on(async {
+            let mut sink = ParquetSink::new(dir.path()).expect("sink");
+            let started = Instant::now();
+            for batch in rows.chunks(10_000) {
+                sink.write_batch(batch).await.expect("write");
+            }
+            sink.finish().await.expect("finish");
+            started.elapsed()
+        });
+        bytes = dir_bytes(dir.path());
+        times.push(t);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "Parquet sink: {n} quotes, median {:.2}s = {:.0} quotes/s (min {:.2}s, max {:.2}s, {runs} runs); {:.1} MB on disk, {:.1} bytes/quote",
+        median.as_secs_f64(),
+        n as f64 / median.as_secs_f64(),
+        times[0].as_secs_f64(),
+        times[times.len() - 1].as_secs_f64(),
+        bytes as f64 / 1e6,
+        bytes as f64 / n as f64
+    );
+}
