@@ -14,10 +14,9 @@ use crate::model::{Quote, Symbol};
 use crate::pipeline::Sink;
 use crate::pipeline::{cancellation, run_batcher, BatchCommitted, CHANNEL_PAGES};
 use crate::progress::{init_logging, Progress};
+use crate::sink::database::Database;
 use crate::sink::parquet::ParquetSink;
-use crate::sink::sqlite::{
-    SqliteSink, TableSpec, WriteMode, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED,
-};
+use crate::sink::sqlite::{TableSpec, WriteMode, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED};
 use crate::source::alpaca::{stream_quotes, AlpacaClient, ClientConfig, Credentials};
 use crate::source::parquet::stream_parquet_quotes;
 use crate::source::retry::RetryPolicy;
@@ -356,8 +355,8 @@ async fn open_database(
     report: &Report,
     table: &'static TableSpec,
     range: DateRange,
-) -> anyhow::Result<(SqliteSink, bool)> {
-    let mut sink = SqliteSink::open(
+) -> anyhow::Result<(Database, bool)> {
+    let mut sink = Database::open(
         &settings.database_url,
         Duration::from_secs(settings.busy_timeout_secs),
     )
@@ -395,7 +394,7 @@ async fn open_database(
         "[IMPORT] {} {range} from {} into {} table {}, batches of {}, {}",
         report.label(),
         report.from,
-        sink.path().display(),
+        sink.describe(),
         table.name,
         settings.batch_size,
         match sink.mode() {
@@ -408,7 +407,7 @@ async fn open_database(
 
 /// Rebuilds dropped indexes whatever the outcome, then returns the outcome.
 async fn close_database(
-    mut sink: SqliteSink,
+    mut sink: Database,
     dropped: bool,
     result: anyhow::Result<Outcome>,
 ) -> anyhow::Result<Outcome> {
@@ -539,7 +538,7 @@ pub async fn archive(args: ArchiveArgs) -> anyhow::Result<Outcome> {
     let today = new_york_date(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX));
     let cutoff = crate::store::parse_cutoff(&args.older_than, today)?;
     init_logging(settings.log_path())?;
-    let mut db = SqliteSink::open(
+    let mut db = Database::open(
         &settings.database_url,
         Duration::from_secs(settings.busy_timeout_secs),
     )

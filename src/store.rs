@@ -8,8 +8,8 @@
 //! key, so it neither loses nor duplicates anything.
 
 use crate::model::{Quote, Symbol};
+use crate::sink::database::{is_postgres_url, Database};
 use crate::sink::parquet::{day_file, list_days, read_day_file, write_day_file};
-use crate::sink::sqlite::SqliteSink;
 use crate::time::{is_weekday, new_york_time_nanos};
 use anyhow::{anyhow, Context};
 use chrono::{Duration as Days, NaiveDate};
@@ -67,13 +67,18 @@ pub async fn status(
 ) -> anyhow::Result<(Vec<Holding>, Vec<String>)> {
     let mut notes = Vec::new();
     let mut out = Vec::new();
-    let opts = crate::sink::sqlite::connect_options(database_url)?;
-    let db_path = opts.get_filename().to_path_buf();
-    if db_path.exists() {
-        let mut db = SqliteSink::open(database_url, busy).await?;
+    let exists = is_postgres_url(database_url) || {
+        let opts = crate::sink::sqlite::connect_options(database_url)?;
+        let db_path = opts.get_filename().to_path_buf();
+        let exists = db_path.exists();
+        if !exists {
+            notes.push(format!("database {}: does not exist", db_path.display()));
+        }
+        exists
+    };
+    if exists {
+        let mut db = Database::open(database_url, busy).await?;
         out.extend(holdings("database", db.day_counts(None).await?));
-    } else {
-        notes.push(format!("database {}: does not exist", db_path.display()));
     }
     let files = list_days(root)?;
     if files.is_empty() {
@@ -198,7 +203,7 @@ pub struct ArchiveReport {
 /// Moves `symbol`'s raw quotes of New York days before `cutoff` from the database to the
 /// Parquet store, day by day (write, verify, then delete).
 pub async fn archive(
-    db: &mut SqliteSink,
+    db: &mut Database,
     root: &Path,
     symbol: &Symbol,
     cutoff: NaiveDate,

@@ -1,7 +1,9 @@
 //! Sinks: where committed batches land. Each implements `pipeline::Sink` and commits a
 //! batch atomically; adding a store means adding a module here, not a new pipeline.
 
+pub mod database;
 pub mod parquet;
+pub mod postgres;
 pub mod sqlite;
 
 /// Whether another process with this pid is running (Linux: /proc). Unknown means "not

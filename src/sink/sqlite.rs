@@ -172,7 +172,7 @@ pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
             .map_err(|e| anyhow::anyhow!("invalid SQLite database URL {url:?}: {e}"))
     } else if url.contains("://") {
         anyhow::bail!(
-            "unsupported database URL {url:?}: use sqlite:PATH (e.g. {DEFAULT_DATABASE_URL}) or a file path"
+            "unsupported database URL {url:?}: use sqlite:PATH (e.g. {DEFAULT_DATABASE_URL}), a file path, or postgres://USER@HOST/DB"
         )
     } else if url.trim().is_empty() {
         anyhow::bail!("the database URL is empty: use sqlite:PATH (e.g. {DEFAULT_DATABASE_URL})")

@@ -1,0 +1,674 @@
+//! The PostgreSQL sink: the same logical tables as SQLite (migrations/postgres), each batch
+//! in one transaction, loaded with COPY.
+//!
+//! Upsert mode: `COPY` into a session-temporary staging table, then one
+//! `INSERT ... SELECT ... ORDER BY key ON CONFLICT DO UPDATE` into the real table. Sorting by
+//! key makes every importer take row locks in the same order, so several importers writing
+//! overlapping ranges to one server never deadlock; a deadlock or serialization failure that
+//! happens anyway is retried. Plain-insert mode (`--skip-duplicates`) copies straight into the
+//! table, falling back to upsert if it meets existing rows. A dropped connection is
+//! reconnected and the batch retried: a batch is one transaction, so it is either all there
+//! or not at all.
+
+use super::sqlite::{TableSpec, WriteMode};
+use crate::model::Quote;
+use crate::pipeline::Sink;
+use crate::transform::AggQuote;
+use anyhow::Context;
+use chrono::NaiveDate;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Session advisory-lock key held by an import that has dropped indexes (any machine).
+const DROP_LOCK_KEY: i64 = 0x6461_7461_6964_7800;
+/// Attempts per batch when the connection drops or a deadlock is reported.
+const BATCH_ATTEMPTS: u32 = 5;
+
+/// A row the sink can COPY: its symbol and its own values as COPY text columns.
+pub trait CopyRow: Sync {
+    fn symbol(&self) -> &Arc<str>;
+    /// Appends this row's values after `thinning_id` and `symbol_id`, each preceded by a tab.
+    fn write_copy(&self, out: &mut Vec<u8>);
+}
+
+fn text(out: &mut Vec<u8>, s: &str) {
+    out.push(b'\t');
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
+fn int(out: &mut Vec<u8>, v: i64) {
+    out.push(b'\t');
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+fn float(out: &mut Vec<u8>, v: f64) {
+    out.push(b'\t');
+    // Shortest representation that parses back to the same double.
+    out.extend_from_slice(ryu::Buffer::new().format(v).as_bytes());
+}
+
+impl CopyRow for Quote {
+    fn symbol(&self) -> &Arc<str> {
+        &self.symbol
+    }
+    fn write_copy(&self, out: &mut Vec<u8>) {
+        int(out, self.t);
+        int(out, self.seq as i64);
+        text(out, &self.bid_exchange);
+        float(out, self.bid_price);
+        int(out, self.bid_size as i64);
+        text(out, &self.ask_exchange);
+        float(out, self.ask_price);
+        int(out, self.ask_size as i64);
+        text(out, &self.conditions_json());
+        text(out, &self.tape);
+    }
+}
+
+impl CopyRow for AggQuote {
+    fn symbol(&self) -> &Arc<str> {
+        &self.symbol
+    }
+    fn write_copy(&self, out: &mut Vec<u8>) {
+        int(out, self.bucket_t);
+        int(out, self.last_t);
+        text(out, &self.bid_exchange);
+        float(out, self.bid_price);
+        int(out, self.bid_size as i64);
+        text(out, &self.ask_exchange);
+        float(out, self.ask_price);
+        int(out, self.ask_size as i64);
+        text(out, &crate::model::conditions_json(&self.conditions));
+        text(out, &self.tape);
+        int(out, self.quote_count as i64);
+    }
+}
+
+/// The server's error code (SQLSTATE), if any.
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// A connection that is gone (closed by the server, reset, shut down): reconnect and retry.
+fn is_connection_lost(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolClosed
+    ) || sqlstate(e).is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
+}
+
+/// A conflict between concurrent importers that a retry resolves.
+fn is_retryable_conflict(e: &sqlx::Error) -> bool {
+    sqlstate(e).is_some_and(|c| c == "40P01" || c == "40001")
+}
+
+fn is_duplicate(e: &sqlx::Error) -> bool {
+    sqlstate(e).is_some_and(|c| c == "23505")
+}
+
+/// The URL with its password replaced, for messages.
+pub fn redacted(url: &str) -> String {
+    crate::config::redact_url(url)
+}
+
+pub struct PgSink {
+    conn: PgConnection,
+    opts: PgConnectOptions,
+    shown: String,
+    symbol_ids: HashMap<Arc<str>, i64>,
+    mode: WriteMode,
+    thinning_id: Option<i64>,
+    /// This session holds the drop-indexes advisory lock.
+    holds_drop_lock: bool,
+    buf: Vec<u8>,
+}
+
+fn pg_error(e: sqlx::Error, shown: &str, doing: &str) -> anyhow::Error {
+    // sqlx's messages never contain the password; the URL is shown redacted.
+    anyhow::anyhow!("{doing} (PostgreSQL {shown}): {e}")
+}
+
+impl PgSink {
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let shown = redacted(url);
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL {shown}: {e}"))?
+            .log_statements(tracing::log::LevelFilter::Off)
+            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600));
+        let mut conn = connect(&opts, &shown).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut conn)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot apply the schema migrations to PostgreSQL {shown}: {e}")
+            })?;
+        let mut sink = PgSink {
+            conn,
+            opts,
+            shown,
+            symbol_ids: HashMap::new(),
+            mode: WriteMode::Upsert,
+            thinning_id: None,
+            holds_drop_lock: false,
+            buf: Vec::new(),
+        };
+        sink.heal_indexes().await?;
+        Ok(sink)
+    }
+
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    pub fn set_mode(&mut self, mode: WriteMode) {
+        self.mode = mode;
+    }
+
+    pub fn mode(&self) -> WriteMode {
+        self.mode
+    }
+
+    fn err(&self, e: sqlx::Error, doing: &str) -> anyhow::Error {
+        pg_error(e, &self.shown, doing)
+    }
+
+    pub async fn set_thinning(&mut self, spec: &str) -> anyhow::Result<()> {
+        let id = upsert_name(&mut self.conn, "thinnings", "spec", spec)
+            .await
+            .map_err(|e| self.err(e, "cannot record the thinning spec"))?;
+        self.thinning_id = Some(id);
+        Ok(())
+    }
+
+    async fn symbol_id(&mut self, symbol: &Arc<str>) -> Result<i64, sqlx::Error> {
+        if let Some(id) = self.symbol_ids.get(symbol) {
+            return Ok(*id);
+        }
+        let id = upsert_name(&mut self.conn, "symbols", "symbol", symbol).await?;
+        self.symbol_ids.insert(symbol.clone(), id);
+        Ok(id)
+    }
+
+    pub async fn has_rows_in(
+        &mut self,
+        table: &TableSpec,
+        symbol: &str,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> anyhow::Result<bool> {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM {t} q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE s.symbol = $1 AND q.{c} BETWEEN $2 AND $3{th})",
+            t = table.name,
+            c = table.time_column,
+            th = if table.thinned {
+                " AND q.thinning_id = $4"
+            } else {
+                ""
+            }
+        );
+        let mut q = sqlx::query_scalar::<_, bool>(&sql)
+            .bind(symbol)
+            .bind(start_ns)
+            .bind(end_ns);
+        if table.thinned {
+            q = q.bind(self.thinning_id.unwrap_or(-1) as i32);
+        }
+        q.fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot check the range for existing rows"))
+    }
+
+    /// Drops `table`'s secondary indexes (recorded first, in the same transaction) while
+    /// holding a session advisory lock that tells other sessions, on any machine, that an
+    /// import without its indexes is running. If another such import holds it, nothing is
+    /// dropped.
+    pub async fn drop_secondary_indexes(
+        &mut self,
+        table: &TableSpec,
+    ) -> anyhow::Result<Vec<String>> {
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(DROP_LOCK_KEY)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot take the drop-indexes lock"))?;
+        if !got {
+            tracing::warn!(
+                "[DB] another --drop-indexes import is running on this server; keeping the indexes"
+            );
+            return Ok(Vec::new());
+        }
+        self.holds_drop_lock = true;
+        let shown = self.shown.clone();
+        let fail = |e, doing| pg_error(e, &shown, doing);
+        let mut tx = self
+            .conn
+            .begin()
+            .await
+            .map_err(|e| fail(e, "cannot start dropping indexes"))?;
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT i.indexname::TEXT, i.indexdef FROM pg_indexes i \
+             WHERE i.schemaname = current_schema() AND i.tablename = $1 \
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+        )
+        .bind(table.name)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| fail(e, "cannot list indexes"))?;
+        for (name, sql) in &indexes {
+            sqlx::query(
+                "INSERT INTO dropped_indexes (name, create_sql, dropped_at, pid) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET pid = EXCLUDED.pid, dropped_at = EXCLUDED.dropped_at",
+            )
+            .bind(name)
+            .bind(sql)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .bind(std::process::id() as i32)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| fail(e, "cannot record a dropped index"))?;
+            sqlx::query(&format!(
+                "DROP INDEX IF EXISTS \"{}\"",
+                name.replace('"', "\"\"")
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| fail(e, "cannot drop an index"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| fail(e, "cannot commit dropping indexes"))?;
+        Ok(indexes.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// Recreates every recorded dropped index, unless (`only_orphans`) an import that dropped
+    /// them still holds the advisory lock.
+    pub async fn rebuild_dropped_indexes(
+        &mut self,
+        only_orphans: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let records: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, create_sql FROM dropped_indexes")
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e, "cannot read dropped index records"))?;
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        if only_orphans && !self.holds_drop_lock {
+            let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(DROP_LOCK_KEY)
+                .fetch_one(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e, "cannot check the drop-indexes lock"))?;
+            if !free {
+                return Ok(Vec::new());
+            }
+            self.holds_drop_lock = true;
+        }
+        let shown = self.shown.clone();
+        let fail = |e, doing| pg_error(e, &shown, doing);
+        let mut tx = self
+            .conn
+            .begin()
+            .await
+            .map_err(|e| fail(e, "cannot start rebuilding indexes"))?;
+        for (name, create_sql) in &records {
+            let sql = create_sql.replacen("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1);
+            sqlx::query(&sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| fail(e, "cannot rebuild an index"))?;
+            sqlx::query("DELETE FROM dropped_indexes WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| fail(e, "cannot clear a dropped index record"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| fail(e, "cannot commit rebuilt indexes"))?;
+        self.release_drop_lock().await;
+        Ok(records.into_iter().map(|(n, _)| n).collect())
+    }
+
+    async fn release_drop_lock(&mut self) {
+        if self.holds_drop_lock {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(DROP_LOCK_KEY)
+                .execute(&mut self.conn)
+                .await;
+            self.holds_drop_lock = false;
+        }
+    }
+
+    async fn heal_indexes(&mut self) -> anyhow::Result<()> {
+        for name in self.rebuild_dropped_indexes(true).await? {
+            tracing::warn!(
+                "[DB] rebuilt index {name}, left dropped by an interrupted --drop-indexes import"
+            );
+        }
+        Ok(())
+    }
+
+    /// Rows per (dataset, symbol, New York day), as for SQLite's `day_counts`, with exact
+    /// New York dates.
+    pub async fn day_counts(
+        &mut self,
+        symbol: Option<&str>,
+    ) -> anyhow::Result<Vec<(String, String, NaiveDate, i64)>> {
+        let day = |col: &str| {
+            format!("(to_timestamp({col} / 1e9) AT TIME ZONE 'America/New_York')::date::text")
+        };
+        let sql = format!(
+            "SELECT 'quotes', s.symbol, {d1} AS d, count(*) FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY s.symbol, d \
+             UNION ALL SELECT 'quotes_thinned[' || th.spec || ']', s.symbol, {d1} AS d, count(*) FROM quotes_thinned q \
+             JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
+             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY th.spec, s.symbol, d \
+             UNION ALL SELECT 'quotes_aggregated[' || th.spec || ']', s.symbol, {d2} AS d, count(*) FROM quotes_aggregated q \
+             JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
+             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY th.spec, s.symbol, d ORDER BY 1, 2, 3",
+            d1 = day("q.t"),
+            d2 = day("q.bucket_t")
+        );
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(&sql)
+            .bind(symbol)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot count rows per day"))?;
+        rows.into_iter()
+            .map(|(ds, sym, d, n)| {
+                let date = NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                    .with_context(|| format!("unexpected day {d:?} from the server"))?;
+                Ok((ds, sym, date, n))
+            })
+            .collect()
+    }
+
+    pub async fn read_quotes(
+        &mut self,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<Vec<Quote>> {
+        type Row = (i64, i32, String, f64, i64, String, f64, i64, String, String);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT q.t, q.seq, q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, q.ask_price, \
+             q.ask_size, q.conditions, q.tape FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 ORDER BY q.t, q.seq",
+        )
+        .bind(symbol)
+        .bind(from_ns)
+        .bind(until_ns)
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e, "cannot read quotes"))?;
+        let sym: Arc<str> = symbol.into();
+        rows.into_iter()
+            .map(|r| {
+                Ok(Quote {
+                    symbol: sym.clone(),
+                    t: r.0,
+                    seq: u32::try_from(r.1).context("seq out of range")?,
+                    bid_exchange: r.2,
+                    bid_price: r.3,
+                    bid_size: u32::try_from(r.4).context("bid_size out of range")?,
+                    ask_exchange: r.5,
+                    ask_price: r.6,
+                    ask_size: u32::try_from(r.7).context("ask_size out of range")?,
+                    conditions: serde_json::from_str(&r.8)
+                        .with_context(|| format!("conditions {:?} are not a JSON array", r.8))?,
+                    tape: r.9,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_quotes(
+        &mut self,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM quotes WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3",
+        )
+        .bind(symbol)
+        .bind(from_ns)
+        .bind(until_ns)
+        .execute(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e, "cannot delete archived quotes"))?;
+        Ok(r.rows_affected())
+    }
+
+    /// COPY text for `rows` in `table`'s column order.
+    fn encode<T: CopyRow>(&mut self, table: &TableSpec, rows: &[T], ids: &[(Arc<str>, i64)]) {
+        self.buf.clear();
+        let thinning = self.thinning_id.unwrap_or(0);
+        for r in rows {
+            let id = ids
+                .iter()
+                .find(|(s, _)| s == r.symbol())
+                .map(|(_, id)| *id)
+                .unwrap_or(0);
+            if table.thinned {
+                self.buf
+                    .extend_from_slice(itoa::Buffer::new().format(thinning).as_bytes());
+                int(&mut self.buf, id);
+            } else {
+                self.buf
+                    .extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+            }
+            r.write_copy(&mut self.buf);
+            self.buf.push(b'\n');
+        }
+    }
+
+    async fn try_write<T: CopyRow>(
+        &mut self,
+        table: &TableSpec,
+        rows: &[T],
+    ) -> Result<(), sqlx::Error> {
+        let mut ids: Vec<(Arc<str>, i64)> = Vec::new();
+        for r in rows {
+            if !ids.iter().any(|(s, _)| s == r.symbol()) {
+                let id = self.symbol_id(r.symbol()).await?;
+                ids.push((r.symbol().clone(), id));
+            }
+        }
+        self.encode(table, rows, &ids);
+        let cols = table.columns.join(", ");
+        let mut tx = self.conn.begin().await?;
+        if self.mode == WriteMode::Insert {
+            let mut copy = tx
+                .copy_in_raw(&format!(
+                    "COPY {} ({cols}) FROM STDIN (FORMAT text)",
+                    table.name
+                ))
+                .await?;
+            copy.send(self.buf.as_slice()).await?;
+            copy.finish().await?;
+        } else {
+            let staging = format!("staging_{}", table.name);
+            sqlx::query(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+                table.name
+            ))
+            .execute(&mut *tx)
+            .await?;
+            let mut copy = tx
+                .copy_in_raw(&format!("COPY {staging} ({cols}) FROM STDIN (FORMAT text)"))
+                .await?;
+            copy.send(self.buf.as_slice()).await?;
+            copy.finish().await?;
+            let data: Vec<&str> = table
+                .columns
+                .iter()
+                .copied()
+                .filter(|c| !table.key.contains(c))
+                .collect();
+            let set: Vec<String> = data.iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+            let old: Vec<String> = data.iter().map(|c| format!("{}.{c}", table.name)).collect();
+            let new: Vec<String> = data.iter().map(|c| format!("EXCLUDED.{c}")).collect();
+            sqlx::query(&format!(
+                "INSERT INTO {t} ({cols}) SELECT {cols} FROM {staging} ORDER BY {key} \
+                 ON CONFLICT ({key}) DO UPDATE SET {set} WHERE ({old}) IS DISTINCT FROM ({new})",
+                t = table.name,
+                key = table.key.join(", "),
+                set = set.join(", "),
+                old = old.join(", "),
+                new = new.join(", ")
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn reconnect(&mut self) -> anyhow::Result<()> {
+        self.conn = connect(&self.opts, &self.shown).await?;
+        self.holds_drop_lock = false;
+        Ok(())
+    }
+
+    /// Writes one batch, retrying it on a lost connection (after reconnecting) or a
+    /// deadlock, and falling back from plain insert to upsert on existing rows.
+    async fn write_rows<T: CopyRow>(
+        &mut self,
+        table: &TableSpec,
+        rows: &[T],
+    ) -> anyhow::Result<()> {
+        let mut attempt = 1;
+        loop {
+            let err = match self.try_write(table, rows).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if self.mode == WriteMode::Insert && is_duplicate(&err) {
+                tracing::warn!(
+                    "[DB] --skip-duplicates met rows already in {}; falling back to upsert from this batch on",
+                    table.name
+                );
+                self.mode = WriteMode::Upsert;
+                continue;
+            }
+            let lost = is_connection_lost(&err);
+            if attempt >= BATCH_ATTEMPTS || !(lost || is_retryable_conflict(&err)) {
+                return Err(self.err(err, "cannot write a batch (rolled back)"));
+            }
+            tracing::warn!(
+                "[DB] batch attempt {attempt}/{BATCH_ATTEMPTS} failed: {err}; {}",
+                if lost {
+                    "reconnecting and retrying the batch"
+                } else {
+                    "retrying the batch"
+                }
+            );
+            tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+            if lost {
+                if let Err(e) = self.reconnect().await {
+                    tracing::warn!("[DB] reconnect failed: {e:#}");
+                }
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// The id of `value` in a (id, name UNIQUE) table, inserting it if new. Safe against another
+/// importer inserting the same name at the same moment: the follow-up SELECT is a new
+/// statement, so it sees that importer's committed row.
+async fn upsert_name(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &str,
+    value: &str,
+) -> Result<i64, sqlx::Error> {
+    let inserted: Option<i64> = sqlx::query_scalar(&format!(
+        "INSERT INTO {table} ({column}) VALUES ($1) ON CONFLICT ({column}) DO NOTHING RETURNING id::BIGINT"
+    ))
+    .bind(value)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match inserted {
+        Some(id) => Ok(id),
+        None => {
+            sqlx::query_scalar(&format!(
+                "SELECT id::BIGINT FROM {table} WHERE {column} = $1"
+            ))
+            .bind(value)
+            .fetch_one(&mut *conn)
+            .await
+        }
+    }
+}
+
+async fn connect(opts: &PgConnectOptions, shown: &str) -> anyhow::Result<PgConnection> {
+    PgConnection::connect_with(opts)
+        .await
+        .map_err(|e| pg_error(e, shown, "cannot connect"))
+}
+
+impl Sink<Quote> for PgSink {
+    async fn write_batch(&mut self, rows: &[Quote]) -> anyhow::Result<()> {
+        let table = if self.thinning_id.is_some() {
+            &super::sqlite::QUOTES_THINNED
+        } else {
+            &super::sqlite::QUOTES
+        };
+        self.write_rows(table, rows).await
+    }
+}
+
+impl Sink<AggQuote> for PgSink {
+    async fn write_batch(&mut self, rows: &[AggQuote]) -> anyhow::Result<()> {
+        self.write_rows(&super::sqlite::QUOTES_AGGREGATED, rows)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_and_keeps_doubles_exact() {
+        let q = Quote {
+            symbol: "AAPL".into(),
+            t: 1_704_186_000_000_000_001,
+            seq: 2,
+            bid_exchange: "\\".into(),
+            bid_price: 187.23,
+            bid_size: 3,
+            ask_exchange: "\t".into(),
+            ask_price: 0.1 + 0.2,
+            ask_size: 4,
+            conditions: vec![" ".into(), "R".into()],
+            tape: "C".into(),
+        };
+        let mut out = Vec::new();
+        q.write_copy(&mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "\t1704186000000000001\t2\t\\\\\t187.23\t3\t\\t\t0.30000000000000004\t4\t[\" \",\"R\"]\tC"
+        );
+    }
+}

@@ -1,0 +1,514 @@
+//! The PostgreSQL sink against the real server: imports checked row by row, idempotence,
+//! the options, several importers at once, a dropped connection, kill -9 during
+//! --drop-indexes, archive/status, and bad URLs. Each test works in its own fresh database.
+//!
+//! The server's URL comes from DATA_TEST_POSTGRES_URL (e.g.
+//! postgres://root@127.0.0.1:5432/postgres; `.ci/run` sets it). Without it every test here
+//! prints that it was NOT RUN and returns.
+
+mod common;
+
+use common::*;
+use data::standin::StandinConfig;
+use sqlx::{Connection, PgConnection, Row};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub const PG_ENV: &str = "DATA_TEST_POSTGRES_URL";
+
+/// A fresh database on the test server, dropped at the end of the test.
+struct PgDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    async fn new() -> Option<PgDb> {
+        let Ok(admin) = std::env::var(PG_ENV) else {
+            // Written past the test harness's output capture, so it shows in every run.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "PostgreSQL test NOT RUN: set {PG_ENV} (e.g. postgres://root@127.0.0.1:5432/postgres)"
+            );
+            return None;
+        };
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "data_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut c = PgConnection::connect(&admin)
+            .await
+            .expect("connect to the test server");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin.clone());
+        let url = format!("{base}/{name}");
+        Some(PgDb { admin, name, url })
+    }
+
+    async fn conn(&self) -> PgConnection {
+        PgConnection::connect(&self.url).await.expect("connect")
+    }
+
+    async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut self.conn().await)
+            .await
+            .unwrap()
+    }
+
+    async fn rows(&self, symbol: &str) -> Vec<String> {
+        let rows = sqlx::query(
+            "SELECT q.t, q.seq::BIGINT, q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, q.ask_price, \
+             q.ask_size, q.conditions, q.tape FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE s.symbol = $1 ORDER BY q.t, q.seq",
+        )
+        .bind(symbol)
+        .fetch_all(&mut self.conn().await)
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|r| {
+                format!(
+                    "{}|{}|{}|{:?}|{}|{}|{:?}|{}|{}|{}",
+                    r.get::<i64, _>(0),
+                    r.get::<i64, _>(1),
+                    r.get::<String, _>(2),
+                    r.get::<f64, _>(3),
+                    r.get::<i64, _>(4),
+                    r.get::<String, _>(5),
+                    r.get::<f64, _>(6),
+                    r.get::<i64, _>(7),
+                    r.get::<String, _>(8),
+                    r.get::<String, _>(9),
+                )
+            })
+            .collect()
+    }
+
+    async fn drop(self) {
+        if let Ok(mut c) = PgConnection::connect(&self.admin).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut c)
+            .await;
+        }
+    }
+}
+
+async fn import_pg(
+    w: &Workdir,
+    db: &PgDb,
+    url: &str,
+    symbol: &str,
+    start: &str,
+    end: &str,
+    extra: &[&str],
+) -> Run {
+    let mut args = vec!["--database-url", db.url.as_str()];
+    args.extend_from_slice(extra);
+    w.import(url, symbol, start, end, &args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_exactly_the_standin_rows_idempotently_with_copy() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(StandinConfig {
+        max_page: Some(700),
+        ..small(3_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let run = import_pg(
+        &w,
+        &db,
+        &s.url(),
+        "AAPL",
+        "2024-01-05",
+        "2024-01-08",
+        &["--batch-size", "1000"],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[DB] Batch 6: 1000 rows committed, 6000 total"),
+        "{}",
+        run.stderr
+    );
+    let expected = expected_rows("AAPL", "2024-01-05", "2024-01-08", 3_000);
+    assert_eq!(db.rows("AAPL").await, expected);
+    let again = import_pg(&w, &db, &s.url(), "AAPL", "2024-01-05", "2024-01-08", &[]).await;
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(db.rows("AAPL").await, expected);
+    // The timestamptz view agrees with the exact nanoseconds to the microsecond.
+    let off: i64 = db
+        .scalar("SELECT max(abs((extract(epoch FROM time_utc) * 1e6)::BIGINT - t_ns / 1000)) FROM quotes_view")
+        .await;
+    assert!(off <= 1, "{off}");
+    assert!(
+        !w.db_path().exists(),
+        "no SQLite file when the URL is postgres://"
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_work_against_postgres() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(small(2_000)).await;
+    let w = Workdir::new();
+    let run = import_pg(
+        &w,
+        &db,
+        &s.url(),
+        "AAPL",
+        "2024-01-02",
+        "2024-01-02",
+        &["--skip-duplicates", "--drop-indexes"],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("plain insert"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[DB] rebuilt index quotes_time_idx in"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'quotes_time_idx'")
+            .await,
+        1
+    );
+    let run = import_pg(
+        &w,
+        &db,
+        &s.url(),
+        "AAPL",
+        "2024-01-02",
+        "2024-01-02",
+        &["--skip-duplicates"],
+    )
+    .await;
+    assert!(
+        run.stderr.contains("already holds AAPL rows"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.rows("AAPL").await,
+        expected_rows("AAPL", "2024-01-02", "2024-01-02", 2_000)
+    );
+
+    let run = import_pg(
+        &w,
+        &db,
+        &s.url(),
+        "AAPL",
+        "2024-01-02",
+        "2024-01-02",
+        &["--sample", "10"],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM quotes_thinned_view WHERE thinning = 'sample=10'")
+            .await,
+        200
+    );
+    let run = import_pg(
+        &w,
+        &db,
+        &s.url(),
+        "AAPL",
+        "2024-01-02",
+        "2024-01-02",
+        &["--aggregate", "1m"],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(db.scalar("SELECT sum(quote_count)::BIGINT FROM quotes_aggregated_view WHERE thinning = 'aggregate=1m'").await, 2_000);
+
+    // status and archive/load-historical against the server.
+    let status = w.run(&["status", "--database-url", &db.url]).await;
+    let lines: Vec<Vec<&str>> = status
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        lines.contains(&vec![
+            "quotes",
+            "AAPL",
+            "database",
+            "2024-01-02",
+            "2024-01-02",
+            "1",
+            "2000",
+            "none"
+        ]),
+        "{}",
+        status.stdout
+    );
+    let run = w
+        .run(&[
+            "archive",
+            "quotes",
+            "AAPL",
+            "--older-than",
+            "2024-01-03",
+            "--database-url",
+            &db.url,
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(db.scalar("SELECT count(*) FROM quotes").await, 0);
+    let run = w
+        .run(&[
+            "load-historical",
+            "quotes",
+            "AAPL",
+            "2024-01-02",
+            "2024-01-02",
+            "--database-url",
+            &db.url,
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        db.rows("AAPL").await,
+        expected_rows("AAPL", "2024-01-02", "2024-01-02", 2_000)
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_importers_at_once_end_with_exactly_one_clean_import() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(StandinConfig {
+        max_page: Some(1_000),
+        ..small(4_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    let jobs = [
+        ("AAPL", "2024-01-02", "2024-01-04"),
+        ("AAPL", "2024-01-03", "2024-01-05"),
+        ("AAPL", "2024-01-02", "2024-01-05"),
+        ("MSFT", "2024-01-02", "2024-01-03"),
+    ];
+    let runs = futures_util::future::join_all(jobs.iter().map(|(sym, a, b)| {
+        let w = &w;
+        let (db_url, url) = (db.url.clone(), url.clone());
+        async move {
+            let mut cmd = w.command(&[
+                "import-api",
+                "quotes",
+                sym,
+                a,
+                b,
+                "--api-url",
+                &url,
+                "--database-url",
+                &db_url,
+                "--batch-size",
+                "1500",
+            ]);
+            cmd.env("BULK_IMPORT_LOG_FILE", format!("log-{sym}-{a}-{b}.log"));
+            w.run_cmd(cmd).await
+        }
+    }))
+    .await;
+    for r in &runs {
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+    assert_eq!(
+        db.rows("AAPL").await,
+        expected_rows("AAPL", "2024-01-02", "2024-01-05", 4_000)
+    );
+    assert_eq!(
+        db.rows("MSFT").await,
+        expected_rows("MSFT", "2024-01-02", "2024-01-03", 4_000)
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM symbols").await, 2);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_reconnected_and_no_batch_is_lost() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(StandinConfig {
+        max_page: Some(500),
+        delay: Duration::from_millis(40),
+        ..small(10_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    let args = [
+        "import-api",
+        "quotes",
+        "AAPL",
+        "2024-01-02",
+        "2024-01-02",
+        "--api-url",
+        &url,
+        "--database-url",
+        &db.url,
+        "--batch-size",
+        "500",
+    ];
+    let child = w
+        .command(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !w.log().contains("[DB] Batch 3:") {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) k",
+    )
+    .bind(&db.name)
+    .fetch_one(&mut db.conn().await)
+    .await
+    .unwrap();
+    assert!(killed >= 1);
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("reconnecting and retrying the batch"),
+        "{stderr}"
+    );
+    assert_eq!(
+        db.rows("AAPL").await,
+        expected_rows("AAPL", "2024-01-02", "2024-01-02", 10_000)
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_drop_indexes_import_is_healed_by_the_next_run() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(StandinConfig {
+        max_page: Some(500),
+        delay: Duration::from_millis(40),
+        ..small(10_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    let args = [
+        "import-api",
+        "quotes",
+        "AAPL",
+        "2024-01-02",
+        "2024-01-02",
+        "--api-url",
+        &url,
+        "--database-url",
+        &db.url,
+    ];
+    let mut with_drop = args.to_vec();
+    with_drop.extend(["--drop-indexes", "--batch-size", "500"]);
+    let mut child = w.command(&with_drop).spawn().unwrap();
+    while !w.log().contains("[DB] Batch 2:") {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'quotes_time_idx'")
+            .await,
+        0
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM dropped_indexes").await, 1);
+    let run = w.run(&args).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[DB] rebuilt index quotes_time_idx, left dropped by an interrupted"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'quotes_time_idx'")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.rows("AAPL").await,
+        expected_rows("AAPL", "2024-01-02", "2024-01-02", 10_000)
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_servers_give_one_line_errors_without_the_password() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(small(100)).await;
+    let w = Workdir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("postgres://root:hunter2@127.0.0.1:{port}/nowhere");
+    let first = w
+        .import(
+            &s.url(),
+            "AAPL",
+            "2024-01-02",
+            "2024-01-02",
+            &["--database-url", &unreachable],
+        )
+        .await;
+    assert_one_line_failure(
+        &first,
+        1,
+        &format!("cannot connect (PostgreSQL postgres://root:REDACTED@127.0.0.1:{port}/nowhere)"),
+    );
+    let base = db
+        .url
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .replace("postgres://root@", "postgres://root:hunter2@");
+    let missing = format!("{base}/no_such_database_here");
+    let run = w
+        .import(
+            &s.url(),
+            "AAPL",
+            "2024-01-02",
+            "2024-01-02",
+            &["--database-url", &missing],
+        )
+        .await;
+    assert_one_line_failure(&run, 1, "database \"no_such_database_here\" does not exist");
+    for r in [&first, &run] {
+        assert!(
+            !r.stderr.contains("hunter2") && !w.log().contains("hunter2"),
+            "{}",
+            r.stderr
+        );
+    }
+    db.drop().await;
+}
