@@ -31,6 +31,8 @@ const BATCH_ATTEMPTS: u32 = 5;
 /// A row the sink can COPY: its symbol and its own values as COPY text columns.
 pub trait CopyRow: Sync {
     fn symbol(&self) -> &Arc<str>;
+    /// The value of the table's time column (`t` or `bucket_t`).
+    fn time_key(&self) -> i64;
     /// Appends this row's values after `thinning_id` and `symbol_id`, each preceded by a tab.
     fn write_copy(&self, out: &mut Vec<u8>);
 }
@@ -63,6 +65,9 @@ impl CopyRow for Quote {
     fn symbol(&self) -> &Arc<str> {
         &self.symbol
     }
+    fn time_key(&self) -> i64 {
+        self.t
+    }
     fn write_copy(&self, out: &mut Vec<u8>) {
         int(out, self.t);
         int(out, self.seq as i64);
@@ -80,6 +85,9 @@ impl CopyRow for Quote {
 impl CopyRow for AggQuote {
     fn symbol(&self) -> &Arc<str> {
         &self.symbol
+    }
+    fn time_key(&self) -> i64 {
+        self.bucket_t
     }
     fn write_copy(&self, out: &mut Vec<u8>) {
         int(out, self.bucket_t);
@@ -135,6 +143,8 @@ pub struct PgSink {
     thinning_id: Option<i64>,
     /// This session holds the drop-indexes advisory lock.
     holds_drop_lock: bool,
+    /// Try COPY straight into the table when a batch's span holds no rows (see try_write).
+    optimistic: bool,
     buf: Vec<u8>,
 }
 
@@ -165,6 +175,7 @@ impl PgSink {
             mode: WriteMode::Upsert,
             thinning_id: None,
             holds_drop_lock: false,
+            optimistic: true,
             buf: Vec::new(),
         };
         sink.heal_indexes().await?;
@@ -177,6 +188,11 @@ impl PgSink {
 
     pub fn set_mode(&mut self, mode: WriteMode) {
         self.mode = mode;
+    }
+
+    /// Turns the direct-COPY fast path for empty spans on or off (benchmarks compare both).
+    pub fn set_optimistic(&mut self, on: bool) {
+        self.optimistic = on;
     }
 
     pub fn mode(&self) -> WriteMode {
@@ -458,6 +474,39 @@ impl PgSink {
         Ok(r.rows_affected())
     }
 
+    /// Whether `table` holds no rows of the batch's symbols (and thinning) within the batch's
+    /// time span.
+    async fn span_is_empty<T: CopyRow>(
+        thinning_id: Option<i64>,
+        tx: &mut PgConnection,
+        table: &TableSpec,
+        rows: &[T],
+        ids: &[(Arc<str>, i64)],
+    ) -> Result<bool, sqlx::Error> {
+        let time_of = |r: &T| r.time_key();
+        let (Some(lo), Some(hi)) = (
+            rows.iter().map(time_of).min(),
+            rows.iter().map(time_of).max(),
+        ) else {
+            return Ok(true);
+        };
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM {t} WHERE symbol_id = ANY($1) AND {c} BETWEEN $2 AND $3{th})",
+            t = table.name,
+            c = table.time_column,
+            th = if table.thinned { " AND thinning_id = $4" } else { "" }
+        );
+        let symbol_ids: Vec<i32> = ids.iter().map(|(_, id)| *id as i32).collect();
+        let mut q = sqlx::query_scalar::<_, bool>(&sql)
+            .bind(symbol_ids)
+            .bind(lo)
+            .bind(hi);
+        if table.thinned {
+            q = q.bind(thinning_id.unwrap_or(0) as i32);
+        }
+        Ok(!q.fetch_one(&mut *tx).await?)
+    }
+
     /// COPY text for `rows` in `table`'s column order.
     fn encode<T: CopyRow>(&mut self, table: &TableSpec, rows: &[T], ids: &[(Arc<str>, i64)]) {
         self.buf.clear();
@@ -496,7 +545,14 @@ impl PgSink {
         self.encode(table, rows, &ids);
         let cols = table.columns.join(", ");
         let mut tx = self.conn.begin().await?;
-        if self.mode == WriteMode::Insert {
+        // Upserts into a span that holds no rows yet (the usual case: a fresh range) go in
+        // with COPY straight into the table, as fast as --skip-duplicates. The probe is one
+        // index range lookup per symbol; if another importer writes the span meanwhile, the
+        // COPY meets its rows, the batch rolls back, and the caller retries it through staging.
+        let direct = self.mode == WriteMode::Insert
+            || (self.optimistic
+                && Self::span_is_empty(self.thinning_id, &mut tx, table, rows, &ids).await?);
+        if direct {
             let mut copy = tx
                 .copy_in_raw(&format!(
                     "COPY {} ({cols}) FROM STDIN (FORMAT text)",
@@ -561,6 +617,16 @@ impl PgSink {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
+            if self.mode == WriteMode::Upsert && is_duplicate(&err) && self.optimistic {
+                // Another importer filled the span between the probe and the COPY: write
+                // this batch (and the rest) through staging.
+                tracing::warn!(
+                    "[DB] rows appeared in {} while this batch was copied; upserting through staging from now on",
+                    table.name
+                );
+                self.optimistic = false;
+                continue;
+            }
             if self.mode == WriteMode::Insert && is_duplicate(&err) {
                 tracing::warn!(
                     "[DB] --skip-duplicates met rows already in {}; falling back to upsert from this batch on",

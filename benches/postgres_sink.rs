@@ -1,0 +1,280 @@
+//! The PostgreSQL sink alone, beside the alternatives measured in the same run: the sink's
+//! COPY (text) into a staging table + ordered upsert, COPY straight into the table
+//! (`--skip-duplicates`), the same staging path with binary COPY, and plain multi-row
+//! `INSERT ... ON CONFLICT` with bound parameters (the path COPY replaces).
+//!
+//! Needs a server: `BENCH_POSTGRES_URL` or `DATA_TEST_POSTGRES_URL` (e.g.
+//! postgres://root@127.0.0.1:5432/postgres); each case runs in a fresh database.
+//! Run with `cargo bench --bench postgres_sink`; `BENCH_ROWS` (default 500,000) and
+//! `BENCH_RUNS` (default 3); medians reported.
+
+use data::model::Quote;
+use data::pipeline::Sink;
+use data::sink::postgres::PgSink;
+use data::sink::sqlite::WriteMode;
+use data::standin::generate::quotes_between;
+use data::time::DateRange;
+use sqlx::{Connection, PgConnection};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 10_000;
+const COLS: &str = "symbol_id, t, seq, bid_exchange, bid_price, bid_size, ask_exchange, ask_price, ask_size, conditions, tape";
+const UPSERT_TAIL: &str = "ON CONFLICT (symbol_id, t, seq) DO UPDATE SET bid_exchange = EXCLUDED.bid_exchange, \
+    bid_price = EXCLUDED.bid_price, bid_size = EXCLUDED.bid_size, ask_exchange = EXCLUDED.ask_exchange, \
+    ask_price = EXCLUDED.ask_price, ask_size = EXCLUDED.ask_size, conditions = EXCLUDED.conditions, tape = EXCLUDED.tape";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn quotes(n: usize) -> Vec<Quote> {
+    let sym: Arc<str> = Arc::from("AAPL");
+    let range = DateRange::parse("2024-01-01", "2024-12-31").expect("range");
+    let (mut last, mut seq) = (i64::MIN, 0);
+    quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 37_000)
+        .take(n)
+        .map(|g| {
+            seq = if g.t == last { seq + 1 } else { 0 };
+            last = g.t;
+            g.to_quote(&sym, seq)
+        })
+        .collect()
+}
+
+/// PostgreSQL binary COPY encoding of quotes (symbol_id 1).
+fn binary(rows: &[Quote]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(rows.len() * 120);
+    b.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    let text = |b: &mut Vec<u8>, s: &str| {
+        b.extend_from_slice(&(s.len() as i32).to_be_bytes());
+        b.extend_from_slice(s.as_bytes());
+    };
+    for q in rows {
+        b.extend_from_slice(&11i16.to_be_bytes());
+        b.extend_from_slice(&4i32.to_be_bytes());
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&8i32.to_be_bytes());
+        b.extend_from_slice(&q.t.to_be_bytes());
+        b.extend_from_slice(&4i32.to_be_bytes());
+        b.extend_from_slice(&(q.seq as i32).to_be_bytes());
+        text(&mut b, &q.bid_exchange);
+        b.extend_from_slice(&8i32.to_be_bytes());
+        b.extend_from_slice(&q.bid_price.to_bits().to_be_bytes());
+        b.extend_from_slice(&8i32.to_be_bytes());
+        b.extend_from_slice(&(q.bid_size as i64).to_be_bytes());
+        text(&mut b, &q.ask_exchange);
+        b.extend_from_slice(&8i32.to_be_bytes());
+        b.extend_from_slice(&q.ask_price.to_bits().to_be_bytes());
+        b.extend_from_slice(&8i32.to_be_bytes());
+        b.extend_from_slice(&(q.ask_size as i64).to_be_bytes());
+        text(&mut b, &q.conditions_json());
+        text(&mut b, &q.tape);
+    }
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b
+}
+
+async fn binary_copy_upsert(conn: &mut PgConnection, rows: &[Quote]) {
+    sqlx::query("CREATE TEMP TABLE IF NOT EXISTS staging_bin (LIKE quotes) ON COMMIT DELETE ROWS")
+        .execute(&mut *conn)
+        .await
+        .expect("staging");
+    for batch in rows.chunks(BATCH) {
+        let mut tx = conn.begin().await.expect("begin");
+        let mut copy = tx
+            .copy_in_raw(&format!(
+                "COPY staging_bin ({COLS}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .expect("copy");
+        copy.send(binary(batch)).await.expect("send");
+        copy.finish().await.expect("finish");
+        sqlx::query(&format!(
+            "INSERT INTO quotes ({COLS}) SELECT {COLS} FROM staging_bin ORDER BY symbol_id, t, seq {UPSERT_TAIL}"
+        ))
+        .execute(&mut *tx)
+        .await
+        .expect("upsert");
+        tx.commit().await.expect("commit");
+    }
+}
+
+async fn multirow_insert_upsert(conn: &mut PgConnection, rows: &[Quote]) {
+    // PostgreSQL allows 65,535 bound parameters per statement: 5,957 rows of 11 columns.
+    let per = 65_535 / 11;
+    for batch in rows.chunks(BATCH) {
+        let mut tx = conn.begin().await.expect("begin");
+        for chunk in batch.chunks(per) {
+            let mut sql = format!("INSERT INTO quotes ({COLS}) VALUES ");
+            for i in 0..chunk.len() {
+                let p = i * 11;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                sql.push_str(
+                    &(1..=11)
+                        .map(|k| format!("${}", p + k))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                sql.push(')');
+            }
+            sql.push(' ');
+            sql.push_str(UPSERT_TAIL);
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(1i32)
+                    .bind(r.t)
+                    .bind(r.seq as i32)
+                    .bind(r.bid_exchange.as_str())
+                    .bind(r.bid_price)
+                    .bind(r.bid_size as i64)
+                    .bind(r.ask_exchange.as_str())
+                    .bind(r.ask_price)
+                    .bind(r.ask_size as i64)
+                    .bind(r.conditions_json())
+                    .bind(r.tape.as_str());
+            }
+            q.execute(&mut *tx).await.expect("insert");
+        }
+        tx.commit().await.expect("commit");
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Case {
+    CopyTextUpsertFresh,
+    CopyTextUpsert,
+    CopyTextPlain,
+    CopyBinaryUpsert,
+    MultiRowInsert,
+}
+
+const CASES: [(Case, &str); 5] = [
+    (
+        Case::CopyTextUpsertFresh,
+        "sink default, fresh range: span probe + COPY (text) straight in",
+    ),
+    (
+        Case::CopyTextUpsert,
+        "sink, rows may exist: COPY (text) to staging + upsert",
+    ),
+    (
+        Case::CopyTextPlain,
+        "sink: COPY (text) straight in (--skip-duplicates)",
+    ),
+    (Case::CopyBinaryUpsert, "COPY (binary) to staging + upsert"),
+    (
+        Case::MultiRowInsert,
+        "multi-row INSERT ... ON CONFLICT (bound parameters)",
+    ),
+];
+
+fn main() {
+    let Some(admin) = std::env::var("BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("DATA_TEST_POSTGRES_URL"))
+        .ok()
+    else {
+        println!("postgres_sink NOT RUN: set BENCH_POSTGRES_URL (e.g. postgres://root@127.0.0.1:5432/postgres)");
+        return;
+    };
+    let n = env_usize("BENCH_ROWS", 500_000);
+    let runs = env_usize("BENCH_RUNS", 3).max(1);
+    let rows = quotes(n);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or(admin.clone());
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); CASES.len()];
+    let mut sizes = vec![String::new(); CASES.len()];
+    rt.block_on(async {
+        let mut adminc = PgConnection::connect(&admin).await.expect("connect");
+        for _ in 0..runs {
+            for (i, (case, _)) in CASES.iter().enumerate() {
+                let name = format!("data_bench_{}", std::process::id());
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut adminc)
+                    .await
+                    .expect("drop");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut adminc)
+                    .await
+                    .expect("create");
+                let url = format!("{base}/{name}");
+                let mut sink = PgSink::open(&url).await.expect("open");
+                // Symbol id 1, as the raw paths assume.
+                sink.write_batch(&rows[..1]).await.expect("symbol");
+                let mut conn = PgConnection::connect(&url).await.expect("connect");
+                sqlx::query("TRUNCATE quotes")
+                    .execute(&mut conn)
+                    .await
+                    .expect("truncate");
+                let started = Instant::now();
+                match case {
+                    Case::CopyTextUpsertFresh | Case::CopyTextUpsert | Case::CopyTextPlain => {
+                        if *case == Case::CopyTextPlain {
+                            sink.set_mode(WriteMode::Insert);
+                        }
+                        if *case == Case::CopyTextUpsert {
+                            sink.set_optimistic(false);
+                        }
+                        for batch in rows.chunks(BATCH) {
+                            sink.write_batch(batch).await.expect("write");
+                        }
+                    }
+                    Case::CopyBinaryUpsert => binary_copy_upsert(&mut conn, &rows).await,
+                    Case::MultiRowInsert => multirow_insert_upsert(&mut conn, &rows).await,
+                }
+                times[i].push(started.elapsed());
+                let count: i64 = sqlx::query_scalar("SELECT count(*) FROM quotes")
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("count");
+                assert_eq!(count as usize, n);
+                sizes[i] =
+                    sqlx::query_scalar("SELECT pg_size_pretty(pg_total_relation_size('quotes'))")
+                        .fetch_one(&mut conn)
+                        .await
+                        .expect("size");
+                drop(conn);
+                drop(sink);
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut adminc)
+                    .await
+                    .expect("drop");
+            }
+        }
+    });
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|v| {
+            v.sort();
+            rate(v[v.len() / 2])
+        })
+        .collect();
+    let insert = medians[4];
+    println!("PostgreSQL sink: {n} quotes in batches of {BATCH}, one transaction per batch; median of {runs} runs");
+    println!("| path | rows/s (median) | vs multi-row INSERT | table + index size |");
+    println!("|---|---:|---:|---:|");
+    for (i, (_, name)) in CASES.iter().enumerate() {
+        println!(
+            "| {name} | {:.0} | {:.1}× | {} |",
+            medians[i],
+            medians[i] / insert,
+            sizes[i]
+        );
+    }
+}
