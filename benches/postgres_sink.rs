@@ -1,7 +1,7 @@
 //! The PostgreSQL sink alone, beside the alternatives measured in the same run: the sink's
-//! COPY (text) into a staging table + ordered upsert, COPY straight into the table
-//! (`--skip-duplicates`), the same staging path with binary COPY, and plain multi-row
-//! `INSERT ... ON CONFLICT` with bound parameters (the path COPY replaces).
+//! binary COPY straight in (fresh range, or `--skip-duplicates`) and through a staging table
+//! with an ordered upsert, a text COPY straight in (the format the sink does not use), and
+//! plain multi-row `INSERT ... ON CONFLICT` with bound parameters (the path COPY replaces).
 //!
 //! Needs a server: `BENCH_POSTGRES_URL` or `DATA_TEST_POSTGRES_URL` (e.g.
 //! postgres://root@127.0.0.1:5432/postgres); each case runs in a fresh database.
@@ -45,62 +45,56 @@ fn quotes(n: usize) -> Vec<Quote> {
         .collect()
 }
 
-/// PostgreSQL binary COPY encoding of quotes (symbol_id 1).
-fn binary(rows: &[Quote]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(rows.len() * 120);
-    b.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes());
-    let text = |b: &mut Vec<u8>, s: &str| {
-        b.extend_from_slice(&(s.len() as i32).to_be_bytes());
-        b.extend_from_slice(s.as_bytes());
-    };
-    for q in rows {
-        b.extend_from_slice(&11i16.to_be_bytes());
-        b.extend_from_slice(&4i32.to_be_bytes());
-        b.extend_from_slice(&1i32.to_be_bytes());
-        b.extend_from_slice(&8i32.to_be_bytes());
-        b.extend_from_slice(&q.t.to_be_bytes());
-        b.extend_from_slice(&4i32.to_be_bytes());
-        b.extend_from_slice(&(q.seq as i32).to_be_bytes());
-        text(&mut b, &q.bid_exchange);
-        b.extend_from_slice(&8i32.to_be_bytes());
-        b.extend_from_slice(&q.bid_price.to_bits().to_be_bytes());
-        b.extend_from_slice(&8i32.to_be_bytes());
-        b.extend_from_slice(&(q.bid_size as i64).to_be_bytes());
-        text(&mut b, &q.ask_exchange);
-        b.extend_from_slice(&8i32.to_be_bytes());
-        b.extend_from_slice(&q.ask_price.to_bits().to_be_bytes());
-        b.extend_from_slice(&8i32.to_be_bytes());
-        b.extend_from_slice(&(q.ask_size as i64).to_be_bytes());
-        text(&mut b, &q.conditions_json());
-        text(&mut b, &q.tape);
+/// PostgreSQL text COPY encoding of quotes (symbol_id 1), for the text-vs-binary comparison.
+fn text_rows(rows: &[Quote]) -> Vec<u8> {
+    fn esc(out: &mut Vec<u8>, s: &str) {
+        for b in s.bytes() {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                _ => out.push(b),
+            }
+        }
     }
-    b.extend_from_slice(&(-1i16).to_be_bytes());
-    b
+    let mut out = Vec::with_capacity(rows.len() * 100);
+    let (mut ib, mut fb) = (itoa::Buffer::new(), ryu::Buffer::new());
+    for q in rows {
+        out.extend_from_slice(b"1\t");
+        out.extend_from_slice(ib.format(q.t).as_bytes());
+        out.push(b'\t');
+        out.extend_from_slice(ib.format(q.seq).as_bytes());
+        out.push(b'\t');
+        esc(&mut out, &q.bid_exchange);
+        out.push(b'\t');
+        out.extend_from_slice(fb.format(q.bid_price).as_bytes());
+        out.push(b'\t');
+        out.extend_from_slice(ib.format(q.bid_size).as_bytes());
+        out.push(b'\t');
+        esc(&mut out, &q.ask_exchange);
+        out.push(b'\t');
+        out.extend_from_slice(fb.format(q.ask_price).as_bytes());
+        out.push(b'\t');
+        out.extend_from_slice(ib.format(q.ask_size).as_bytes());
+        out.push(b'\t');
+        esc(&mut out, &q.conditions_json());
+        out.push(b'\t');
+        esc(&mut out, &q.tape);
+        out.push(b'\n');
+    }
+    out
 }
 
-async fn binary_copy_upsert(conn: &mut PgConnection, rows: &[Quote]) {
-    sqlx::query("CREATE TEMP TABLE IF NOT EXISTS staging_bin (LIKE quotes) ON COMMIT DELETE ROWS")
-        .execute(&mut *conn)
-        .await
-        .expect("staging");
+async fn text_copy_direct(conn: &mut PgConnection, rows: &[Quote]) {
     for batch in rows.chunks(BATCH) {
         let mut tx = conn.begin().await.expect("begin");
         let mut copy = tx
-            .copy_in_raw(&format!(
-                "COPY staging_bin ({COLS}) FROM STDIN (FORMAT binary)"
-            ))
+            .copy_in_raw(&format!("COPY quotes ({COLS}) FROM STDIN (FORMAT text)"))
             .await
             .expect("copy");
-        copy.send(binary(batch)).await.expect("send");
+        copy.send(text_rows(batch)).await.expect("send");
         copy.finish().await.expect("finish");
-        sqlx::query(&format!(
-            "INSERT INTO quotes ({COLS}) SELECT {COLS} FROM staging_bin ORDER BY symbol_id, t, seq {UPSERT_TAIL}"
-        ))
-        .execute(&mut *tx)
-        .await
-        .expect("upsert");
         tx.commit().await.expect("commit");
     }
 }
@@ -151,27 +145,27 @@ async fn multirow_insert_upsert(conn: &mut PgConnection, rows: &[Quote]) {
 
 #[derive(Clone, Copy, PartialEq)]
 enum Case {
-    CopyTextUpsertFresh,
-    CopyTextUpsert,
-    CopyTextPlain,
-    CopyBinaryUpsert,
+    SinkFresh,
+    SinkStaging,
+    SinkPlain,
+    TextDirect,
     MultiRowInsert,
 }
 
 const CASES: [(Case, &str); 5] = [
     (
-        Case::CopyTextUpsertFresh,
-        "sink default, fresh range: span probe + COPY (text) straight in",
+        Case::SinkFresh,
+        "sink default, fresh range: span probe + binary COPY straight in",
     ),
     (
-        Case::CopyTextUpsert,
-        "sink, rows may exist: COPY (text) to staging + upsert",
+        Case::SinkStaging,
+        "sink, rows may exist: binary COPY to staging + upsert",
     ),
     (
-        Case::CopyTextPlain,
-        "sink: COPY (text) straight in (--skip-duplicates)",
+        Case::SinkPlain,
+        "sink --skip-duplicates: binary COPY straight in",
     ),
-    (Case::CopyBinaryUpsert, "COPY (binary) to staging + upsert"),
+    (Case::TextDirect, "text COPY straight in (for comparison)"),
     (
         Case::MultiRowInsert,
         "multi-row INSERT ... ON CONFLICT (bound parameters)",
@@ -223,18 +217,18 @@ fn main() {
                     .expect("truncate");
                 let started = Instant::now();
                 match case {
-                    Case::CopyTextUpsertFresh | Case::CopyTextUpsert | Case::CopyTextPlain => {
-                        if *case == Case::CopyTextPlain {
+                    Case::SinkFresh | Case::SinkStaging | Case::SinkPlain => {
+                        if *case == Case::SinkPlain {
                             sink.set_mode(WriteMode::Insert);
                         }
-                        if *case == Case::CopyTextUpsert {
+                        if *case == Case::SinkStaging {
                             sink.set_optimistic(false);
                         }
                         for batch in rows.chunks(BATCH) {
                             sink.write_batch(batch).await.expect("write");
                         }
                     }
-                    Case::CopyBinaryUpsert => binary_copy_upsert(&mut conn, &rows).await,
+                    Case::TextDirect => text_copy_direct(&mut conn, &rows).await,
                     Case::MultiRowInsert => multirow_insert_upsert(&mut conn, &rows).await,
                 }
                 times[i].push(started.elapsed());

@@ -380,7 +380,13 @@ async fn a_dropped_connection_is_reconnected_and_no_batch_is_lost() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !w.log().contains("[DB] Batch 3:") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no batches logged: {}",
+            w.log()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let killed: i64 = sqlx::query_scalar(
@@ -430,7 +436,13 @@ async fn a_killed_drop_indexes_import_is_healed_by_the_next_run() {
     let mut with_drop = args.to_vec();
     with_drop.extend(["--drop-indexes", "--batch-size", "500"]);
     let mut child = w.command(&with_drop).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !w.log().contains("[DB] Batch 2:") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no batches logged: {}",
+            w.log()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     child.start_kill().unwrap();
