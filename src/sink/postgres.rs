@@ -431,9 +431,8 @@ impl PgSink {
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<Vec<Quote>> {
-        type Row = (i64, i32, String, f64, i64, String, f64, i64, String, String);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT q.t, q.seq, q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, q.ask_price, \
+        let rows: Vec<super::QuoteColumns> = sqlx::query_as(
+            "SELECT q.t, q.seq::BIGINT, q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, q.ask_price, \
              q.ask_size, q.conditions, q.tape FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
              WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 ORDER BY q.t, q.seq",
         )
@@ -445,22 +444,7 @@ impl PgSink {
         .map_err(|e| self.err(e, "cannot read quotes"))?;
         let sym: Arc<str> = symbol.into();
         rows.into_iter()
-            .map(|r| {
-                Ok(Quote {
-                    symbol: sym.clone(),
-                    t: r.0,
-                    seq: u32::try_from(r.1).context("seq out of range")?,
-                    bid_exchange: r.2,
-                    bid_price: r.3,
-                    bid_size: u32::try_from(r.4).context("bid_size out of range")?,
-                    ask_exchange: r.5,
-                    ask_price: r.6,
-                    ask_size: u32::try_from(r.7).context("ask_size out of range")?,
-                    conditions: serde_json::from_str(&r.8)
-                        .with_context(|| format!("conditions {:?} are not a JSON array", r.8))?,
-                    tape: r.9,
-                })
-            })
+            .map(|r| super::quote_from_columns(&sym, r))
             .collect()
     }
 

@@ -109,9 +109,6 @@ pub const QUOTES_AGGREGATED: TableSpec = TableSpec {
     thinned: true,
 };
 
-/// A `quotes` row as SQLite returns it: t, seq, then the data columns in table order.
-type QuoteColumns = (i64, i64, String, f64, i64, String, f64, i64, String, String);
-
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
 /// A row the sink can write: its symbol, and its own values in column order (after
@@ -452,7 +449,7 @@ impl SqliteSink {
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<Vec<Quote>> {
-        let rows: Vec<QuoteColumns> = sqlx::query_as(
+        let rows: Vec<super::QuoteColumns> = sqlx::query_as(
             "SELECT q.t, q.seq, q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, q.ask_price, \
              q.ask_size, q.conditions, q.tape FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
              WHERE s.symbol = ? AND q.t >= ? AND q.t < ? ORDER BY q.t, q.seq",
@@ -465,22 +462,7 @@ impl SqliteSink {
         .map_err(|e| self.err(e, "cannot read quotes"))?;
         let sym: Arc<str> = symbol.into();
         rows.into_iter()
-            .map(|r| {
-                Ok(Quote {
-                    symbol: sym.clone(),
-                    t: r.0,
-                    seq: u32::try_from(r.1).context("seq out of range")?,
-                    bid_exchange: r.2,
-                    bid_price: r.3,
-                    bid_size: u32::try_from(r.4).context("bid_size out of range")?,
-                    ask_exchange: r.5,
-                    ask_price: r.6,
-                    ask_size: u32::try_from(r.7).context("ask_size out of range")?,
-                    conditions: serde_json::from_str(&r.8)
-                        .with_context(|| format!("conditions {:?} are not a JSON array", r.8))?,
-                    tape: r.9,
-                })
-            })
+            .map(|r| super::quote_from_columns(&sym, r))
             .collect()
     }
 
