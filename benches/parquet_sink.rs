@@ -55,10 +55,10 @@ fn main() {
     for _ in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let t = rt.block_on(async {
-            let mut sink = ParquetSink::new(dir.path()).expect("sink");
+            let mut sink = ParquetSink::new(dir.path(), Default::default()).expect("sink");
             let started = Instant::now();
             for batch in rows.chunks(10_000) {
-                sink.write_batch(batch).await.expect("write");
+                sink.write_batch(batch, &[]).await.expect("write");
             }
             sink.finish().await.expect("finish");
             started.elapsed()

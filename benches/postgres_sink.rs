@@ -209,7 +209,7 @@ fn main() {
                 let url = format!("{base}/{name}");
                 let mut sink = PgSink::open(&url).await.expect("open");
                 // Symbol id 1, as the raw paths assume.
-                sink.write_batch(&rows[..1]).await.expect("symbol");
+                sink.write_batch(&rows[..1], &[]).await.expect("symbol");
                 let mut conn = PgConnection::connect(&url).await.expect("connect");
                 sqlx::query("TRUNCATE quotes")
                     .execute(&mut conn)
@@ -225,7 +225,7 @@ fn main() {
                             sink.set_optimistic(false);
                         }
                         for batch in rows.chunks(BATCH) {
-                            sink.write_batch(batch).await.expect("write");
+                            sink.write_batch(batch, &[]).await.expect("write");
                         }
                     }
                     Case::TextDirect => text_copy_direct(&mut conn, &rows).await,

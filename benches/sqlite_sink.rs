@@ -129,12 +129,12 @@ async fn sink_run(path: &Path, rows: &[Quote], case: Case) -> Duration {
     }
     if case == Case::UpsertExisting {
         for batch in rows.chunks(BATCH) {
-            sink.write_batch(batch).await.expect("prefill");
+            sink.write_batch(batch, &[]).await.expect("prefill");
         }
     }
     let started = Instant::now();
     for batch in rows.chunks(BATCH) {
-        sink.write_batch(batch).await.expect("write batch");
+        sink.write_batch(batch, &[]).await.expect("write batch");
     }
     started.elapsed()
 }

@@ -88,6 +88,10 @@ pub struct ImportArgs {
     pub start: String,
     /// Last day, inclusive (YYYY-MM-DD, until 20:00 New York) or RFC 3339 timestamp
     pub end: String,
+    /// Ignore the progress of earlier runs and fetch the whole range again (rows are
+    /// upserted, so nothing is duplicated)
+    #[arg(long)]
+    pub restart: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
     #[command(flatten)]

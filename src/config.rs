@@ -112,6 +112,20 @@ pub const KEYS: &[Key] = &[
         about: "seconds one API request may take (1-3600)",
     },
     Key {
+        name: "rate_limit",
+        env: "BULK_IMPORT_RATE_LIMIT",
+        flag: "--rate-limit",
+        default: "200",
+        about: "API requests per minute, your plan's limit (free 200, paid 10000); 0 = no client-side limit",
+    },
+    Key {
+        name: "concurrency",
+        env: "BULK_IMPORT_CONCURRENCY",
+        flag: "--concurrency",
+        default: "4",
+        about: "New York days fetched at once, each paging in order (1-64)",
+    },
+    Key {
         name: "busy_timeout",
         env: "BULK_IMPORT_BUSY_TIMEOUT",
         flag: "--busy-timeout",
@@ -200,6 +214,14 @@ pub struct SettingsArgs {
     /// Seconds one API request may take, 1-3600 [env: BULK_IMPORT_REQUEST_TIMEOUT] [default: 60]
     #[arg(long, value_name = "SECS")]
     pub request_timeout: Option<String>,
+    /// API requests per minute: your plan's limit (free 200, paid 10000); 0 = no client-side
+    /// limit [env: BULK_IMPORT_RATE_LIMIT] [default: 200]
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<String>,
+    /// New York days fetched at once, each paging in order, 1-64
+    /// [env: BULK_IMPORT_CONCURRENCY] [default: 4]
+    #[arg(long, value_name = "K")]
+    pub concurrency: Option<String>,
     /// Seconds to wait for another writer's database lock, 0-3600
     /// [env: BULK_IMPORT_BUSY_TIMEOUT] [default: 10]
     #[arg(long, value_name = "SECS")]
@@ -222,6 +244,8 @@ impl SettingsArgs {
             "max_attempts" => self.max_attempts.clone(),
             "retry_base_ms" => self.retry_base_ms.clone(),
             "request_timeout" => self.request_timeout.clone(),
+            "rate_limit" => self.rate_limit.clone(),
+            "concurrency" => self.concurrency.clone(),
             "busy_timeout" => self.busy_timeout.clone(),
             _ => None,
         }
@@ -243,6 +267,8 @@ pub struct Settings {
     pub max_attempts: u32,
     pub retry_base_ms: u64,
     pub request_timeout_secs: u64,
+    pub rate_limit: u32,
+    pub concurrency: usize,
     pub busy_timeout_secs: u64,
     /// Each setting's shown value (secrets redacted) and its source, in `KEYS` order.
     pub provenance: Vec<(&'static str, String, Source)>,
@@ -421,6 +447,12 @@ pub fn resolve(
     let request_timeout_secs = check("request_timeout", raw("request_timeout")?, |r| {
         parse_int(r, 1u64, 3600)
     })?;
+    let rate_limit = check("rate_limit", raw("rate_limit")?, |r| {
+        parse_int(r, 0u32, 1_000_000)
+    })?;
+    let concurrency = check("concurrency", raw("concurrency")?, |r| {
+        parse_int(r, 1usize, 64)
+    })?;
     let busy_timeout_secs = check("busy_timeout", raw("busy_timeout")?, |r| {
         parse_int(r, 0u64, 3600)
     })?;
@@ -444,6 +476,8 @@ pub fn resolve(
         max_attempts,
         retry_base_ms,
         request_timeout_secs,
+        rate_limit,
+        concurrency,
         busy_timeout_secs,
         provenance,
     })

@@ -11,13 +11,15 @@
 use crate::cli::{ArchiveArgs, DataKind, ImportArgs, LoadArgs};
 use crate::config::{self, Format};
 use crate::model::{Quote, Symbol};
-use crate::pipeline::Sink;
-use crate::pipeline::{cancellation, run_batcher, BatchCommitted, CHANNEL_PAGES};
+use crate::pipeline::{cancellation, run_batcher, BatchCommitted, Chunk, Sink, CHANNEL_PAGES};
 use crate::progress::{init_logging, Progress};
+use crate::resume::{apply_progress, day_shards, PlanCounts, Shard, Tracking};
 use crate::sink::database::Database;
+use crate::sink::parquet::day_file;
 use crate::sink::parquet::ParquetSink;
 use crate::sink::sqlite::{TableSpec, WriteMode, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED};
-use crate::source::alpaca::{stream_quotes, AlpacaClient, ClientConfig, Credentials};
+use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials};
+use crate::source::pace::RequestStats;
 use crate::source::parquet::stream_parquet_quotes;
 use crate::source::retry::RetryPolicy;
 use crate::time::{
@@ -25,6 +27,7 @@ use crate::time::{
 };
 use crate::transform::{parse_width, Aggregate, Passthrough, Thinning, Transform};
 use anyhow::anyhow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -128,6 +131,7 @@ fn client_for(settings: &config::Settings) -> anyhow::Result<AlpacaClient> {
                 ..RetryPolicy::default()
             },
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
+            rate_limit: settings.rate_limit,
         },
         &creds,
     )
@@ -166,7 +170,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let client = client_for(&settings)?;
     init_logging(settings.log_path())?;
     if settings.format == Format::Parquet {
-        return import_to_parquet(&settings, client, symbol, range).await;
+        return import_to_parquet(&settings, client, symbol, range, args.restart).await;
     }
     let table: &'static TableSpec = match (thinning.is_raw(), thinning.aggregate_ns) {
         (true, _) => &QUOTES,
@@ -180,60 +184,159 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
         from: settings.api_url.clone(),
     };
     let (mut sink, dropped) = open_database(&settings, &report, table, range).await?;
-    let source = |tx, cancel| api_source(client, symbol, range, tx, cancel);
-    let result = match thinning.aggregate_ns {
-        None if thinning.is_raw() => {
-            pipe(
-                &report,
-                range,
-                settings.batch_size,
-                &mut sink,
-                Passthrough::default(),
-                source,
-            )
-            .await
-        }
-        None => {
-            pipe(
-                &report,
-                range,
-                settings.batch_size,
-                &mut sink,
-                thinning.filters(),
-                source,
-            )
-            .await
-        }
-        Some(width) => {
-            let agg = Aggregate::new(thinning.filters(), width);
-            pipe(&report, range, settings.batch_size, &mut sink, agg, source).await
-        }
-    };
+    let result = import_into(
+        &settings,
+        &report,
+        &thinning,
+        &mut sink,
+        client,
+        range,
+        args.restart,
+    )
+    .await;
     close_database(sink, dropped, result).await
 }
 
-fn api_source(
+/// The database part of `import-api`: plan the shards against the committed progress, then
+/// run the pipeline with the thinning the user asked for.
+async fn import_into(
+    settings: &config::Settings,
+    report: &Report,
+    thinning: &Thinning,
+    sink: &mut Database,
     client: AlpacaClient,
-    symbol: Symbol,
     range: DateRange,
-    tx: mpsc::Sender<Vec<Quote>>,
-    cancel: watch::Receiver<bool>,
-) -> JoinHandle<anyhow::Result<Fetched>> {
-    tokio::spawn(async move {
-        let stats = stream_quotes(client, symbol, range, tx, cancel).await?;
-        Ok(Fetched {
-            pages: stats.pages,
-            rows: stats.rows,
-        })
-    })
+    restart: bool,
+) -> anyhow::Result<Outcome> {
+    let dataset = if report.spec.is_empty() {
+        report.table.to_string()
+    } else {
+        format!("{}/{}", report.table, report.spec)
+    };
+    let all = day_shards(&report.symbol, range, now_ns());
+    let saved = match (restart, all.first(), all.last()) {
+        (false, Some(a), Some(b)) => {
+            sink.load_progress(&dataset, report.symbol.as_str(), a.day, b.day)
+                .await?
+        }
+        _ => Vec::new(),
+    };
+    // Thinned rows are not the raw stream: a started day of them is fetched again whole.
+    let (todo, counts) = apply_progress(all, &saved, thinning.is_raw());
+    log_plan(settings, counts, todo.len(), restart);
+    if todo.is_empty() {
+        tracing::info!(
+            "[DONE] {}: all {} days of {range} were imported by earlier runs; nothing to fetch (--restart fetches them again)",
+            report.label(),
+            counts.total
+        );
+        return Ok(Outcome::Completed);
+    }
+    let shards = Arc::new(todo);
+    sink.track(Tracking {
+        dataset,
+        shards: shards.clone(),
+    });
+    let source = ApiSource {
+        client,
+        shards,
+        concurrency: settings.concurrency,
+    };
+    let batch = settings.batch_size;
+    match thinning.aggregate_ns {
+        None if thinning.is_raw() => {
+            pipe(report, range, batch, sink, Passthrough::default, source).await
+        }
+        None => pipe(report, range, batch, sink, || thinning.filters(), source).await,
+        Some(width) => {
+            let make = || Aggregate::new(thinning.filters(), width);
+            pipe(report, range, batch, sink, make, source).await
+        }
+    }
 }
 
-/// `data import-api ... --format parquet`: whole New York days into the Parquet store.
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// The opening line about what earlier runs already did and how this one fetches.
+fn log_plan(settings: &config::Settings, counts: PlanCounts, todo: usize, restart: bool) {
+    let pace = match settings.rate_limit {
+        0 => "no client-side rate limit".to_string(),
+        n => format!("at most {n} requests/min"),
+    };
+    if restart {
+        tracing::info!("[RESUME] --restart: ignoring earlier progress");
+    } else if counts.skipped > 0 || counts.resumed > 0 {
+        tracing::info!(
+            "[RESUME] {} of {} days already imported (skipped); {} resumed after their last committed quote",
+            counts.skipped,
+            counts.total,
+            counts.resumed
+        );
+    }
+    tracing::info!(
+        "[API] fetching {todo} days, {} at a time, {pace}",
+        settings.concurrency.min(todo.max(1))
+    );
+}
+
+/// The API as a pipeline source: the planned shards, fetched concurrently.
+struct ApiSource {
+    client: AlpacaClient,
+    shards: Arc<Vec<Shard>>,
+    concurrency: usize,
+}
+
+impl Source for ApiSource {
+    fn shard_count(&self) -> Option<u64> {
+        Some(self.shards.len() as u64)
+    }
+
+    fn requests(&self) -> Option<Arc<RequestStats>> {
+        Some(self.client.stats())
+    }
+
+    fn spawn(
+        self,
+        tx: mpsc::Sender<Chunk<Quote>>,
+        cancel: watch::Receiver<bool>,
+    ) -> JoinHandle<anyhow::Result<Fetched>> {
+        tokio::spawn(async move {
+            let stats =
+                stream_shards(self.client, self.shards, self.concurrency, tx, cancel).await?;
+            Ok(Fetched {
+                pages: stats.pages,
+                rows: stats.rows,
+            })
+        })
+    }
+}
+
+/// Where a pipeline's rows come from: a task feeding the channel, and what progress can
+/// show about it.
+trait Source {
+    fn shard_count(&self) -> Option<u64> {
+        None
+    }
+    fn requests(&self) -> Option<Arc<RequestStats>> {
+        None
+    }
+    fn spawn(
+        self,
+        tx: mpsc::Sender<Chunk<Quote>>,
+        cancel: watch::Receiver<bool>,
+    ) -> JoinHandle<anyhow::Result<Fetched>>;
+}
+
+/// `data import-api ... --format parquet`: whole New York days into the Parquet store. A
+/// day's file in place is its resume record: a rerun fetches only days without one.
 async fn import_to_parquet(
     settings: &config::Settings,
     client: AlpacaClient,
     symbol: Symbol,
     asked: DateRange,
+    restart: bool,
 ) -> anyhow::Result<Outcome> {
     let range = whole_days(asked);
     if range != asked {
@@ -244,31 +347,57 @@ async fn import_to_parquet(
     if settings.skip_duplicates || settings.drop_indexes {
         tracing::warn!("[FILE] skip_duplicates and drop_indexes apply to databases; ignored for format parquet");
     }
-    let mut sink = ParquetSink::new(&settings.historical_path)?;
+    let all = day_shards(&symbol, range, now_ns());
+    let total = all.len();
+    let root = &settings.historical_path;
+    let todo: Vec<Shard> = all
+        .into_iter()
+        .filter(|s| restart || !s.can_finish || !day_file(root, symbol.as_str(), s.day).exists())
+        .collect();
+    let counts = PlanCounts {
+        total,
+        skipped: total - todo.len(),
+        resumed: 0,
+    };
+    log_plan(settings, counts, todo.len(), restart);
     let report = Report {
         symbol: symbol.clone(),
         table: "parquet",
         spec: String::new(),
         from: settings.api_url.clone(),
     };
+    if todo.is_empty() {
+        tracing::info!(
+            "[DONE] {}: all {total} days of {range} are in the Parquet store already; nothing to fetch (--restart fetches them again)",
+            report.label()
+        );
+        return Ok(Outcome::Completed);
+    }
+    let shards = Arc::new(todo);
+    let mut sink = ParquetSink::new(root, shards.clone())?;
     tracing::info!(
         "[IMPORT] {} {range} (feed {}) into the Parquet store {}, batches of {}",
         report.label(),
         settings.feed.as_str(),
-        settings.historical_path.display(),
+        root.display(),
         settings.batch_size
     );
-    let source = |tx, cancel| api_source(client, symbol, range, tx, cancel);
+    let source = ApiSource {
+        client,
+        shards,
+        concurrency: settings.concurrency,
+    };
     let result = pipe(
         &report,
         range,
         settings.batch_size,
         &mut sink,
-        Passthrough::default(),
+        Passthrough::default,
         source,
     )
     .await;
-    let days = &sink.written;
+    let days = &mut sink.written;
+    days.sort_by_key(|d| d.date);
     let kept = match (days.first(), days.last()) {
         (Some(a), Some(b)) => format!(
             "{} day files, {} to {}, {} rows",
@@ -280,12 +409,11 @@ async fn import_to_parquet(
         _ => "no day files".to_string(),
     };
     match &result {
-        Ok(Outcome::Completed) => tracing::info!(
-            "[FILE] wrote {kept} under {}",
-            settings.historical_path.display()
-        ),
+        Ok(Outcome::Completed) => {
+            tracing::info!("[FILE] wrote {kept} under {}", root.display())
+        }
         _ => tracing::warn!(
-            "[FILE] kept {kept}; the day in progress was discarded (rerun to complete it)"
+            "[FILE] kept {kept}; the days in progress were discarded (rerun to complete them)"
         ),
     }
     result
@@ -306,8 +434,41 @@ pub async fn load_historical(args: LoadArgs) -> anyhow::Result<Outcome> {
         from: format!("the Parquet store {}", root.display()),
     };
     let (mut sink, dropped) = open_database(&settings, &report, &QUOTES, range).await?;
-    let source = |tx, cancel| {
-        let (root, symbol) = (root.clone(), symbol.clone());
+    let source = StoreSource {
+        root,
+        symbol,
+        range,
+    };
+    let result = pipe(
+        &report,
+        range,
+        settings.batch_size,
+        &mut sink,
+        Passthrough::default,
+        source,
+    )
+    .await;
+    close_database(sink, dropped, result).await
+}
+
+/// The Parquet store as a pipeline source (`load-historical`).
+struct StoreSource {
+    root: std::path::PathBuf,
+    symbol: Symbol,
+    range: DateRange,
+}
+
+impl Source for StoreSource {
+    fn spawn(
+        self,
+        tx: mpsc::Sender<Chunk<Quote>>,
+        cancel: watch::Receiver<bool>,
+    ) -> JoinHandle<anyhow::Result<Fetched>> {
+        let StoreSource {
+            root,
+            symbol,
+            range,
+        } = self;
         tokio::task::spawn_blocking(move || {
             let stats = stream_parquet_quotes(&root, &symbol, range, tx, cancel)?;
             if !stats.missing.is_empty() {
@@ -334,17 +495,7 @@ pub async fn load_historical(args: LoadArgs) -> anyhow::Result<Outcome> {
                 rows: stats.rows,
             })
         })
-    };
-    let result = pipe(
-        &report,
-        range,
-        settings.batch_size,
-        &mut sink,
-        Passthrough::default(),
-        source,
-    )
-    .await;
-    close_database(sink, dropped, result).await
+    }
 }
 
 /// Opens the database for an import into `table`: thinning id, the `--skip-duplicates`
@@ -428,34 +579,40 @@ async fn close_database(
     result
 }
 
-/// One pipeline run: the source task feeding the bounded channel, the transform and batcher
+/// One pipeline run: the source task feeding the bounded channel, the transforms and batcher
 /// writing to the sink, Ctrl-C watched, and the summary or error at the end.
-async fn pipe<T, S, F>(
+async fn pipe<T, S, M, Src>(
     report: &Report,
     range: DateRange,
     batch_size: usize,
     sink: &mut S,
-    mut transform: T,
-    spawn_source: F,
+    make_transform: M,
+    source: Src,
 ) -> anyhow::Result<Outcome>
 where
     T: Transform<In = Quote>,
     S: Sink<T::Out>,
-    F: FnOnce(
-        mpsc::Sender<Vec<Quote>>,
-        watch::Receiver<bool>,
-    ) -> JoinHandle<anyhow::Result<Fetched>>,
+    M: FnMut() -> T,
+    Src: Source,
 {
     let symbol = &report.symbol;
     let (cancel_tx, cancel_rx) = cancellation();
     watch_signals(cancel_tx);
     let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
-    let source = spawn_source(tx, cancel_rx.clone());
-    let progress = Progress::start(range, &format!("{symbol} quotes"));
+    let requests = source.requests();
+    let mut progress = Progress::start(
+        range,
+        &format!("{symbol} quotes"),
+        source.shard_count(),
+        requests.clone(),
+    );
+    let source = source.spawn(tx, cancel_rx.clone());
     let mut last: Option<BatchCommitted> = None;
-    let batched = run_batcher(&mut rx, &mut transform, sink, batch_size, cancel_rx, |c| {
+    let batched = run_batcher(&mut rx, make_transform, sink, batch_size, cancel_rx, |c| {
         progress.on_commit(c);
-        last = Some(*c);
+        if c.rows > 0 {
+            last = Some(*c);
+        }
     })
     .await;
     // Closing the channel releases a source blocked on a full channel.
@@ -491,10 +648,19 @@ where
         }
     };
     let secs = elapsed.as_secs_f64();
+    let api = requests.map_or(String::new(), |r| {
+        format!(
+            "; {} requests ({:.0}/min), {} retries, {} rate-limited (429)",
+            r.requests(),
+            r.requests() as f64 * 60.0 / secs.max(1e-9),
+            r.retries(),
+            r.rate_limited()
+        )
+    });
     if totals.cancelled {
         sink.abort();
         tracing::warn!(
-            "[INTERRUPTED] {}: {}; {:.1}s; rerun the same command to finish (re-import is idempotent)",
+            "[INTERRUPTED] {}: {}; {:.1}s{api}; rerun the same command to finish (it resumes where this stopped)",
             report.label(),
             how_far(last),
             secs
@@ -503,12 +669,16 @@ where
     }
     sink.finish().await?;
     let rate = fetched.rows as f64 / secs.max(1e-9);
+    let unit = if report.from.starts_with("the Parquet store") {
+        "files"
+    } else {
+        "pages"
+    };
     if report.spec.is_empty() {
         tracing::info!(
-            "[DONE] {symbol} quotes: {} rows, {} {}, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}",
+            "[DONE] {symbol} quotes: {} rows, {} {unit}, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}{api}",
             totals.rows,
             fetched.pages,
-            if report.from.starts_with("the Parquet store") { "files" } else { "pages" },
             totals.batches,
             secs,
             rate,
@@ -516,7 +686,7 @@ where
         );
     } else {
         tracing::info!(
-            "[DONE] {}: {} quotes in, {} rows kept ({:.2}%), {} pages, {} batches, {:.1}s elapsed, {:.0} quotes/s",
+            "[DONE] {}: {} quotes in, {} rows kept ({:.2}%), {} pages, {} batches, {:.1}s elapsed, {:.0} quotes/s{api}",
             report.label(),
             fetched.rows,
             totals.rows,

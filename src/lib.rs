@@ -14,6 +14,7 @@ pub mod import;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod resume;
 pub mod sink;
 pub mod source;
 pub mod standin;

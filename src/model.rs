@@ -136,11 +136,19 @@ pub fn conditions_json(conditions: &[String]) -> String {
 pub trait Record: Send + Sync + 'static {
     /// Event time, nanoseconds UTC: drives progress and the batch log line.
     fn time_ns(&self) -> i64;
+    /// Where this row sits in its source's stream, `(t, seq)`, when the source can resume
+    /// right after it (raw quotes); `None` for derived rows (aggregates).
+    fn position(&self) -> Option<(i64, u32)> {
+        None
+    }
 }
 
 impl Record for Quote {
     fn time_ns(&self) -> i64 {
         self.t
+    }
+    fn position(&self) -> Option<(i64, u32)> {
+        Some((self.t, self.seq))
     }
 }
 

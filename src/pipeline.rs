@@ -1,26 +1,60 @@
 //! The pipeline between a source and a sink: the bounded channel, the batcher, and
 //! cancellation.
 //!
-//! A source task sends pages (`Vec<R>`) into a bounded `mpsc` channel, so at most
-//! `CHANNEL_PAGES` pages wait in memory whatever the date range; the batcher cuts them into
-//! `batch_size` batches and hands each to the sink, which commits it in one transaction
-//! before the next is written. While the sink writes, the source is already fetching the
-//! next page. The pipeline knows nothing about Alpaca or SQL: any `Sink` plugs in.
+//! A source splits its work into shards (a symbol's New York day, for the API) and sends
+//! each shard's pages as [`Chunk`]s into one bounded `mpsc` channel — several shards may be
+//! in flight at once, their chunks interleaved, each shard's own chunks in order. At most
+//! `CHANNEL_PAGES` chunks wait in the channel whatever the date range. The batcher runs each
+//! shard's chunks through that shard's own transform state, cuts the rows into `batch_size`
+//! batches and hands each to the sink together with the [`Mark`]s of the shards it touches
+//! (how far each shard got, and which shards are now complete); the sink commits rows and
+//! marks in one transaction before the next batch is written, so progress is never ahead of
+//! or behind the data. The pipeline knows nothing about Alpaca or SQL: any `Sink` plugs in.
 
 use crate::model::Record;
 use crate::transform::Transform;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-/// Pages allowed to wait between the source and the batcher. Two keeps the fetcher one page
-/// ahead of the writer (overlap) while bounding memory to a few pages.
+/// Chunks allowed to wait between the sources and the batcher. Two keeps the fetchers a
+/// page ahead of the writer (overlap) while bounding memory; each concurrent fetcher holds
+/// at most one more page while it waits to send.
 pub const CHANNEL_PAGES: usize = 2;
 
+/// The index of a shard in the run's plan.
+pub type ShardId = u32;
+
+/// What travels through the channel: some rows of one shard, in the shard's order. `last`
+/// says the shard is complete after these rows (the rows may be empty).
+#[derive(Debug)]
+pub struct Chunk<T> {
+    pub shard: ShardId,
+    pub rows: Vec<T>,
+    pub last: bool,
+}
+
+/// How far one shard got, committed with the batch that carries its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub shard: ShardId,
+    /// The stream position of the shard's last row in this batch, when rows can resume
+    /// after it ([`Record::position`]).
+    pub position: Option<(i64, u32)>,
+    /// Every row of the shard is in this batch or an earlier one.
+    pub done: bool,
+}
+
 /// A destination that commits each batch atomically: when `write_batch` returns `Ok`, every
-/// row of the batch is durable; when it returns `Err`, none of them is.
+/// row of the batch and every mark is durable; when it returns `Err`, none of them is.
+/// `rows` may be empty when a batch only completes shards.
 pub trait Sink<R: Record>: Send {
-    fn write_batch(&mut self, rows: &[R]) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn write_batch(
+        &mut self,
+        rows: &[R],
+        marks: &[Mark],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// The source completed: make everything written so far durable (e.g. close the last
     /// file). Database sinks commit per batch and have nothing left to do.
@@ -42,11 +76,14 @@ pub trait Sink<R: Record>: Send {
 pub struct BatchCommitted {
     /// The sink's log tag (`DB`, `FILE`).
     pub label: &'static str,
+    /// Batches with rows so far (a commit that only completes shards keeps the number).
     pub number: u64,
     pub rows: usize,
     pub total_rows: u64,
     pub last_time_ns: i64,
     pub write_time: Duration,
+    /// Shards this commit completed.
+    pub shards_done: u32,
 }
 
 /// How a batcher run ended.
@@ -54,22 +91,62 @@ pub struct BatchCommitted {
 pub struct BatcherTotals {
     pub batches: u64,
     pub rows: u64,
+    pub shards_done: u64,
     /// True when it stopped because of cancellation rather than the source finishing.
     pub cancelled: bool,
 }
 
-/// A cancellation switch shared by the source and the batcher.
+/// A cancellation switch shared by the sources and the batcher.
 pub fn cancellation() -> (watch::Sender<bool>, watch::Receiver<bool>) {
     watch::channel(false)
 }
 
-/// Receives pages until the channel closes (source done or failed) or `cancel` turns true,
-/// passes each through `transform`, and writes a batch each time `batch_size` rows are
-/// buffered, and the remainder at the end. On cancellation the rows already received are
-/// written as a final batch, so Ctrl-C finishes the batch in hand rather than losing it.
-pub async fn run_batcher<T, S, F>(
-    rx: &mut mpsc::Receiver<Vec<T::In>>,
-    transform: &mut T,
+/// Rows waiting for the next batch, each tagged with its shard, and the shards whose last
+/// chunk has arrived.
+struct Pending<R> {
+    rows: Vec<R>,
+    shards: Vec<ShardId>,
+    ended: Vec<ShardId>,
+}
+
+impl<R: Record> Pending<R> {
+    /// The marks for a batch of everything pending: each shard's last position, and `done`
+    /// for the shards that ended.
+    fn marks(&self) -> Vec<Mark> {
+        let mut marks: Vec<Mark> = Vec::new();
+        for (row, &shard) in self.rows.iter().zip(&self.shards).rev() {
+            if !marks.iter().any(|m| m.shard == shard) {
+                marks.push(Mark {
+                    shard,
+                    position: row.position(),
+                    done: false,
+                });
+            }
+        }
+        marks.reverse();
+        for &shard in &self.ended {
+            match marks.iter_mut().find(|m| m.shard == shard) {
+                Some(m) => m.done = true,
+                None => marks.push(Mark {
+                    shard,
+                    position: None,
+                    done: true,
+                }),
+            }
+        }
+        marks
+    }
+}
+
+/// Receives chunks until the channel closes (sources done or failed) or `cancel` turns true,
+/// passes each shard's chunks through its own transform (made by `make_transform`, so state
+/// such as an NBBO filter's last quote never leaks between shards fetched concurrently),
+/// and writes a batch each time `batch_size` rows are buffered, and the remainder at the
+/// end. On cancellation the rows already received are written as a final batch, so Ctrl-C
+/// finishes the batch in hand rather than losing it.
+pub async fn run_batcher<T, S, M, F>(
+    rx: &mut mpsc::Receiver<Chunk<T::In>>,
+    mut make_transform: M,
     sink: &mut S,
     batch_size: usize,
     mut cancel: watch::Receiver<bool>,
@@ -78,63 +155,93 @@ pub async fn run_batcher<T, S, F>(
 where
     T: Transform,
     S: Sink<T::Out>,
+    M: FnMut() -> T,
     F: FnMut(&BatchCommitted),
 {
     let batch_size = batch_size.max(1);
-    let mut buf: Vec<T::Out> = Vec::with_capacity(batch_size);
+    let mut pending = Pending {
+        rows: Vec::with_capacity(batch_size),
+        shards: Vec::with_capacity(batch_size),
+        ended: Vec::new(),
+    };
+    let mut transforms: HashMap<ShardId, T> = HashMap::new();
     let mut kept: Vec<T::Out> = Vec::new();
     let mut totals = BatcherTotals::default();
-    let mut ended = false;
-    while !ended {
-        let page = tokio::select! {
+    loop {
+        let chunk = tokio::select! {
             biased;
             _ = cancel.wait_for(|c| *c) => { totals.cancelled = true; None }
-            page = rx.recv() => page,
+            chunk = rx.recv() => chunk,
         };
+        // A closed channel or cancellation: shards without their last chunk stay incomplete
+        // (their transform state is dropped, not flushed: a half interval is not a row).
+        let Some(chunk) = chunk else { break };
         kept.clear();
-        match page {
-            Some(page) => transform.apply(page, &mut kept),
-            None => {
-                transform.finish(&mut kept);
-                ended = true;
-            }
+        let transform = transforms
+            .entry(chunk.shard)
+            .or_insert_with(&mut make_transform);
+        transform.apply(chunk.rows, &mut kept);
+        if chunk.last {
+            transform.finish(&mut kept);
+            transforms.remove(&chunk.shard);
         }
         let mut rows = kept.drain(..);
+        let mut ended = false;
         loop {
-            let room = batch_size - buf.len();
-            buf.extend(rows.by_ref().take(room));
-            if buf.len() < batch_size {
+            let room = batch_size - pending.rows.len();
+            let before = pending.rows.len();
+            pending.rows.extend(rows.by_ref().take(room));
+            let added = pending.rows.len() - before;
+            pending
+                .shards
+                .extend(std::iter::repeat_n(chunk.shard, added));
+            // The shard's last row is now pending: it is done with the batch that holds it.
+            if chunk.last && rows.len() == 0 && !ended {
+                pending.ended.push(chunk.shard);
+                ended = true;
+            }
+            if pending.rows.len() < batch_size {
                 break;
             }
-            let done = flush(&buf, &mut totals, sink).await?;
+            let done = flush(&mut pending, &mut totals, sink).await?;
             on_commit(&done);
-            buf.clear();
         }
     }
-    if !buf.is_empty() {
-        let done = flush(&buf, &mut totals, sink).await?;
+    if !pending.rows.is_empty() || !pending.ended.is_empty() {
+        let done = flush(&mut pending, &mut totals, sink).await?;
         on_commit(&done);
     }
     Ok(totals)
 }
 
 async fn flush<R: Record, S: Sink<R>>(
-    buf: &[R],
+    pending: &mut Pending<R>,
     totals: &mut BatcherTotals,
     sink: &mut S,
 ) -> anyhow::Result<BatchCommitted> {
     let started = Instant::now();
-    sink.write_batch(buf).await?;
-    totals.batches += 1;
-    totals.rows += buf.len() as u64;
-    Ok(BatchCommitted {
+    let marks = pending.marks();
+    sink.write_batch(&pending.rows, &marks).await?;
+    let rows = pending.rows.len();
+    if rows > 0 {
+        totals.batches += 1;
+    }
+    totals.rows += rows as u64;
+    let shards_done = marks.iter().filter(|m| m.done).count() as u32;
+    totals.shards_done += u64::from(shards_done);
+    let done = BatchCommitted {
         label: sink.label(),
         number: totals.batches,
-        rows: buf.len(),
+        rows,
         total_rows: totals.rows,
-        last_time_ns: buf.last().map(|r| r.time_ns()).unwrap_or_default(),
+        last_time_ns: pending.rows.last().map(|r| r.time_ns()).unwrap_or_default(),
         write_time: started.elapsed(),
-    })
+        shards_done,
+    };
+    pending.rows.clear();
+    pending.shards.clear();
+    pending.ended.clear();
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -148,55 +255,76 @@ mod tests {
         fn time_ns(&self) -> i64 {
             self.0
         }
+        fn position(&self) -> Option<(i64, u32)> {
+            Some((self.0, 0))
+        }
     }
 
-    /// Records every batch; fails the batch numbered `fail_on` (1-based).
+    /// Records every batch and its marks; fails the batch numbered `fail_on` (1-based).
     #[derive(Default)]
     struct MemSink {
         batches: Vec<Vec<i64>>,
+        marks: Vec<Vec<Mark>>,
         fail_on: Option<usize>,
     }
     impl Sink<Row> for MemSink {
-        async fn write_batch(&mut self, rows: &[Row]) -> anyhow::Result<()> {
+        async fn write_batch(&mut self, rows: &[Row], marks: &[Mark]) -> anyhow::Result<()> {
             if Some(self.batches.len() + 1) == self.fail_on {
                 anyhow::bail!("disk full");
             }
             self.batches.push(rows.iter().map(|r| r.0).collect());
+            self.marks.push(marks.to_vec());
             Ok(())
         }
     }
 
+    fn chunk(shard: ShardId, rows: &[i64], last: bool) -> Chunk<Row> {
+        Chunk {
+            shard,
+            rows: rows.iter().copied().map(Row).collect(),
+            last,
+        }
+    }
+
     async fn run(
-        pages: Vec<Vec<i64>>,
+        chunks: Vec<Chunk<Row>>,
         batch: usize,
         sink: &mut MemSink,
     ) -> anyhow::Result<(BatcherTotals, Vec<BatchCommitted>)> {
         let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
         let (_cancel_tx, cancel_rx) = cancellation();
         let producer = tokio::spawn(async move {
-            for p in pages {
-                tx.send(p.into_iter().map(Row).collect()).await.unwrap();
+            for c in chunks {
+                tx.send(c).await.unwrap();
             }
         });
         let mut seen = Vec::new();
-        let totals = run_batcher(
-            &mut rx,
-            &mut Passthrough::default(),
-            sink,
-            batch,
-            cancel_rx,
-            |c| seen.push(*c),
-        )
+        let totals = run_batcher(&mut rx, Passthrough::default, sink, batch, cancel_rx, |c| {
+            seen.push(*c)
+        })
         .await;
         producer.abort();
         totals.map(|t| (t, seen))
     }
 
+    fn mark(shard: ShardId, at: Option<i64>, done: bool) -> Mark {
+        Mark {
+            shard,
+            position: at.map(|t| (t, 0)),
+            done,
+        }
+    }
+
     #[tokio::test]
     async fn batches_cut_across_pages_in_order() {
         let mut sink = MemSink::default();
-        let pages = vec![vec![1, 2, 3, 4], vec![5], vec![], vec![6, 7, 8, 9, 10, 11]];
-        let (totals, seen) = run(pages, 3, &mut sink).await.unwrap();
+        let chunks = vec![
+            chunk(0, &[1, 2, 3, 4], false),
+            chunk(0, &[5], false),
+            chunk(0, &[], false),
+            chunk(0, &[6, 7, 8, 9, 10, 11], true),
+        ];
+        let (totals, seen) = run(chunks, 3, &mut sink).await.unwrap();
         assert_eq!(
             sink.batches,
             vec![vec![1, 2, 3], vec![4, 5, 6], vec![7, 8, 9], vec![10, 11]]
@@ -206,6 +334,7 @@ mod tests {
             BatcherTotals {
                 batches: 4,
                 rows: 11,
+                shards_done: 1,
                 cancelled: false
             }
         );
@@ -217,14 +346,63 @@ mod tests {
             log,
             vec![(1, 3, 3, 3), (2, 3, 6, 6), (3, 3, 9, 9), (4, 2, 11, 11)]
         );
+        // The shard is done only in the batch holding its last row.
+        assert_eq!(sink.marks[2], vec![mark(0, Some(9), false)]);
+        assert_eq!(sink.marks[3], vec![mark(0, Some(11), true)]);
+    }
+
+    #[tokio::test]
+    async fn interleaved_shards_get_their_own_positions_and_completion() {
+        let mut sink = MemSink::default();
+        let chunks = vec![
+            chunk(0, &[10, 11], false),
+            chunk(1, &[20, 21, 22], false),
+            chunk(0, &[12], true),
+            chunk(2, &[], true),
+            chunk(1, &[23], true),
+        ];
+        let (totals, _) = run(chunks, 4, &mut sink).await.unwrap();
+        assert_eq!(sink.batches, vec![vec![10, 11, 20, 21], vec![22, 12, 23]]);
+        assert_eq!(
+            sink.marks,
+            vec![
+                vec![mark(0, Some(11), false), mark(1, Some(21), false)],
+                vec![
+                    mark(0, Some(12), true),
+                    mark(1, Some(23), true),
+                    mark(2, None, true)
+                ],
+            ]
+        );
+        assert_eq!(totals.shards_done, 3);
+    }
+
+    #[tokio::test]
+    async fn a_shard_ending_after_a_full_batch_is_committed_with_no_rows() {
+        let mut sink = MemSink::default();
+        let (totals, seen) = run(
+            vec![chunk(0, &[1, 2], false), chunk(0, &[], true)],
+            2,
+            &mut sink,
+        )
+        .await
+        .unwrap();
+        assert_eq!(sink.batches, vec![vec![1, 2], vec![]]);
+        assert_eq!(sink.marks[1], vec![mark(0, None, true)]);
+        assert_eq!((totals.batches, totals.rows), (1, 2));
+        assert_eq!(seen[1].number, 1, "a marks-only commit is not a batch");
     }
 
     #[tokio::test]
     async fn exact_multiple_leaves_no_empty_batch() {
         let mut sink = MemSink::default();
-        let (totals, _) = run(vec![vec![1, 2], vec![3, 4]], 2, &mut sink)
-            .await
-            .unwrap();
+        let (totals, _) = run(
+            vec![chunk(0, &[1, 2], false), chunk(0, &[3, 4], false)],
+            2,
+            &mut sink,
+        )
+        .await
+        .unwrap();
         assert_eq!(sink.batches, vec![vec![1, 2], vec![3, 4]]);
         assert_eq!(totals.batches, 2);
     }
@@ -235,7 +413,7 @@ mod tests {
             fail_on: Some(2),
             ..Default::default()
         };
-        let err = run(vec![vec![1, 2, 3, 4, 5]], 2, &mut sink)
+        let err = run(vec![chunk(0, &[1, 2, 3, 4, 5], true)], 2, &mut sink)
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "disk full");
@@ -246,12 +424,12 @@ mod tests {
     async fn cancellation_writes_what_was_received_then_stops() {
         let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
         let (cancel_tx, cancel_rx) = cancellation();
-        tx.send(vec![Row(1), Row(2), Row(3)]).await.unwrap();
+        tx.send(chunk(0, &[1, 2, 3], false)).await.unwrap();
         let mut sink = MemSink::default();
         let batcher = async {
             run_batcher(
                 &mut rx,
-                &mut Passthrough::default(),
+                Passthrough::default,
                 &mut sink,
                 2,
                 cancel_rx,
@@ -267,6 +445,7 @@ mod tests {
         let totals = totals.unwrap();
         assert!(totals.cancelled);
         assert_eq!(sink.batches, vec![vec![1, 2], vec![3]]);
+        assert_eq!(sink.marks[1], vec![mark(0, Some(3), false)]);
         drop(tx);
     }
 }

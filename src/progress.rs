@@ -3,12 +3,15 @@
 //! after every commit.
 //!
 //! It observes the pipeline; it never decides anything about it. The total row count is not
-//! known while streaming, so the bar measures how far the import is through the date range.
+//! known while streaming, so the bar counts days (shards) done for an API import, and how
+//! far through the date range the rows are otherwise.
 
 use crate::pipeline::BatchCommitted;
+use crate::source::pace::RequestStats;
 use crate::time::{format_nanos, DateRange};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -111,17 +114,37 @@ pub struct Progress {
     bar: ProgressBar,
     range: DateRange,
     started: Instant,
+    /// For sharded imports: (days to fetch in this run, days done so far).
+    shards: Option<(u64, u64)>,
+    requests: Option<Arc<RequestStats>>,
+    /// (when, requests so far), for the requests/min over about the last minute.
+    samples: VecDeque<(Instant, u64)>,
 }
 
 impl Progress {
-    pub fn start(range: DateRange, label: &str) -> Self {
+    /// `shards`: how many shards (days) this run fetches, when the source is sharded;
+    /// `requests`: the API client's counters, when the source is the API.
+    pub fn start(
+        range: DateRange,
+        label: &str,
+        shards: Option<u64>,
+        requests: Option<Arc<RequestStats>>,
+    ) -> Self {
         let bar = if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(10_000);
-            let style = ProgressStyle::with_template(
-                "{prefix} {spinner} {elapsed_precise} [{wide_bar}] {percent:>3}% of range · {msg} · ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            let (len, template) = match shards {
+                Some(n) => (
+                    n.max(1),
+                    "{prefix} {spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} days · {msg} · ETA {eta}",
+                ),
+                None => (
+                    10_000,
+                    "{prefix} {spinner} {elapsed_precise} [{wide_bar}] {percent:>3}% of range · {msg} · ETA {eta}",
+                ),
+            };
+            let bar = ProgressBar::new(len);
+            let style = ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(label.to_string());
             bar.set_message("0 rows");
@@ -133,10 +156,14 @@ impl Progress {
         if let Ok(mut slot) = BAR.write() {
             *slot = Some(bar.clone());
         }
+        let started = Instant::now();
         Progress {
             bar,
             range,
-            started: Instant::now(),
+            started,
+            shards: shards.map(|n| (n, 0)),
+            requests,
+            samples: VecDeque::from([(started, 0)]),
         }
     }
 
@@ -144,31 +171,62 @@ impl Progress {
         self.started.elapsed()
     }
 
-    /// Logs `[DB] Batch N: ...` and moves the bar.
-    pub fn on_commit(&self, c: &BatchCommitted) {
-        tracing::info!(
-            "[{}] Batch {}: {} rows {}, {} total, last quote {}, {} ms",
-            c.label,
-            c.number,
-            c.rows,
-            if c.label == "DB" {
-                "committed"
-            } else {
-                "written"
-            },
-            c.total_rows,
-            format_nanos(c.last_time_ns),
-            c.write_time.as_millis()
-        );
-        let done = self.range.fraction_done(c.last_time_ns);
-        self.bar.set_position((done * 10_000.0) as u64);
+    /// API requests per minute over about the last minute (since the start, early on).
+    fn requests_per_min(&mut self) -> Option<f64> {
+        let now_count = self.requests.as_ref()?.requests();
+        let now = Instant::now();
+        self.samples.push_back((now, now_count));
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.samples.pop_front();
+        }
+        let (t0, c0) = *self.samples.front()?;
+        let secs = now.duration_since(t0).as_secs_f64();
+        Some(if secs > 0.0 {
+            (now_count - c0) as f64 * 60.0 / secs
+        } else {
+            0.0
+        })
+    }
+
+    /// Logs `[DB] Batch N: ...` (for batches with rows) and moves the bar.
+    pub fn on_commit(&mut self, c: &BatchCommitted) {
+        let mut extra = String::new();
+        if let Some((total, done)) = self.shards.as_mut() {
+            *done += u64::from(c.shards_done);
+            extra.push_str(&format!(", days {done}/{total}"));
+            self.bar.set_position(*done);
+        }
+        if let Some(rpm) = self.requests_per_min() {
+            extra.push_str(&format!(", {rpm:.0} requests/min"));
+        }
+        if c.rows > 0 {
+            tracing::info!(
+                "[{}] Batch {}: {} rows {}, {} total, last quote {}, {} ms{extra}",
+                c.label,
+                c.number,
+                c.rows,
+                if c.label == "DB" {
+                    "committed"
+                } else {
+                    "written"
+                },
+                c.total_rows,
+                format_nanos(c.last_time_ns),
+                c.write_time.as_millis()
+            );
+        }
+        if self.shards.is_none() && c.rows > 0 {
+            let done = self.range.fraction_done(c.last_time_ns);
+            self.bar.set_position((done * 10_000.0) as u64);
+        }
         let rate = c.total_rows as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        self.bar.set_message(format!(
-            "{} rows · {:.0} rows/s · at {}",
-            c.total_rows,
-            rate,
-            crate::time::new_york_date(c.last_time_ns)
-        ));
+        self.bar
+            .set_message(format!("{} rows · {:.0} rows/s{extra}", c.total_rows, rate));
     }
 }
 

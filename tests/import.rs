@@ -171,8 +171,9 @@ async fn survives_server_errors_and_truncated_bodies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waits_out_rate_limits_until_the_reset_time() {
-    // Three requests per one-second window; the import needs eight pages.
+async fn follows_the_servers_rate_limit_headers_without_429s() {
+    // Three requests per one-second window; the import needs eight pages. With no
+    // client-side limit, only X-RateLimit-Remaining: 0 and the reset time pace it.
     let s = standin(StandinConfig {
         max_page: Some(250),
         rate_limit: Some(3),
@@ -183,28 +184,68 @@ async fn waits_out_rate_limits_until_the_reset_time() {
     let w = Workdir::new();
     let started = std::time::Instant::now();
     let run = w
+        .import(&s.url(), "AAPL", "2024-01-02", "2024-01-02", &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(w.count().await, 2_000);
+    assert!(
+        run.stderr.contains("8 requests (")
+            && run.stderr.contains("0 retries, 0 rate-limited (429)"),
+        "{}",
+        run.stderr
+    );
+    assert!(s.request_log().iter().all(|r| r.status == 200));
+    // 8 pages at 3 per window span three windows, so at least one whole window passed.
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_never_fatal_and_is_counted() {
+    // A server that warns only by refusing: 429s are waited out until the reset, and do not
+    // use up the single attempt allowed per request.
+    let s = standin(StandinConfig {
+        max_page: Some(250),
+        rate_limit: Some(3),
+        rate_window: Duration::from_millis(1000),
+        rate_headers_on_429_only: true,
+        ..small(2_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let run = w
         .import(
             &s.url(),
             "AAPL",
             "2024-01-02",
             "2024-01-02",
-            &["--max-attempts", "4"],
+            &["--max-attempts", "1"],
         )
         .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(w.count().await, 2_000);
+    let refused = s.request_log().iter().filter(|r| r.status == 429).count();
+    assert!(
+        refused >= 1,
+        "the server never refused: {:?}",
+        s.request_log()
+    );
     assert!(
         run.stderr
             .contains("HTTP 429 rate limited by Alpaca: too many requests. (code 42910000)"),
         "{}",
         run.stderr
     );
-    // With 5 ms backoff and 4 attempts the import can only succeed by waiting for each
-    // reset; 8 pages at 3 per window span three windows, so one whole window passed.
     assert!(
-        started.elapsed() >= Duration::from_millis(950),
-        "{:?}",
-        started.elapsed()
+        run.stderr.contains(&format!("{} requests (", 8 + refused))
+            && run
+                .stderr
+                .contains(&format!("{refused} rate-limited (429)")),
+        "{refused} refused; {}",
+        run.stderr
     );
 }
 

@@ -87,12 +87,12 @@ async fn plain_insert_meeting_existing_rows_mid_import_rewrites_the_batch_as_ups
     let mut sink = SqliteSink::open(&url, Duration::from_secs(1))
         .await
         .unwrap();
-    sink.write_batch(&quotes[100..200]).await.unwrap();
+    sink.write_batch(&quotes[100..200], &[]).await.unwrap();
     // Another importer wrote rows 100..200; this one believed the range empty.
     sink.set_mode(WriteMode::Insert);
-    sink.write_batch(&quotes[..150]).await.unwrap();
+    sink.write_batch(&quotes[..150], &[]).await.unwrap();
     assert_eq!(sink.mode(), WriteMode::Upsert, "switched to upsert");
-    sink.write_batch(&quotes[150..]).await.unwrap();
+    sink.write_batch(&quotes[150..], &[]).await.unwrap();
     drop(sink);
     assert_eq!(w.count().await, 500, "no row lost or duplicated");
 }

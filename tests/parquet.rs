@@ -196,6 +196,8 @@ async fn a_killed_parquet_import_leaves_no_file_a_reader_would_take_as_complete(
         "parquet",
         "--batch-size",
         "500",
+        "--concurrency",
+        "1",
     ];
     let mut child = w.command(&args).spawn().expect("spawn");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -227,8 +229,24 @@ async fn a_killed_parquet_import_leaves_no_file_a_reader_would_take_as_complete(
         .into_owned();
     assert!(name.starts_with(".part-0.parquet.tmp-"), "{name}");
 
+    let before = s.request_log().len();
     let run = w.run(&args).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[RESUME] 1 of 3 days already imported (skipped)"),
+        "{}",
+        run.stderr
+    );
+    // The day whose file was in place is not fetched again.
+    let rerun = &s.request_log()[before..];
+    assert!(!rerun.is_empty());
+    assert!(
+        rerun
+            .iter()
+            .all(|r| !r.start.as_deref().unwrap_or("").starts_with("2024-01-02")),
+        "{rerun:?}"
+    );
     let all = files(&root);
     assert_eq!(all.len(), 3, "stale temp file removed: {all:?}");
     for f in &all {

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         credentials: args.key.zip(args.secret),
         rate_limit: args.rate_limit,
         rate_window: Duration::from_millis(args.rate_window_ms.max(1)),
+        rate_headers_on_429_only: false,
         fail_every: args.fail_every,
         fail_after: args.fail_after,
         truncate_every: args.truncate_every,

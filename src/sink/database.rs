@@ -5,11 +5,14 @@
 use super::postgres::PgSink;
 use super::sqlite::{SqliteSink, TableSpec, WriteMode};
 use crate::model::Quote;
-use crate::pipeline::Sink;
+use crate::pipeline::{Mark, Sink};
+use crate::resume::{Saved, Tracking};
 use crate::transform::AggQuote;
 use chrono::NaiveDate;
 use std::time::Duration;
 
+// The SQLite sink is the common case and lives inline; boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Database {
     Sqlite(SqliteSink),
     Postgres(Box<PgSink>),
@@ -51,6 +54,20 @@ impl Database {
 
     pub fn mode(&self) -> WriteMode {
         each!(self, db => db.mode())
+    }
+
+    pub fn track(&mut self, tracking: Tracking) {
+        each!(self, db => db.track(tracking))
+    }
+
+    pub async fn load_progress(
+        &mut self,
+        dataset: &str,
+        symbol: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> anyhow::Result<Vec<Saved>> {
+        each!(self, db => db.load_progress(dataset, symbol, first, last).await)
     }
 
     pub async fn set_thinning(&mut self, spec: &str) -> anyhow::Result<()> {
@@ -108,19 +125,19 @@ impl Database {
 }
 
 impl Sink<Quote> for Database {
-    async fn write_batch(&mut self, rows: &[Quote]) -> anyhow::Result<()> {
+    async fn write_batch(&mut self, rows: &[Quote], marks: &[Mark]) -> anyhow::Result<()> {
         match self {
-            Database::Sqlite(db) => Sink::<Quote>::write_batch(db, rows).await,
-            Database::Postgres(db) => Sink::<Quote>::write_batch(&mut **db, rows).await,
+            Database::Sqlite(db) => Sink::<Quote>::write_batch(db, rows, marks).await,
+            Database::Postgres(db) => Sink::<Quote>::write_batch(&mut **db, rows, marks).await,
         }
     }
 }
 
 impl Sink<AggQuote> for Database {
-    async fn write_batch(&mut self, rows: &[AggQuote]) -> anyhow::Result<()> {
+    async fn write_batch(&mut self, rows: &[AggQuote], marks: &[Mark]) -> anyhow::Result<()> {
         match self {
-            Database::Sqlite(db) => Sink::<AggQuote>::write_batch(db, rows).await,
-            Database::Postgres(db) => Sink::<AggQuote>::write_batch(&mut **db, rows).await,
+            Database::Sqlite(db) => Sink::<AggQuote>::write_batch(db, rows, marks).await,
+            Database::Postgres(db) => Sink::<AggQuote>::write_batch(&mut **db, rows, marks).await,
         }
     }
 }

@@ -15,7 +15,8 @@
 //! Arrow batches, in both directions; it knows nothing about HTTP or SQL.
 
 use crate::model::Quote;
-use crate::pipeline::Sink;
+use crate::pipeline::{Mark, Sink};
+use crate::resume::Shard;
 use crate::time::{new_york_date, new_york_time_nanos};
 use anyhow::Context;
 use arrow_array::builder::{ListBuilder, StringBuilder};
@@ -357,51 +358,70 @@ pub struct DayWritten {
     pub path: PathBuf,
 }
 
-/// The `--format parquet` sink. Rows must arrive in time order (as the API sends them);
-/// each New York day's file is committed when the first row of a later day arrives, and the
-/// last day by [`Sink::finish`]. A failed or interrupted import ([`Sink::abort`]) deletes the
-/// day in progress; days already committed stay.
+/// The `--format parquet` sink. Rows arrive shard by shard (one symbol's New York day each,
+/// several shards interleaved when fetched concurrently, each in time order); each day's
+/// file stays open under a temporary name until the batch that completes its shard, then is
+/// committed (renamed into place) — so a file in place is a complete day, and the file is
+/// the day's resume record. [`Sink::finish`] commits any day still open; a failed or
+/// interrupted import ([`Sink::abort`]) deletes the days in progress; committed days stay.
 pub struct ParquetSink {
     root: PathBuf,
-    current: Option<DayWriter>,
+    shards: Arc<Vec<Shard>>,
+    open: Vec<DayWriter>,
     pub written: Vec<DayWritten>,
 }
 
 impl ParquetSink {
-    pub fn new(root: &Path) -> anyhow::Result<Self> {
+    pub fn new(root: &Path, shards: Arc<Vec<Shard>>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root.join(DATASET)).with_context(|| {
             format!("cannot create the Parquet store folder {}", root.display())
         })?;
         Ok(ParquetSink {
             root: root.to_path_buf(),
-            current: None,
+            shards,
+            open: Vec::new(),
             written: Vec::new(),
         })
     }
 
-    fn commit_current(&mut self) -> anyhow::Result<()> {
-        if let Some(day) = self.current.take() {
-            let (date, rows) = (day.date, day.rows);
-            let path = day.commit()?;
-            tracing::info!("[FILE] {date}: {rows} rows in {}", path.display());
-            self.written.push(DayWritten { date, rows, path });
-        }
+    fn commit(&mut self, index: usize) -> anyhow::Result<()> {
+        let day = self.open.swap_remove(index);
+        let (date, rows) = (day.date, day.rows);
+        let path = day.commit()?;
+        tracing::info!("[FILE] {date}: {rows} rows in {}", path.display());
+        self.written.push(DayWritten { date, rows, path });
         Ok(())
     }
 
-    fn write_sync(&mut self, rows: &[Quote]) -> anyhow::Result<()> {
+    fn write_sync(&mut self, rows: &[Quote], marks: &[Mark]) -> anyhow::Result<()> {
         let mut start = 0;
         while start < rows.len() {
             let first = &rows[start];
-            if !self.current.as_ref().is_some_and(|d| d.holds(first)) {
-                self.commit_current()?;
-                let date = new_york_date(first.t);
-                self.current = Some(DayWriter::create(&self.root, first.symbol.clone(), date)?);
-            }
-            let day = self.current.as_mut().context("no day file open")?;
+            let index = match self.open.iter().position(|d| d.holds(first)) {
+                Some(i) => i,
+                None => {
+                    let date = new_york_date(first.t);
+                    let day = DayWriter::create(&self.root, first.symbol.clone(), date)?;
+                    self.open.push(day);
+                    self.open.len() - 1
+                }
+            };
+            let day = &mut self.open[index];
             let len = rows[start..].iter().take_while(|q| day.holds(q)).count();
             day.write(&rows[start..start + len])?;
             start += len;
+        }
+        for mark in marks.iter().filter(|m| m.done) {
+            let Some(shard) = self.shards.get(mark.shard as usize) else {
+                continue;
+            };
+            if let Some(i) = self
+                .open
+                .iter()
+                .position(|d| d.date == shard.day && *d.symbol == *shard.symbol.as_str())
+            {
+                self.commit(i)?;
+            }
         }
         Ok(())
     }
@@ -412,18 +432,22 @@ impl Sink<Quote> for ParquetSink {
         "FILE"
     }
 
-    async fn write_batch(&mut self, rows: &[Quote]) -> anyhow::Result<()> {
-        // Encoding a batch takes a few milliseconds of CPU; the source runs meanwhile on the
+    async fn write_batch(&mut self, rows: &[Quote], marks: &[Mark]) -> anyhow::Result<()> {
+        // Encoding a batch takes a few milliseconds of CPU; the sources run meanwhile on the
         // runtime's other worker.
-        self.write_sync(rows)
+        self.write_sync(rows, marks)
     }
 
     async fn finish(&mut self) -> anyhow::Result<()> {
-        self.commit_current()
+        self.open.sort_by_key(|d| d.date);
+        while !self.open.is_empty() {
+            self.commit(0)?;
+        }
+        Ok(())
     }
 
     fn abort(&mut self) {
-        self.current = None;
+        self.open.clear();
     }
 }
 

@@ -12,7 +12,8 @@
 
 use super::sqlite::{TableSpec, WriteMode};
 use crate::model::Quote;
-use crate::pipeline::Sink;
+use crate::pipeline::{Mark, Sink};
+use crate::resume::{Saved, Tracking};
 use crate::transform::AggQuote;
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -154,6 +155,8 @@ pub struct PgSink {
     /// Try COPY straight into the table when a batch's span holds no rows (see try_write).
     optimistic: bool,
     buf: Vec<u8>,
+    /// Set for an import that commits resume points with its batches.
+    tracking: Option<Tracking>,
 }
 
 fn pg_error(e: sqlx::Error, shown: &str, doing: &str) -> anyhow::Error {
@@ -185,6 +188,7 @@ impl PgSink {
             holds_drop_lock: false,
             optimistic: true,
             buf: Vec::new(),
+            tracking: None,
         };
         sink.heal_indexes().await?;
         Ok(sink)
@@ -205,6 +209,47 @@ impl PgSink {
 
     pub fn mode(&self) -> WriteMode {
         self.mode
+    }
+
+    /// Commit each batch's shard progress (`import_progress`) in the batch's transaction.
+    pub fn track(&mut self, tracking: Tracking) {
+        self.tracking = Some(tracking);
+    }
+
+    /// The progress records of `dataset` for `symbol` on days `first..=last`.
+    pub async fn load_progress(
+        &mut self,
+        dataset: &str,
+        symbol: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> anyhow::Result<Vec<Saved>> {
+        type Row = (String, i64, i64, Option<i64>, Option<i32>, bool);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT day::text, start_ns, end_ns, last_t, last_seq, done FROM import_progress \
+             WHERE dataset = $1 AND symbol = $2 AND day BETWEEN $3::date AND $4::date ORDER BY day",
+        )
+        .bind(dataset)
+        .bind(symbol)
+        .bind(first.to_string())
+        .bind(last.to_string())
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e, "cannot read the import progress"))?;
+        rows.into_iter()
+            .map(|(day, start_ns, end_ns, t, seq, done)| {
+                let day = day
+                    .parse::<NaiveDate>()
+                    .map_err(|e| anyhow::anyhow!("import_progress holds a bad day {day:?}: {e}"))?;
+                Ok(Saved {
+                    day,
+                    start_ns,
+                    end_ns,
+                    last: t.zip(seq).map(|(t, seq)| (t, seq as u32)),
+                    done,
+                })
+            })
+            .collect()
     }
 
     fn err(&self, e: sqlx::Error, doing: &str) -> anyhow::Error {
@@ -454,16 +499,30 @@ impl PgSink {
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<u64> {
-        let r = sqlx::query(
-            "DELETE FROM quotes WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3",
-        )
-        .bind(symbol)
-        .bind(from_ns)
-        .bind(until_ns)
-        .execute(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e, "cannot delete archived quotes"))?;
-        Ok(r.rows_affected())
+        // The days' resume points go with their rows: an import of those days after the
+        // archive must fetch them again, not skip them as done.
+        let deleted = async {
+            let mut tx = self.conn.begin().await?;
+            let r = sqlx::query(
+                "DELETE FROM quotes WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3",
+            )
+            .bind(symbol)
+            .bind(from_ns)
+            .bind(until_ns)
+            .execute(&mut *tx)
+            .await?;
+            for day in crate::time::new_york_dates(from_ns, until_ns - 1) {
+                sqlx::query("DELETE FROM import_progress WHERE dataset = 'quotes' AND symbol = $1 AND day = $2::date")
+                    .bind(symbol)
+                    .bind(day.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(r.rows_affected())
+        }
+        .await;
+        deleted.map_err(|e| self.err(e, "cannot delete archived quotes"))
     }
 
     /// Whether `table` holds no rows of the batch's symbols (and thinning) within the batch's
@@ -525,6 +584,7 @@ impl PgSink {
         &mut self,
         table: &TableSpec,
         rows: &[T],
+        marks: &[Mark],
     ) -> Result<(), sqlx::Error> {
         let mut ids: Vec<(Arc<str>, i64)> = Vec::new();
         for r in rows {
@@ -540,10 +600,13 @@ impl PgSink {
         // with COPY straight into the table, as fast as --skip-duplicates. The probe is one
         // index range lookup per symbol; if another importer writes the span meanwhile, the
         // COPY meets its rows, the batch rolls back, and the caller retries it through staging.
-        let direct = self.mode == WriteMode::Insert
+        let direct = rows.is_empty()
+            || self.mode == WriteMode::Insert
             || (self.optimistic
                 && Self::span_is_empty(self.thinning_id, &mut tx, table, rows, &ids).await?);
-        if direct {
+        if rows.is_empty() {
+            // Only shard progress to commit.
+        } else if direct {
             let mut copy = tx
                 .copy_in_raw(&format!(
                     "COPY {} ({cols}) FROM STDIN (FORMAT binary)",
@@ -588,6 +651,30 @@ impl PgSink {
             .execute(&mut *tx)
             .await?;
         }
+        if let Some(tracking) = &self.tracking {
+            for row in marks.iter().filter_map(|m| tracking.row(m)) {
+                sqlx::query(
+                    "INSERT INTO import_progress \
+                     (dataset, symbol, day, start_ns, end_ns, last_t, last_seq, done, updated_at) \
+                     VALUES ($1, $2, $3::date, $4, $5, $6, $7, $8, now()) \
+                     ON CONFLICT (dataset, symbol, day) DO UPDATE SET \
+                     start_ns = EXCLUDED.start_ns, end_ns = EXCLUDED.end_ns, \
+                     last_t = COALESCE(EXCLUDED.last_t, import_progress.last_t), \
+                     last_seq = COALESCE(EXCLUDED.last_seq, import_progress.last_seq), \
+                     done = EXCLUDED.done, updated_at = EXCLUDED.updated_at",
+                )
+                .bind(row.dataset)
+                .bind(row.symbol)
+                .bind(row.day.to_string())
+                .bind(row.start_ns)
+                .bind(row.end_ns)
+                .bind(row.last.map(|p| p.0))
+                .bind(row.last.map(|p| p.1 as i32))
+                .bind(row.done)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await
     }
 
@@ -603,10 +690,11 @@ impl PgSink {
         &mut self,
         table: &TableSpec,
         rows: &[T],
+        marks: &[Mark],
     ) -> anyhow::Result<()> {
         let mut attempt = 1;
         loop {
-            let err = match self.try_write(table, rows).await {
+            let err = match self.try_write(table, rows, marks).await {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
@@ -686,19 +774,19 @@ async fn connect(opts: &PgConnectOptions, shown: &str) -> anyhow::Result<PgConne
 }
 
 impl Sink<Quote> for PgSink {
-    async fn write_batch(&mut self, rows: &[Quote]) -> anyhow::Result<()> {
+    async fn write_batch(&mut self, rows: &[Quote], marks: &[Mark]) -> anyhow::Result<()> {
         let table = if self.thinning_id.is_some() {
             &super::sqlite::QUOTES_THINNED
         } else {
             &super::sqlite::QUOTES
         };
-        self.write_rows(table, rows).await
+        self.write_rows(table, rows, marks).await
     }
 }
 
 impl Sink<AggQuote> for PgSink {
-    async fn write_batch(&mut self, rows: &[AggQuote]) -> anyhow::Result<()> {
-        self.write_rows(&super::sqlite::QUOTES_AGGREGATED, rows)
+    async fn write_batch(&mut self, rows: &[AggQuote], marks: &[Mark]) -> anyhow::Result<()> {
+        self.write_rows(&super::sqlite::QUOTES_AGGREGATED, rows, marks)
             .await
     }
 }

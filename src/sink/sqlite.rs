@@ -6,7 +6,8 @@
 //! holds more than the batch it is given.
 
 use crate::model::Quote;
-use crate::pipeline::Sink;
+use crate::pipeline::{Mark, Sink};
+use crate::resume::{Saved, Tracking};
 use crate::transform::AggQuote;
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -212,6 +213,8 @@ pub struct SqliteSink {
     mode: WriteMode,
     /// Set for a thinned import: the `thinnings` id that keys its rows.
     thinning_id: Option<i64>,
+    /// Set for an import that commits resume points with its batches.
+    tracking: Option<Tracking>,
 }
 
 impl SqliteSink {
@@ -258,6 +261,7 @@ impl SqliteSink {
             sql: HashMap::new(),
             mode: WriteMode::Upsert,
             thinning_id: None,
+            tracking: None,
         };
         sink.heal_indexes().await?;
         Ok(sink)
@@ -269,6 +273,50 @@ impl SqliteSink {
 
     pub fn mode(&self) -> WriteMode {
         self.mode
+    }
+
+    /// Commit each batch's shard progress (`import_progress`) in the batch's transaction.
+    pub fn track(&mut self, tracking: Tracking) {
+        self.tracking = Some(tracking);
+    }
+
+    /// The progress records of `dataset` for `symbol` on days `first..=last`.
+    pub async fn load_progress(
+        &mut self,
+        dataset: &str,
+        symbol: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> anyhow::Result<Vec<Saved>> {
+        type Row = (String, i64, i64, Option<i64>, Option<i64>, bool);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT day, start_ns, end_ns, last_t, last_seq, done FROM import_progress \
+             WHERE dataset = ? AND symbol = ? AND day BETWEEN ? AND ? ORDER BY day",
+        )
+        .bind(dataset)
+        .bind(symbol)
+        .bind(first.to_string())
+        .bind(last.to_string())
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e, "cannot read the import progress"))?;
+        rows.into_iter()
+            .map(|(day, start_ns, end_ns, t, seq, done)| {
+                let day = day.parse::<NaiveDate>().map_err(|e| {
+                    anyhow::anyhow!(
+                        "import_progress in {} holds a bad day {day:?}: {e}",
+                        self.path.display()
+                    )
+                })?;
+                Ok(Saved {
+                    day,
+                    start_ns,
+                    end_ns,
+                    last: t.zip(seq).map(|(t, seq)| (t, seq as u32)),
+                    done,
+                })
+            })
+            .collect()
     }
 
     /// Rows from now on are thinned rows keyed by `spec` (e.g. `sample=10`).
@@ -474,16 +522,30 @@ impl SqliteSink {
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<u64> {
-        let r = sqlx::query(
-            "DELETE FROM quotes WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = ?) AND t >= ? AND t < ?",
-        )
-        .bind(symbol)
-        .bind(from_ns)
-        .bind(until_ns)
-        .execute(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e, "cannot delete archived quotes"))?;
-        Ok(r.rows_affected())
+        // The days' resume points go with their rows: an import of those days after the
+        // archive must fetch them again, not skip them as done.
+        let deleted = async {
+            let mut tx = self.conn.begin().await?;
+            let r = sqlx::query(
+                "DELETE FROM quotes WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = ?) AND t >= ? AND t < ?",
+            )
+            .bind(symbol)
+            .bind(from_ns)
+            .bind(until_ns)
+            .execute(&mut *tx)
+            .await?;
+            for day in crate::time::new_york_dates(from_ns, until_ns - 1) {
+                sqlx::query("DELETE FROM import_progress WHERE dataset = 'quotes' AND symbol = ? AND day = ?")
+                    .bind(symbol)
+                    .bind(day.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(r.rows_affected())
+        }
+        .await;
+        deleted.map_err(|e| self.err(e, "cannot delete archived quotes"))
     }
 
     /// Run on every open: rebuilds indexes a killed `--drop-indexes` import left dropped.
@@ -578,15 +640,16 @@ impl SqliteSink {
         &mut self,
         table: &'static TableSpec,
         rows: &[T],
+        marks: &[Mark],
     ) -> anyhow::Result<()> {
-        match self.try_write_rows(table, rows).await {
+        match self.try_write_rows(table, rows, marks).await {
             Err(e) if self.mode == WriteMode::Insert && is_duplicate(&e) => {
                 tracing::warn!(
                     "[DB] --skip-duplicates met rows already in {}; falling back to upsert from this batch on",
                     table.name
                 );
                 self.mode = WriteMode::Upsert;
-                self.try_write_rows(table, rows)
+                self.try_write_rows(table, rows, marks)
                     .await
                     .map_err(|e| self.err(e, "cannot write a batch (rolled back)"))
             }
@@ -598,6 +661,7 @@ impl SqliteSink {
         &mut self,
         table: &'static TableSpec,
         rows: &[T],
+        marks: &[Mark],
     ) -> Result<(), sqlx::Error> {
         // Symbol ids first (usually one symbol per batch; the map makes this free after the
         // first batch). Inserting a symbol row outside the batch transaction is harmless.
@@ -635,24 +699,48 @@ impl SqliteSink {
             }
             q.execute(&mut *tx).await?;
         }
+        if let Some(tracking) = &self.tracking {
+            for row in marks.iter().filter_map(|m| tracking.row(m)) {
+                sqlx::query(
+                    "INSERT INTO import_progress \
+                     (dataset, symbol, day, start_ns, end_ns, last_t, last_seq, done, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
+                     ON CONFLICT (dataset, symbol, day) DO UPDATE SET \
+                     start_ns = excluded.start_ns, end_ns = excluded.end_ns, \
+                     last_t = COALESCE(excluded.last_t, import_progress.last_t), \
+                     last_seq = COALESCE(excluded.last_seq, import_progress.last_seq), \
+                     done = excluded.done, updated_at = excluded.updated_at",
+                )
+                .bind(row.dataset)
+                .bind(row.symbol)
+                .bind(row.day.to_string())
+                .bind(row.start_ns)
+                .bind(row.end_ns)
+                .bind(row.last.map(|p| p.0))
+                .bind(row.last.map(|p| i64::from(p.1)))
+                .bind(row.done)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await
     }
 }
 
 impl Sink<Quote> for SqliteSink {
-    async fn write_batch(&mut self, rows: &[Quote]) -> anyhow::Result<()> {
+    async fn write_batch(&mut self, rows: &[Quote], marks: &[Mark]) -> anyhow::Result<()> {
         let table = if self.thinning_id.is_some() {
             &QUOTES_THINNED
         } else {
             &QUOTES
         };
-        self.write_rows(table, rows).await
+        self.write_rows(table, rows, marks).await
     }
 }
 
 impl Sink<AggQuote> for SqliteSink {
-    async fn write_batch(&mut self, rows: &[AggQuote]) -> anyhow::Result<()> {
-        self.write_rows(&QUOTES_AGGREGATED, rows).await
+    async fn write_batch(&mut self, rows: &[AggQuote], marks: &[Mark]) -> anyhow::Result<()> {
+        self.write_rows(&QUOTES_AGGREGATED, rows, marks).await
     }
 }
 

@@ -6,14 +6,19 @@
 //! knows nothing about where rows are stored. Credentials only ever go into request headers
 //! marked sensitive; no error or log line built here contains them.
 
+use super::pace::{Pacer, RequestStats};
 use super::retry::RetryPolicy;
 use crate::model::{Feed, Quote, Symbol};
+use crate::pipeline::{Chunk, ShardId};
+use crate::resume::Shard;
 use crate::time::{format_for_api, DateRange};
+use anyhow::Context;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -273,6 +278,8 @@ pub struct ClientConfig {
     pub feed: Feed,
     pub retry: RetryPolicy,
     pub request_timeout: Duration,
+    /// Requests per minute for the pacer; 0 = no client-side limit.
+    pub rate_limit: u32,
 }
 
 /// The Alpaca data client. Cheap to clone.
@@ -283,6 +290,8 @@ pub struct AlpacaClient {
     base_display: Arc<str>,
     feed: Feed,
     retry: RetryPolicy,
+    pacer: Arc<Pacer>,
+    stats: Arc<RequestStats>,
 }
 
 impl AlpacaClient {
@@ -319,6 +328,8 @@ impl AlpacaClient {
             base: Arc::new(base),
             feed: cfg.feed,
             retry: cfg.retry,
+            pacer: Arc::new(Pacer::per_minute(cfg.rate_limit)),
+            stats: Arc::new(RequestStats::default()),
         })
     }
 
@@ -344,8 +355,19 @@ impl AlpacaClient {
         url
     }
 
+    /// Requests, retries and 429s so far (shared by every clone of this client).
+    pub fn stats(&self) -> Arc<RequestStats> {
+        self.stats.clone()
+    }
+
+    /// One request, after waiting for its slot from the pacer; the rate-limit headers of
+    /// the response go back to the pacer.
     async fn get_once(&self, url: &Url) -> Result<bytes::Bytes, ApiError> {
         let base = &*self.base_display;
+        self.pacer.wait().await;
+        self.stats
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = self
             .http
             .get(url.clone())
@@ -353,14 +375,23 @@ impl AlpacaClient {
             .await
             .map_err(|e| ApiError::transport(e, base))?;
         let status = resp.status();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let (remaining, reset) = (header("X-RateLimit-Remaining"), header("X-RateLimit-Reset"));
+        self.pacer.observe(remaining, reset);
         if status.is_success() {
             return resp.bytes().await.map_err(|e| ApiError::transport(e, base));
         }
-        let reset = resp
-            .headers()
-            .get("X-RateLimit-Reset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.stats
+                .rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.pacer.hold_until_reset(reset);
+        }
         // A failed read of an error body still leaves the status to act on.
         let body = resp.bytes().await.unwrap_or_default();
         Err(ApiError::from_status(status, reset, &body))
@@ -374,10 +405,19 @@ impl AlpacaClient {
         token: Option<&str>,
     ) -> Result<QuotesPage, ApiError> {
         let url = self.quotes_url(symbol, range, token);
+        let mut calls = 0u32;
         self.retry
-            .run("GET quotes page", || async {
-                let body = self.get_once(&url).await?;
-                decode_quotes_page(&body, symbol)
+            .run("GET quotes page", || {
+                calls += 1;
+                if calls > 1 {
+                    self.stats
+                        .retries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                async {
+                    let body = self.get_once(&url).await?;
+                    decode_quotes_page(&body, symbol)
+                }
             })
             .await
     }
@@ -390,36 +430,109 @@ pub struct SourceStats {
     pub rows: u64,
 }
 
-/// Streams every quote of `symbol` in `range` into `tx`, one page at a time. Stops early,
-/// without error, when `cancel` turns true or the receiver is gone.
-pub async fn stream_quotes(
-    client: AlpacaClient,
-    symbol: Symbol,
-    range: DateRange,
-    tx: mpsc::Sender<Vec<Quote>>,
-    mut cancel: watch::Receiver<bool>,
-) -> Result<SourceStats, ApiError> {
+impl std::ops::AddAssign for SourceStats {
+    fn add_assign(&mut self, o: Self) {
+        self.pages += o.pages;
+        self.rows += o.rows;
+    }
+}
+
+/// Streams one shard's quotes into `tx`, page by page, as chunks tagged `id`; the last
+/// chunk says the shard is complete. A resumed shard starts at its last committed quote's
+/// nanosecond and drops the quotes up to and including it. Returns `None` when stopped
+/// early (cancelled, or the receiver is gone) without error.
+pub async fn stream_shard(
+    client: &AlpacaClient,
+    id: ShardId,
+    shard: &Shard,
+    tx: &mpsc::Sender<Chunk<Quote>>,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<Option<SourceStats>, ApiError> {
+    let range = shard.fetch_range();
     let mut stats = SourceStats::default();
     let mut seq = SeqAssigner::default();
     let mut token: Option<String> = None;
     loop {
         let page = tokio::select! {
             biased;
-            _ = cancel.wait_for(|c| *c) => return Ok(stats),
-            page = client.quotes_page(&symbol, &range, token.as_deref()) => page?,
+            _ = cancel.wait_for(|c| *c) => return Ok(None),
+            page = client.quotes_page(&shard.symbol, &range, token.as_deref()) => page?,
         };
         stats.pages += 1;
         let mut quotes = page.quotes;
         seq.assign(&mut quotes);
+        if let Some(after) = shard.resume_after {
+            quotes.retain(|q| (q.t, q.seq) > after);
+        }
         stats.rows += quotes.len() as u64;
-        if !quotes.is_empty() && tx.send(quotes).await.is_err() {
-            return Ok(stats);
+        let last = page.next_page_token.is_none();
+        if (last || !quotes.is_empty())
+            && tx
+                .send(Chunk {
+                    shard: id,
+                    rows: quotes,
+                    last,
+                })
+                .await
+                .is_err()
+        {
+            return Ok(None);
         }
         match page.next_page_token {
             Some(t) => token = Some(t),
-            None => return Ok(stats),
+            None => return Ok(Some(stats)),
         }
     }
+}
+
+/// Fetches `shards` with up to `concurrency` of them in flight, each paging sequentially,
+/// all feeding the one channel; shards are taken in plan order. The first shard that fails
+/// (after the retry policy gave up) stops the others and fails the run; stopping early on
+/// cancellation is not an error.
+pub async fn stream_shards(
+    client: AlpacaClient,
+    shards: Arc<Vec<Shard>>,
+    concurrency: usize,
+    tx: mpsc::Sender<Chunk<Quote>>,
+    cancel: watch::Receiver<bool>,
+) -> anyhow::Result<SourceStats> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.clamp(1, shards.len().max(1)) {
+        let (client, shards, next, tx) = (client.clone(), shards.clone(), next.clone(), tx.clone());
+        let mut cancel = cancel.clone();
+        workers.spawn(async move {
+            let mut stats = SourceStats::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(shard) = shards.get(i) else {
+                    return Ok(stats);
+                };
+                let got = stream_shard(&client, i as ShardId, shard, &tx, &mut cancel)
+                    .await
+                    .with_context(|| format!("{} {}", shard.symbol, shard.day))?;
+                match got {
+                    Some(s) => stats += s,
+                    None => return Ok(stats),
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut total = SourceStats::default();
+    while let Some(joined) = workers.join_next().await {
+        let result: anyhow::Result<SourceStats> = joined
+            .map_err(|e| anyhow::anyhow!("a fetch task failed: {e}"))
+            .and_then(|r| r);
+        match result {
+            Ok(s) => total += s,
+            Err(e) => {
+                workers.abort_all();
+                return Err(e);
+            }
+        }
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -533,6 +646,7 @@ mod tests {
             feed: Feed::Iex,
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(5),
+            rate_limit: 0,
         };
         let c = AlpacaClient::new(&cfg, &Credentials::new("k", "s")).unwrap();
         let r = DateRange::parse("2024-01-02", "2024-01-02T15:00:00.5+00:00").unwrap();

@@ -1,6 +1,8 @@
 //! Sources: where rows come from. `alpaca` pages through the Alpaca Market Data API;
-//! `retry` is the one place that decides whether and when a failed request is retried.
+//! `retry` is the one place that decides whether and when a failed request is retried;
+//! `pace` spaces requests to the plan's rate limit and counts them.
 
 pub mod alpaca;
+pub mod pace;
 pub mod parquet;
 pub mod retry;

@@ -4,6 +4,7 @@
 //! silently. Runs on a blocking thread (file IO and decompression).
 
 use crate::model::{Quote, Symbol};
+use crate::pipeline::Chunk;
 use crate::sink::parquet::{day_file, from_record_batch};
 use crate::time::{is_weekday, new_york_dates, DateRange};
 use anyhow::Context;
@@ -45,12 +46,13 @@ fn overlapping_groups(
         .collect()
 }
 
-/// Streams `symbol`'s stored quotes in `range` into `tx`, in time order.
+/// Streams `symbol`'s stored quotes in `range` into `tx`, in time order, as chunks of one
+/// shard (0): a local read is fast and simply rerun, so it keeps no resume points.
 pub fn stream_parquet_quotes(
     root: &Path,
     symbol: &Symbol,
     range: DateRange,
-    tx: mpsc::Sender<Vec<Quote>>,
+    tx: mpsc::Sender<Chunk<Quote>>,
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<ParquetStats> {
     let mut stats = ParquetStats::default();
@@ -90,7 +92,12 @@ pub fn stream_parquet_quotes(
             let rows = from_record_batch(&batch, &shared, range.start_ns, range.end_ns)
                 .with_context(|| format!("unexpected schema in {}", path.display()))?;
             stats.rows += rows.len() as u64;
-            if !rows.is_empty() && tx.blocking_send(rows).is_err() {
+            let chunk = Chunk {
+                shard: 0,
+                rows,
+                last: false,
+            };
+            if !chunk.rows.is_empty() && tx.blocking_send(chunk).is_err() {
                 return Ok(stats);
             }
         }

@@ -65,7 +65,9 @@ impl RetryPolicy {
         Some(self.backoff(attempt))
     }
 
-    /// Runs `op` until it succeeds, fails with a fatal error, or attempts run out.
+    /// Runs `op` until it succeeds, fails with a fatal error, or attempts run out. A 429 is
+    /// never fatal: it waits for the rate window to reset and does not use up an attempt
+    /// (the plan's limit is a pace to keep, not a failure).
     pub async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
@@ -82,6 +84,14 @@ impl RetryPolicy {
             let Some(delay) = self.delay_for(&err, attempt) else {
                 return Err(err);
             };
+            if let ApiError::RateLimited { .. } = err {
+                tracing::warn!(
+                    "[API] {what}: {err}; waiting {:.1}s for the rate window to reset",
+                    delay.as_secs_f64()
+                );
+                tokio::time::sleep(delay).await;
+                continue;
+            }
             if attempt >= max {
                 return Err(ApiError::Exhausted {
                     attempts: attempt,
@@ -148,6 +158,25 @@ mod tests {
             message: "forbidden".into(),
         };
         assert!(p.delay_for(&fatal, 1).is_none());
+    }
+
+    #[tokio::test]
+    async fn rate_limits_do_not_use_up_attempts() {
+        let calls = AtomicU32::new(0);
+        let r = quick(2)
+            .run("test", || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0..=4 => Err(ApiError::RateLimited {
+                        message: "too many requests".into(),
+                        reset_epoch: None,
+                    }),
+                    5 => Err(ApiError::Transport("reset".into())),
+                    _ => Ok(7),
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 7);
     }
 
     #[tokio::test]

@@ -45,6 +45,9 @@ pub struct StandinConfig {
     pub rate_limit: Option<u32>,
     /// Length of a rate window (Alpaca's is one minute).
     pub rate_window: Duration,
+    /// Send the X-RateLimit-* headers only with 429 answers (a server that gives no warning
+    /// before refusing).
+    pub rate_headers_on_429_only: bool,
     /// Every Nth data request fails with 500, 502, 503, 504 in turn.
     pub fail_every: Option<u64>,
     /// Every data request after the Nth fails with 503 (an outage mid-import).
@@ -66,6 +69,7 @@ impl Default for StandinConfig {
             credentials: None,
             rate_limit: None,
             rate_window: Duration::from_secs(60),
+            rate_headers_on_429_only: false,
             fail_every: None,
             fail_after: None,
             truncate_every: None,
@@ -80,6 +84,19 @@ struct AppState {
     cfg: StandinConfig,
     requests: AtomicU64,
     window: Mutex<(u64, u32)>,
+    log: Mutex<Vec<Logged>>,
+}
+
+/// One data request as received, for tests that check what was (not) fetched again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub symbols: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// A continuation request (it carried a page token).
+    pub continued: bool,
+    /// The HTTP status answered.
+    pub status: u16,
 }
 
 /// A running stand-in (in-process). Dropping it stops the server.
@@ -102,6 +119,7 @@ impl Standin {
             cfg,
             requests: AtomicU64::new(0),
             window: Mutex::new((0, 0)),
+            log: Mutex::new(Vec::new()),
         });
         let app = router(state.clone());
         let task = tokio::spawn(async move {
@@ -119,6 +137,15 @@ impl Standin {
     /// Data requests received so far (including failed and refused ones).
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Every data request received so far, in arrival order.
+    pub fn request_log(&self) -> Vec<Logged> {
+        self.state
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Serves until the task ends (for the binary).
@@ -160,7 +187,20 @@ async fn multi_quotes(
                 .collect()
         })
         .unwrap_or_default();
-    handle(&st, &params, &headers, symbols, false).await
+    let r = handle(&st, &params, &headers, symbols, false).await;
+    log_request(&st, &params, &r);
+    r
+}
+
+fn log_request(st: &AppState, params: &HashMap<String, String>, r: &Response) {
+    let entry = Logged {
+        symbols: params.get("symbols").cloned().unwrap_or_default(),
+        start: params.get("start").cloned(),
+        end: params.get("end").cloned(),
+        continued: params.contains_key("page_token"),
+        status: r.status().as_u16(),
+    };
+    st.log.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
 }
 
 async fn single_quotes(
@@ -169,7 +209,11 @@ async fn single_quotes(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    handle(&st, &params, &headers, vec![symbol], true).await
+    let mut params = params;
+    params.insert("symbols".into(), symbol.clone());
+    let r = handle(&st, &params, &headers, vec![symbol], true).await;
+    log_request(&st, &params, &r);
+    r
 }
 
 fn json_error(status: StatusCode, body: &str) -> Response {
@@ -339,7 +383,8 @@ async fn handle(
     }
     let rate = take_rate_slot(st);
     let with_rate_headers = |mut r: Response| {
-        if let Some((limit, remaining, reset, _)) = rate {
+        let quiet = cfg.rate_headers_on_429_only && r.status() != StatusCode::TOO_MANY_REQUESTS;
+        if let Some((limit, remaining, reset, _)) = rate.filter(|_| !quiet) {
             let h = r.headers_mut();
             h.insert("X-RateLimit-Limit", HeaderValue::from(limit));
             h.insert("X-RateLimit-Remaining", HeaderValue::from(remaining));

@@ -72,6 +72,9 @@ impl Workdir {
         cmd.env("APCA_API_KEY_ID", KEY)
             .env("APCA_API_SECRET_KEY", SECRET)
             .env("BULK_IMPORT_RETRY_BASE_MS", "5")
+            // No client-side pacing unless a test asks for it (the default is the free plan's
+            // 200/min, which would make every multi-page test slow).
+            .env("BULK_IMPORT_RATE_LIMIT", "0")
             .stdin(std::process::Stdio::null());
         cmd
     }
