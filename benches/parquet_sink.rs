@@ -5,7 +5,7 @@
 //! stand-in's AAPL), each into a fresh folder, and the bytes written per quote.
 
 use data::model::Quote;
-use data::pipeline::Sink;
+use data::pipeline::{Mark, Sink};
 use data::sink::parquet::ParquetSink;
 use data::standin::generate::quotes_between;
 use data::time::DateRange;
@@ -50,15 +50,41 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // One shard per day, each marked done with the batch holding its last row, as the
+    // pipeline does, so each day's file is closed as soon as it is complete.
+    let symbol = data::model::Symbol::parse("AAPL").expect("symbol");
+    let shards = Arc::new(data::resume::day_shards(&symbol, range, i64::MAX));
+    let batches: Vec<(&[Quote], Vec<Mark>)> = {
+        let chunks: Vec<&[Quote]> = rows.chunks(10_000).collect();
+        let mut marked = 0;
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, batch)| {
+                let next_start = chunks.get(i + 1).and_then(|b| b.first()).map(|q| q.t);
+                let mut marks = Vec::new();
+                while marked < shards.len() && next_start.is_none_or(|t| shards[marked].end_ns < t)
+                {
+                    marks.push(Mark {
+                        shard: marked as u32,
+                        position: None,
+                        done: true,
+                    });
+                    marked += 1;
+                }
+                (*batch, marks)
+            })
+            .collect()
+    };
     let mut times: Vec<Duration> = Vec::new();
     let mut bytes = 0;
     for _ in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let t = rt.block_on(async {
-            let mut sink = ParquetSink::new(dir.path(), Default::default()).expect("sink");
+            let mut sink = ParquetSink::new(dir.path(), shards.clone()).expect("sink");
             let started = Instant::now();
-            for batch in rows.chunks(10_000) {
-                sink.write_batch(batch, &[]).await.expect("write");
+            for (batch, marks) in &batches {
+                sink.write_batch(batch, marks).await.expect("write");
             }
             sink.finish().await.expect("finish");
             started.elapsed()

@@ -83,8 +83,11 @@ pub fn init_logging(log_file: &Path) -> anyhow::Result<()> {
         .open(log_file)
         .with_context(|| format!("cannot open the log file {}", log_file.display()))?;
     let file = LOG_FILE.get_or_init(|| Arc::new(file)).clone();
-    let filter =
-        || EnvFilter::try_from_env(LOG_FILTER_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = || {
+        EnvFilter::try_from_env(LOG_FILTER_ENV)
+            // sqlx relays server notices ("relation already exists, skipping") at info.
+            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"))
+    };
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(BarAwareStderr)
         .with_target(false)

@@ -524,3 +524,82 @@ async fn bad_servers_give_one_line_errors_without_the_password() {
     }
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_import_resumes_from_the_progress_committed_in_postgres() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(StandinConfig {
+        max_page: Some(500),
+        delay: Duration::from_millis(20),
+        ..small(2_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    let args = [
+        "import-api",
+        "quotes",
+        "AAPL",
+        "2024-01-02",
+        "2024-01-09",
+        "--api-url",
+        &url,
+        "--database-url",
+        &db.url,
+        "--batch-size",
+        "700",
+        "--concurrency",
+        "2",
+    ];
+    let mut child = w.command(&args).spawn().expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Kill (SIGKILL) once at least one day is recorded done.
+    loop {
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM import_progress WHERE done")
+            .fetch_one(&mut db.conn().await)
+            .await
+            .unwrap_or(0);
+        if done > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no day finished");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let done: Vec<String> = sqlx::query_scalar(
+        "SELECT day::text FROM import_progress WHERE done AND dataset = 'quotes' ORDER BY day",
+    )
+    .fetch_all(&mut db.conn().await)
+    .await
+    .unwrap();
+    assert!(!done.is_empty() && done.len() < 6, "{done:?}");
+    let before = s.request_log().len();
+    let run = w.run(&args).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "[RESUME] {} of 6 days already imported (skipped)",
+            done.len()
+        )),
+        "{}",
+        run.stderr
+    );
+    for r in &s.request_log()[before..] {
+        let start = r.start.as_deref().unwrap_or_default();
+        assert!(
+            !done.iter().any(|d| start.starts_with(d.as_str())),
+            "done day fetched again: {r:?}"
+        );
+    }
+    assert_eq!(
+        db.rows("AAPL").await,
+        expected_rows("AAPL", "2024-01-02", "2024-01-09", 2_000)
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM import_progress WHERE done")
+            .await,
+        6
+    );
+    db.drop().await;
+}

@@ -526,7 +526,8 @@ impl PgSink {
     }
 
     /// Whether `table` holds no rows of the batch's symbols (and thinning) within the batch's
-    /// time span.
+    /// time spans: one span per symbol and UTC day, so a batch that interleaves several
+    /// days fetched concurrently is not mistaken for an overlap by the days between them.
     async fn span_is_empty<T: CopyRow>(
         thinning_id: Option<i64>,
         tx: &mut PgConnection,
@@ -534,28 +535,43 @@ impl PgSink {
         rows: &[T],
         ids: &[(Arc<str>, i64)],
     ) -> Result<bool, sqlx::Error> {
-        let time_of = |r: &T| r.time_key();
-        let (Some(lo), Some(hi)) = (
-            rows.iter().map(time_of).min(),
-            rows.iter().map(time_of).max(),
-        ) else {
-            return Ok(true);
-        };
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM {t} WHERE symbol_id = ANY($1) AND {c} BETWEEN $2 AND $3{th})",
+        const DAY_NS: i64 = 86_400 * 1_000_000_000;
+        let mut spans: Vec<(i64, i64, i64, i64)> = Vec::new(); // (symbol id, day, lo, hi)
+        for r in rows {
+            let t = r.time_key();
+            let id = ids
+                .iter()
+                .find(|(s, _)| s == r.symbol())
+                .map_or(0, |(_, id)| *id);
+            let day = t.div_euclid(DAY_NS);
+            match spans.iter_mut().find(|s| s.0 == id && s.1 == day) {
+                Some(s) => {
+                    s.2 = s.2.min(t);
+                    s.3 = s.3.max(t);
+                }
+                None => spans.push((id, day, t, t)),
+            }
+        }
+        let sql =
+            format!(
+            "SELECT EXISTS (SELECT 1 FROM {t} WHERE symbol_id = $1 AND {c} BETWEEN $2 AND $3{th})",
             t = table.name,
             c = table.time_column,
             th = if table.thinned { " AND thinning_id = $4" } else { "" }
         );
-        let symbol_ids: Vec<i32> = ids.iter().map(|(_, id)| *id as i32).collect();
-        let mut q = sqlx::query_scalar::<_, bool>(&sql)
-            .bind(symbol_ids)
-            .bind(lo)
-            .bind(hi);
-        if table.thinned {
-            q = q.bind(thinning_id.unwrap_or(0) as i32);
+        for (id, _, lo, hi) in spans {
+            let mut q = sqlx::query_scalar::<_, bool>(&sql)
+                .bind(id as i32)
+                .bind(lo)
+                .bind(hi);
+            if table.thinned {
+                q = q.bind(thinning_id.unwrap_or(0) as i32);
+            }
+            if q.fetch_one(&mut *tx).await? {
+                return Ok(false);
+            }
         }
-        Ok(!q.fetch_one(&mut *tx).await?)
+        Ok(true)
     }
 
     /// Binary COPY data for `rows` in `table`'s column order.
