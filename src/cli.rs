@@ -25,10 +25,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Import historical data for one symbol from the Alpaca Market Data API
+    /// Import historical data for one or more symbols from the Alpaca Market Data API
     #[command(
         name = "import-api",
-        long_about = "Import historical data for one symbol from the Alpaca Market Data API.\n\n\
+        long_about = "Import historical data for one or more symbols from the Alpaca Market Data API.\n\n\
             START and END are dates (YYYY-MM-DD) or RFC 3339 timestamps; END is inclusive. US \
             equities trade on New York days: a bare date covers that New York day's whole \
             extended-hours session, 04:00-20:00 America/New_York (START at 04:00, END at \
@@ -36,6 +36,8 @@ pub enum Command {
             Rows are written in batches, each committed in its own transaction; re-running the \
             same command is safe and leaves exactly the same rows.",
         after_help = "Examples:\n  data import-api quotes AAPL 2024-01-01 2024-12-31\n  \
+            data import-api quotes AAPL,MSFT,BRK.B 2024-01-01 2024-01-31\n  \
+            data import-api quotes --symbols-file watchlist.txt 2024-01-01 2024-12-31\n  \
             data import-api quotes MSFT 2024-03-01T14:30:00Z 2024-03-01T15:00:00Z --feed iex"
     )]
     ImportApi(ImportArgs),
@@ -82,12 +84,17 @@ pub struct ImportArgs {
     /// What to import
     #[arg(value_enum)]
     pub kind: DataKind,
-    /// Ticker symbol, e.g. AAPL or BRK.B
-    pub symbol: String,
+    /// Ticker symbols: one (AAPL) or a comma-separated list (AAPL,MSFT,BRK.B); left out
+    /// with --symbols-file
+    pub symbols: String,
     /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
     pub start: String,
     /// Last day, inclusive (YYYY-MM-DD, until 20:00 New York) or RFC 3339 timestamp
-    pub end: String,
+    pub end: Option<String>,
+    /// Read the symbols from FILE, one per line (`#` starts a comment); the command line
+    /// then gives only START and END
+    #[arg(long, value_name = "FILE")]
+    pub symbols_file: Option<std::path::PathBuf>,
     /// Ignore the progress of earlier runs and fetch the whole range again (rows are
     /// upserted, so nothing is duplicated)
     #[arg(long)]

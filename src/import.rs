@@ -27,6 +27,7 @@ use crate::time::{
 };
 use crate::transform::{parse_width, Aggregate, Passthrough, Thinning, Transform};
 use anyhow::anyhow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -80,7 +81,7 @@ fn how_far(last: Option<BatchCommitted>) -> String {
 
 /// How far a run got, for the summary and for error messages.
 struct Report {
-    symbol: Symbol,
+    symbols: Vec<Symbol>,
     table: &'static str,
     spec: String,
     /// Where rows come from, for error messages: the API URL or the Parquet store.
@@ -88,13 +89,91 @@ struct Report {
 }
 
 impl Report {
-    fn label(&self) -> String {
-        if self.spec.is_empty() {
-            format!("{} quotes", self.symbol)
-        } else {
-            format!("{} quotes ({} -> {})", self.symbol, self.spec, self.table)
+    /// The symbols, for messages: `AAPL`, `AAPL,MSFT`, or `12 symbols`.
+    fn who(&self) -> String {
+        match self.symbols.as_slice() {
+            [one] => one.to_string(),
+            few if few.len() <= 5 => few.iter().map(Symbol::as_str).collect::<Vec<_>>().join(","),
+            many => format!("{} symbols", many.len()),
         }
     }
+
+    fn label(&self) -> String {
+        if self.spec.is_empty() {
+            format!("{} quotes", self.who())
+        } else {
+            format!("{} quotes ({} -> {})", self.who(), self.spec, self.table)
+        }
+    }
+}
+
+/// A command-line error in the symbols or the range: exit code 2, like a bad setting.
+fn usage(message: String) -> anyhow::Error {
+    anyhow::Error::new(config::SettingsError(message))
+}
+
+/// The symbols of a comma-separated list, each validated, duplicates dropped (first kept).
+pub fn parse_symbol_list(text: &str, origin: &str) -> anyhow::Result<Vec<Symbol>> {
+    let mut out: Vec<Symbol> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let symbol = Symbol::parse(part).map_err(|e| usage(format!("{origin}: {e}")))?;
+        if !out.contains(&symbol) {
+            out.push(symbol);
+        }
+    }
+    Ok(out)
+}
+
+/// A symbols file: one symbol per line (commas also separate), `#` starts a comment.
+pub fn read_symbols_file(path: &std::path::Path) -> anyhow::Result<Vec<Symbol>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        usage(format!(
+            "cannot read the symbols file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut out: Vec<Symbol> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("");
+        let origin = format!("{} line {}", path.display(), n + 1);
+        for symbol in parse_symbol_list(line, &origin)? {
+            if !out.contains(&symbol) {
+                out.push(symbol);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The symbols and the range of an `import-api` command line: `SYMBOLS START END`, or
+/// `START END` with `--symbols-file`.
+fn symbols_and_range(args: &ImportArgs) -> anyhow::Result<(Vec<Symbol>, DateRange)> {
+    let (symbols, start, end) = match (&args.symbols_file, &args.end) {
+        (None, Some(end)) => (
+            parse_symbol_list(&args.symbols, "SYMBOLS")?,
+            &args.start,
+            end,
+        ),
+        (Some(file), None) => (read_symbols_file(file)?, &args.symbols, &args.start),
+        (None, None) => {
+            return Err(usage(
+                "missing END: expected SYMBOLS START END (or START END with --symbols-file)".into(),
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "with --symbols-file give only START and END, not SYMBOLS START END".into(),
+            ))
+        }
+    };
+    if symbols.is_empty() {
+        return Err(usage(match &args.symbols_file {
+            Some(f) => format!("the symbols file {} names no symbol", f.display()),
+            None => "SYMBOLS names no symbol (e.g. AAPL or AAPL,MSFT)".into(),
+        }));
+    }
+    let range = DateRange::parse(start, end).map_err(|e| anyhow!(e))?;
+    Ok((symbols, range))
 }
 
 /// What a source did, for the summary line.
@@ -159,8 +238,7 @@ pub fn whole_days(range: DateRange) -> DateRange {
 pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let DataKind::Quotes = args.kind;
     let settings = config::resolve(&args.settings, &config::process_env)?;
-    let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
-    let range = DateRange::parse(&args.start, &args.end).map_err(|e| anyhow!(e))?;
+    let (symbols, range) = symbols_and_range(&args)?;
     let thinning = thinning_of(&args)?;
     if settings.format == Format::Parquet && !thinning.is_raw() {
         anyhow::bail!(
@@ -170,7 +248,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let client = client_for(&settings)?;
     init_logging(settings.log_path())?;
     if settings.format == Format::Parquet {
-        return import_to_parquet(&settings, client, symbol, range, args.restart).await;
+        return import_to_parquet(&settings, client, symbols, range, args.restart).await;
     }
     let table: &'static TableSpec = match (thinning.is_raw(), thinning.aggregate_ns) {
         (true, _) => &QUOTES,
@@ -178,7 +256,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
         (false, Some(_)) => &QUOTES_AGGREGATED,
     };
     let report = Report {
-        symbol: symbol.clone(),
+        symbols,
         table: table.name,
         spec: thinning.spec(),
         from: settings.api_url.clone(),
@@ -213,16 +291,23 @@ async fn import_into(
     } else {
         format!("{}/{}", report.table, report.spec)
     };
-    let all = day_shards(&report.symbol, range, now_ns());
-    let saved = match (restart, all.first(), all.last()) {
-        (false, Some(a), Some(b)) => {
-            sink.load_progress(&dataset, report.symbol.as_str(), a.day, b.day)
-                .await?
-        }
-        _ => Vec::new(),
-    };
-    // Thinned rows are not the raw stream: a started day of them is fetched again whole.
-    let (todo, counts) = apply_progress(all, &saved, thinning.is_raw());
+    let now = now_ns();
+    let mut todo = Vec::new();
+    let mut counts = PlanCounts::default();
+    for symbol in &report.symbols {
+        let all = day_shards(symbol, range, now);
+        let saved = match (restart, all.first(), all.last()) {
+            (false, Some(a), Some(b)) => {
+                sink.load_progress(&dataset, symbol.as_str(), a.day, b.day)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        // Thinned rows are not the raw stream: a started day of them is fetched again whole.
+        let (mut left, c) = apply_progress(all, &saved, thinning.is_raw());
+        todo.append(&mut left);
+        counts += c;
+    }
     log_plan(settings, counts, todo.len(), restart);
     if todo.is_empty() {
         tracing::info!(
@@ -237,13 +322,10 @@ async fn import_into(
         dataset,
         shards: shards.clone(),
     });
-    let source = ApiSource {
-        client,
-        shards,
-        concurrency: settings.concurrency,
-    };
+    let source = ApiSource::new(client, shards.clone(), settings.concurrency);
+    let by_symbol = source.by_symbol.clone();
     let batch = settings.batch_size;
-    match thinning.aggregate_ns {
+    let outcome = match thinning.aggregate_ns {
         None if thinning.is_raw() => {
             pipe(report, range, batch, sink, Passthrough::default, source).await
         }
@@ -251,6 +333,43 @@ async fn import_into(
         Some(width) => {
             let make = || Aggregate::new(thinning.filters(), width);
             pipe(report, range, batch, sink, make, source).await
+        }
+    }?;
+    report_symbols(report, &shards, &by_symbol, range, outcome);
+    Ok(outcome)
+}
+
+/// After a completed run: quotes fetched per symbol (several symbols), and a warning (not a
+/// failure) for each symbol whose every day was fetched from the start and held no data.
+fn report_symbols(
+    report: &Report,
+    shards: &[Shard],
+    by_symbol: &std::sync::Mutex<BTreeMap<String, u64>>,
+    range: DateRange,
+    outcome: Outcome,
+) {
+    if outcome != Outcome::Completed {
+        return;
+    }
+    let fetched = by_symbol.lock().map(|m| m.clone()).unwrap_or_default();
+    let rows = |s: &Symbol| fetched.get(s.as_str()).copied().unwrap_or(0);
+    if report.symbols.len() > 1 {
+        let list: Vec<String> = report
+            .symbols
+            .iter()
+            .map(|s| format!("{s} {}", rows(s)))
+            .collect();
+        tracing::info!("[DONE] quotes fetched per symbol: {}", list.join(", "));
+    }
+    for symbol in &report.symbols {
+        let days = shards.iter().filter(|s| s.symbol == *symbol).count();
+        let resumed = shards
+            .iter()
+            .any(|s| s.symbol == *symbol && s.resume_after.is_some());
+        if days > 0 && !resumed && rows(symbol) == 0 {
+            tracing::warn!(
+                "[WARN] no data for {symbol} in {range} ({days} days asked): not a symbol Alpaca knows, or it did not trade then"
+            );
         }
     }
 }
@@ -286,6 +405,19 @@ struct ApiSource {
     client: AlpacaClient,
     shards: Arc<Vec<Shard>>,
     concurrency: usize,
+    /// Quotes fetched per symbol, filled in when the source completes.
+    by_symbol: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+}
+
+impl ApiSource {
+    fn new(client: AlpacaClient, shards: Arc<Vec<Shard>>, concurrency: usize) -> Self {
+        ApiSource {
+            client,
+            shards,
+            concurrency,
+            by_symbol: Arc::default(),
+        }
+    }
 }
 
 impl Source for ApiSource {
@@ -305,6 +437,9 @@ impl Source for ApiSource {
         tokio::spawn(async move {
             let stats =
                 stream_shards(self.client, self.shards, self.concurrency, tx, cancel).await?;
+            if let Ok(mut slot) = self.by_symbol.lock() {
+                *slot = stats.by_symbol;
+            }
             Ok(Fetched {
                 pages: stats.pages,
                 rows: stats.rows,
@@ -334,7 +469,7 @@ trait Source {
 async fn import_to_parquet(
     settings: &config::Settings,
     client: AlpacaClient,
-    symbol: Symbol,
+    symbols: Vec<Symbol>,
     asked: DateRange,
     restart: bool,
 ) -> anyhow::Result<Outcome> {
@@ -347,12 +482,16 @@ async fn import_to_parquet(
     if settings.skip_duplicates || settings.drop_indexes {
         tracing::warn!("[FILE] skip_duplicates and drop_indexes apply to databases; ignored for format parquet");
     }
-    let all = day_shards(&symbol, range, now_ns());
+    let now = now_ns();
+    let all: Vec<Shard> = symbols
+        .iter()
+        .flat_map(|s| day_shards(s, range, now))
+        .collect();
     let total = all.len();
     let root = &settings.historical_path;
     let todo: Vec<Shard> = all
         .into_iter()
-        .filter(|s| restart || !s.can_finish || !day_file(root, symbol.as_str(), s.day).exists())
+        .filter(|s| restart || !s.can_finish || !day_file(root, s.symbol.as_str(), s.day).exists())
         .collect();
     let counts = PlanCounts {
         total,
@@ -361,7 +500,7 @@ async fn import_to_parquet(
     };
     log_plan(settings, counts, todo.len(), restart);
     let report = Report {
-        symbol: symbol.clone(),
+        symbols,
         table: "parquet",
         spec: String::new(),
         from: settings.api_url.clone(),
@@ -382,11 +521,7 @@ async fn import_to_parquet(
         root.display(),
         settings.batch_size
     );
-    let source = ApiSource {
-        client,
-        shards,
-        concurrency: settings.concurrency,
-    };
+    let source = ApiSource::new(client, shards, settings.concurrency);
     let result = pipe(
         &report,
         range,
@@ -428,7 +563,7 @@ pub async fn load_historical(args: LoadArgs) -> anyhow::Result<Outcome> {
     init_logging(settings.log_path())?;
     let root = settings.historical_path.clone();
     let report = Report {
-        symbol: symbol.clone(),
+        symbols: vec![symbol.clone()],
         table: QUOTES.name,
         spec: String::new(),
         from: format!("the Parquet store {}", root.display()),
@@ -515,18 +650,24 @@ async fn open_database(
     if !report.spec.is_empty() {
         sink.set_thinning(&report.spec).await?;
     }
-    let symbol = &report.symbol;
     if settings.skip_duplicates {
-        if sink
-            .has_rows_in(table, symbol.as_str(), range.start_ns, range.end_ns)
-            .await?
-        {
-            tracing::warn!(
-                "[DB] --skip-duplicates: {} already holds {symbol} rows in {range}; using upsert instead so nothing is duplicated",
-                table.name
-            );
-        } else {
+        let mut present = Vec::new();
+        for symbol in &report.symbols {
+            if sink
+                .has_rows_in(table, symbol.as_str(), range.start_ns, range.end_ns)
+                .await?
+            {
+                present.push(symbol.as_str());
+            }
+        }
+        if present.is_empty() {
             sink.set_mode(WriteMode::Insert);
+        } else {
+            tracing::warn!(
+                "[DB] --skip-duplicates: {} already holds {} rows in {range}; using upsert instead so nothing is duplicated",
+                table.name,
+                present.join(",")
+            );
         }
     }
     let dropped = if settings.drop_indexes {
@@ -595,14 +736,14 @@ where
     M: FnMut() -> T,
     Src: Source,
 {
-    let symbol = &report.symbol;
+    let who = report.who();
     let (cancel_tx, cancel_rx) = cancellation();
     watch_signals(cancel_tx);
     let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
     let requests = source.requests();
     let mut progress = Progress::start(
         range,
-        &format!("{symbol} quotes"),
+        &format!("{who} quotes"),
         source.shard_count(),
         requests.clone(),
     );
@@ -676,7 +817,7 @@ where
     };
     if report.spec.is_empty() {
         tracing::info!(
-            "[DONE] {symbol} quotes: {} rows, {} {unit}, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}{api}",
+            "[DONE] {who} quotes: {} rows, {} {unit}, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}{api}",
             totals.rows,
             fetched.pages,
             totals.batches,

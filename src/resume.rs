@@ -124,6 +124,14 @@ pub struct PlanCounts {
     pub resumed: usize,
 }
 
+impl std::ops::AddAssign for PlanCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.total += o.total;
+        self.skipped += o.skipped;
+        self.resumed += o.resumed;
+    }
+}
+
 /// Applies saved progress to `shards`: drops done ones, sets resume points on started ones
 /// (only when `positions_usable`: rows that are the raw stream, not thinned output).
 pub fn apply_progress(

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         max_page: args.max_page,
         delay: Duration::from_millis(args.delay_ms),
         html_errors: args.html_errors,
+        no_data_symbols: Vec::new(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

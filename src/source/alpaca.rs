@@ -424,16 +424,21 @@ impl AlpacaClient {
 }
 
 /// What the source did, for the summary line.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct SourceStats {
     pub pages: u64,
     pub rows: u64,
+    /// Quotes fetched per symbol.
+    pub by_symbol: std::collections::BTreeMap<String, u64>,
 }
 
 impl std::ops::AddAssign for SourceStats {
     fn add_assign(&mut self, o: Self) {
         self.pages += o.pages;
         self.rows += o.rows;
+        for (symbol, rows) in o.by_symbol {
+            *self.by_symbol.entry(symbol).or_default() += rows;
+        }
     }
 }
 
@@ -465,6 +470,10 @@ pub async fn stream_shard(
             quotes.retain(|q| (q.t, q.seq) > after);
         }
         stats.rows += quotes.len() as u64;
+        *stats
+            .by_symbol
+            .entry(shard.symbol.as_str().to_string())
+            .or_default() += quotes.len() as u64;
         let last = page.next_page_token.is_none();
         if (last || !quotes.is_empty())
             && tx

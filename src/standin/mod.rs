@@ -60,6 +60,8 @@ pub struct StandinConfig {
     pub delay: Duration,
     /// Answer 403 and 5xx errors with an nginx-style HTML page instead of JSON.
     pub html_errors: bool,
+    /// Symbols with no data at all (as Alpaca answers for a ticker that does not exist).
+    pub no_data_symbols: Vec<String>,
 }
 
 impl Default for StandinConfig {
@@ -76,6 +78,7 @@ impl Default for StandinConfig {
             max_page: None,
             delay: Duration::ZERO,
             html_errors: false,
+            no_data_symbols: Vec::new(),
         }
     }
 }
@@ -527,6 +530,9 @@ fn page_body(
                 chrono::Datelike::day(&date),
             );
             if day < cursor.day {
+                continue;
+            }
+            if cfg.no_data_symbols.iter().any(|s| s == sym) {
                 continue;
             }
             let Some(dq) = DayQuotes::new(sym, feed, date, cfg.quotes_per_day) else {

@@ -1,0 +1,140 @@
+//! Many symbols in one run: a comma-separated list or --symbols-file, per-symbol shards,
+//! per-symbol counts and a warning for symbols without data, bad symbols named.
+
+mod common;
+
+use common::{assert_one_line_failure, expected_rows, small, standin, Workdir};
+use data::standin::StandinConfig;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_imports_every_symbol_and_warns_about_one_without_data() {
+    let s = standin(StandinConfig {
+        max_page: Some(700),
+        no_data_symbols: vec!["ZZZZ".into()],
+        ..small(1_500)
+    })
+    .await;
+    let w = Workdir::new();
+    let run = w
+        .import(
+            &s.url(),
+            "aapl,MSFT,ZZZZ,AAPL",
+            "2024-01-02",
+            "2024-01-03",
+            &["--batch-size", "1000"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for symbol in ["AAPL", "MSFT"] {
+        assert_eq!(
+            w.rows(symbol).await,
+            expected_rows(symbol, "2024-01-02", "2024-01-03", 1_500),
+            "{symbol}"
+        );
+    }
+    assert_eq!(w.count().await, 6_000);
+    assert!(
+        run.stderr.contains("fetching 6 days"),
+        "3 symbols x 2 days: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("[DONE] quotes fetched per symbol: AAPL 3000, MSFT 3000, ZZZZ 0"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("[WARN] no data for ZZZZ in ")
+            && !run.stderr.contains("no data for AAPL"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("[DONE] AAPL,MSFT,ZZZZ quotes: 6000 rows"),
+        "{}",
+        run.stderr
+    );
+    // Progress is per symbol and day: a rerun with one more symbol fetches only it.
+    let before = s.request_log().len();
+    let run = w
+        .import(&s.url(), "AAPL,MSFT,IBM", "2024-01-02", "2024-01-03", &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        s.request_log()[before..].iter().all(|r| r.symbols == "IBM"),
+        "{:?}",
+        &s.request_log()[before..]
+    );
+    assert_eq!(w.count().await, 9_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbols_file_with_comments_and_duplicates() {
+    let s = standin(small(1_000)).await;
+    let w = Workdir::new();
+    std::fs::write(
+        w.path().join("watch.txt"),
+        "# my watch list\nAAPL\n\n  msft   # software\nAAPL\nbrk.b\n",
+    )
+    .unwrap();
+    let url = s.url();
+    let run = w
+        .run(&[
+            "import-api",
+            "quotes",
+            "--symbols-file",
+            "watch.txt",
+            "2024-01-02",
+            "2024-01-02",
+            "--api-url",
+            &url,
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for symbol in ["AAPL", "MSFT", "BRK.B"] {
+        assert_eq!(
+            w.rows(symbol).await,
+            expected_rows(symbol, "2024-01-02", "2024-01-02", 1_000),
+            "{symbol}"
+        );
+    }
+    assert_eq!(w.count().await, 3_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_symbols_and_arguments_are_named_in_one_line() {
+    let w = Workdir::new();
+    let url = "http://127.0.0.1:9";
+    let run = w
+        .import(url, "AAPL,AA$PL", "2024-01-02", "2024-01-02", &[])
+        .await;
+    assert_one_line_failure(&run, 2, "SYMBOLS: symbol \"AA$PL\" contains '$'");
+    std::fs::write(w.path().join("list.txt"), "AAPL\n# fine\nMS FT\n").unwrap();
+    let run = w
+        .run(&[
+            "import-api",
+            "quotes",
+            "--symbols-file",
+            "list.txt",
+            "2024-01-02",
+            "2024-01-02",
+        ])
+        .await;
+    assert_one_line_failure(&run, 2, "list.txt line 3: symbol \"MS FT\"");
+    let run = w.run(&["import-api", "quotes", "AAPL", "2024-01-02"]).await;
+    assert_one_line_failure(&run, 2, "missing END: expected SYMBOLS START END");
+    let run = w
+        .run(&[
+            "import-api",
+            "quotes",
+            "--symbols-file",
+            "missing.txt",
+            "2024-01-02",
+            "2024-01-03",
+        ])
+        .await;
+    assert_one_line_failure(&run, 2, "cannot read the symbols file missing.txt");
+    assert!(!w.db_path().exists(), "nothing written on bad input");
+}
