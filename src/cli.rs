@@ -77,6 +77,10 @@ pub enum Command {
 pub enum DataKind {
     /// NBBO quotes (bid/ask)
     Quotes,
+    /// Trades (price, size, exchange, trade id, conditions, corrections)
+    Trades,
+    /// OHLCV bars (needs --timeframe)
+    Bars,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +107,19 @@ pub struct ImportArgs {
     pub settings: SettingsArgs,
     #[command(flatten)]
     pub thin: ThinArgs,
+    #[command(flatten)]
+    pub bars: BarArgs,
+}
+
+/// Bars: the width and the price adjustment to ask Alpaca for.
+#[derive(Debug, Args)]
+pub struct BarArgs {
+    /// Bar width for `bars`: 1Min, 5Min, 15Min, 1Hour or 1Day
+    #[arg(long, value_name = "WIDTH", help_heading = "Bars")]
+    pub timeframe: Option<String>,
+    /// Price adjustment for `bars`: raw, split, dividend or all
+    #[arg(long, value_name = "ADJ", default_value = "raw", help_heading = "Bars")]
+    pub adjustment: String,
 }
 
 /// Quote thinning. Applied in this order: --nbbo-changes, then --sample, then --aggregate.

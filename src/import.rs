@@ -10,15 +10,17 @@
 
 use crate::cli::{ArchiveArgs, DataKind, ImportArgs, LoadArgs};
 use crate::config::{self, Format};
-use crate::model::{Quote, Symbol};
+use crate::model::{ApiRecord, Bar, Quote, Symbol, Trade};
 use crate::pipeline::{cancellation, run_batcher, BatchCommitted, Chunk, Sink, CHANNEL_PAGES};
 use crate::progress::{init_logging, Progress};
-use crate::resume::{apply_progress, day_shards, PlanCounts, Shard, Tracking};
+use crate::resume::{apply_progress, day_shards, shards_of, PlanCounts, Shard, Tracking};
 use crate::sink::database::Database;
 use crate::sink::parquet::day_file;
 use crate::sink::parquet::ParquetSink;
-use crate::sink::sqlite::{TableSpec, WriteMode, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED};
-use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials};
+use crate::sink::sqlite::{
+    TableSpec, WriteMode, BARS, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED, TRADES,
+};
+use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials, Request};
 use crate::source::pace::RequestStats;
 use crate::source::parquet::stream_parquet_quotes;
 use crate::source::retry::RetryPolicy;
@@ -82,6 +84,8 @@ fn how_far(last: Option<BatchCommitted>) -> String {
 /// How far a run got, for the summary and for error messages.
 struct Report {
     symbols: Vec<Symbol>,
+    /// What is imported: `quotes`, `trades`, `1Min bars`.
+    noun: String,
     table: &'static str,
     spec: String,
     /// Where rows come from, for error messages: the API URL or the Parquet store.
@@ -100,10 +104,28 @@ impl Report {
 
     fn label(&self) -> String {
         if self.spec.is_empty() {
-            format!("{} quotes", self.who())
+            format!("{} {}", self.who(), self.noun)
         } else {
-            format!("{} quotes ({} -> {})", self.who(), self.spec, self.table)
+            format!(
+                "{} {} ({} -> {})",
+                self.who(),
+                self.noun,
+                self.spec,
+                self.table
+            )
         }
+    }
+}
+
+/// `load-historical` and `archive` work on the Parquet store, which keeps quotes only.
+fn quotes_only(kind: DataKind) -> anyhow::Result<()> {
+    if kind == DataKind::Quotes {
+        Ok(())
+    } else {
+        Err(usage(
+            "the Parquet store keeps quotes only for now: load-historical and archive take quotes"
+                .into(),
+        ))
     }
 }
 
@@ -236,10 +258,15 @@ pub fn whole_days(range: DateRange) -> DateRange {
 
 /// `data import-api`.
 pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
-    let DataKind::Quotes = args.kind;
     let settings = config::resolve(&args.settings, &config::process_env)?;
     let (symbols, range) = symbols_and_range(&args)?;
     let thinning = thinning_of(&args)?;
+    if args.kind != DataKind::Quotes {
+        return run_trades_or_bars(&args, settings, symbols, range, &thinning).await;
+    }
+    if args.bars.timeframe.is_some() {
+        return Err(usage("--timeframe applies to bars only".into()));
+    }
     if settings.format == Format::Parquet && !thinning.is_raw() {
         anyhow::bail!(
             "thinning (--nbbo-changes, --sample, --aggregate) writes database tables; it cannot be combined with format parquet"
@@ -257,6 +284,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     };
     let report = Report {
         symbols,
+        noun: "quotes".into(),
         table: table.name,
         spec: thinning.spec(),
         from: settings.api_url.clone(),
@@ -291,43 +319,40 @@ async fn import_into(
     } else {
         format!("{}/{}", report.table, report.spec)
     };
-    let now = now_ns();
-    let mut todo = Vec::new();
-    let mut counts = PlanCounts::default();
-    for symbol in &report.symbols {
-        let all = day_shards(symbol, range, now);
-        let saved = match (restart, all.first(), all.last()) {
-            (false, Some(a), Some(b)) => {
-                sink.load_progress(&dataset, symbol.as_str(), a.day, b.day)
-                    .await?
-            }
-            _ => Vec::new(),
-        };
-        // Thinned rows are not the raw stream: a started day of them is fetched again whole.
-        let (mut left, c) = apply_progress(all, &saved, thinning.is_raw());
-        todo.append(&mut left);
-        counts += c;
-    }
-    log_plan(settings, counts, todo.len(), restart);
-    if todo.is_empty() {
-        tracing::info!(
-            "[DONE] {}: all {} days of {range} were imported by earlier runs; nothing to fetch (--restart fetches them again)",
-            report.label(),
-            counts.total
-        );
+    // Thinned rows are not the raw stream: a started day of them is fetched again whole.
+    let Some(shards) = plan(
+        settings,
+        report,
+        sink,
+        &dataset,
+        range,
+        restart,
+        thinning.is_raw(),
+        true,
+    )
+    .await?
+    else {
         return Ok(Outcome::Completed);
-    }
-    let shards = Arc::new(todo);
-    sink.track(Tracking {
-        dataset,
-        shards: shards.clone(),
-    });
-    let source = ApiSource::new(client, shards.clone(), settings.concurrency);
+    };
+    let source = ApiSource::new(
+        client,
+        Request::quotes(),
+        shards.clone(),
+        settings.concurrency,
+    );
     let by_symbol = source.by_symbol.clone();
     let batch = settings.batch_size;
     let outcome = match thinning.aggregate_ns {
         None if thinning.is_raw() => {
-            pipe(report, range, batch, sink, Passthrough::default, source).await
+            pipe(
+                report,
+                range,
+                batch,
+                sink,
+                Passthrough::<Quote>::default,
+                source,
+            )
+            .await
         }
         None => pipe(report, range, batch, sink, || thinning.filters(), source).await,
         Some(width) => {
@@ -359,7 +384,11 @@ fn report_symbols(
             .iter()
             .map(|s| format!("{s} {}", rows(s)))
             .collect();
-        tracing::info!("[DONE] quotes fetched per symbol: {}", list.join(", "));
+        tracing::info!(
+            "[DONE] {} fetched per symbol: {}",
+            report.noun,
+            list.join(", ")
+        );
     }
     for symbol in &report.symbols {
         let days = shards.iter().filter(|s| s.symbol == *symbol).count();
@@ -372,6 +401,177 @@ fn report_symbols(
             );
         }
     }
+}
+
+/// Plans a database import: each symbol's day shards (the 04:00-20:00 session when
+/// `session`, the whole New York day otherwise) against the progress committed for
+/// `dataset`, logged; the sink is told to commit progress for them. `None` when everything
+/// was done already.
+#[allow(clippy::too_many_arguments)]
+async fn plan(
+    settings: &config::Settings,
+    report: &Report,
+    sink: &mut Database,
+    dataset: &str,
+    range: DateRange,
+    restart: bool,
+    positions_usable: bool,
+    session: bool,
+) -> anyhow::Result<Option<Arc<Vec<Shard>>>> {
+    let now = now_ns();
+    let mut todo = Vec::new();
+    let mut counts = PlanCounts::default();
+    for symbol in &report.symbols {
+        let all = shards_of(symbol, range, now, session);
+        let saved = match (restart, all.first(), all.last()) {
+            (false, Some(a), Some(b)) => {
+                sink.load_progress(dataset, symbol.as_str(), a.day, b.day)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        let (mut left, c) = apply_progress(all, &saved, positions_usable);
+        todo.append(&mut left);
+        counts += c;
+    }
+    log_plan(settings, counts, todo.len(), restart);
+    if todo.is_empty() {
+        tracing::info!(
+            "[DONE] {}: all {} days of {range} were imported by earlier runs; nothing to fetch (--restart fetches them again)",
+            report.label(),
+            counts.total
+        );
+        return Ok(None);
+    }
+    let shards = Arc::new(todo);
+    sink.track(Tracking {
+        dataset: dataset.to_string(),
+        shards: shards.clone(),
+    });
+    Ok(Some(shards))
+}
+
+/// `import-api trades|bars`: into the database, through the same pipeline, progress and
+/// resume as quotes. Bars cover whole New York days (a daily bar opens at midnight).
+async fn run_trades_or_bars(
+    args: &ImportArgs,
+    settings: config::Settings,
+    symbols: Vec<Symbol>,
+    range: DateRange,
+    thinning: &Thinning,
+) -> anyhow::Result<Outcome> {
+    let kind = match args.kind {
+        DataKind::Trades => "trades",
+        _ => "bars",
+    };
+    if !thinning.is_raw() {
+        return Err(usage(format!(
+            "--nbbo-changes, --sample and --aggregate thin quotes; they do not apply to {kind}"
+        )));
+    }
+    if settings.format == Format::Parquet {
+        return Err(usage(format!(
+            "the Parquet store keeps quotes only for now; import {kind} into a database (format database)"
+        )));
+    }
+    let (req, range, noun, dataset) = match args.kind {
+        DataKind::Trades => {
+            if args.bars.timeframe.is_some() {
+                return Err(usage("--timeframe applies to bars only".into()));
+            }
+            (
+                Request::trades(),
+                range,
+                "trades".to_string(),
+                "trades".to_string(),
+            )
+        }
+        _ => {
+            let tf =
+                args.bars.timeframe.as_deref().ok_or_else(|| {
+                    usage("bars need --timeframe 1Min|5Min|15Min|1Hour|1Day".into())
+                })?;
+            if !matches!(tf, "1Min" | "5Min" | "15Min" | "1Hour" | "1Day") {
+                return Err(usage(format!(
+                    "invalid --timeframe {tf:?}: must be 1Min, 5Min, 15Min, 1Hour or 1Day"
+                )));
+            }
+            let adj = args.bars.adjustment.as_str();
+            if !matches!(adj, "raw" | "split" | "dividend" | "all") {
+                return Err(usage(format!(
+                    "invalid --adjustment {adj:?}: must be raw, split, dividend or all"
+                )));
+            }
+            let whole = DateRange {
+                start_ns: new_york_time_nanos(new_york_date(range.start_ns), 0, 0),
+                end_ns: new_york_date(range.end_ns)
+                    .succ_opt()
+                    .map_or(range.end_ns, |d| new_york_time_nanos(d, 0, 0) - 1),
+            };
+            (
+                Request::bars(tf, adj),
+                whole,
+                format!("{tf} bars"),
+                format!("bars/{tf}/{adj}"),
+            )
+        }
+    };
+    let client = client_for(&settings)?;
+    init_logging(settings.log_path())?;
+    let table: &'static TableSpec = if kind == "trades" { &TRADES } else { &BARS };
+    let report = Report {
+        symbols,
+        noun,
+        table: table.name,
+        spec: String::new(),
+        from: settings.api_url.clone(),
+    };
+    let (mut sink, dropped) = open_database(&settings, &report, table, range).await?;
+    let session = kind == "trades";
+    let result = async {
+        let Some(shards) = plan(
+            &settings,
+            &report,
+            &mut sink,
+            &dataset,
+            range,
+            args.restart,
+            true,
+            session,
+        )
+        .await?
+        else {
+            return Ok(Outcome::Completed);
+        };
+        let source = ApiSource::new(client, req, shards.clone(), settings.concurrency);
+        let by_symbol = source.by_symbol.clone();
+        let batch = settings.batch_size;
+        let outcome = if kind == "trades" {
+            pipe(
+                &report,
+                range,
+                batch,
+                &mut sink,
+                Passthrough::<Trade>::default,
+                source,
+            )
+            .await?
+        } else {
+            pipe(
+                &report,
+                range,
+                batch,
+                &mut sink,
+                Passthrough::<Bar>::default,
+                source,
+            )
+            .await?
+        };
+        report_symbols(&report, &shards, &by_symbol, range, outcome);
+        Ok(outcome)
+    }
+    .await;
+    close_database(sink, dropped, result).await
 }
 
 fn now_ns() -> i64 {
@@ -403,6 +603,7 @@ fn log_plan(settings: &config::Settings, counts: PlanCounts, todo: usize, restar
 /// The API as a pipeline source: the planned shards, fetched concurrently.
 struct ApiSource {
     client: AlpacaClient,
+    req: Request,
     shards: Arc<Vec<Shard>>,
     concurrency: usize,
     /// Quotes fetched per symbol, filled in when the source completes.
@@ -410,9 +611,15 @@ struct ApiSource {
 }
 
 impl ApiSource {
-    fn new(client: AlpacaClient, shards: Arc<Vec<Shard>>, concurrency: usize) -> Self {
+    fn new(
+        client: AlpacaClient,
+        req: Request,
+        shards: Arc<Vec<Shard>>,
+        concurrency: usize,
+    ) -> Self {
         ApiSource {
             client,
+            req,
             shards,
             concurrency,
             by_symbol: Arc::default(),
@@ -420,7 +627,7 @@ impl ApiSource {
     }
 }
 
-impl Source for ApiSource {
+impl<R: ApiRecord> Source<R> for ApiSource {
     fn shard_count(&self) -> Option<u64> {
         Some(self.shards.len() as u64)
     }
@@ -431,12 +638,19 @@ impl Source for ApiSource {
 
     fn spawn(
         self,
-        tx: mpsc::Sender<Chunk<Quote>>,
+        tx: mpsc::Sender<Chunk<R>>,
         cancel: watch::Receiver<bool>,
     ) -> JoinHandle<anyhow::Result<Fetched>> {
         tokio::spawn(async move {
-            let stats =
-                stream_shards(self.client, self.shards, self.concurrency, tx, cancel).await?;
+            let stats = stream_shards(
+                self.client,
+                self.req,
+                self.shards,
+                self.concurrency,
+                tx,
+                cancel,
+            )
+            .await?;
             if let Ok(mut slot) = self.by_symbol.lock() {
                 *slot = stats.by_symbol;
             }
@@ -450,7 +664,7 @@ impl Source for ApiSource {
 
 /// Where a pipeline's rows come from: a task feeding the channel, and what progress can
 /// show about it.
-trait Source {
+trait Source<R> {
     fn shard_count(&self) -> Option<u64> {
         None
     }
@@ -459,7 +673,7 @@ trait Source {
     }
     fn spawn(
         self,
-        tx: mpsc::Sender<Chunk<Quote>>,
+        tx: mpsc::Sender<Chunk<R>>,
         cancel: watch::Receiver<bool>,
     ) -> JoinHandle<anyhow::Result<Fetched>>;
 }
@@ -501,6 +715,7 @@ async fn import_to_parquet(
     log_plan(settings, counts, todo.len(), restart);
     let report = Report {
         symbols,
+        noun: "quotes".into(),
         table: "parquet",
         spec: String::new(),
         from: settings.api_url.clone(),
@@ -521,7 +736,13 @@ async fn import_to_parquet(
         root.display(),
         settings.batch_size
     );
-    let source = ApiSource::new(client, shards, settings.concurrency);
+    let source = ApiSource::new(
+        client,
+        Request::quotes(),
+        shards.clone(),
+        settings.concurrency,
+    );
+    let by_symbol = source.by_symbol.clone();
     let result = pipe(
         &report,
         range,
@@ -531,6 +752,9 @@ async fn import_to_parquet(
         source,
     )
     .await;
+    if let Ok(outcome) = &result {
+        report_symbols(&report, &shards, &by_symbol, range, *outcome);
+    }
     let days = &mut sink.written;
     days.sort_by_key(|d| d.date);
     let kept = match (days.first(), days.last()) {
@@ -556,7 +780,7 @@ async fn import_to_parquet(
 
 /// `data load-historical`: the Parquet store's days for the range, into the database.
 pub async fn load_historical(args: LoadArgs) -> anyhow::Result<Outcome> {
-    let DataKind::Quotes = args.kind;
+    quotes_only(args.kind)?;
     let settings = config::resolve(&args.settings, &config::process_env)?;
     let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
     let range = DateRange::parse(&args.start, &args.end).map_err(|e| anyhow!(e))?;
@@ -564,6 +788,7 @@ pub async fn load_historical(args: LoadArgs) -> anyhow::Result<Outcome> {
     let root = settings.historical_path.clone();
     let report = Report {
         symbols: vec![symbol.clone()],
+        noun: "quotes".into(),
         table: QUOTES.name,
         spec: String::new(),
         from: format!("the Parquet store {}", root.display()),
@@ -593,7 +818,7 @@ struct StoreSource {
     range: DateRange,
 }
 
-impl Source for StoreSource {
+impl Source<Quote> for StoreSource {
     fn spawn(
         self,
         tx: mpsc::Sender<Chunk<Quote>>,
@@ -731,10 +956,10 @@ async fn pipe<T, S, M, Src>(
     source: Src,
 ) -> anyhow::Result<Outcome>
 where
-    T: Transform<In = Quote>,
+    T: Transform,
     S: Sink<T::Out>,
     M: FnMut() -> T,
-    Src: Source,
+    Src: Source<T::In>,
 {
     let who = report.who();
     let (cancel_tx, cancel_rx) = cancellation();
@@ -743,7 +968,7 @@ where
     let requests = source.requests();
     let mut progress = Progress::start(
         range,
-        &format!("{who} quotes"),
+        &format!("{who} {}", report.noun),
         source.shard_count(),
         requests.clone(),
     );
@@ -817,7 +1042,8 @@ where
     };
     if report.spec.is_empty() {
         tracing::info!(
-            "[DONE] {who} quotes: {} rows, {} {unit}, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}{api}",
+            "[DONE] {who} {}: {} rows, {} {unit}, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}{api}",
+            report.noun,
             totals.rows,
             fetched.pages,
             totals.batches,
@@ -843,7 +1069,7 @@ where
 
 /// `data archive`.
 pub async fn archive(args: ArchiveArgs) -> anyhow::Result<Outcome> {
-    let DataKind::Quotes = args.kind;
+    quotes_only(args.kind)?;
     let settings = config::resolve(&args.settings, &config::process_env)?;
     let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
     let today = new_york_date(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX));

@@ -132,6 +132,127 @@ pub fn conditions_json(conditions: &[String]) -> String {
     s
 }
 
+/// One trade. `id` is the exchange's trade id (unique per symbol, exchange and day);
+/// `update` is Alpaca's `u` (`corrected`, `canceled`, `incorrect`), absent for a plain trade.
+/// `seq` is the record's ordinal among the symbol's records sharing its nanosecond, in API
+/// order (used to resume after a committed record, not stored).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Trade {
+    #[serde(skip, default = "empty_symbol")]
+    pub symbol: Arc<str>,
+    #[serde(rename = "t", deserialize_with = "de_nanos")]
+    pub t: i64,
+    #[serde(skip)]
+    pub seq: u32,
+    #[serde(rename = "x")]
+    pub exchange: String,
+    #[serde(rename = "p")]
+    pub price: f64,
+    #[serde(rename = "s")]
+    pub size: u64,
+    #[serde(rename = "i")]
+    pub id: u64,
+    #[serde(rename = "c", default, deserialize_with = "de_conditions")]
+    pub conditions: Vec<String>,
+    #[serde(rename = "z", default)]
+    pub tape: String,
+    #[serde(rename = "u", default)]
+    pub update: Option<String>,
+}
+
+/// One bar of `timeframe` (`1Min`, ..., `1Day`) with `adjustment` (`raw`, ...), stamped at its
+/// opening time.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Bar {
+    #[serde(skip, default = "empty_symbol")]
+    pub symbol: Arc<str>,
+    #[serde(skip, default = "empty_symbol")]
+    pub timeframe: Arc<str>,
+    #[serde(skip, default = "empty_symbol")]
+    pub adjustment: Arc<str>,
+    #[serde(rename = "t", deserialize_with = "de_nanos")]
+    pub t: i64,
+    #[serde(skip)]
+    pub seq: u32,
+    #[serde(rename = "o")]
+    pub open: f64,
+    #[serde(rename = "h")]
+    pub high: f64,
+    #[serde(rename = "l")]
+    pub low: f64,
+    #[serde(rename = "c")]
+    pub close: f64,
+    #[serde(rename = "v")]
+    pub volume: u64,
+    #[serde(rename = "n", default)]
+    pub trade_count: u64,
+    #[serde(rename = "vw", default)]
+    pub vwap: f64,
+}
+
+/// A record the API client pages through: decoded from JSON, then stamped with its symbol
+/// and its ordinal among equal timestamps.
+pub trait ApiRecord: Record + serde::de::DeserializeOwned {
+    fn set_symbol(&mut self, symbol: &Arc<str>);
+    fn set_seq(&mut self, seq: u32);
+    fn t(&self) -> i64;
+    fn seq(&self) -> u32;
+    /// Bars: the timeframe and adjustment they were asked with.
+    fn set_bar_spec(&mut self, _timeframe: &Arc<str>, _adjustment: &Arc<str>) {}
+}
+
+macro_rules! api_record {
+    ($t:ty $(, $spec:item)?) => {
+        impl Record for $t {
+            fn time_ns(&self) -> i64 {
+                self.t
+            }
+            fn position(&self) -> Option<(i64, u32)> {
+                Some((self.t, self.seq))
+            }
+        }
+        impl ApiRecord for $t {
+            fn set_symbol(&mut self, symbol: &Arc<str>) {
+                self.symbol = symbol.clone();
+            }
+            fn set_seq(&mut self, seq: u32) {
+                self.seq = seq;
+            }
+            fn t(&self) -> i64 {
+                self.t
+            }
+            fn seq(&self) -> u32 {
+                self.seq
+            }
+            $($spec)?
+        }
+    };
+}
+
+api_record!(Trade);
+api_record!(
+    Bar,
+    fn set_bar_spec(&mut self, timeframe: &Arc<str>, adjustment: &Arc<str>) {
+        self.timeframe = timeframe.clone();
+        self.adjustment = adjustment.clone();
+    }
+);
+
+impl ApiRecord for Quote {
+    fn set_symbol(&mut self, symbol: &Arc<str>) {
+        self.symbol = symbol.clone();
+    }
+    fn set_seq(&mut self, seq: u32) {
+        self.seq = seq;
+    }
+    fn t(&self) -> i64 {
+        self.t
+    }
+    fn seq(&self) -> u32 {
+        self.seq
+    }
+}
+
 /// What the pipeline needs to know about any record it carries.
 pub trait Record: Send + Sync + 'static {
     /// Event time, nanoseconds UTC: drives progress and the batch log line.

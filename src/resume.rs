@@ -95,11 +95,26 @@ pub struct Saved {
 /// run is recognised as done by an overlapping one. `now_ns` decides which shards can be
 /// recorded as done.
 pub fn day_shards(symbol: &Symbol, range: DateRange, now_ns: i64) -> Vec<Shard> {
+    shards_of(symbol, range, now_ns, true)
+}
+
+/// [`day_shards`], or with `session` false each whole New York day (midnight to midnight:
+/// bars, whose daily bar opens at midnight).
+pub fn shards_of(symbol: &Symbol, range: DateRange, now_ns: i64, session: bool) -> Vec<Shard> {
     new_york_dates(range.start_ns, range.end_ns)
         .filter(|d| is_weekday(*d))
         .filter_map(|day| {
-            let from = new_york_time_nanos(day, SESSION_OPEN.0, SESSION_OPEN.1);
-            let until = new_york_time_nanos(day, SESSION_CLOSE.0, SESSION_CLOSE.1);
+            let (from, until) = if session {
+                (
+                    new_york_time_nanos(day, SESSION_OPEN.0, SESSION_OPEN.1),
+                    new_york_time_nanos(day, SESSION_CLOSE.0, SESSION_CLOSE.1),
+                )
+            } else {
+                (
+                    new_york_time_nanos(day, 0, 0),
+                    new_york_time_nanos(day.succ_opt()?, 0, 0) - 1,
+                )
+            };
             let (start_ns, end_ns) = (range.start_ns.max(from), range.end_ns.min(until));
             (start_ns <= end_ns).then(|| Shard {
                 symbol: symbol.clone(),

@@ -603,3 +603,58 @@ async fn a_killed_import_resumes_from_the_progress_committed_in_postgres() {
     );
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trades_and_bars_go_into_postgres() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(StandinConfig {
+        max_page: Some(400),
+        ..small(4_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    for extra in [&["trades"][..], &["bars", "--timeframe", "5Min"][..]] {
+        let mut args = vec![
+            "import-api",
+            extra[0],
+            "AAPL,MSFT",
+            "2024-01-02",
+            "2024-01-03",
+        ];
+        args.extend_from_slice(&extra[1..]);
+        args.extend([
+            "--api-url",
+            &url,
+            "--database-url",
+            &db.url,
+            "--batch-size",
+            "500",
+        ]);
+        let run = w.run(&args).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        // Idempotent: a --restart rerun upserts the same rows.
+        args.push("--restart");
+        let run = w.run(&args).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    // 1,000 trade records per symbol-day, 10 of them corrections that overwrite a trade.
+    assert_eq!(db.scalar("SELECT count(*) FROM trades").await, 4 * 990);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM trades WHERE update_flag = 'corrected'")
+            .await,
+        40
+    );
+    // Bars hold every original trade once.
+    assert_eq!(
+        db.scalar("SELECT sum(trade_count)::BIGINT FROM bars WHERE timeframe = '5Min'")
+            .await,
+        4 * 990
+    );
+    assert_eq!(
+        db.scalar("SELECT (SELECT sum(size) FROM trades)::BIGINT - (SELECT sum(volume) FROM bars)::BIGINT")
+            .await,
+        0
+    );
+    db.drop().await;
+}

@@ -138,3 +138,46 @@ async fn bad_symbols_and_arguments_are_named_in_one_line() {
     assert_one_line_failure(&run, 2, "cannot read the symbols file missing.txt");
     assert!(!w.db_path().exists(), "nothing written on bad input");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_symbols_into_the_parquet_store() {
+    let s = standin(small(1_000)).await;
+    let w = Workdir::new();
+    let run = w
+        .import(
+            &s.url(),
+            "AAPL,MSFT",
+            "2024-01-02",
+            "2024-01-03",
+            &["--format", "parquet"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for symbol in ["AAPL", "MSFT"] {
+        for day in ["2024-01-02", "2024-01-03"] {
+            let f = w.path().join(format!(
+                "data/historical/quotes/symbol={symbol}/date={day}/part-0.parquet"
+            ));
+            assert!(f.exists(), "{}", f.display());
+        }
+    }
+    assert!(
+        run.stderr
+            .contains("[DONE] quotes fetched per symbol: AAPL 2000, MSFT 2000"),
+        "{}",
+        run.stderr
+    );
+    // The files are the resume record: a rerun fetches nothing.
+    let before = s.request_log().len();
+    let run = w
+        .import(
+            &s.url(),
+            "AAPL,MSFT",
+            "2024-01-02",
+            "2024-01-03",
+            &["--format", "parquet"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(s.request_log().len(), before);
+}

@@ -4,7 +4,7 @@
 
 use super::postgres::PgSink;
 use super::sqlite::{SqliteSink, TableSpec, WriteMode};
-use crate::model::Quote;
+use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::{Saved, Tracking};
 use crate::transform::AggQuote;
@@ -132,6 +132,22 @@ impl Sink<Quote> for Database {
         }
     }
 }
+
+macro_rules! database_sink {
+    ($t:ty) => {
+        impl Sink<$t> for Database {
+            async fn write_batch(&mut self, rows: &[$t], marks: &[Mark]) -> anyhow::Result<()> {
+                match self {
+                    Database::Sqlite(db) => Sink::<$t>::write_batch(db, rows, marks).await,
+                    Database::Postgres(db) => Sink::<$t>::write_batch(&mut **db, rows, marks).await,
+                }
+            }
+        }
+    };
+}
+
+database_sink!(Trade);
+database_sink!(Bar);
 
 impl Sink<AggQuote> for Database {
     async fn write_batch(&mut self, rows: &[AggQuote], marks: &[Mark]) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@
 //! or not at all.
 
 use super::sqlite::{TableSpec, WriteMode};
-use crate::model::Quote;
+use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::{Saved, Tracking};
 use crate::transform::AggQuote;
@@ -87,6 +87,49 @@ impl CopyRow for Quote {
         int8(out, self.ask_size as i64);
         text(out, &self.conditions_json());
         text(out, &self.tape);
+    }
+}
+
+impl CopyRow for Trade {
+    fn symbol(&self) -> &Arc<str> {
+        &self.symbol
+    }
+    fn time_key(&self) -> i64 {
+        self.t
+    }
+    const COLUMNS: i16 = 9;
+    fn write_copy(&self, out: &mut Vec<u8>) {
+        int4(out, super::sqlite::trade_day(self.t) as i32);
+        text(out, &self.exchange);
+        int8(out, self.id as i64);
+        int8(out, self.t);
+        float8(out, self.price);
+        int8(out, self.size as i64);
+        text(out, &crate::model::conditions_json(&self.conditions));
+        text(out, &self.tape);
+        text(out, self.update.as_deref().unwrap_or(""));
+    }
+}
+
+impl CopyRow for Bar {
+    fn symbol(&self) -> &Arc<str> {
+        &self.symbol
+    }
+    fn time_key(&self) -> i64 {
+        self.t
+    }
+    const COLUMNS: i16 = 10;
+    fn write_copy(&self, out: &mut Vec<u8>) {
+        text(out, &self.timeframe);
+        text(out, &self.adjustment);
+        int8(out, self.t);
+        float8(out, self.open);
+        float8(out, self.high);
+        float8(out, self.low);
+        float8(out, self.close);
+        int8(out, self.volume as i64);
+        int8(out, self.trade_count as i64);
+        float8(out, self.vwap);
     }
 }
 
@@ -797,6 +840,34 @@ impl Sink<Quote> for PgSink {
             &super::sqlite::QUOTES
         };
         self.write_rows(table, rows, marks).await
+    }
+}
+
+impl Sink<Trade> for PgSink {
+    async fn write_batch(&mut self, rows: &[Trade], marks: &[Mark]) -> anyhow::Result<()> {
+        // A correction in the same batch as the trade it corrects has the same key; one
+        // statement cannot write a key twice in PostgreSQL, so only the later record (the
+        // correction) is kept, as the upsert would leave it.
+        let mut last: HashMap<(&str, i64, &str, u64), usize> = HashMap::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            last.insert(
+                (&*r.symbol, super::sqlite::trade_day(r.t), &r.exchange, r.id),
+                i,
+            );
+        }
+        if last.len() == rows.len() {
+            return self.write_rows(&super::sqlite::TRADES, rows, marks).await;
+        }
+        let mut keep: Vec<usize> = last.into_values().collect();
+        keep.sort_unstable();
+        let kept: Vec<Trade> = keep.into_iter().map(|i| rows[i].clone()).collect();
+        self.write_rows(&super::sqlite::TRADES, &kept, marks).await
+    }
+}
+
+impl Sink<Bar> for PgSink {
+    async fn write_batch(&mut self, rows: &[Bar], marks: &[Mark]) -> anyhow::Result<()> {
+        self.write_rows(&super::sqlite::BARS, rows, marks).await
     }
 }
 

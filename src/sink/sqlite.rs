@@ -5,7 +5,7 @@
 //! It owns the SQL and nothing else: it does not know where rows come from, and it never
 //! holds more than the batch it is given.
 
-use crate::model::Quote;
+use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::{Saved, Tracking};
 use crate::transform::AggQuote;
@@ -110,6 +110,52 @@ pub const QUOTES_AGGREGATED: TableSpec = TableSpec {
     thinned: true,
 };
 
+pub const TRADES: TableSpec = TableSpec {
+    name: "trades",
+    columns: &[
+        "symbol_id",
+        "day",
+        "exchange",
+        "trade_id",
+        "t",
+        "price",
+        "size",
+        "conditions",
+        "tape",
+        "update_flag",
+    ],
+    key: &["symbol_id", "day", "exchange", "trade_id"],
+    time_column: "t",
+    thinned: false,
+};
+
+pub const BARS: TableSpec = TableSpec {
+    name: "bars",
+    columns: &[
+        "symbol_id",
+        "timeframe",
+        "adjustment",
+        "t",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "trade_count",
+        "vwap",
+    ],
+    key: &["symbol_id", "timeframe", "adjustment", "t"],
+    time_column: "t",
+    thinned: false,
+};
+
+/// A trade's New York date as YYYYMMDD, part of its key.
+pub fn trade_day(t: i64) -> i64 {
+    use chrono::Datelike;
+    let d = crate::time::new_york_date(t);
+    i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day())
+}
+
 type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
 /// A row the sink can write: its symbol, and its own values in column order (after
@@ -134,6 +180,41 @@ impl SqlRow for Quote {
             .bind(self.ask_size as i64)
             .bind(self.conditions_json())
             .bind(self.tape.as_str())
+    }
+}
+
+impl SqlRow for Trade {
+    fn symbol(&self) -> &Arc<str> {
+        &self.symbol
+    }
+    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q> {
+        q.bind(trade_day(self.t))
+            .bind(self.exchange.as_str())
+            .bind(self.id as i64)
+            .bind(self.t)
+            .bind(self.price)
+            .bind(self.size as i64)
+            .bind(crate::model::conditions_json(&self.conditions))
+            .bind(self.tape.as_str())
+            .bind(self.update.as_deref().unwrap_or(""))
+    }
+}
+
+impl SqlRow for Bar {
+    fn symbol(&self) -> &Arc<str> {
+        &self.symbol
+    }
+    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q> {
+        q.bind(&*self.timeframe)
+            .bind(&*self.adjustment)
+            .bind(self.t)
+            .bind(self.open)
+            .bind(self.high)
+            .bind(self.low)
+            .bind(self.close)
+            .bind(self.volume as i64)
+            .bind(self.trade_count as i64)
+            .bind(self.vwap)
     }
 }
 
@@ -735,6 +816,18 @@ impl Sink<Quote> for SqliteSink {
             &QUOTES
         };
         self.write_rows(table, rows, marks).await
+    }
+}
+
+impl Sink<Trade> for SqliteSink {
+    async fn write_batch(&mut self, rows: &[Trade], marks: &[Mark]) -> anyhow::Result<()> {
+        self.write_rows(&TRADES, rows, marks).await
+    }
+}
+
+impl Sink<Bar> for SqliteSink {
+    async fn write_batch(&mut self, rows: &[Bar], marks: &[Mark]) -> anyhow::Result<()> {
+        self.write_rows(&BARS, rows, marks).await
     }
 }
 

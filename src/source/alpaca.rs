@@ -8,7 +8,7 @@
 
 use super::pace::{Pacer, RequestStats};
 use super::retry::RetryPolicy;
-use crate::model::{Feed, Quote, Symbol};
+use crate::model::{ApiRecord, Feed, Quote, Symbol};
 use crate::pipeline::{Chunk, ShardId};
 use crate::resume::Shard;
 use crate::time::{format_for_api, DateRange};
@@ -210,47 +210,65 @@ pub fn api_message(body: &[u8]) -> String {
     line
 }
 
-/// One decoded page: this symbol's quotes (possibly none) and the continuation token.
+/// One decoded page: this symbol's records (possibly none) and the continuation token.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+/// One decoded quotes page.
 #[derive(Debug)]
 pub struct QuotesPage {
     pub quotes: Vec<Quote>,
     pub next_page_token: Option<String>,
 }
 
-/// Decodes a multi-symbol quotes page (`{"quotes":{SYM:[...]}, "next_page_token": ...}`).
+/// Decodes a multi-symbol page (`{"quotes"|"trades"|"bars":{SYM:[...]}, "next_page_token": ...}`).
 /// An empty map, a missing symbol key or a null array all mean "no data on this page".
-pub fn decode_quotes_page(body: &[u8], symbol: &Symbol) -> Result<QuotesPage, ApiError> {
+/// Records are stamped with the symbol; `seq` is left for [`SeqAssigner`].
+pub fn decode_page<T: ApiRecord>(body: &[u8], symbol: &Symbol) -> Result<Page<T>, ApiError> {
     #[derive(Deserialize)]
-    struct Page {
-        #[serde(default)]
-        quotes: Option<HashMap<String, Option<Vec<Quote>>>>,
+    #[serde(bound = "T: serde::de::DeserializeOwned")]
+    struct Raw<T> {
+        #[serde(default, alias = "quotes", alias = "trades", alias = "bars")]
+        data: Option<HashMap<String, Option<Vec<T>>>>,
         #[serde(default)]
         next_page_token: Option<String>,
     }
-    let page: Page = serde_json::from_slice(body).map_err(|e| {
+    let page: Raw<T> = serde_json::from_slice(body).map_err(|e| {
         if e.is_eof() {
             ApiError::Truncated(e.to_string())
         } else {
             ApiError::Decode(e.to_string())
         }
     })?;
-    let mut quotes = page
-        .quotes
+    let mut rows = page
+        .data
         .and_then(|mut m| m.remove(symbol.as_str()))
         .flatten()
         .unwrap_or_default();
     let shared = symbol.shared();
-    for q in &mut quotes {
-        q.symbol = shared.clone();
+    for r in &mut rows {
+        r.set_symbol(&shared);
     }
-    Ok(QuotesPage {
-        quotes,
+    Ok(Page {
+        rows,
         next_page_token: page.next_page_token.filter(|t| !t.is_empty()),
     })
 }
 
-/// Numbers quotes that share a nanosecond timestamp, in API order, across page boundaries.
-/// Alpaca returns each symbol's quotes sorted by time, so equal timestamps are adjacent.
+/// [`decode_page`] for quotes.
+pub fn decode_quotes_page(body: &[u8], symbol: &Symbol) -> Result<QuotesPage, ApiError> {
+    let page = decode_page::<Quote>(body, symbol)?;
+    Ok(QuotesPage {
+        quotes: page.rows,
+        next_page_token: page.next_page_token,
+    })
+}
+
+/// Numbers records that share a nanosecond timestamp, in API order, across page boundaries.
+/// Alpaca returns each symbol's records sorted by time, so equal timestamps are adjacent.
 #[derive(Debug, Default)]
 pub struct SeqAssigner {
     last_t: Option<i64>,
@@ -258,16 +276,55 @@ pub struct SeqAssigner {
 }
 
 impl SeqAssigner {
-    pub fn assign(&mut self, quotes: &mut [Quote]) {
-        for q in quotes {
-            if self.last_t == Some(q.t) {
-                q.seq = self.next;
+    pub fn assign<T: ApiRecord>(&mut self, rows: &mut [T]) {
+        for r in rows {
+            let t = r.t();
+            if self.last_t == Some(t) {
+                r.set_seq(self.next);
                 self.next += 1;
             } else {
-                q.seq = 0;
+                r.set_seq(0);
                 self.next = 1;
-                self.last_t = Some(q.t);
+                self.last_t = Some(t);
             }
+        }
+    }
+}
+
+/// What to ask the API for: the endpoint (`quotes`, `trades`, `bars`) and its extra
+/// parameters (`timeframe`, `adjustment` for bars).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: &'static str,
+    pub extra: Vec<(&'static str, String)>,
+    /// For bars: (timeframe, adjustment), stamped on every bar.
+    pub bar_spec: Option<(Arc<str>, Arc<str>)>,
+}
+
+impl Request {
+    pub fn quotes() -> Self {
+        Request {
+            path: "quotes",
+            extra: Vec::new(),
+            bar_spec: None,
+        }
+    }
+
+    pub fn trades() -> Self {
+        Request {
+            path: "trades",
+            ..Request::quotes()
+        }
+    }
+
+    pub fn bars(timeframe: &str, adjustment: &str) -> Self {
+        Request {
+            path: "bars",
+            extra: vec![
+                ("timeframe", timeframe.to_string()),
+                ("adjustment", adjustment.to_string()),
+            ],
+            bar_spec: Some((timeframe.into(), adjustment.into())),
         }
     }
 }
@@ -335,10 +392,22 @@ impl AlpacaClient {
 
     /// The request URL of one quotes page (multi-symbol endpoint, as the official SDKs use).
     pub fn quotes_url(&self, symbol: &Symbol, range: &DateRange, token: Option<&str>) -> Url {
+        self.page_url(&Request::quotes(), symbol, range, token)
+    }
+
+    /// The request URL of one page of `req`.
+    pub fn page_url(
+        &self,
+        req: &Request,
+        symbol: &Symbol,
+        range: &DateRange,
+        token: Option<&str>,
+    ) -> Url {
         let mut url = (*self.base).clone();
         url.set_path(&format!(
-            "{}/v2/stocks/quotes",
-            self.base.path().trim_end_matches('/')
+            "{}/v2/stocks/{}",
+            self.base.path().trim_end_matches('/'),
+            req.path
         ));
         {
             let mut q = url.query_pairs_mut();
@@ -348,6 +417,9 @@ impl AlpacaClient {
                 .append_pair("limit", &PAGE_LIMIT.to_string())
                 .append_pair("feed", self.feed.as_str())
                 .append_pair("sort", "asc");
+            for (k, v) in &req.extra {
+                q.append_pair(k, v);
+            }
             if let Some(t) = token {
                 q.append_pair("page_token", t);
             }
@@ -397,14 +469,15 @@ impl AlpacaClient {
         Err(ApiError::from_status(status, reset, &body))
     }
 
-    /// Fetches and decodes one page, retrying transient failures per the policy.
-    pub async fn quotes_page(
+    /// Fetches and decodes one page of `req`, retrying transient failures per the policy.
+    pub async fn page<T: ApiRecord>(
         &self,
+        req: &Request,
         symbol: &Symbol,
         range: &DateRange,
         token: Option<&str>,
-    ) -> Result<QuotesPage, ApiError> {
-        let url = self.quotes_url(symbol, range, token);
+    ) -> Result<Page<T>, ApiError> {
+        let url = self.page_url(req, symbol, range, token);
         let mut calls = 0u32;
         self.retry
             .run("GET quotes page", || {
@@ -416,7 +489,7 @@ impl AlpacaClient {
                 }
                 async {
                     let body = self.get_once(&url).await?;
-                    decode_quotes_page(&body, symbol)
+                    decode_page::<T>(&body, symbol)
                 }
             })
             .await
@@ -446,11 +519,12 @@ impl std::ops::AddAssign for SourceStats {
 /// chunk says the shard is complete. A resumed shard starts at its last committed quote's
 /// nanosecond and drops the quotes up to and including it. Returns `None` when stopped
 /// early (cancelled, or the receiver is gone) without error.
-pub async fn stream_shard(
+pub async fn stream_shard<T: ApiRecord>(
     client: &AlpacaClient,
+    req: &Request,
     id: ShardId,
     shard: &Shard,
-    tx: &mpsc::Sender<Chunk<Quote>>,
+    tx: &mpsc::Sender<Chunk<T>>,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<Option<SourceStats>, ApiError> {
     let range = shard.fetch_range();
@@ -461,13 +535,18 @@ pub async fn stream_shard(
         let page = tokio::select! {
             biased;
             _ = cancel.wait_for(|c| *c) => return Ok(None),
-            page = client.quotes_page(&shard.symbol, &range, token.as_deref()) => page?,
+            page = client.page::<T>(req, &shard.symbol, &range, token.as_deref()) => page?,
         };
         stats.pages += 1;
-        let mut quotes = page.quotes;
+        let mut quotes = page.rows;
         seq.assign(&mut quotes);
+        if let Some((tf, adj)) = &req.bar_spec {
+            for b in &mut quotes {
+                b.set_bar_spec(tf, adj);
+            }
+        }
         if let Some(after) = shard.resume_after {
-            quotes.retain(|q| (q.t, q.seq) > after);
+            quotes.retain(|q| (q.t(), q.seq()) > after);
         }
         stats.rows += quotes.len() as u64;
         *stats
@@ -498,17 +577,20 @@ pub async fn stream_shard(
 /// all feeding the one channel; shards are taken in plan order. The first shard that fails
 /// (after the retry policy gave up) stops the others and fails the run; stopping early on
 /// cancellation is not an error.
-pub async fn stream_shards(
+pub async fn stream_shards<T: ApiRecord>(
     client: AlpacaClient,
+    req: Request,
     shards: Arc<Vec<Shard>>,
     concurrency: usize,
-    tx: mpsc::Sender<Chunk<Quote>>,
+    tx: mpsc::Sender<Chunk<T>>,
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<SourceStats> {
+    let req = Arc::new(req);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.clamp(1, shards.len().max(1)) {
         let (client, shards, next, tx) = (client.clone(), shards.clone(), next.clone(), tx.clone());
+        let req = req.clone();
         let mut cancel = cancel.clone();
         workers.spawn(async move {
             let mut stats = SourceStats::default();
@@ -517,7 +599,7 @@ pub async fn stream_shards(
                 let Some(shard) = shards.get(i) else {
                     return Ok(stats);
                 };
-                let got = stream_shard(&client, i as ShardId, shard, &tx, &mut cancel)
+                let got = stream_shard(&client, &req, i as ShardId, shard, &tx, &mut cancel)
                     .await
                     .with_context(|| format!("{} {}", shard.symbol, shard.day))?;
                 match got {
@@ -568,6 +650,35 @@ mod tests {
         assert_eq!(q.ask_exchange, "Z");
         assert_eq!(q.conditions, vec!["R"]);
         assert_eq!(q.tape, "C");
+    }
+
+    #[test]
+    fn decodes_trades_and_bars_pages_that_mix_symbols() {
+        let body = br#"{"trades":{"AAPL":[
+            {"t":"2024-03-01T09:00:00.5Z","x":"P","p":410.9,"s":40,"c":["@","T","I"],"i":3,"z":"C"},
+            {"t":"2024-03-01T09:00:01Z","x":"P","p":411.0,"s":40,"c":["@"],"i":3,"z":"C","u":"corrected"}],
+            "MSFT":[{"t":"2024-03-01T09:00:00Z","x":"Q","p":1.0,"s":1,"c":[],"i":9,"z":"C"}]},
+            "next_page_token":"x"}"#;
+        let page = decode_page::<crate::model::Trade>(body, &aapl()).unwrap();
+        assert_eq!(page.rows.len(), 2);
+        let t = &page.rows[1];
+        assert_eq!(&*t.symbol, "AAPL");
+        assert_eq!((t.id, t.price, t.size), (3, 411.0, 40));
+        assert_eq!(t.update.as_deref(), Some("corrected"));
+        assert_eq!(page.rows[0].conditions, vec!["@", "T", "I"]);
+        assert_eq!(page.next_page_token.as_deref(), Some("x"));
+        let msft = decode_page::<crate::model::Trade>(body, &Symbol::parse("MSFT").unwrap());
+        assert_eq!(msft.unwrap().rows[0].exchange, "Q");
+
+        let body = br#"{"bars":{"AAPL":[{"t":"2024-03-01T05:00:00Z","o":411.27,"h":415.87,"l":410.88,"c":415.5,"v":17823400,"n":254000,"vw":414.1}]},"next_page_token":null}"#;
+        let page = decode_page::<crate::model::Bar>(body, &aapl()).unwrap();
+        let b = &page.rows[0];
+        assert_eq!(b.t, 1_709_269_200_000_000_000);
+        assert_eq!(
+            (b.open, b.close, b.volume, b.trade_count, b.vwap),
+            (411.27, 415.5, 17_823_400, 254_000, 414.1)
+        );
+        assert!(page.next_page_token.is_none());
     }
 
     #[test]

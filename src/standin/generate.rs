@@ -349,6 +349,234 @@ pub fn write_quote(out: &mut Vec<u8>, q: &GenQuote) {
     out.extend_from_slice(b"\"}");
 }
 
+/// One generated trade, in the units the API sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenTrade {
+    pub t: i64,
+    pub exchange: u8,
+    pub price_cents: i64,
+    pub size: u32,
+    pub id: u64,
+    pub conditions: &'static str,
+    pub tape: u8,
+    /// `Some("corrected")` for a record that corrects an earlier trade (same id and exchange).
+    pub update: Option<&'static str>,
+}
+
+impl GenTrade {
+    pub fn price(&self) -> f64 {
+        self.price_cents as f64 / 100.0
+    }
+}
+
+/// The trades of one symbol on one New York weekday: a quarter as many as its quotes, each
+/// at a quote's price level. Every 97th record corrects the trade three records earlier
+/// (same id and exchange, price one cent higher, `u: "corrected"`), as Alpaca's historical
+/// trades carry corrections.
+#[derive(Debug, Clone)]
+pub struct DayTrades {
+    q: DayQuotes,
+    day: i64,
+}
+
+const TRADE_CONDITIONS: [&str; 4] = [
+    r#"["@"]"#,
+    r#"["@","T"]"#,
+    r#"["@","F","I"]"#,
+    r#"[" ","T","I"]"#,
+];
+
+impl DayTrades {
+    pub fn new(symbol: &str, feed: &str, date: NaiveDate, quotes_per_day: u32) -> Option<Self> {
+        let q = DayQuotes::new(&format!("{symbol}#trades"), feed, date, quotes_per_day / 4)?;
+        let day = q.day;
+        Some(DayTrades { q, day })
+    }
+
+    pub fn len(&self) -> u32 {
+        self.q.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    pub fn lower_bound(&self, t_ns: i64) -> u32 {
+        self.q.lower_bound(t_ns)
+    }
+
+    pub fn is_correction(i: u32) -> bool {
+        i % 97 == 96
+    }
+
+    fn original(&self, i: u32) -> GenTrade {
+        let q = self.q.quote(i);
+        let h = self.q.hash(i, 11);
+        GenTrade {
+            t: q.t,
+            exchange: if q.bid_exchange == b' ' {
+                q.ask_exchange
+            } else {
+                q.bid_exchange
+            },
+            price_cents: if q.bid_cents == 0 {
+                q.ask_cents
+            } else {
+                (q.bid_cents + q.ask_cents) / 2
+            },
+            size: 1 + (h % 400) as u32,
+            id: (self.day.rem_euclid(1000) as u64) * 10_000_000 + u64::from(i) + 1,
+            conditions: TRADE_CONDITIONS[((h >> 12) % 4) as usize],
+            tape: q.tape,
+            update: None,
+        }
+    }
+
+    pub fn trade(&self, i: u32) -> GenTrade {
+        if Self::is_correction(i) {
+            let orig = self.original(i - 3);
+            GenTrade {
+                t: self.q.time(i),
+                price_cents: orig.price_cents + 1,
+                update: Some("corrected"),
+                ..orig
+            }
+        } else {
+            self.original(i)
+        }
+    }
+}
+
+/// Appends one trade as Alpaca's JSON object.
+pub fn write_trade(out: &mut Vec<u8>, tr: &GenTrade) {
+    let mut fb = ryu::Buffer::new();
+    let mut ib = itoa::Buffer::new();
+    out.extend_from_slice(br#"{"t":""#);
+    write_time(out, tr.t);
+    out.extend_from_slice(br#"","x":""#);
+    out.push(tr.exchange);
+    out.extend_from_slice(br#"","p":"#);
+    out.extend_from_slice(fb.format(tr.price()).as_bytes());
+    out.extend_from_slice(br#","s":"#);
+    out.extend_from_slice(ib.format(tr.size).as_bytes());
+    out.extend_from_slice(br#","c":"#);
+    out.extend_from_slice(tr.conditions.as_bytes());
+    out.extend_from_slice(br#","i":"#);
+    out.extend_from_slice(ib.format(tr.id).as_bytes());
+    out.extend_from_slice(br#","z":""#);
+    out.push(tr.tape);
+    out.push(b'"');
+    if let Some(u) = tr.update {
+        out.extend_from_slice(br#","u":""#);
+        out.extend_from_slice(u.as_bytes());
+        out.push(b'"');
+    }
+    out.push(b'}');
+}
+
+/// One generated bar.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenBar {
+    pub t: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: u64,
+    pub trades: u64,
+    pub vwap: f64,
+}
+
+/// The bar widths the stand-in serves: `1Min` (or `1T`), `5Min`, `15Min`, `1Hour` (`1H`),
+/// `1Day` (`1D`); `None` for anything else. `Some(0)` means a New York day.
+pub fn timeframe_ns(tf: &str) -> Option<i64> {
+    const MIN: i64 = 60 * NANOS_PER_SEC;
+    match tf {
+        "1Min" | "1T" => Some(MIN),
+        "5Min" | "5T" => Some(5 * MIN),
+        "15Min" | "15T" => Some(15 * MIN),
+        "1Hour" | "1H" => Some(60 * MIN),
+        "1Day" | "1D" => Some(0),
+        _ => None,
+    }
+}
+
+/// The bars of a day, made from the day's trades (corrections excluded): open, high, low,
+/// close, volume, trade count and VWAP per interval that had a trade. Intraday intervals
+/// start at multiples of the width from New York midnight; a daily bar is stamped at New
+/// York midnight, as Alpaca stamps it.
+pub fn day_bars(trades: &DayTrades, date: NaiveDate, width_ns: i64) -> Vec<GenBar> {
+    let midnight = new_york_time_nanos(date, 0, 0);
+    let mut bars: Vec<GenBar> = Vec::new();
+    let mut notional = 0.0f64;
+    for i in 0..trades.len() {
+        if DayTrades::is_correction(i) {
+            continue;
+        }
+        let tr = trades.trade(i);
+        let t = if width_ns == 0 {
+            midnight
+        } else {
+            midnight + (tr.t - midnight).div_euclid(width_ns) * width_ns
+        };
+        let p = tr.price();
+        match bars.last_mut() {
+            Some(b) if b.t == t => {
+                b.high = b.high.max(p);
+                b.low = b.low.min(p);
+                b.close = p;
+                b.volume += u64::from(tr.size);
+                b.trades += 1;
+                notional += p * f64::from(tr.size);
+            }
+            _ => {
+                if let Some(b) = bars.last_mut() {
+                    b.vwap = (notional / b.volume as f64 * 10_000.0).round() / 10_000.0;
+                }
+                notional = p * f64::from(tr.size);
+                bars.push(GenBar {
+                    t,
+                    open: p,
+                    high: p,
+                    low: p,
+                    close: p,
+                    volume: u64::from(tr.size),
+                    trades: 1,
+                    vwap: 0.0,
+                });
+            }
+        }
+    }
+    if let Some(b) = bars.last_mut() {
+        b.vwap = (notional / b.volume as f64 * 10_000.0).round() / 10_000.0;
+    }
+    bars
+}
+
+/// Appends one bar as Alpaca's JSON object.
+pub fn write_bar(out: &mut Vec<u8>, b: &GenBar) {
+    let mut fb = ryu::Buffer::new();
+    let mut ib = itoa::Buffer::new();
+    out.extend_from_slice(br#"{"t":""#);
+    write_time(out, b.t);
+    for (key, v) in [
+        (&br#"","o":"#[..], b.open),
+        (br#","h":"#, b.high),
+        (br#","l":"#, b.low),
+        (br#","c":"#, b.close),
+    ] {
+        out.extend_from_slice(key);
+        out.extend_from_slice(fb.format(v).as_bytes());
+    }
+    out.extend_from_slice(br#","v":"#);
+    out.extend_from_slice(ib.format(b.volume).as_bytes());
+    out.extend_from_slice(br#","n":"#);
+    out.extend_from_slice(ib.format(b.trades).as_bytes());
+    out.extend_from_slice(br#","vw":"#);
+    out.extend_from_slice(fb.format(b.vwap).as_bytes());
+    out.push(b'}');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

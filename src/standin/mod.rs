@@ -21,7 +21,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use generate::{new_york_dates, write_quote, DayQuotes};
+use generate::{
+    day_bars, new_york_dates, timeframe_ns, write_bar, write_quote, write_trade, DayQuotes,
+    DayTrades, GenBar,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,8 +168,8 @@ impl Drop for Standin {
 
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v2/stocks/quotes", get(multi_quotes))
-        .route("/v2/stocks/{symbol}/quotes", get(single_quotes))
+        .route("/v2/stocks/{kind}", get(multi_symbols))
+        .route("/v2/stocks/{symbol}/{kind}", get(single_symbol))
         .fallback(|| async {
             json_error(
                 StatusCode::NOT_FOUND,
@@ -176,11 +179,28 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn multi_quotes(
+fn not_found() -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        r#"{"code":40410000,"message":"endpoint not found"}"#,
+    )
+}
+
+fn data_kind(kind: &str) -> Option<&'static str> {
+    ["quotes", "trades", "bars"]
+        .into_iter()
+        .find(|k| *k == kind)
+}
+
+async fn multi_symbols(
     State(st): State<Arc<AppState>>,
+    Path(kind): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let Some(kind) = data_kind(&kind) else {
+        return not_found();
+    };
     let symbols: Vec<String> = params
         .get("symbols")
         .map(|s| {
@@ -190,7 +210,7 @@ async fn multi_quotes(
                 .collect()
         })
         .unwrap_or_default();
-    let r = handle(&st, &params, &headers, symbols, false).await;
+    let r = handle(&st, kind, &params, &headers, symbols, false).await;
     log_request(&st, &params, &r);
     r
 }
@@ -206,15 +226,18 @@ fn log_request(st: &AppState, params: &HashMap<String, String>, r: &Response) {
     st.log.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
 }
 
-async fn single_quotes(
+async fn single_symbol(
     State(st): State<Arc<AppState>>,
-    Path(symbol): Path<String>,
+    Path((symbol, kind)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let Some(kind) = data_kind(&kind) else {
+        return not_found();
+    };
     let mut params = params;
     params.insert("symbols".into(), symbol.clone());
-    let r = handle(&st, &params, &headers, vec![symbol], true).await;
+    let r = handle(&st, kind, &params, &headers, vec![symbol], true).await;
     log_request(&st, &params, &r);
     r
 }
@@ -354,6 +377,7 @@ fn decode_token(token: &str, hash: u64) -> Option<Cursor> {
 
 async fn handle(
     st: &AppState,
+    kind: &'static str,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     symbols: Vec<String>,
@@ -423,7 +447,7 @@ async fn handle(
         );
     }
 
-    let body = match page_body(cfg, params, symbols, single) {
+    let body = match page_body(cfg, kind, params, symbols, single) {
         Ok(b) => b,
         Err(r) => return with_rate_headers(r.into_response()),
     };
@@ -457,9 +481,58 @@ async fn handle(
     with_rate_headers(r)
 }
 
-/// Builds one page of quotes for the request, or the API's error response.
+/// One symbol-day of data of the requested kind, indexed in time order.
+enum DaySeries {
+    Quotes(DayQuotes),
+    Trades(DayTrades),
+    Bars(Vec<GenBar>),
+}
+
+impl DaySeries {
+    fn new(
+        kind: &str,
+        symbol: &str,
+        feed: &str,
+        date: chrono::NaiveDate,
+        per_day: u32,
+        width: i64,
+    ) -> Option<Self> {
+        match kind {
+            "trades" => DayTrades::new(symbol, feed, date, per_day).map(DaySeries::Trades),
+            "bars" => {
+                let trades = DayTrades::new(symbol, feed, date, per_day)?;
+                Some(DaySeries::Bars(day_bars(&trades, date, width)))
+            }
+            _ => DayQuotes::new(symbol, feed, date, per_day).map(DaySeries::Quotes),
+        }
+    }
+
+    fn lower_bound(&self, t: i64) -> u32 {
+        match self {
+            DaySeries::Quotes(d) => d.lower_bound(t),
+            DaySeries::Trades(d) => d.lower_bound(t),
+            DaySeries::Bars(b) => b.partition_point(|b| b.t < t) as u32,
+        }
+    }
+
+    fn write(&self, i: u32, out: &mut Vec<u8>) {
+        match self {
+            DaySeries::Quotes(d) => write_quote(out, &d.quote(i)),
+            DaySeries::Trades(d) => write_trade(out, &d.trade(i)),
+            DaySeries::Bars(b) => {
+                if let Some(bar) = b.get(i as usize) {
+                    write_bar(out, bar)
+                }
+            }
+        }
+    }
+}
+
+/// Builds one page of `kind` (quotes, trades, bars) for the request, or the API's error
+/// response.
 fn page_body(
     cfg: &StandinConfig,
+    kind: &str,
     params: &HashMap<String, String>,
     mut symbols: Vec<String>,
     single: bool,
@@ -488,6 +561,21 @@ fn page_body(
         },
     };
     let budget = cfg.max_page.map_or(limit, |m| limit.min(m.max(1)));
+    let (width, series_key) = if kind == "bars" {
+        let tf = params.get("timeframe").map(String::as_str).unwrap_or("");
+        let width = timeframe_ns(tf).ok_or_else(|| unprocessable("invalid timeframe"))?;
+        if let Some(a) = params.get("adjustment") {
+            if !a
+                .split(',')
+                .all(|p| matches!(p, "raw" | "split" | "dividend" | "spin-off" | "all"))
+            {
+                return Err(unprocessable(&format!("invalid adjustment: {a}")));
+            }
+        }
+        (width, format!("{feed}|bars|{tf}"))
+    } else {
+        (0, format!("{feed}|{kind}"))
+    };
     let now = now_ms() as i64 * 1_000_000;
     let start = bound(params.get("start"), false, "start")?
         .unwrap_or(now - now.rem_euclid(86_400 * NANOS_PER_SEC));
@@ -495,7 +583,7 @@ fn page_body(
     if end < start {
         return Err(unprocessable("end should not be before start"));
     }
-    let hash = param_hash(&symbols, start, end, feed);
+    let hash = param_hash(&symbols, start, end, &series_key);
     let first_day = crate::time::new_york_date(start);
     let first_day = days_from_civil(
         chrono::Datelike::year(&first_day) as i64,
@@ -515,7 +603,9 @@ fn page_body(
     };
 
     let mut out = Vec::with_capacity(budget.min(MAX_LIMIT) * 140 + 64);
-    out.extend_from_slice(br#"{"quotes":"#);
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\":");
     out.push(if single { b'[' } else { b'{' });
     let mut emitted = 0usize;
     let mut open_symbol: Option<usize> = None;
@@ -535,7 +625,7 @@ fn page_body(
             if cfg.no_data_symbols.iter().any(|s| s == sym) {
                 continue;
             }
-            let Some(dq) = DayQuotes::new(sym, feed, date, cfg.quotes_per_day) else {
+            let Some(dq) = DaySeries::new(kind, sym, feed, date, cfg.quotes_per_day, width) else {
                 continue;
             };
             let lo = dq
@@ -575,7 +665,7 @@ fn page_body(
                 } else {
                     out.push(b',');
                 }
-                write_quote(&mut out, &dq.quote(i));
+                dq.write(i, &mut out);
                 emitted += 1;
             }
         }
