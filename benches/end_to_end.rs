@@ -25,6 +25,11 @@ struct Mode {
 /// `load-historical` of one month from a Parquet store filled (untimed) by a full-year
 /// `--format parquet` import.
 const LOAD_MONTH: &str = "load-historical one month (Parquet to SQLite)";
+/// A month of AAPL trades (the stand-in serves 9,250 a weekday).
+const TRADES_MONTH: &str = "trades, one month of AAPL";
+/// A year of 1-minute bars for ten symbols (2,620 symbol-days).
+const BARS_YEAR: &str = "1Min bars, a year of 10 symbols";
+const TEN: &str = "AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,BRK.B,JPM,V";
 
 const MODES: &[Mode] = &[
     Mode {
@@ -100,6 +105,18 @@ const MODES: &[Mode] = &[
         prefill: false,
     },
     Mode {
+        name: TRADES_MONTH,
+        args: &[],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: BARS_YEAR,
+        args: &[],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
         name: LOAD_MONTH,
         args: &[],
         one_day: false,
@@ -134,7 +151,29 @@ fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
         ("2024-01-01", "2024-12-31")
     };
     let log = dir.join("stderr.log");
-    let args: Vec<&str> = if mode.name == LOAD_MONTH {
+    let args: Vec<&str> = if mode.name == TRADES_MONTH {
+        vec![
+            "import-api",
+            "trades",
+            "AAPL",
+            "2024-01-01",
+            "2024-01-31",
+            "--api-url",
+            url,
+        ]
+    } else if mode.name == BARS_YEAR {
+        vec![
+            "import-api",
+            "bars",
+            TEN,
+            "2024-01-01",
+            "2024-12-31",
+            "--timeframe",
+            "1Min",
+            "--api-url",
+            url,
+        ]
+    } else if mode.name == LOAD_MONTH {
         vec![
             "load-historical",
             "quotes",
@@ -252,12 +291,21 @@ fn main() {
         }
     }
     println!("Full-year AAPL import (9,694,000 quotes) from the stand-in; median of {runs} runs");
-    println!("| mode | wall (median) | quotes/s | peak RSS | bytes on disk | rows |");
+    println!("| mode | wall (median) | rows/s | peak RSS | bytes on disk | rows |");
     println!("|---|---:|---:|---:|---:|---|");
     for (mode, v) in modes.iter().zip(samples.iter_mut()) {
         v.sort_by_key(|s| s.wall);
         let m = &v[v.len() / 2];
-        let quotes = if mode.one_day {
+        let rows_in = |s: &Sample| {
+            s.kept
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let quotes = if mode.name == TRADES_MONTH || mode.name == BARS_YEAR {
+            rows_in(m)
+        } else if mode.one_day {
             37_000.0
         } else if mode.name == LOAD_MONTH {
             21.0 * 37_000.0

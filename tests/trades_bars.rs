@@ -168,6 +168,28 @@ async fn bars_of_several_timeframes_match_the_trades_they_come_from() {
         assert!(!want.is_empty());
         assert_eq!(got, want, "{tf}");
     }
+    // `data status` lists each bar dataset.
+    let status = w.run(&["status"]).await;
+    assert_eq!(status.code, Some(0), "{}", status.stderr);
+    let lines: Vec<Vec<&str>> = status
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        lines.contains(&vec![
+            "bars[1Day,raw]",
+            "AAPL",
+            "database",
+            "2024-01-02",
+            "2024-01-05",
+            "4",
+            "4",
+            "none"
+        ]),
+        "{}",
+        status.stdout
+    );
     // A daily bar opens at New York midnight (05:00Z in January).
     let first: i64 = sqlx::query_scalar("SELECT min(t) FROM bars WHERE timeframe = '1Day'")
         .fetch_one(c.as_mut().unwrap())

@@ -495,7 +495,12 @@ impl PgSink {
              WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY th.spec, s.symbol, d \
              UNION ALL SELECT 'quotes_aggregated[' || th.spec || ']', s.symbol, {d2} AS d, count(*) FROM quotes_aggregated q \
              JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
-             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY th.spec, s.symbol, d ORDER BY 1, 2, 3",
+             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY th.spec, s.symbol, d \
+             UNION ALL SELECT 'trades', s.symbol, {d1} AS d, count(*) FROM trades q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY s.symbol, d \
+             UNION ALL SELECT 'bars[' || q.timeframe || ',' || q.adjustment || ']', s.symbol, {d1} AS d, count(*) \
+             FROM bars q JOIN symbols s ON s.id = q.symbol_id WHERE ($1::TEXT IS NULL OR s.symbol = $1) \
+             GROUP BY q.timeframe, q.adjustment, s.symbol, d ORDER BY 1, 2, 3",
             d1 = day("q.t"),
             d2 = day("q.bucket_t")
         );

@@ -556,6 +556,13 @@ impl SqliteSink {
              SELECT 'quotes_aggregated[' || th.spec || ']', s.symbol, date(q.bucket_t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
              FROM quotes_aggregated q JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
              WHERE (?1 IS NULL OR s.symbol = ?1) GROUP BY th.spec, s.symbol, d \
+             UNION ALL \
+             SELECT 'trades', s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
+             FROM trades q JOIN symbols s ON s.id = q.symbol_id WHERE (?1 IS NULL OR s.symbol = ?1) GROUP BY s.symbol, d \
+             UNION ALL \
+             SELECT 'bars[' || q.timeframe || ',' || q.adjustment || ']', s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
+             FROM bars q JOIN symbols s ON s.id = q.symbol_id WHERE (?1 IS NULL OR s.symbol = ?1) \
+             GROUP BY q.timeframe, q.adjustment, s.symbol, d \
              ORDER BY 1, 2, 3";
         let rows: Vec<(String, String, String, i64)> = sqlx::query_as(sql)
             .bind(symbol)
