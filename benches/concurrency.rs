@@ -7,6 +7,7 @@
 //! `cargo bench --bench concurrency`. Environment:
 //! - `BENCH_RUNS` rounds (default 3; medians reported), rounds interleave the cases;
 //! - `BENCH_CONCURRENCY` (default `1,2,4,8,16`), `BENCH_LATENCY_MS` (default 150);
+//! - `BENCH_ZERO_K` concurrencies of the zero-latency reference runs (default `4`);
 //! - `BENCH_PACING_DAYS` weekdays for the 200/min run (default 65, 260 requests, ~80 s;
 //!   `0` skips it).
 //!
@@ -125,9 +126,16 @@ fn main() {
     });
     let (fast, slow, limited) = rx.recv().expect("stand-in urls");
 
-    // (label, url, concurrency)
-    let mut cases: Vec<(String, String, usize)> =
-        vec![("zero latency, K=4 (default)".into(), fast.clone(), 4)];
+    // (label, url, concurrency); the first case is the reference for the ratios.
+    let zero_ks: Vec<usize> = std::env::var("BENCH_ZERO_K")
+        .unwrap_or_else(|_| "4".into())
+        .split(',')
+        .filter_map(|k| k.trim().parse().ok())
+        .collect();
+    let mut cases: Vec<(String, String, usize)> = zero_ks
+        .iter()
+        .map(|&k| (format!("zero latency, K={k}"), fast.clone(), k))
+        .collect();
     for &k in &ks {
         cases.push((format!("{latency_ms} ms, K={k}"), slow.clone(), k));
     }

@@ -284,7 +284,7 @@ mod tests {
         let err = Cli::try_parse_from([
             "data",
             "import-api",
-            "trades",
+            "ticks",
             "AAPL",
             "2024-01-01",
             "2024-01-02",
@@ -293,9 +293,12 @@ mod tests {
         let line = one_line_usage_error(&err.render().to_string());
         assert!(!line.contains('\n'));
         assert!(
-            line.starts_with("error: invalid value 'trades' for '<KIND>'"),
+            line.starts_with("error: invalid value 'ticks' for '<KIND>'"),
             "{line}"
         );
-        assert!(line.contains("[possible values: quotes]"), "{line}");
+        assert!(
+            line.contains("[possible values: quotes, trades, bars]"),
+            "{line}"
+        );
     }
 }

@@ -13,7 +13,9 @@ use crate::config::{self, Format};
 use crate::model::{ApiRecord, Bar, Quote, Symbol, Trade};
 use crate::pipeline::{cancellation, run_batcher, BatchCommitted, Chunk, Sink, CHANNEL_PAGES};
 use crate::progress::{init_logging, Progress};
-use crate::resume::{apply_progress, day_shards, shards_of, PlanCounts, Shard, Tracking};
+use crate::resume::{
+    apply_progress, day_shards, shards_of, PlanCounts, Shard, ShardUnit, Tracking,
+};
 use crate::sink::database::Database;
 use crate::sink::parquet::day_file;
 use crate::sink::parquet::ParquetSink;
@@ -84,6 +86,8 @@ fn how_far(last: Option<BatchCommitted>) -> String {
 /// How far a run got, for the summary and for error messages.
 struct Report {
     symbols: Vec<Symbol>,
+    /// The shard unit's word: `days`, or `months` for bars.
+    unit: &'static str,
     /// What is imported: `quotes`, `trades`, `1Min bars`.
     noun: String,
     table: &'static str,
@@ -285,6 +289,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let report = Report {
         symbols,
         noun: "quotes".into(),
+        unit: "days",
         table: table.name,
         spec: thinning.spec(),
         from: settings.api_url.clone(),
@@ -328,7 +333,7 @@ async fn import_into(
         range,
         restart,
         thinning.is_raw(),
-        true,
+        ShardUnit::Session,
     )
     .await?
     else {
@@ -416,13 +421,13 @@ async fn plan(
     range: DateRange,
     restart: bool,
     positions_usable: bool,
-    session: bool,
+    unit: ShardUnit,
 ) -> anyhow::Result<Option<Arc<Vec<Shard>>>> {
     let now = now_ns();
     let mut todo = Vec::new();
     let mut counts = PlanCounts::default();
     for symbol in &report.symbols {
-        let all = shards_of(symbol, range, now, session);
+        let all = shards_of(symbol, range, now, unit);
         let saved = match (restart, all.first(), all.last()) {
             (false, Some(a), Some(b)) => {
                 sink.load_progress(dataset, symbol.as_str(), a.day, b.day)
@@ -434,12 +439,13 @@ async fn plan(
         todo.append(&mut left);
         counts += c;
     }
-    log_plan(settings, counts, todo.len(), restart);
+    log_plan(settings, counts, todo.len(), restart, report.unit);
     if todo.is_empty() {
         tracing::info!(
-            "[DONE] {}: all {} days of {range} were imported by earlier runs; nothing to fetch (--restart fetches them again)",
+            "[DONE] {}: all {} {} of {range} were imported by earlier runs; nothing to fetch (--restart fetches them again)",
             report.label(),
-            counts.total
+            counts.total,
+            report.unit
         );
         return Ok(None);
     }
@@ -522,12 +528,17 @@ async fn run_trades_or_bars(
     let report = Report {
         symbols,
         noun,
+        unit: if kind == "trades" { "days" } else { "months" },
         table: table.name,
         spec: String::new(),
         from: settings.api_url.clone(),
     };
     let (mut sink, dropped) = open_database(&settings, &report, table, range).await?;
-    let session = kind == "trades";
+    let unit = if kind == "trades" {
+        ShardUnit::Session
+    } else {
+        ShardUnit::Month
+    };
     let result = async {
         let Some(shards) = plan(
             &settings,
@@ -537,7 +548,7 @@ async fn run_trades_or_bars(
             range,
             args.restart,
             true,
-            session,
+            unit,
         )
         .await?
         else {
@@ -579,7 +590,13 @@ fn now_ns() -> i64 {
 }
 
 /// The opening line about what earlier runs already did and how this one fetches.
-fn log_plan(settings: &config::Settings, counts: PlanCounts, todo: usize, restart: bool) {
+fn log_plan(
+    settings: &config::Settings,
+    counts: PlanCounts,
+    todo: usize,
+    restart: bool,
+    unit: &str,
+) {
     let pace = match settings.rate_limit {
         0 => "no client-side rate limit".to_string(),
         n => format!("at most {n} requests/min"),
@@ -588,14 +605,14 @@ fn log_plan(settings: &config::Settings, counts: PlanCounts, todo: usize, restar
         tracing::info!("[RESUME] --restart: ignoring earlier progress");
     } else if counts.skipped > 0 || counts.resumed > 0 {
         tracing::info!(
-            "[RESUME] {} of {} days already imported (skipped); {} resumed after their last committed quote",
+            "[RESUME] {} of {} {unit} already imported (skipped); {} resumed after their last committed row",
             counts.skipped,
             counts.total,
             counts.resumed
         );
     }
     tracing::info!(
-        "[API] fetching {todo} days, {} at a time, {pace}",
+        "[API] fetching {todo} {unit}, {} at a time, {pace}",
         settings.concurrency.min(todo.max(1))
     );
 }
@@ -712,10 +729,11 @@ async fn import_to_parquet(
         skipped: total - todo.len(),
         resumed: 0,
     };
-    log_plan(settings, counts, todo.len(), restart);
+    log_plan(settings, counts, todo.len(), restart, "days");
     let report = Report {
         symbols,
         noun: "quotes".into(),
+        unit: "days",
         table: "parquet",
         spec: String::new(),
         from: settings.api_url.clone(),
@@ -789,6 +807,7 @@ pub async fn load_historical(args: LoadArgs) -> anyhow::Result<Outcome> {
     let report = Report {
         symbols: vec![symbol.clone()],
         noun: "quotes".into(),
+        unit: "days",
         table: QUOTES.name,
         spec: String::new(),
         from: format!("the Parquet store {}", root.display()),
@@ -969,7 +988,7 @@ where
     let mut progress = Progress::start(
         range,
         &format!("{who} {}", report.noun),
-        source.shard_count(),
+        source.shard_count().map(|n| (n, report.unit)),
         requests.clone(),
     );
     let source = source.spawn(tx, cancel_rx.clone());

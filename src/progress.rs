@@ -117,8 +117,8 @@ pub struct Progress {
     bar: ProgressBar,
     range: DateRange,
     started: Instant,
-    /// For sharded imports: (days to fetch in this run, days done so far).
-    shards: Option<(u64, u64)>,
+    /// For sharded imports: (shards to fetch in this run, shards done so far, unit word).
+    shards: Option<(u64, u64, &'static str)>,
     requests: Option<Arc<RequestStats>>,
     /// (when, requests so far), for the requests/min over about the last minute.
     samples: VecDeque<(Instant, u64)>,
@@ -130,22 +130,22 @@ impl Progress {
     pub fn start(
         range: DateRange,
         label: &str,
-        shards: Option<u64>,
+        shards: Option<(u64, &'static str)>,
         requests: Option<Arc<RequestStats>>,
     ) -> Self {
         let bar = if std::io::stderr().is_terminal() {
             let (len, template) = match shards {
-                Some(n) => (
+                Some((n, unit)) => (
                     n.max(1),
-                    "{prefix} {spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} days · {msg} · ETA {eta}",
+                    format!("{{prefix}} {{spinner}} {{elapsed_precise}} [{{wide_bar}}] {{pos}}/{{len}} {unit} · {{msg}} · ETA {{eta}}"),
                 ),
                 None => (
                     10_000,
-                    "{prefix} {spinner} {elapsed_precise} [{wide_bar}] {percent:>3}% of range · {msg} · ETA {eta}",
+                    "{prefix} {spinner} {elapsed_precise} [{wide_bar}] {percent:>3}% of range · {msg} · ETA {eta}".to_string(),
                 ),
             };
             let bar = ProgressBar::new(len);
-            let style = ProgressStyle::with_template(template)
+            let style = ProgressStyle::with_template(&template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
             bar.set_style(style);
@@ -164,7 +164,7 @@ impl Progress {
             bar,
             range,
             started,
-            shards: shards.map(|n| (n, 0)),
+            shards: shards.map(|(n, unit)| (n, 0, unit)),
             requests,
             samples: VecDeque::from([(started, 0)]),
         }
@@ -199,9 +199,9 @@ impl Progress {
     /// Logs `[DB] Batch N: ...` (for batches with rows) and moves the bar.
     pub fn on_commit(&mut self, c: &BatchCommitted) {
         let mut extra = String::new();
-        if let Some((total, done)) = self.shards.as_mut() {
+        if let Some((total, done, unit)) = self.shards.as_mut() {
             *done += u64::from(c.shards_done);
-            extra.push_str(&format!(", days {done}/{total}"));
+            extra.push_str(&format!(", {unit} {done}/{total}"));
             self.bar.set_position(*done);
         }
         if let Some(rpm) = self.requests_per_min() {

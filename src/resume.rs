@@ -95,25 +95,60 @@ pub struct Saved {
 /// run is recognised as done by an overlapping one. `now_ns` decides which shards can be
 /// recorded as done.
 pub fn day_shards(symbol: &Symbol, range: DateRange, now_ns: i64) -> Vec<Shard> {
-    shards_of(symbol, range, now_ns, true)
+    shards_of(symbol, range, now_ns, ShardUnit::Session)
 }
 
-/// [`day_shards`], or with `session` false each whole New York day (midnight to midnight:
-/// bars, whose daily bar opens at midnight).
-pub fn shards_of(symbol: &Symbol, range: DateRange, now_ns: i64, session: bool) -> Vec<Shard> {
-    new_york_dates(range.start_ns, range.end_ns)
-        .filter(|d| is_weekday(*d))
+/// How a range is cut into shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardUnit {
+    /// Each weekday's 04:00-20:00 New York session (quotes, trades).
+    Session,
+    /// Each New York calendar month, midnight to midnight (bars: a month of even 1-minute
+    /// bars is a page or two, and a daily bar opens at midnight). Keyed by the month's
+    /// first day.
+    Month,
+}
+
+impl ShardUnit {
+    /// The word for progress lines.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ShardUnit::Session => "days",
+            ShardUnit::Month => "months",
+        }
+    }
+}
+
+/// The shards of `range` for `symbol` in `unit`s, each clipped to the range.
+pub fn shards_of(symbol: &Symbol, range: DateRange, now_ns: i64, unit: ShardUnit) -> Vec<Shard> {
+    use chrono::Datelike;
+    let units: Vec<NaiveDate> = match unit {
+        ShardUnit::Session => new_york_dates(range.start_ns, range.end_ns)
+            .filter(|d| is_weekday(*d))
+            .collect(),
+        ShardUnit::Month => {
+            let mut months: Vec<NaiveDate> = new_york_dates(range.start_ns, range.end_ns)
+                .filter_map(|d| d.with_day(1))
+                .collect();
+            months.dedup();
+            months
+        }
+    };
+    units
+        .into_iter()
         .filter_map(|day| {
-            let (from, until) = if session {
-                (
+            let (from, until) = match unit {
+                ShardUnit::Session => (
                     new_york_time_nanos(day, SESSION_OPEN.0, SESSION_OPEN.1),
                     new_york_time_nanos(day, SESSION_CLOSE.0, SESSION_CLOSE.1),
-                )
-            } else {
-                (
-                    new_york_time_nanos(day, 0, 0),
-                    new_york_time_nanos(day.succ_opt()?, 0, 0) - 1,
-                )
+                ),
+                ShardUnit::Month => {
+                    let next = day.checked_add_months(chrono::Months::new(1))?;
+                    (
+                        new_york_time_nanos(day, 0, 0),
+                        new_york_time_nanos(next, 0, 0) - 1,
+                    )
+                }
             };
             let (start_ns, end_ns) = (range.start_ns.max(from), range.end_ns.min(until));
             (start_ns <= end_ns).then(|| Shard {
@@ -227,6 +262,30 @@ mod tests {
             shards.iter().map(|s| s.can_finish).collect::<Vec<_>>(),
             vec![true, true, false]
         );
+    }
+
+    #[test]
+    fn bars_are_cut_into_months_from_midnight() {
+        let range = DateRange {
+            start_ns: new_york_time_nanos(d("2024-01-15"), 0, 0),
+            end_ns: new_york_time_nanos(d("2024-03-02"), 0, 0) - 1,
+        };
+        let shards = shards_of(&aapl(), range, i64::MAX, ShardUnit::Month);
+        let days: Vec<NaiveDate> = shards.iter().map(|s| s.day).collect();
+        assert_eq!(
+            days,
+            vec![d("2024-01-01"), d("2024-02-01"), d("2024-03-01")]
+        );
+        assert_eq!(shards[0].start_ns, range.start_ns);
+        assert_eq!(
+            shards[1].start_ns,
+            new_york_time_nanos(d("2024-02-01"), 0, 0)
+        );
+        assert_eq!(
+            shards[1].end_ns + 1,
+            new_york_time_nanos(d("2024-03-01"), 0, 0)
+        );
+        assert_eq!(shards[2].end_ns, range.end_ns);
     }
 
     #[test]

@@ -17,14 +17,14 @@ async fn bad_arguments_get_one_line_and_a_nonzero_exit() {
     let url = "http://127.0.0.1:9";
     let cases: &[(&[&str], i32, &str)] = &[
         (
-            &["import-api", "trades", "AAPL", "2024-01-02", "2024-01-03"],
+            &["import-api", "ticks", "AAPL", "2024-01-02", "2024-01-03"],
             2,
-            "invalid value 'trades' for '<KIND>'",
+            "invalid value 'ticks' for '<KIND>'",
         ),
         (
             &["import-api", "quotes", "AAPL", "2024-01-02"],
             2,
-            "the following required arguments were not provided: <END>",
+            "missing END: expected SYMBOLS START END (or START END with --symbols-file)",
         ),
         (
             &["import-api", "quotes", "AAPL", "2024-1-2", "2024-01-03"],
@@ -54,7 +54,7 @@ async fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         ),
         (
             &["import-api", "quotes", "AA$PL", "2024-01-02", "2024-01-03"],
-            1,
+            2,
             "symbol \"AA$PL\" contains '$', which no ticker has",
         ),
         (

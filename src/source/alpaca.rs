@@ -479,8 +479,9 @@ impl AlpacaClient {
     ) -> Result<Page<T>, ApiError> {
         let url = self.page_url(req, symbol, range, token);
         let mut calls = 0u32;
+        let what = format!("GET {} page", req.path);
         self.retry
-            .run("GET quotes page", || {
+            .run(&what, || {
                 calls += 1;
                 if calls > 1 {
                     self.stats
