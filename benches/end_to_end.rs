@@ -26,9 +26,9 @@ struct Mode {
 /// `--format parquet` import.
 const LOAD_MONTH: &str = "load-historical one month (Parquet to SQLite)";
 /// A month of AAPL trades (the stand-in serves 9,250 a weekday).
-const TRADES_MONTH: &str = "trades, one month of AAPL";
+const TRADES_MONTH: &str = "trades: one month of AAPL";
 /// A year of 1-minute bars for ten symbols (2,620 symbol-days).
-const BARS_YEAR: &str = "1Min bars, a year of 10 symbols";
+const BARS_YEAR: &str = "1Min bars: a year of 10 symbols";
 const TEN: &str = "AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,BRK.B,JPM,V";
 
 const MODES: &[Mode] = &[
