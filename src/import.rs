@@ -991,6 +991,11 @@ where
         source.shard_count().map(|n| (n, report.unit)),
         requests.clone(),
     );
+    progress.set_item(match report.noun.as_str() {
+        "trades" => "trade",
+        n if n.ends_with("bars") => "bar",
+        _ => "quote",
+    });
     let source = source.spawn(tx, cancel_rx.clone());
     let mut last: Option<BatchCommitted> = None;
     let batched = run_batcher(&mut rx, make_transform, sink, batch_size, cancel_rx, |c| {

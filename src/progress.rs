@@ -122,6 +122,8 @@ pub struct Progress {
     requests: Option<Arc<RequestStats>>,
     /// (when, requests so far), for the requests/min over about the last minute.
     samples: VecDeque<(Instant, u64)>,
+    /// What a row is, for the batch line: `quote`, `trade`, `bar`.
+    item: &'static str,
 }
 
 impl Progress {
@@ -167,7 +169,13 @@ impl Progress {
             shards: shards.map(|(n, unit)| (n, 0, unit)),
             requests,
             samples: VecDeque::from([(started, 0)]),
+            item: "quote",
         }
+    }
+
+    /// Names the rows in the batch line (`last trade ...`); quotes by default.
+    pub fn set_item(&mut self, item: &'static str) {
+        self.item = item;
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -209,7 +217,7 @@ impl Progress {
         }
         if c.rows > 0 {
             tracing::info!(
-                "[{}] Batch {}: {} rows {}, {} total, last quote {}, {} ms{extra}",
+                "[{}] Batch {}: {} rows {}, {} total, last {} {}, {} ms{extra}",
                 c.label,
                 c.number,
                 c.rows,
@@ -219,6 +227,7 @@ impl Progress {
                     "written"
                 },
                 c.total_rows,
+                self.item,
                 format_nanos(c.last_time_ns),
                 c.write_time.as_millis()
             );

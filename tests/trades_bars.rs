@@ -98,6 +98,11 @@ async fn trades_with_corrections_land_exactly() {
         "{}",
         run.stderr
     );
+    assert!(
+        run.stderr.contains(" total, last trade 2024-01-"),
+        "{}",
+        run.stderr
+    );
     for symbol in ["AAPL", "MSFT"] {
         let want = expected_trades(symbol, "2024-01-02", "2024-01-04", 4_000);
         // 1,000 records a day, 10 of them corrections of an earlier trade.
