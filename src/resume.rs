@@ -89,6 +89,27 @@ pub struct Saved {
     pub done: bool,
 }
 
+/// An `import_progress` row as both databases return it: (day as `YYYY-MM-DD`, start_ns,
+/// end_ns, last_t, last_seq, done).
+pub type ProgressRecord = (String, i64, i64, Option<i64>, Option<i64>, bool);
+
+impl Saved {
+    pub fn from_record(
+        (day, start_ns, end_ns, t, seq, done): ProgressRecord,
+    ) -> anyhow::Result<Saved> {
+        let day = day
+            .parse::<NaiveDate>()
+            .map_err(|e| anyhow::anyhow!("import_progress holds a bad day {day:?}: {e}"))?;
+        Ok(Saved {
+            day,
+            start_ns,
+            end_ns,
+            last: t.zip(seq).map(|(t, seq)| (t, seq as u32)),
+            done,
+        })
+    }
+}
+
 /// The weekdays of `range` as shards of `symbol`: each day's extended session, 04:00 to
 /// 20:00 New York (when US stocks trade; weekends cost no requests), clipped to the range.
 /// A whole day is thus the same span whichever range it is part of, so a day done by one

@@ -13,7 +13,7 @@
 use super::sqlite::{TableSpec, WriteMode};
 use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
-use crate::resume::{Saved, Tracking};
+use crate::resume::{ProgressRecord, Saved, Tracking};
 use crate::transform::AggQuote;
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -267,9 +267,8 @@ impl PgSink {
         first: NaiveDate,
         last: NaiveDate,
     ) -> anyhow::Result<Vec<Saved>> {
-        type Row = (String, i64, i64, Option<i64>, Option<i32>, bool);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT day::text, start_ns, end_ns, last_t, last_seq, done FROM import_progress \
+        let rows: Vec<ProgressRecord> = sqlx::query_as(
+            "SELECT day::text, start_ns, end_ns, last_t, last_seq::BIGINT, done FROM import_progress \
              WHERE dataset = $1 AND symbol = $2 AND day BETWEEN $3::date AND $4::date ORDER BY day",
         )
         .bind(dataset)
@@ -279,20 +278,7 @@ impl PgSink {
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e, "cannot read the import progress"))?;
-        rows.into_iter()
-            .map(|(day, start_ns, end_ns, t, seq, done)| {
-                let day = day
-                    .parse::<NaiveDate>()
-                    .map_err(|e| anyhow::anyhow!("import_progress holds a bad day {day:?}: {e}"))?;
-                Ok(Saved {
-                    day,
-                    start_ns,
-                    end_ns,
-                    last: t.zip(seq).map(|(t, seq)| (t, seq as u32)),
-                    done,
-                })
-            })
-            .collect()
+        rows.into_iter().map(Saved::from_record).collect()
     }
 
     fn err(&self, e: sqlx::Error, doing: &str) -> anyhow::Error {

@@ -7,7 +7,7 @@
 
 use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
-use crate::resume::{Saved, Tracking};
+use crate::resume::{ProgressRecord, Saved, Tracking};
 use crate::transform::AggQuote;
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -369,8 +369,7 @@ impl SqliteSink {
         first: NaiveDate,
         last: NaiveDate,
     ) -> anyhow::Result<Vec<Saved>> {
-        type Row = (String, i64, i64, Option<i64>, Option<i64>, bool);
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<ProgressRecord> = sqlx::query_as(
             "SELECT day, start_ns, end_ns, last_t, last_seq, done FROM import_progress \
              WHERE dataset = ? AND symbol = ? AND day BETWEEN ? AND ? ORDER BY day",
         )
@@ -381,23 +380,7 @@ impl SqliteSink {
         .fetch_all(&mut self.conn)
         .await
         .map_err(|e| self.err(e, "cannot read the import progress"))?;
-        rows.into_iter()
-            .map(|(day, start_ns, end_ns, t, seq, done)| {
-                let day = day.parse::<NaiveDate>().map_err(|e| {
-                    anyhow::anyhow!(
-                        "import_progress in {} holds a bad day {day:?}: {e}",
-                        self.path.display()
-                    )
-                })?;
-                Ok(Saved {
-                    day,
-                    start_ns,
-                    end_ns,
-                    last: t.zip(seq).map(|(t, seq)| (t, seq as u32)),
-                    done,
-                })
-            })
-            .collect()
+        rows.into_iter().map(Saved::from_record).collect()
     }
 
     /// Rows from now on are thinned rows keyed by `spec` (e.g. `sample=10`).
