@@ -6,7 +6,7 @@
 
 use data::model::Quote;
 use data::pipeline::{Mark, Sink};
-use data::sink::parquet::ParquetSink;
+use data::sink::parquet::{Layout, ParquetSink};
 use data::standin::generate::quotes_between;
 use data::time::DateRange;
 use std::sync::Arc;
@@ -81,7 +81,8 @@ fn main() {
     for _ in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let t = rt.block_on(async {
-            let mut sink = ParquetSink::new(dir.path(), shards.clone()).expect("sink");
+            let mut sink = ParquetSink::<Quote>::new(dir.path(), Layout::Quotes, shards.clone())
+                .expect("sink");
             let started = Instant::now();
             for (batch, marks) in &batches {
                 sink.write_batch(batch, marks).await.expect("write");

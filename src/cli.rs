@@ -44,22 +44,26 @@ pub enum Command {
     /// Load days from the Parquet store (HISTORICAL_DATA_PATH) into the database
     #[command(
         name = "load-historical",
-        long_about = "Load days from the Parquet store (HISTORICAL_DATA_PATH, written by \
-            `import-api --format parquet` or `archive`) into the database, through the same \
-            batches, upserts, progress and log lines as an API import. START and END work as \
-            for import-api; only the files and row groups that overlap the range are read. \
-            Weekdays without a file are reported.",
-        after_help = "Example:\n  data load-historical quotes AAPL 2024-11-01 2024-11-30"
+        long_about = "Load quotes, trades or bars from the Parquet store (HISTORICAL_DATA_PATH, \
+            written by `import-api --format parquet` or `archive`) into the database, through \
+            the same batches, upserts and log lines as an API import. START and END work as \
+            for import-api (bars: whole days); only the files and row groups that overlap the \
+            range are read. Weekdays (bars: months) without a file are reported.",
+        after_help = "Examples:\n  data load-historical quotes AAPL 2024-11-01 2024-11-30\n  \
+            data load-historical trades AAPL,MSFT 2024-11-01 2024-11-30\n  \
+            data load-historical bars AAPL 2024-01-01 2024-12-31 --timeframe 1Min"
     )]
     LoadHistorical(LoadArgs),
-    /// Move database quotes older than a cutoff into the Parquet store (verified, then deleted)
+    /// Move database rows older than a cutoff into the Parquet store (verified, then deleted)
     #[command(
-        long_about = "Move a symbol's raw quotes of New York days before the cutoff from the \
-            database to the Parquet store, one day at a time: the day's file is written \
-            atomically (merged with any file already there), read back and verified (row count \
-            and checksum), and only then are the rows deleted from the database. A crash at any \
-            point loses nothing, and a rerun duplicates nothing.",
-        after_help = "Examples:\n  data archive quotes AAPL --older-than 30d\n  data archive quotes AAPL --older-than 2024-07-01"
+        long_about = "Move a symbol's raw quotes, trades or bars before the cutoff from the \
+            database to the Parquet store, one file at a time (a New York day; bars: a calendar \
+            month, moved once all of it is before the cutoff): the file is written atomically \
+            (merged with any file already there), read back and verified (every row compared), \
+            and only then are the rows deleted from the database. A crash at any point loses \
+            nothing, and a rerun duplicates nothing.",
+        after_help = "Examples:\n  data archive quotes AAPL --older-than 30d\n  data archive trades AAPL --older-than 2024-07-01\n  \
+            data archive bars AAPL --older-than 2024-07-01 --timeframe 1Min"
     )]
     Archive(ArchiveArgs),
     /// List what the database and the Parquet store hold: per dataset and symbol, the date
@@ -144,7 +148,7 @@ pub struct LoadArgs {
     /// What to load
     #[arg(value_enum)]
     pub kind: DataKind,
-    /// Ticker symbol, e.g. AAPL
+    /// Ticker symbols: one (AAPL) or a comma-separated list (AAPL,MSFT)
     pub symbol: String,
     /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
     pub start: String,
@@ -152,6 +156,8 @@ pub struct LoadArgs {
     pub end: String,
     #[command(flatten)]
     pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub bars: BarArgs,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +173,8 @@ pub struct ArchiveArgs {
     pub older_than: String,
     #[command(flatten)]
     pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub bars: BarArgs,
 }
 
 #[derive(Debug, Args)]

@@ -13,19 +13,17 @@ use crate::config::{self, Format};
 use crate::model::{ApiRecord, Bar, Quote, Symbol, Trade};
 use crate::pipeline::{cancellation, run_batcher, BatchCommitted, Chunk, Sink, CHANNEL_PAGES};
 use crate::progress::{init_logging, Progress};
-use crate::resume::{
-    apply_progress, day_shards, shards_of, PlanCounts, Shard, ShardUnit, Tracking,
-};
+use crate::resume::{apply_progress, shards_of, PlanCounts, Shard, ShardUnit, Tracking};
 use crate::sink::database::Database;
-use crate::sink::parquet::day_file;
-use crate::sink::parquet::ParquetSink;
+use crate::sink::parquet::{Layout, ParquetSink, StoreRecord};
 use crate::sink::sqlite::{
     TableSpec, WriteMode, BARS, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED, TRADES,
 };
 use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials, Request};
 use crate::source::pace::RequestStats;
-use crate::source::parquet::stream_parquet_quotes;
+use crate::source::parquet::stream_parquet;
 use crate::source::retry::RetryPolicy;
+use crate::store::archive as archive_units;
 use crate::time::{
     format_nanos, new_york_date, new_york_time_nanos, DateRange, SESSION_CLOSE, SESSION_OPEN,
 };
@@ -121,15 +119,47 @@ impl Report {
     }
 }
 
-/// `load-historical` and `archive` work on the Parquet store, which keeps quotes only.
-fn quotes_only(kind: DataKind) -> anyhow::Result<()> {
-    if kind == DataKind::Quotes {
-        Ok(())
-    } else {
-        Err(usage(
-            "the Parquet store keeps quotes only for now: load-historical and archive take quotes"
-                .into(),
-        ))
+/// The dataset a command names: its Parquet layout, database table and noun for messages.
+/// Bars need a valid `--timeframe` (and `--adjustment`); the others take neither.
+fn dataset_of(
+    kind: DataKind,
+    bars: &crate::cli::BarArgs,
+) -> anyhow::Result<(Layout, &'static TableSpec, String)> {
+    if kind != DataKind::Bars {
+        if bars.timeframe.is_some() {
+            return Err(usage("--timeframe applies to bars only".into()));
+        }
+        return Ok(match kind {
+            DataKind::Trades => (Layout::Trades, &TRADES, "trades".into()),
+            _ => (Layout::Quotes, &QUOTES, "quotes".into()),
+        });
+    }
+    let tf = bars
+        .timeframe
+        .as_deref()
+        .ok_or_else(|| usage("bars need --timeframe 1Min|5Min|15Min|1Hour|1Day".into()))?;
+    if !matches!(tf, "1Min" | "5Min" | "15Min" | "1Hour" | "1Day") {
+        return Err(usage(format!(
+            "invalid --timeframe {tf:?}: must be 1Min, 5Min, 15Min, 1Hour or 1Day"
+        )));
+    }
+    let adj = bars.adjustment.as_str();
+    if !matches!(adj, "raw" | "split" | "dividend" | "all") {
+        return Err(usage(format!(
+            "invalid --adjustment {adj:?}: must be raw, split, dividend or all"
+        )));
+    }
+    Ok((Layout::bars(tf, adj), &BARS, format!("{tf} bars")))
+}
+
+/// `range` widened to whole New York days, midnight to midnight (bars: a daily bar opens at
+/// midnight).
+fn calendar_days(range: DateRange) -> DateRange {
+    DateRange {
+        start_ns: new_york_time_nanos(new_york_date(range.start_ns), 0, 0),
+        end_ns: new_york_date(range.end_ns)
+            .succ_opt()
+            .map_or(range.end_ns, |d| new_york_time_nanos(d, 0, 0) - 1),
     }
 }
 
@@ -279,7 +309,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let client = client_for(&settings)?;
     init_logging(settings.log_path())?;
     if settings.format == Format::Parquet {
-        return import_to_parquet(&settings, client, symbols, range, args.restart).await;
+        let target = ParquetTarget {
+            layout: Layout::Quotes,
+            req: Request::quotes(),
+            noun: "quotes".into(),
+        };
+        return import_to_parquet::<Quote>(&settings, client, symbols, range, args.restart, target)
+            .await;
     }
     let table: &'static TableSpec = match (thinning.is_raw(), thinning.aggregate_ns) {
         (true, _) => &QUOTES,
@@ -475,56 +511,29 @@ async fn run_trades_or_bars(
             "--nbbo-changes, --sample and --aggregate thin quotes; they do not apply to {kind}"
         )));
     }
-    if settings.format == Format::Parquet {
-        return Err(usage(format!(
-            "the Parquet store keeps quotes only for now; import {kind} into a database (format database)"
-        )));
-    }
-    let (req, range, noun, dataset) = match args.kind {
-        DataKind::Trades => {
-            if args.bars.timeframe.is_some() {
-                return Err(usage("--timeframe applies to bars only".into()));
-            }
-            (
-                Request::trades(),
-                range,
-                "trades".to_string(),
-                "trades".to_string(),
-            )
-        }
-        _ => {
-            let tf =
-                args.bars.timeframe.as_deref().ok_or_else(|| {
-                    usage("bars need --timeframe 1Min|5Min|15Min|1Hour|1Day".into())
-                })?;
-            if !matches!(tf, "1Min" | "5Min" | "15Min" | "1Hour" | "1Day") {
-                return Err(usage(format!(
-                    "invalid --timeframe {tf:?}: must be 1Min, 5Min, 15Min, 1Hour or 1Day"
-                )));
-            }
-            let adj = args.bars.adjustment.as_str();
-            if !matches!(adj, "raw" | "split" | "dividend" | "all") {
-                return Err(usage(format!(
-                    "invalid --adjustment {adj:?}: must be raw, split, dividend or all"
-                )));
-            }
-            let whole = DateRange {
-                start_ns: new_york_time_nanos(new_york_date(range.start_ns), 0, 0),
-                end_ns: new_york_date(range.end_ns)
-                    .succ_opt()
-                    .map_or(range.end_ns, |d| new_york_time_nanos(d, 0, 0) - 1),
-            };
-            (
-                Request::bars(tf, adj),
-                whole,
-                format!("{tf} bars"),
-                format!("bars/{tf}/{adj}"),
-            )
-        }
+    let (layout, table, noun) = dataset_of(args.kind, &args.bars)?;
+    let (req, range, dataset) = match &layout {
+        Layout::Bars {
+            timeframe,
+            adjustment,
+        } => (
+            Request::bars(timeframe, adjustment),
+            calendar_days(range),
+            format!("bars/{timeframe}/{adjustment}"),
+        ),
+        _ => (Request::trades(), range, "trades".to_string()),
     };
     let client = client_for(&settings)?;
     init_logging(settings.log_path())?;
-    let table: &'static TableSpec = if kind == "trades" { &TRADES } else { &BARS };
+    if settings.format == Format::Parquet {
+        let target = ParquetTarget { layout, req, noun };
+        let (s, r) = (symbols, args.restart);
+        return if kind == "trades" {
+            import_to_parquet::<Trade>(&settings, client, s, range, r, target).await
+        } else {
+            import_to_parquet::<Bar>(&settings, client, s, range, r, target).await
+        };
+    }
     let report = Report {
         symbols,
         noun,
@@ -695,19 +704,32 @@ trait Source<R> {
     ) -> JoinHandle<anyhow::Result<Fetched>>;
 }
 
-/// `data import-api ... --format parquet`: whole New York days into the Parquet store. A
-/// day's file in place is its resume record: a rerun fetches only days without one.
-async fn import_to_parquet(
+/// What `import-api --format parquet` writes: the dataset, the request, and the noun for
+/// messages.
+struct ParquetTarget {
+    layout: Layout,
+    req: Request,
+    noun: String,
+}
+
+/// `data import-api ... --format parquet`: whole New York days (bars: whole months) into
+/// the Parquet store. A file in place is its unit's resume record: a rerun fetches only
+/// days (months) without one.
+async fn import_to_parquet<R: ApiRecord + StoreRecord>(
     settings: &config::Settings,
     client: AlpacaClient,
     symbols: Vec<Symbol>,
     asked: DateRange,
     restart: bool,
+    target: ParquetTarget,
 ) -> anyhow::Result<Outcome> {
-    let range = whole_days(asked);
+    let ParquetTarget { layout, req, noun } = target;
+    let unit = layout.unit();
+    let range = layout.whole_units(asked);
     if range != asked {
         tracing::info!(
-            "[FILE] the Parquet store keeps whole New York days: importing {range} (asked for {asked})"
+            "[FILE] the Parquet store keeps whole New York {}: importing {range} (asked for {asked})",
+            unit.noun()
         );
     }
     if settings.skip_duplicates || settings.drop_indexes {
@@ -716,163 +738,189 @@ async fn import_to_parquet(
     let now = now_ns();
     let all: Vec<Shard> = symbols
         .iter()
-        .flat_map(|s| day_shards(s, range, now))
+        .flat_map(|s| shards_of(s, range, now, unit))
         .collect();
     let total = all.len();
     let root = &settings.historical_path;
     let todo: Vec<Shard> = all
         .into_iter()
-        .filter(|s| restart || !s.can_finish || !day_file(root, s.symbol.as_str(), s.day).exists())
+        .filter(|s| {
+            restart || !s.can_finish || !layout.file(root, s.symbol.as_str(), s.day).exists()
+        })
         .collect();
     let counts = PlanCounts {
         total,
         skipped: total - todo.len(),
         resumed: 0,
     };
-    log_plan(settings, counts, todo.len(), restart, "days");
+    log_plan(settings, counts, todo.len(), restart, unit.noun());
     let report = Report {
         symbols,
-        noun: "quotes".into(),
-        unit: "days",
+        noun,
+        unit: unit.noun(),
         table: "parquet",
         spec: String::new(),
         from: settings.api_url.clone(),
     };
     if todo.is_empty() {
         tracing::info!(
-            "[DONE] {}: all {total} days of {range} are in the Parquet store already; nothing to fetch (--restart fetches them again)",
-            report.label()
+            "[DONE] {}: all {total} {} of {range} are in the Parquet store already; nothing to fetch (--restart fetches them again)",
+            report.label(),
+            unit.noun()
         );
         return Ok(Outcome::Completed);
     }
     let shards = Arc::new(todo);
-    let mut sink = ParquetSink::new(root, shards.clone())?;
+    let mut sink = ParquetSink::<R>::new(root, layout.clone(), shards.clone())?;
     tracing::info!(
         "[IMPORT] {} {range} (feed {}) into the Parquet store {}, batches of {}",
         report.label(),
         settings.feed.as_str(),
-        root.display(),
+        layout.dir(root).display(),
         settings.batch_size
     );
-    let source = ApiSource::new(
-        client,
-        Request::quotes(),
-        shards.clone(),
-        settings.concurrency,
-    );
+    let source = ApiSource::new(client, req, shards.clone(), settings.concurrency);
     let by_symbol = source.by_symbol.clone();
     let result = pipe(
         &report,
         range,
         settings.batch_size,
         &mut sink,
-        Passthrough::default,
+        Passthrough::<R>::default,
         source,
     )
     .await;
     if let Ok(outcome) = &result {
         report_symbols(&report, &shards, &by_symbol, range, *outcome);
     }
-    let days = &mut sink.written;
-    days.sort_by_key(|d| d.date);
-    let kept = match (days.first(), days.last()) {
+    let files = &mut sink.written;
+    files.sort_by_key(|d| d.date);
+    let kept = match (files.first(), files.last()) {
         (Some(a), Some(b)) => format!(
-            "{} day files, {} to {}, {} rows",
-            days.len(),
+            "{} {} files, {} to {}, {} rows",
+            files.len(),
+            if unit == ShardUnit::Month {
+                "month"
+            } else {
+                "day"
+            },
             a.date,
             b.date,
-            days.iter().map(|d| d.rows).sum::<u64>()
+            files.iter().map(|d| d.rows).sum::<u64>()
         ),
-        _ => "no day files".to_string(),
+        _ => "no files".to_string(),
     };
     match &result {
         Ok(Outcome::Completed) => {
-            tracing::info!("[FILE] wrote {kept} under {}", root.display())
+            tracing::info!("[FILE] wrote {kept} under {}", layout.dir(root).display())
         }
         _ => tracing::warn!(
-            "[FILE] kept {kept}; the days in progress were discarded (rerun to complete them)"
+            "[FILE] kept {kept}; the {} in progress were discarded (rerun to complete them)",
+            unit.noun()
         ),
     }
     result
 }
 
-/// `data load-historical`: the Parquet store's days for the range, into the database.
+/// `data load-historical`: the Parquet store's files for the range, into the database.
 pub async fn load_historical(args: LoadArgs) -> anyhow::Result<Outcome> {
-    quotes_only(args.kind)?;
     let settings = config::resolve(&args.settings, &config::process_env)?;
-    let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
-    let range = DateRange::parse(&args.start, &args.end).map_err(|e| anyhow!(e))?;
+    let (layout, table, noun) = dataset_of(args.kind, &args.bars)?;
+    let symbols = parse_symbol_list(&args.symbol, "SYMBOLS")?;
+    if symbols.is_empty() {
+        return Err(usage("SYMBOLS is empty: name at least one symbol".into()));
+    }
+    let mut range = DateRange::parse(&args.start, &args.end).map_err(|e| usage(e.to_string()))?;
+    if args.kind == DataKind::Bars {
+        range = calendar_days(range);
+    }
     init_logging(settings.log_path())?;
     let root = settings.historical_path.clone();
     let report = Report {
-        symbols: vec![symbol.clone()],
-        noun: "quotes".into(),
-        unit: "days",
-        table: QUOTES.name,
+        symbols,
+        noun,
+        unit: layout.unit().noun(),
+        table: table.name,
         spec: String::new(),
         from: format!("the Parquet store {}", root.display()),
     };
-    let (mut sink, dropped) = open_database(&settings, &report, &QUOTES, range).await?;
+    let (mut sink, dropped) = open_database(&settings, &report, table, range).await?;
     let source = StoreSource {
         root,
-        symbol,
+        layout: layout.clone(),
+        symbols: report.symbols.clone(),
         range,
     };
-    let result = pipe(
-        &report,
-        range,
-        settings.batch_size,
-        &mut sink,
-        Passthrough::default,
-        source,
-    )
-    .await;
+    let batch = settings.batch_size;
+    let result = match layout {
+        Layout::Quotes => {
+            let make = Passthrough::<Quote>::default;
+            pipe(&report, range, batch, &mut sink, make, source).await
+        }
+        Layout::Trades => {
+            let make = Passthrough::<Trade>::default;
+            pipe(&report, range, batch, &mut sink, make, source).await
+        }
+        Layout::Bars { .. } => {
+            let make = Passthrough::<Bar>::default;
+            pipe(&report, range, batch, &mut sink, make, source).await
+        }
+    };
     close_database(sink, dropped, result).await
 }
 
-/// The Parquet store as a pipeline source (`load-historical`).
+/// The Parquet store as a pipeline source (`load-historical`): each symbol's files in turn.
 struct StoreSource {
     root: std::path::PathBuf,
-    symbol: Symbol,
+    layout: Layout,
+    symbols: Vec<Symbol>,
     range: DateRange,
 }
 
-impl Source<Quote> for StoreSource {
+impl<R: StoreRecord> Source<R> for StoreSource {
     fn spawn(
         self,
-        tx: mpsc::Sender<Chunk<Quote>>,
+        tx: mpsc::Sender<Chunk<R>>,
         cancel: watch::Receiver<bool>,
     ) -> JoinHandle<anyhow::Result<Fetched>> {
         let StoreSource {
             root,
-            symbol,
+            layout,
+            symbols,
             range,
         } = self;
         tokio::task::spawn_blocking(move || {
-            let stats = stream_parquet_quotes(&root, &symbol, range, tx, cancel)?;
-            if !stats.missing.is_empty() {
-                let shown: Vec<String> = stats
-                    .missing
-                    .iter()
-                    .take(20)
-                    .map(|d| d.to_string())
-                    .collect();
-                tracing::warn!(
-                    "[FILE] {} weekday(s) in the range have no file for {symbol} in {}: {}{}",
-                    stats.missing.len(),
-                    root.display(),
-                    shown.join(", "),
-                    if stats.missing.len() > 20 {
-                        ", ..."
-                    } else {
-                        ""
-                    }
-                );
+            let mut fetched = Fetched { pages: 0, rows: 0 };
+            for symbol in &symbols {
+                let stats =
+                    stream_parquet(&root, &layout, symbol, range, tx.clone(), cancel.clone())?;
+                fetched.pages += stats.files;
+                fetched.rows += stats.rows;
+                if !stats.missing.is_empty() {
+                    let shown: Vec<String> = stats
+                        .missing
+                        .iter()
+                        .take(20)
+                        .map(|d| d.to_string())
+                        .collect();
+                    tracing::warn!(
+                        "[FILE] {} {}(s) in the range have no file for {symbol} in {}: {}{}",
+                        stats.missing.len(),
+                        match layout.unit() {
+                            ShardUnit::Month => "month",
+                            ShardUnit::Session => "weekday",
+                        },
+                        layout.dir(&root).display(),
+                        shown.join(", "),
+                        if stats.missing.len() > 20 {
+                            ", ..."
+                        } else {
+                            ""
+                        }
+                    );
+                }
             }
-            Ok(Fetched {
-                pages: stats.files,
-                rows: stats.rows,
-            })
+            Ok(fetched)
         })
     }
 }
@@ -1093,8 +1141,8 @@ where
 
 /// `data archive`.
 pub async fn archive(args: ArchiveArgs) -> anyhow::Result<Outcome> {
-    quotes_only(args.kind)?;
     let settings = config::resolve(&args.settings, &config::process_env)?;
+    let (layout, _, noun) = dataset_of(args.kind, &args.bars)?;
     let symbol = Symbol::parse(&args.symbol).map_err(|e| anyhow!(e))?;
     let today = new_york_date(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX));
     let cutoff = crate::store::parse_cutoff(&args.older_than, today)?;
@@ -1105,12 +1153,20 @@ pub async fn archive(args: ArchiveArgs) -> anyhow::Result<Outcome> {
     )
     .await?;
     let started = Instant::now();
-    let report = crate::store::archive(&mut db, &settings.historical_path, &symbol, cutoff).await?;
+    let root = &settings.historical_path;
+    let report = match layout {
+        Layout::Quotes => archive_units::<Quote>(&mut db, root, &layout, &symbol, cutoff).await?,
+        Layout::Trades => archive_units::<Trade>(&mut db, root, &layout, &symbol, cutoff).await?,
+        Layout::Bars { .. } => {
+            archive_units::<Bar>(&mut db, root, &layout, &symbol, cutoff).await?
+        }
+    };
     tracing::info!(
-        "[DONE] archived {symbol} quotes before {cutoff}: {} days, {} rows moved to {} in {:.1}s",
-        report.days,
+        "[DONE] archived {symbol} {noun} before {cutoff}: {} {}, {} rows moved to {} in {:.1}s",
+        report.units,
+        layout.unit().noun(),
         report.rows,
-        settings.historical_path.display(),
+        root.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(Outcome::Completed)

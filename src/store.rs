@@ -1,17 +1,19 @@
 //! `data status` and `data archive`: what each store holds, and moving old days from the
 //! database to the Parquet store without ever losing or duplicating a row.
 //!
-//! Archive works one New York day at a time: the day's database rows (merged with any file
-//! already stored for that day) are written as the day's file atomically, read back and
-//! verified (row count and checksum), and only then deleted from the database. A crash at
+//! Archive works one file's unit at a time (a New York day; bars: a calendar month): the
+//! unit's database rows (merged with any file already stored for it) are written as its
+//! file atomically, read back and verified (every row compared), and only then deleted from
+//! the database. A crash at
 //! any point leaves the rows in the database, in the file, or both — and a rerun merges by
 //! key, so it neither loses nor duplicates anything.
 
-use crate::model::{Quote, Symbol};
+use crate::model::{Bar, Quote, Symbol, Trade};
+use crate::resume::ShardUnit;
 use crate::sink::database::{is_postgres_url, Database};
-use crate::sink::parquet::{day_file, list_days, read_day_file, write_day_file};
-use crate::time::{is_weekday, new_york_time_nanos};
-use anyhow::{anyhow, Context};
+use crate::sink::parquet::{list_units, read_file, rows_per_day, write_file, Layout, StoreRecord};
+use crate::time::is_weekday;
+use anyhow::anyhow;
 use chrono::{Duration as Days, NaiveDate};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -80,17 +82,23 @@ pub async fn status(
         let mut db = Database::open(database_url, busy).await?;
         out.extend(holdings("database", db.day_counts(None).await?));
     }
-    let files = list_days(root)?;
-    if files.is_empty() {
-        notes.push(format!("Parquet store {}: no day files", root.display()));
+    let mut per_day = Vec::new();
+    for layout in Layout::present(root) {
+        for (sym, key, n, path) in list_units(root, &layout)? {
+            match layout.unit() {
+                ShardUnit::Session => per_day.push((layout.name(), sym, key, n)),
+                ShardUnit::Month => {
+                    for (d, n) in rows_per_day(&path)? {
+                        per_day.push((layout.name(), sym.clone(), d, n));
+                    }
+                }
+            }
+        }
     }
-    out.extend(holdings(
-        "parquet",
-        files
-            .into_iter()
-            .map(|(sym, d, n, _)| ("quotes".to_string(), sym, d, n))
-            .collect(),
-    ));
+    if per_day.is_empty() {
+        notes.push(format!("Parquet store {}: no files", root.display()));
+    }
+    out.extend(holdings("parquet", per_day));
     out.sort_by(|a, b| (&a.dataset, &a.symbol, a.store).cmp(&(&b.dataset, &b.symbol, b.store)));
     Ok((out, notes))
 }
@@ -170,97 +178,151 @@ pub fn parse_cutoff(text: &str, today: NaiveDate) -> anyhow::Result<NaiveDate> {
     })
 }
 
-/// An order-sensitive checksum of every field of every row.
-pub fn checksum(rows: &[Quote]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h = (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01B3);
-        }
-    };
-    for r in rows {
-        eat(&r.t.to_le_bytes());
-        eat(&r.seq.to_le_bytes());
-        eat(r.bid_exchange.as_bytes());
-        eat(&r.bid_price.to_bits().to_le_bytes());
-        eat(&r.bid_size.to_le_bytes());
-        eat(r.ask_exchange.as_bytes());
-        eat(&r.ask_price.to_bits().to_le_bytes());
-        eat(&r.ask_size.to_le_bytes());
-        eat(r.conditions_json().as_bytes());
-        eat(r.tape.as_bytes());
-        eat(&[0xff]);
-    }
-    h
-}
-
 #[derive(Debug, Default)]
 pub struct ArchiveReport {
-    pub days: usize,
+    /// Files' units archived: days, or months of bars.
+    pub units: usize,
     pub rows: u64,
 }
 
-/// Moves `symbol`'s raw quotes of New York days before `cutoff` from the database to the
-/// Parquet store, day by day (write, verify, then delete).
-pub async fn archive(
+/// A row type `archive` moves: how to read it from the database, and its identity when a
+/// unit's database rows are merged with a file already stored for it.
+pub trait Archivable: StoreRecord {
+    fn read(
+        db: &mut Database,
+        layout: &Layout,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> impl std::future::Future<Output = anyhow::Result<Vec<Self>>>;
+    /// Quotes: (t, seq); trades: (exchange, id) within the day; bars: t.
+    fn merge_key(&self) -> (i64, u64, String);
+}
+
+impl Archivable for Quote {
+    async fn read(
+        db: &mut Database,
+        _layout: &Layout,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<Vec<Self>> {
+        db.read_quotes(symbol, from_ns, until_ns).await
+    }
+    fn merge_key(&self) -> (i64, u64, String) {
+        (self.t, u64::from(self.seq), String::new())
+    }
+}
+
+impl Archivable for Trade {
+    async fn read(
+        db: &mut Database,
+        _layout: &Layout,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<Vec<Self>> {
+        db.read_trades(symbol, from_ns, until_ns).await
+    }
+    fn merge_key(&self) -> (i64, u64, String) {
+        (0, self.id, self.exchange.clone())
+    }
+}
+
+impl Archivable for Bar {
+    async fn read(
+        db: &mut Database,
+        layout: &Layout,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<Vec<Self>> {
+        let Layout::Bars {
+            timeframe,
+            adjustment,
+        } = layout
+        else {
+            anyhow::bail!("bars read as {}", layout.name());
+        };
+        db.read_bars(symbol, (timeframe, adjustment), from_ns, until_ns)
+            .await
+    }
+    fn merge_key(&self) -> (i64, u64, String) {
+        (self.t, 0, String::new())
+    }
+}
+
+/// Moves `symbol`'s rows of `layout` before `cutoff` from the database to the Parquet
+/// store, one file's unit at a time (write, verify, then delete). A month of bars moves
+/// only once all of it is before `cutoff`.
+pub async fn archive<R: Archivable>(
     db: &mut Database,
     root: &Path,
+    layout: &Layout,
     symbol: &Symbol,
     cutoff: NaiveDate,
 ) -> anyhow::Result<ArchiveReport> {
     let mut report = ArchiveReport::default();
-    let days: Vec<NaiveDate> = db
+    let name = layout.name();
+    let mut units: Vec<NaiveDate> = db
         .day_counts(Some(symbol.as_str()))
         .await?
         .into_iter()
-        .filter(|(ds, _, d, _)| ds == "quotes" && *d < cutoff)
-        .map(|(_, _, d, _)| d)
+        .filter(|(ds, _, d, _)| *ds == name && *d < cutoff)
+        .map(|(_, _, d, _)| layout.unit_key(crate::time::new_york_time_nanos(d, 12, 0)))
         .collect();
+    units.dedup();
+    let cutoff_ns = crate::time::new_york_time_nanos(cutoff, 0, 0);
     let shared: Arc<str> = symbol.shared();
-    for date in days {
-        let from = new_york_time_nanos(date, 0, 0);
-        let until = new_york_time_nanos(date.succ_opt().context("date out of range")?, 0, 0);
-        let in_db = db.read_quotes(symbol.as_str(), from, until).await?;
-        let path = day_file(root, symbol.as_str(), date);
-        // Merge with a file already stored for the day (an earlier archive or import, or a
-        // run that crashed after writing): keyed by (t, seq), the database's row wins.
-        let mut merged: BTreeMap<(i64, u32), Quote> = BTreeMap::new();
+    for key in units {
+        let (from, until) = layout.unit_bounds(key);
+        if until > cutoff_ns {
+            continue;
+        }
+        let in_db: Vec<R> = R::read(db, layout, symbol.as_str(), from, until).await?;
+        let path = layout.file(root, symbol.as_str(), key);
+        // Merge with a file already stored for the unit (an earlier archive or import, or a
+        // run that crashed after writing): keyed by identity, the database's row wins.
+        let mut merged: BTreeMap<(i64, u64, String), R> = BTreeMap::new();
         if path.exists() {
-            for q in read_day_file(&path, &shared)? {
-                merged.insert((q.t, q.seq), q);
+            for r in read_file::<R>(&path, &shared, layout)? {
+                merged.insert(r.merge_key(), r);
             }
         }
         let n_db = in_db.len();
-        for q in in_db {
-            merged.insert((q.t, q.seq), q);
+        for r in in_db {
+            merged.insert(r.merge_key(), r);
         }
-        let rows: Vec<Quote> = merged.into_values().collect();
-        let written = {
-            let (root, sym, rows) = (
+        let mut rows: Vec<R> = merged.into_values().collect();
+        rows.sort_by_key(|r| r.time());
+        let (rows, written) = {
+            let (root, layout, sym) = (
                 root.to_path_buf(),
+                layout.clone(),
                 symbol.as_str().to_string(),
-                rows.clone(),
             );
-            tokio::task::spawn_blocking(move || write_day_file(&root, &sym, date, &rows))
-                .await
-                .context("the file writer task failed")??
+            tokio::task::spawn_blocking(move || {
+                write_file(&root, &layout, &sym, key, &rows).map(|p| (rows, p))
+            })
+            .await
+            .map_err(|e| anyhow!("the file writer task failed: {e}"))??
         };
-        let back = read_day_file(&written, &shared)?;
-        if back.len() != rows.len() || checksum(&back) != checksum(&rows) {
+        let back = read_file::<R>(&written, &shared, layout)?;
+        if back != rows {
             anyhow::bail!(
-                "verification of {} failed ({} rows read back, {} written); nothing was deleted from the database",
+                "verification of {} failed ({} rows read back, {} written, or values differ); nothing was deleted from the database",
                 written.display(),
                 back.len(),
                 rows.len()
             );
         }
-        let deleted = db.delete_quotes(symbol.as_str(), from, until).await?;
+        let deleted = db.delete_rows(layout, symbol.as_str(), from, until).await?;
         tracing::info!(
-            "[ARCHIVE] {symbol} {date}: {n_db} database rows -> {} ({} rows, verified), {deleted} deleted from the database",
+            "[ARCHIVE] {symbol} {name} {key}: {n_db} database rows -> {} ({} rows, verified), {deleted} deleted from the database",
             written.display(),
             rows.len()
         );
-        report.days += 1;
+        report.units += 1;
         report.rows += n_db as u64;
     }
     Ok(report)

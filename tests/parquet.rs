@@ -279,7 +279,7 @@ async fn load_historical_reports_missing_weekdays() {
         .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
-        run.stderr.contains("3 weekday(s) in the range have no file for AAPL in data/historical: 2024-01-04, 2024-01-08, 2024-01-09"),
+        run.stderr.contains("3 weekday(s) in the range have no file for AAPL in data/historical/quotes: 2024-01-04, 2024-01-08, 2024-01-09"),
         "{}",
         run.stderr
     );
@@ -301,7 +301,7 @@ async fn archive_moves_old_days_to_files_and_load_historical_restores_them() {
         .run(&["archive", "quotes", "AAPL", "--older-than", "2024-01-04"])
         .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(run.stderr.contains("[ARCHIVE] AAPL 2024-01-02: 2000 database rows -> data/historical/quotes/symbol=AAPL/date=2024-01-02/part-0.parquet (2000 rows, verified), 2000 deleted from the database"), "{}", run.stderr);
+    assert!(run.stderr.contains("[ARCHIVE] AAPL quotes 2024-01-02: 2000 database rows -> data/historical/quotes/symbol=AAPL/date=2024-01-02/part-0.parquet (2000 rows, verified), 2000 deleted from the database"), "{}", run.stderr);
     assert!(
         run.stderr
             .contains("[DONE] archived AAPL quotes before 2024-01-04: 2 days, 4000 rows"),
@@ -360,7 +360,7 @@ async fn archive_moves_old_days_to_files_and_load_historical_restores_them() {
         .run(&["archive", "quotes", "AAPL", "--older-than", "2024-01-04"])
         .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(run.stderr.contains("[ARCHIVE] AAPL 2024-01-03: 2000 database rows -> data/historical/quotes/symbol=AAPL/date=2024-01-03/part-0.parquet (2000 rows, verified)"), "{}", run.stderr);
+    assert!(run.stderr.contains("[ARCHIVE] AAPL quotes 2024-01-03: 2000 database rows -> data/historical/quotes/symbol=AAPL/date=2024-01-03/part-0.parquet (2000 rows, verified)"), "{}", run.stderr);
     let f = w
         .path()
         .join("data/historical/quotes/symbol=AAPL/date=2024-01-03/part-0.parquet");

@@ -656,5 +656,57 @@ async fn trades_and_bars_go_into_postgres() {
             .await,
         0
     );
+    // archive and load-historical move trades and bars between PostgreSQL and the Parquet
+    // store without changing a value.
+    const TRADES: &str = "SELECT ('x' || substr(md5(string_agg(concat_ws('|', symbol_id, t, exchange, trade_id, \
+         price, size, conditions, tape, update_flag), ',' ORDER BY symbol_id, t, exchange, trade_id)), 1, 15))::bit(60)::BIGINT FROM trades";
+    const BARS: &str = "SELECT ('x' || substr(md5(string_agg(concat_ws('|', symbol_id, timeframe, adjustment, t, \
+         open, high, low, close, volume, trade_count, vwap), ',' ORDER BY symbol_id, t)), 1, 15))::bit(60)::BIGINT FROM bars";
+    let (trades_before, bars_before) = (db.scalar(TRADES).await, db.scalar(BARS).await);
+    let pg = ["--database-url", db.url.as_str()];
+    for args in [
+        &["archive", "trades", "AAPL", "--older-than", "2024-01-04"][..],
+        &[
+            "archive",
+            "bars",
+            "AAPL",
+            "--older-than",
+            "2024-02-01",
+            "--timeframe",
+            "5Min",
+        ][..],
+    ] {
+        let run = w.run(&[args, &pg[..]].concat()).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    assert_eq!(db.scalar("SELECT count(*) FROM trades").await, 2 * 990);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM bars b JOIN symbols s ON s.id = b.symbol_id WHERE s.symbol = 'AAPL'")
+            .await,
+        0
+    );
+    for args in [
+        &[
+            "load-historical",
+            "trades",
+            "AAPL",
+            "2024-01-02",
+            "2024-01-03",
+        ][..],
+        &[
+            "load-historical",
+            "bars",
+            "AAPL",
+            "2024-01-02",
+            "2024-01-03",
+            "--timeframe",
+            "5Min",
+        ][..],
+    ] {
+        let run = w.run(&[args, &pg[..]].concat()).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    assert_eq!(db.scalar(TRADES).await, trades_before);
+    assert_eq!(db.scalar(BARS).await, bars_before);
     db.drop().await;
 }

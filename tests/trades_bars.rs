@@ -239,7 +239,301 @@ async fn bad_bar_and_trade_options_are_named() {
             "AAPL",
             "2024-01-02",
             "2024-01-02",
+            "--timeframe",
+            "1Min",
         ])
         .await;
-    assert_one_line_failure(&run, 2, "the Parquet store keeps quotes only");
+    assert_one_line_failure(&run, 2, "--timeframe applies to bars only");
+    let run = w
+        .run(&["archive", "bars", "AAPL", "--older-than", "2024-01-02"])
+        .await;
+    assert_one_line_failure(&run, 2, "bars need --timeframe");
+}
+
+fn parquet_rows(p: &std::path::Path) -> i64 {
+    use parquet::file::reader::FileReader;
+    let r = parquet::file::serialized_reader::SerializedFileReader::new(
+        std::fs::File::open(p).unwrap(),
+    )
+    .unwrap();
+    r.metadata().file_metadata().num_rows()
+}
+
+fn status_lines(stdout: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trades_in_the_parquet_store_have_corrections_applied_and_round_trip() {
+    let s = standin(StandinConfig {
+        max_page: Some(300),
+        ..small(4_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    let import = [
+        "import-api",
+        "trades",
+        "AAPL,MSFT",
+        "2024-01-02",
+        "2024-01-03",
+        "--format",
+        "parquet",
+        "--api-url",
+        &url,
+        "--batch-size",
+        "700",
+    ];
+    let run = w.run(&import).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[FILE] wrote 4 day files, 2024-01-02 to 2024-01-03, 3960 rows"),
+        "{}",
+        run.stderr
+    );
+    // Each day file holds the day's 990 trades: the 10 corrections replaced the trades they
+    // correct (same id and exchange) instead of being added beside them.
+    for symbol in ["AAPL", "MSFT"] {
+        for day in ["2024-01-02", "2024-01-03"] {
+            let f = w.path().join(format!(
+                "data/historical/trades/symbol={symbol}/date={day}/part-0.parquet"
+            ));
+            assert_eq!(parquet_rows(&f), 990, "{}", f.display());
+            let rows: Vec<data::model::Trade> = data::sink::parquet::read_file(
+                &f,
+                &symbol.into(),
+                &data::sink::parquet::Layout::Trades,
+            )
+            .unwrap();
+            assert!(
+                rows.windows(2).all(|p| p[0].t <= p[1].t),
+                "not in time order"
+            );
+            let corrected = rows
+                .iter()
+                .filter(|r| r.update.as_deref() == Some("corrected"))
+                .count();
+            assert_eq!(corrected, 10);
+            let mut ids: Vec<(&str, u64)> =
+                rows.iter().map(|r| (r.exchange.as_str(), r.id)).collect();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), 990, "an identity appears twice");
+        }
+    }
+    // A rerun finds the days' files in place and fetches nothing.
+    let before = s.request_log().len();
+    let run = w.run(&import).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("all 4 days of"), "{}", run.stderr);
+    assert_eq!(s.request_log().len(), before);
+
+    // load-historical puts exactly the API's trades into the database.
+    let run = w
+        .run(&[
+            "load-historical",
+            "trades",
+            "AAPL,MSFT",
+            "2024-01-02",
+            "2024-01-03",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for symbol in ["AAPL", "MSFT"] {
+        let want = expected_trades(symbol, "2024-01-02", "2024-01-03", 4_000);
+        assert_eq!(stored_trades(&w, symbol).await, want, "{symbol}");
+    }
+
+    // Trades of 2024-01-04 imported into the database, then archived with the earlier
+    // days: AAPL's trades leave the database for the files, nothing lost or duplicated.
+    let run = w
+        .run(&[
+            "import-api",
+            "trades",
+            "AAPL",
+            "2024-01-04",
+            "2024-01-04",
+            "--api-url",
+            &url,
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = w
+        .run(&["archive", "trades", "AAPL", "--older-than", "2024-01-05"])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[DONE] archived AAPL trades before 2024-01-05: 3 days, 2970 rows moved"),
+        "{}",
+        run.stderr
+    );
+    assert!(stored_trades(&w, "AAPL").await.is_empty());
+    assert_eq!(stored_trades(&w, "MSFT").await.len(), 1980);
+    let status = w.run(&["status"]).await;
+    assert_eq!(status.code, Some(0), "{}", status.stderr);
+    let lines = status_lines(&status.stdout);
+    let row = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(
+        lines.contains(&row(&[
+            "trades",
+            "AAPL",
+            "parquet",
+            "2024-01-02",
+            "2024-01-04",
+            "3",
+            "2970",
+            "none"
+        ])),
+        "{}",
+        status.stdout
+    );
+    // And back: the three archived days load into the database as they were.
+    let run = w
+        .run(&[
+            "load-historical",
+            "trades",
+            "AAPL",
+            "2024-01-02",
+            "2024-01-04",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        stored_trades(&w, "AAPL").await,
+        expected_trades("AAPL", "2024-01-02", "2024-01-04", 4_000)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_in_the_parquet_store_are_whole_months_and_round_trip() {
+    let s = standin(small(2_000)).await;
+    let w = Workdir::new();
+    let url = s.url();
+    let run = w
+        .run(&[
+            "import-api",
+            "bars",
+            "AAPL",
+            "2024-01-30",
+            "2024-02-01",
+            "--timeframe",
+            "15Min",
+            "--format",
+            "parquet",
+            "--api-url",
+            &url,
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the Parquet store keeps whole New York months: importing"),
+        "{}",
+        run.stderr
+    );
+    let range = DateRange::parse("2024-01-01", "2024-02-29").unwrap();
+    let want: Vec<BarRow> = new_york_dates(range.start_ns, range.end_ns)
+        .filter_map(|d| DayTrades::new("AAPL", "sip", d, 2_000).map(|t| (d, t)))
+        .flat_map(|(d, t)| day_bars(&t, d, timeframe_ns("15Min").unwrap()))
+        .map(|b| {
+            (
+                b.t,
+                b.open,
+                b.high,
+                b.low,
+                b.close,
+                b.volume as i64,
+                b.trades as i64,
+                b.vwap,
+            )
+        })
+        .collect();
+    let jan =
+        data::time::new_york_time_nanos(chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(), 0, 0);
+    let in_jan = want.iter().filter(|b| b.0 < jan).count() as i64;
+    let dir = w
+        .path()
+        .join("data/historical/bars/timeframe=15Min/adjustment=raw/symbol=AAPL");
+    assert_eq!(
+        parquet_rows(&dir.join("month=2024-01/part-0.parquet")),
+        in_jan
+    );
+    assert_eq!(
+        parquet_rows(&dir.join("month=2024-02/part-0.parquet")),
+        want.len() as i64 - in_jan
+    );
+    assert!(
+        run.stderr
+            .contains("[FILE] wrote 2 month files, 2024-01-01 to 2024-02-01"),
+        "{}",
+        run.stderr
+    );
+
+    let run = w
+        .run(&[
+            "load-historical",
+            "bars",
+            "AAPL",
+            "2024-01-01",
+            "2024-02-29",
+            "--timeframe",
+            "15Min",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let stored = |sql: &'static str| {
+        let w = &w;
+        async move {
+            let mut c = w.connect().await;
+            sqlx::query_as::<_, BarRow>(sql)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    let all = "SELECT t, open, high, low, close, volume, trade_count, vwap FROM bars                WHERE timeframe = '15Min' AND adjustment = 'raw' ORDER BY t";
+    assert_eq!(stored(all).await, want);
+
+    // The database and the store list the same days.
+    let status = w.run(&["status"]).await;
+    let lines = status_lines(&status.stdout);
+    let days: Vec<&Vec<String>> = lines
+        .iter()
+        .filter(|l| l.first().map(String::as_str) == Some("bars[15Min,raw]"))
+        .collect();
+    assert_eq!(days.len(), 2, "{}", status.stdout);
+    assert_eq!(days[0][3..7], days[1][3..7], "{}", status.stdout);
+    assert_eq!(days[0][6], want.len().to_string(), "{}", status.stdout);
+
+    // Archiving before 2024-02-15 moves January only: February is not wholly before it.
+    let run = w
+        .run(&[
+            "archive",
+            "bars",
+            "AAPL",
+            "--older-than",
+            "2024-02-15",
+            "--timeframe",
+            "15Min",
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "[DONE] archived AAPL 15Min bars before 2024-02-15: 1 months, {in_jan} rows moved"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(stored(all).await, want[in_jan as usize..]);
+    assert_eq!(
+        parquet_rows(&dir.join("month=2024-01/part-0.parquet")),
+        in_jan
+    );
 }

@@ -9,6 +9,7 @@ use crate::pipeline::{Mark, Sink};
 use crate::resume::{Saved, Tracking};
 use crate::transform::AggQuote;
 use chrono::NaiveDate;
+use std::sync::Arc;
 use std::time::Duration;
 
 // The SQLite sink is the common case and lives inline; boxing it would buy nothing.
@@ -114,13 +115,33 @@ impl Database {
         each!(self, db => db.read_quotes(symbol, from_ns, until_ns).await)
     }
 
-    pub async fn delete_quotes(
+    pub async fn read_trades(
         &mut self,
         symbol: &str,
         from_ns: i64,
         until_ns: i64,
+    ) -> anyhow::Result<Vec<Trade>> {
+        each!(self, db => db.read_trades(symbol, from_ns, until_ns).await)
+    }
+
+    pub async fn read_bars(
+        &mut self,
+        symbol: &str,
+        spec: (&Arc<str>, &Arc<str>),
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<Vec<Bar>> {
+        each!(self, db => db.read_bars(symbol, spec, from_ns, until_ns).await)
+    }
+
+    pub async fn delete_rows(
+        &mut self,
+        layout: &crate::sink::parquet::Layout,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
     ) -> anyhow::Result<u64> {
-        each!(self, db => db.delete_quotes(symbol, from_ns, until_ns).await)
+        each!(self, db => db.delete_rows(layout, symbol, from_ns, until_ns).await)
     }
 }
 

@@ -39,3 +39,92 @@ pub fn quote_from_columns(
         tape: r.9,
     })
 }
+
+/// A `trades` row as a database returns it: t, exchange, trade_id, price, size,
+/// conditions (JSON text), tape, update_flag (`''` for a plain trade).
+pub type TradeColumns = (i64, String, i64, f64, i64, String, String, String);
+
+/// A `bars` row as a database returns it: t, open, high, low, close, volume, trade_count,
+/// vwap.
+pub type BarColumns = (i64, f64, f64, f64, f64, i64, i64, f64);
+
+/// The trades of `$1` with `$2 <= t < $3` (PostgreSQL placeholders; SQLite's are `?N`).
+pub const SELECT_TRADES: &str =
+    "SELECT q.t, q.exchange, q.trade_id, q.price, q.size, q.conditions, q.tape, q.update_flag \
+     FROM trades q JOIN symbols s ON s.id = q.symbol_id \
+     WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 ORDER BY q.t, q.exchange, q.trade_id";
+
+/// The bars of `$1` with `$2 <= t < $3`, timeframe `$4` and adjustment `$5`.
+pub const SELECT_BARS: &str = "SELECT q.t, q.open, q.high, q.low, q.close, q.volume, q.trade_count, q.vwap \
+     FROM bars q JOIN symbols s ON s.id = q.symbol_id \
+     WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 AND q.timeframe = $4 AND q.adjustment = $5 ORDER BY q.t";
+
+/// The statement deleting a dataset's rows of symbol `$1` with `$2 <= t < $3` (bars: of
+/// timeframe `$4` and adjustment `$5`), and the `import_progress` dataset whose records go
+/// with them.
+pub fn delete_sql(layout: &parquet::Layout) -> (&'static str, String) {
+    use parquet::Layout;
+    match layout {
+        Layout::Quotes => (
+            "DELETE FROM quotes WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3",
+            "quotes".to_string(),
+        ),
+        Layout::Trades => (
+            "DELETE FROM trades WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3",
+            "trades".to_string(),
+        ),
+        Layout::Bars {
+            timeframe,
+            adjustment,
+        } => (
+            "DELETE FROM bars WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3 \
+             AND timeframe = $4 AND adjustment = $5",
+            format!("bars/{timeframe}/{adjustment}"),
+        ),
+    }
+}
+
+/// Rebuilds a `Trade` from stored columns.
+pub fn trade_from_columns(
+    symbol: &std::sync::Arc<str>,
+    r: TradeColumns,
+) -> anyhow::Result<crate::model::Trade> {
+    use anyhow::Context;
+    Ok(crate::model::Trade {
+        symbol: symbol.clone(),
+        t: r.0,
+        seq: 0,
+        exchange: r.1,
+        id: u64::try_from(r.2).context("trade_id out of range")?,
+        price: r.3,
+        size: u64::try_from(r.4).context("size out of range")?,
+        conditions: serde_json::from_str(&r.5)
+            .with_context(|| format!("conditions {:?} are not a JSON array", r.5))?,
+        tape: r.6,
+        update: (!r.7.is_empty()).then_some(r.7),
+    })
+}
+
+/// Rebuilds a `Bar` from stored columns.
+pub fn bar_from_columns(
+    symbol: &std::sync::Arc<str>,
+    timeframe: &std::sync::Arc<str>,
+    adjustment: &std::sync::Arc<str>,
+    r: BarColumns,
+) -> anyhow::Result<crate::model::Bar> {
+    use anyhow::Context;
+    Ok(crate::model::Bar {
+        symbol: symbol.clone(),
+        timeframe: timeframe.clone(),
+        adjustment: adjustment.clone(),
+        t: r.0,
+        seq: 0,
+        open: r.1,
+        high: r.2,
+        low: r.3,
+        close: r.4,
+        volume: u64::try_from(r.5).context("volume out of range")?,
+        trade_count: u64::try_from(r.6).context("trade_count out of range")?,
+        vwap: r.7,
+    })
+}

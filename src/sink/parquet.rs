@@ -1,117 +1,314 @@
-//! The Parquet store: one zstd-compressed file per symbol per New York trading day, in a
-//! hive-style layout that DuckDB, Polars, pyarrow and Spark read as one partitioned dataset:
+//! The Parquet store: zstd-compressed files in a hive-style layout that DuckDB, Polars,
+//! pyarrow and Spark read as one partitioned dataset per data type:
 //!
 //! ```text
 //! {HISTORICAL_DATA_PATH}/quotes/symbol=AAPL/date=2024-01-02/part-0.parquet
+//! {HISTORICAL_DATA_PATH}/trades/symbol=AAPL/date=2024-01-02/part-0.parquet
+//! {HISTORICAL_DATA_PATH}/bars/timeframe=1Min/adjustment=raw/symbol=AAPL/month=2024-01/part-0.parquet
 //! ```
 //!
-//! A day is the unit of atomicity: its rows stream into a hidden temporary file
-//! (`.part-0.parquet.tmp-PID`, ignored by dataset readers) that is renamed into place only
-//! when the day is complete, so a killed import never leaves a file a reader would take as
-//! whole, and re-importing a day replaces its file in one step. Memory holds at most one row
-//! group being encoded, whatever the range.
+//! Quotes and trades keep one file per symbol per New York day; bars one per symbol per New
+//! York calendar month (a day of 1-minute bars is under a thousand rows). A file is the unit
+//! of atomicity: its rows stream into a hidden temporary file (`.part-0.parquet.tmp-PID`,
+//! ignored by dataset readers) that is renamed into place only when the unit is complete, so
+//! a killed import never leaves a file a reader would take as whole, and re-importing a unit
+//! replaces its file in one step. Memory holds at most one row group being encoded per open
+//! file, whatever the range.
 //!
-//! This module owns the file layout, the schema and the conversions between `Quote` rows and
-//! Arrow batches, in both directions; it knows nothing about HTTP or SQL.
+//! Trades carry corrections (Alpaca's `u`): a record with the id and exchange of an earlier
+//! trade of the same day replaces it, as the database's key does. A file is written as the
+//! records arrive; when the day held corrections, committing it rewrites it once, streaming,
+//! without the records they replaced (only the corrected identities are held in memory).
+//!
+//! This module owns the layout, the schemas and the conversions between rows and Arrow
+//! batches, in both directions; it knows nothing about HTTP or SQL.
 
-use crate::model::Quote;
+use crate::model::Record;
+use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
-use crate::resume::Shard;
-use crate::time::{new_york_date, new_york_time_nanos};
+use crate::resume::{Shard, ShardUnit};
+use crate::time::{new_york_date, new_york_dates, new_york_time_nanos, DateRange};
 use anyhow::Context;
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{
     Array, ArrayRef, Float64Array, ListArray, RecordBatch, StringArray, TimestampNanosecondArray,
-    UInt32Array,
+    UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub const DATASET: &str = "quotes";
 pub const FILE_NAME: &str = "part-0.parquet";
 /// Rows per row group: a day of a liquid symbol splits into several groups, each with
 /// min/max statistics on `t`, so a read of part of a day skips the groups outside it.
 pub const ROW_GROUP_ROWS: usize = 16_384;
 
-/// The schema of every quotes file. `symbol` and `date` are not columns: they are the
-/// hive partition keys in the path, which readers add as columns.
-pub fn quotes_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(
-            "t",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("seq", DataType::UInt32, false),
-        Field::new("bid_exchange", DataType::Utf8, false),
-        Field::new("bid_price", DataType::Float64, false),
-        Field::new("bid_size", DataType::UInt32, false),
-        Field::new("ask_exchange", DataType::Utf8, false),
-        Field::new("ask_price", DataType::Float64, false),
-        Field::new("ask_size", DataType::UInt32, false),
-        Field::new(
-            "conditions",
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-            false,
-        ),
-        Field::new("tape", DataType::Utf8, false),
-    ]))
+/// One dataset of the store: its folder, its file unit and its schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    Quotes,
+    Trades,
+    Bars {
+        timeframe: Arc<str>,
+        adjustment: Arc<str>,
+    },
 }
 
-/// `{root}/quotes/symbol=SYM/date=YYYY-MM-DD`.
-pub fn day_dir(root: &Path, symbol: &str, date: NaiveDate) -> PathBuf {
-    root.join(DATASET)
-        .join(format!("symbol={symbol}"))
-        .join(format!("date={date}"))
-}
-
-pub fn day_file(root: &Path, symbol: &str, date: NaiveDate) -> PathBuf {
-    day_dir(root, symbol, date).join(FILE_NAME)
-}
-
-/// Converts quotes to one Arrow batch in the store's schema.
-pub fn to_record_batch(rows: &[Quote]) -> anyhow::Result<RecordBatch> {
-    let t =
-        TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.t)).with_timezone("UTC");
-    let strs = |f: fn(&Quote) -> &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-    };
-    let mut cond = ListBuilder::with_capacity(StringBuilder::new(), rows.len())
-        .with_field(Arc::new(Field::new("item", DataType::Utf8, true)));
-    for r in rows {
-        for c in &r.conditions {
-            cond.values().append_value(c);
+impl Layout {
+    pub fn bars(timeframe: &str, adjustment: &str) -> Self {
+        Layout::Bars {
+            timeframe: timeframe.into(),
+            adjustment: adjustment.into(),
         }
-        cond.append(true);
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(t),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.seq))),
-        strs(|r| &r.bid_exchange),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.bid_price),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.bid_size),
-        )),
-        strs(|r| &r.ask_exchange),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.ask_price),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.ask_size),
-        )),
-        Arc::new(cond.finish()),
-        strs(|r| &r.tape),
-    ];
-    RecordBatch::try_new(quotes_schema(), columns).context("cannot build an Arrow batch")
+
+    /// The dataset's name as `data status` shows it (as for the database's tables).
+    pub fn name(&self) -> String {
+        match self {
+            Layout::Quotes => "quotes".into(),
+            Layout::Trades => "trades".into(),
+            Layout::Bars {
+                timeframe,
+                adjustment,
+            } => format!("bars[{timeframe},{adjustment}]"),
+        }
+    }
+
+    /// The dataset's folder.
+    pub fn dir(&self, root: &Path) -> PathBuf {
+        match self {
+            Layout::Quotes => root.join("quotes"),
+            Layout::Trades => root.join("trades"),
+            Layout::Bars {
+                timeframe,
+                adjustment,
+            } => root
+                .join("bars")
+                .join(format!("timeframe={timeframe}"))
+                .join(format!("adjustment={adjustment}")),
+        }
+    }
+
+    /// What one file holds: a day, or (bars) a calendar month.
+    pub fn unit(&self) -> ShardUnit {
+        match self {
+            Layout::Bars { .. } => ShardUnit::Month,
+            _ => ShardUnit::Session,
+        }
+    }
+
+    /// The key of the file holding time `t_ns`: its New York day, or its month's first day.
+    pub fn unit_key(&self, t_ns: i64) -> NaiveDate {
+        let day = new_york_date(t_ns);
+        match self.unit() {
+            ShardUnit::Month => day.with_day(1).unwrap_or(day),
+            ShardUnit::Session => day,
+        }
+    }
+
+    /// The span a file covers, `[from, until)` in ns UTC: New York midnight to midnight.
+    pub fn unit_bounds(&self, key: NaiveDate) -> (i64, i64) {
+        let next = match self.unit() {
+            ShardUnit::Month => key.checked_add_months(chrono::Months::new(1)),
+            ShardUnit::Session => key.succ_opt(),
+        }
+        .unwrap_or(key);
+        (
+            new_york_time_nanos(key, 0, 0),
+            new_york_time_nanos(next, 0, 0),
+        )
+    }
+
+    /// The keys of the files overlapping `start..=end`, in order.
+    pub fn units_in(&self, start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
+        let mut keys: Vec<NaiveDate> = new_york_dates(start_ns, end_ns)
+            .map(|d| match self.unit() {
+                ShardUnit::Month => d.with_day(1).unwrap_or(d),
+                ShardUnit::Session => d,
+            })
+            .collect();
+        keys.dedup();
+        keys
+    }
+
+    /// `range` widened to whole files (bars: whole months), since a file in place is a
+    /// complete unit. Quotes and trades keep the 04:00-20:00 session of each day.
+    pub fn whole_units(&self, range: DateRange) -> DateRange {
+        use crate::time::{SESSION_CLOSE, SESSION_OPEN};
+        match self.unit() {
+            ShardUnit::Session => DateRange {
+                start_ns: new_york_time_nanos(
+                    new_york_date(range.start_ns),
+                    SESSION_OPEN.0,
+                    SESSION_OPEN.1,
+                ),
+                end_ns: new_york_time_nanos(
+                    new_york_date(range.end_ns),
+                    SESSION_CLOSE.0,
+                    SESSION_CLOSE.1,
+                ),
+            },
+            ShardUnit::Month => DateRange {
+                start_ns: self.unit_bounds(self.unit_key(range.start_ns)).0,
+                end_ns: self.unit_bounds(self.unit_key(range.end_ns)).1 - 1,
+            },
+        }
+    }
+
+    fn unit_prefix(&self) -> &'static str {
+        match self.unit() {
+            ShardUnit::Month => "month=",
+            ShardUnit::Session => "date=",
+        }
+    }
+
+    fn unit_name(&self, key: NaiveDate) -> String {
+        match self.unit() {
+            ShardUnit::Month => format!("month={}", key.format("%Y-%m")),
+            ShardUnit::Session => format!("date={key}"),
+        }
+    }
+
+    fn parse_unit(&self, name: &str) -> Option<NaiveDate> {
+        let value = name.strip_prefix(self.unit_prefix())?;
+        match self.unit() {
+            ShardUnit::Month => NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").ok(),
+            ShardUnit::Session => NaiveDate::parse_from_str(value, "%Y-%m-%d").ok(),
+        }
+    }
+
+    /// `{dataset}/symbol=SYM/date=YYYY-MM-DD` (or `month=YYYY-MM`).
+    pub fn unit_dir(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
+        self.dir(root)
+            .join(format!("symbol={symbol}"))
+            .join(self.unit_name(key))
+    }
+
+    pub fn file(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
+        self.unit_dir(root, symbol, key).join(FILE_NAME)
+    }
+
+    /// Every dataset with a folder under `root`: quotes, trades, and each bar timeframe
+    /// and adjustment.
+    pub fn present(root: &Path) -> Vec<Layout> {
+        let mut out = Vec::new();
+        for l in [Layout::Quotes, Layout::Trades] {
+            if l.dir(root).is_dir() {
+                out.push(l);
+            }
+        }
+        let value = |e: &std::fs::DirEntry, key: &str| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix(key)
+                .map(str::to_string)
+        };
+        for tf in std::fs::read_dir(root.join("bars"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(timeframe) = value(&tf, "timeframe=") else {
+                continue;
+            };
+            for adj in std::fs::read_dir(tf.path()).into_iter().flatten().flatten() {
+                if let Some(adjustment) = value(&adj, "adjustment=") {
+                    out.push(Layout::bars(&timeframe, &adjustment));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Backwards-compatible helper: the quotes file of `symbol` on `date`.
+pub fn day_file(root: &Path, symbol: &str, date: NaiveDate) -> PathBuf {
+    Layout::Quotes.file(root, symbol, date)
+}
+
+/// A row type the store keeps: its schema and its conversions to and from Arrow.
+/// Column 0 of every schema is `t` (the files' sort key and row-group statistics).
+pub trait StoreRecord: Record + Clone + PartialEq + Send + Sync + Sized + 'static {
+    fn schema() -> SchemaRef;
+    fn to_batch(rows: &[Self]) -> anyhow::Result<RecordBatch>;
+    /// The rows of `batch`, as rows of `symbol` in `layout`, with `start_ns <= t <= end_ns`.
+    fn from_batch(
+        batch: &RecordBatch,
+        symbol: &Arc<str>,
+        layout: &Layout,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> anyhow::Result<Vec<Self>>;
+    fn symbol(&self) -> &str;
+    fn time(&self) -> i64;
+    /// The columns a file is sorted by (indices into the schema).
+    fn sorted_by() -> &'static [usize] {
+        &[0]
+    }
+    /// Trades: the identity that a later correction of the same day replaces.
+    fn identity(&self) -> Option<(&str, u64)> {
+        None
+    }
+    /// Whether this record corrects or cancels an earlier one with its identity.
+    fn is_update(&self) -> bool {
+        false
+    }
+}
+
+fn t_field() -> Field {
+    Field::new(
+        "t",
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        false,
+    )
+}
+
+fn list_field(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        false,
+    )
+}
+
+fn t_array(times: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from_iter_values(times).with_timezone("UTC"))
+}
+
+fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+fn f64s(values: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(values))
+}
+
+fn u32s(values: impl Iterator<Item = u32>) -> ArrayRef {
+    Arc::new(UInt32Array::from_iter_values(values))
+}
+
+fn u64s(values: impl Iterator<Item = u64>) -> ArrayRef {
+    Arc::new(UInt64Array::from_iter_values(values))
+}
+
+fn string_lists<'a>(lists: impl Iterator<Item = &'a Vec<String>>, len: usize) -> ArrayRef {
+    let mut b = ListBuilder::with_capacity(StringBuilder::new(), len)
+        .with_field(Arc::new(Field::new("item", DataType::Utf8, true)));
+    for list in lists {
+        for c in list {
+            b.values().append_value(c);
+        }
+        b.append(true);
+    }
+    Arc::new(b.finish())
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> anyhow::Result<&'a T> {
@@ -121,59 +318,282 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> anyhow::Result<
         .with_context(|| format!("column {name} is missing or has an unexpected type"))
 }
 
-/// Converts a batch read from the store back to quotes of `symbol`, keeping only rows with
-/// `start_ns <= t <= end_ns`.
-pub fn from_record_batch(
-    batch: &RecordBatch,
-    symbol: &Arc<str>,
-    start_ns: i64,
-    end_ns: i64,
-) -> anyhow::Result<Vec<Quote>> {
-    let t = column::<TimestampNanosecondArray>(batch, "t")?;
-    let seq = column::<UInt32Array>(batch, "seq")?;
-    let bx = column::<StringArray>(batch, "bid_exchange")?;
-    let bp = column::<Float64Array>(batch, "bid_price")?;
-    let bs = column::<UInt32Array>(batch, "bid_size")?;
-    let ax = column::<StringArray>(batch, "ask_exchange")?;
-    let ap = column::<Float64Array>(batch, "ask_price")?;
-    let asz = column::<UInt32Array>(batch, "ask_size")?;
-    let cond = column::<ListArray>(batch, "conditions")?;
-    let tape = column::<StringArray>(batch, "tape")?;
-    let mut out = Vec::with_capacity(batch.num_rows());
-    for i in 0..batch.num_rows() {
-        let ti = t.value(i);
-        if ti < start_ns || ti > end_ns {
-            continue;
-        }
-        let list = cond.value(i);
-        let items = list
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .context("conditions items are not strings")?;
-        out.push(Quote {
-            symbol: symbol.clone(),
-            t: ti,
-            seq: seq.value(i),
-            bid_exchange: bx.value(i).to_string(),
-            bid_price: bp.value(i),
-            bid_size: bs.value(i),
-            ask_exchange: ax.value(i).to_string(),
-            ask_price: ap.value(i),
-            ask_size: asz.value(i),
-            conditions: (0..items.len())
-                .map(|j| items.value(j).to_string())
-                .collect(),
-            tape: tape.value(i).to_string(),
-        });
-    }
-    Ok(out)
+fn list_at(list: &ListArray, i: usize) -> anyhow::Result<Vec<String>> {
+    let items = list.value(i);
+    let items = items
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .context("list items are not strings")?;
+    Ok((0..items.len())
+        .map(|j| items.value(j).to_string())
+        .collect())
 }
 
-/// Every day file in the store: (symbol, date, rows from the footer, path).
-pub fn list_days(root: &Path) -> anyhow::Result<Vec<(String, NaiveDate, i64, PathBuf)>> {
+/// The indices of `t` within `start..=end`.
+fn in_span(
+    t: &TimestampNanosecondArray,
+    start_ns: i64,
+    end_ns: i64,
+) -> impl Iterator<Item = usize> + '_ {
+    (0..t.len()).filter(move |&i| (start_ns..=end_ns).contains(&t.value(i)))
+}
+
+impl StoreRecord for Quote {
+    /// `symbol` and `date` are not columns: they are the hive partition keys in the path,
+    /// which readers add as columns.
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            t_field(),
+            Field::new("seq", DataType::UInt32, false),
+            Field::new("bid_exchange", DataType::Utf8, false),
+            Field::new("bid_price", DataType::Float64, false),
+            Field::new("bid_size", DataType::UInt32, false),
+            Field::new("ask_exchange", DataType::Utf8, false),
+            Field::new("ask_price", DataType::Float64, false),
+            Field::new("ask_size", DataType::UInt32, false),
+            list_field("conditions"),
+            Field::new("tape", DataType::Utf8, false),
+        ]))
+    }
+
+    fn to_batch(rows: &[Quote]) -> anyhow::Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            t_array(rows.iter().map(|r| r.t)),
+            u32s(rows.iter().map(|r| r.seq)),
+            strings(rows.iter().map(|r| r.bid_exchange.as_str())),
+            f64s(rows.iter().map(|r| r.bid_price)),
+            u32s(rows.iter().map(|r| r.bid_size)),
+            strings(rows.iter().map(|r| r.ask_exchange.as_str())),
+            f64s(rows.iter().map(|r| r.ask_price)),
+            u32s(rows.iter().map(|r| r.ask_size)),
+            string_lists(rows.iter().map(|r| &r.conditions), rows.len()),
+            strings(rows.iter().map(|r| r.tape.as_str())),
+        ];
+        RecordBatch::try_new(Self::schema(), columns).context("cannot build an Arrow batch")
+    }
+
+    fn from_batch(
+        batch: &RecordBatch,
+        symbol: &Arc<str>,
+        _layout: &Layout,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> anyhow::Result<Vec<Quote>> {
+        let t = column::<TimestampNanosecondArray>(batch, "t")?;
+        let seq = column::<UInt32Array>(batch, "seq")?;
+        let bx = column::<StringArray>(batch, "bid_exchange")?;
+        let bp = column::<Float64Array>(batch, "bid_price")?;
+        let bs = column::<UInt32Array>(batch, "bid_size")?;
+        let ax = column::<StringArray>(batch, "ask_exchange")?;
+        let ap = column::<Float64Array>(batch, "ask_price")?;
+        let asz = column::<UInt32Array>(batch, "ask_size")?;
+        let cond = column::<ListArray>(batch, "conditions")?;
+        let tape = column::<StringArray>(batch, "tape")?;
+        in_span(t, start_ns, end_ns)
+            .map(|i| {
+                Ok(Quote {
+                    symbol: symbol.clone(),
+                    t: t.value(i),
+                    seq: seq.value(i),
+                    bid_exchange: bx.value(i).to_string(),
+                    bid_price: bp.value(i),
+                    bid_size: bs.value(i),
+                    ask_exchange: ax.value(i).to_string(),
+                    ask_price: ap.value(i),
+                    ask_size: asz.value(i),
+                    conditions: list_at(cond, i)?,
+                    tape: tape.value(i).to_string(),
+                })
+            })
+            .collect()
+    }
+
+    fn symbol(&self) -> &str {
+        &self.symbol
+    }
+
+    fn time(&self) -> i64 {
+        self.t
+    }
+
+    fn sorted_by() -> &'static [usize] {
+        &[0, 1]
+    }
+}
+
+impl StoreRecord for Trade {
+    /// `update` is Alpaca's `u` (`corrected`, `canceled`, `incorrect`), null for a plain
+    /// trade.
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            t_field(),
+            Field::new("exchange", DataType::Utf8, false),
+            Field::new("id", DataType::UInt64, false),
+            Field::new("price", DataType::Float64, false),
+            Field::new("size", DataType::UInt64, false),
+            list_field("conditions"),
+            Field::new("tape", DataType::Utf8, false),
+            Field::new("update", DataType::Utf8, true),
+        ]))
+    }
+
+    fn to_batch(rows: &[Trade]) -> anyhow::Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            t_array(rows.iter().map(|r| r.t)),
+            strings(rows.iter().map(|r| r.exchange.as_str())),
+            u64s(rows.iter().map(|r| r.id)),
+            f64s(rows.iter().map(|r| r.price)),
+            u64s(rows.iter().map(|r| r.size)),
+            string_lists(rows.iter().map(|r| &r.conditions), rows.len()),
+            strings(rows.iter().map(|r| r.tape.as_str())),
+            Arc::new(StringArray::from_iter(
+                rows.iter().map(|r| r.update.as_deref()),
+            )),
+        ];
+        RecordBatch::try_new(Self::schema(), columns).context("cannot build an Arrow batch")
+    }
+
+    fn from_batch(
+        batch: &RecordBatch,
+        symbol: &Arc<str>,
+        _layout: &Layout,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> anyhow::Result<Vec<Trade>> {
+        let t = column::<TimestampNanosecondArray>(batch, "t")?;
+        let x = column::<StringArray>(batch, "exchange")?;
+        let id = column::<UInt64Array>(batch, "id")?;
+        let p = column::<Float64Array>(batch, "price")?;
+        let s = column::<UInt64Array>(batch, "size")?;
+        let cond = column::<ListArray>(batch, "conditions")?;
+        let tape = column::<StringArray>(batch, "tape")?;
+        let u = column::<StringArray>(batch, "update")?;
+        in_span(t, start_ns, end_ns)
+            .map(|i| {
+                Ok(Trade {
+                    symbol: symbol.clone(),
+                    t: t.value(i),
+                    seq: 0,
+                    exchange: x.value(i).to_string(),
+                    price: p.value(i),
+                    size: s.value(i),
+                    id: id.value(i),
+                    conditions: list_at(cond, i)?,
+                    tape: tape.value(i).to_string(),
+                    update: u.is_valid(i).then(|| u.value(i).to_string()),
+                })
+            })
+            .collect()
+    }
+
+    fn symbol(&self) -> &str {
+        &self.symbol
+    }
+
+    fn time(&self) -> i64 {
+        self.t
+    }
+
+    fn identity(&self) -> Option<(&str, u64)> {
+        Some((&self.exchange, self.id))
+    }
+
+    fn is_update(&self) -> bool {
+        self.update.is_some()
+    }
+}
+
+impl StoreRecord for Bar {
+    /// The timeframe and adjustment are partition keys in the path.
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            t_field(),
+            Field::new("open", DataType::Float64, false),
+            Field::new("high", DataType::Float64, false),
+            Field::new("low", DataType::Float64, false),
+            Field::new("close", DataType::Float64, false),
+            Field::new("volume", DataType::UInt64, false),
+            Field::new("trade_count", DataType::UInt64, false),
+            Field::new("vwap", DataType::Float64, false),
+        ]))
+    }
+
+    fn to_batch(rows: &[Bar]) -> anyhow::Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            t_array(rows.iter().map(|r| r.t)),
+            f64s(rows.iter().map(|r| r.open)),
+            f64s(rows.iter().map(|r| r.high)),
+            f64s(rows.iter().map(|r| r.low)),
+            f64s(rows.iter().map(|r| r.close)),
+            u64s(rows.iter().map(|r| r.volume)),
+            u64s(rows.iter().map(|r| r.trade_count)),
+            f64s(rows.iter().map(|r| r.vwap)),
+        ];
+        RecordBatch::try_new(Self::schema(), columns).context("cannot build an Arrow batch")
+    }
+
+    fn from_batch(
+        batch: &RecordBatch,
+        symbol: &Arc<str>,
+        layout: &Layout,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> anyhow::Result<Vec<Bar>> {
+        let Layout::Bars {
+            timeframe,
+            adjustment,
+        } = layout
+        else {
+            anyhow::bail!("bars read from a {} dataset", layout.name());
+        };
+        let t = column::<TimestampNanosecondArray>(batch, "t")?;
+        let o = column::<Float64Array>(batch, "open")?;
+        let h = column::<Float64Array>(batch, "high")?;
+        let l = column::<Float64Array>(batch, "low")?;
+        let c = column::<Float64Array>(batch, "close")?;
+        let v = column::<UInt64Array>(batch, "volume")?;
+        let n = column::<UInt64Array>(batch, "trade_count")?;
+        let vw = column::<Float64Array>(batch, "vwap")?;
+        Ok(in_span(t, start_ns, end_ns)
+            .map(|i| Bar {
+                symbol: symbol.clone(),
+                timeframe: timeframe.clone(),
+                adjustment: adjustment.clone(),
+                t: t.value(i),
+                seq: 0,
+                open: o.value(i),
+                high: h.value(i),
+                low: l.value(i),
+                close: c.value(i),
+                volume: v.value(i),
+                trade_count: n.value(i),
+                vwap: vw.value(i),
+            })
+            .collect())
+    }
+
+    fn symbol(&self) -> &str {
+        &self.symbol
+    }
+
+    fn time(&self) -> i64 {
+        self.t
+    }
+}
+
+/// The schema of every quotes file.
+pub fn quotes_schema() -> SchemaRef {
+    <Quote as StoreRecord>::schema()
+}
+
+/// One file of the store, as listed: symbol, unit key (day, or a month's first day), rows
+/// from the footer, path.
+pub type Listed = (String, NaiveDate, i64, PathBuf);
+
+/// Every file of `layout` in the store.
+pub fn list_units(root: &Path, layout: &Layout) -> anyhow::Result<Vec<Listed>> {
     let mut out = Vec::new();
-    let base = root.join(DATASET);
-    let Ok(symbols) = std::fs::read_dir(&base) else {
+    let Ok(symbols) = std::fs::read_dir(layout.dir(root)) else {
         return Ok(out);
     };
     for sym_dir in symbols.flatten() {
@@ -181,19 +601,15 @@ pub fn list_days(root: &Path) -> anyhow::Result<Vec<(String, NaiveDate, i64, Pat
         let Some(symbol) = name.strip_prefix("symbol=") else {
             continue;
         };
-        for day_dir in std::fs::read_dir(sym_dir.path())
+        for unit_dir in std::fs::read_dir(sym_dir.path())
             .into_iter()
             .flatten()
             .flatten()
         {
-            let dname = day_dir.file_name().to_string_lossy().into_owned();
-            let Some(date) = dname
-                .strip_prefix("date=")
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            else {
+            let Some(key) = layout.parse_unit(&unit_dir.file_name().to_string_lossy()) else {
                 continue;
             };
-            let path = day_dir.path().join(FILE_NAME);
+            let path = unit_dir.path().join(FILE_NAME);
             let Ok(file) = File::open(&path) else {
                 continue;
             };
@@ -201,65 +617,115 @@ pub fn list_days(root: &Path) -> anyhow::Result<Vec<(String, NaiveDate, i64, Pat
                 .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
             use parquet::file::reader::FileReader;
             let rows = reader.metadata().file_metadata().num_rows();
-            out.push((symbol.to_string(), date, rows, path));
+            out.push((symbol.to_string(), key, rows, path));
         }
     }
     out.sort();
     Ok(out)
 }
 
-/// All quotes of one day file.
-pub fn read_day_file(path: &Path, symbol: &Arc<str>) -> anyhow::Result<Vec<Quote>> {
+/// Every quotes day file in the store.
+pub fn list_days(root: &Path) -> anyhow::Result<Vec<Listed>> {
+    list_units(root, &Layout::Quotes)
+}
+
+/// Rows per New York day of one file (status of a monthly bars file): reads `t` only.
+pub fn rows_per_day(path: &Path) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [0]);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut days: Vec<(NaiveDate, i64)> = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
+        let t = column::<TimestampNanosecondArray>(&batch, "t")?;
+        for i in 0..t.len() {
+            let d = new_york_date(t.value(i));
+            match days.last_mut() {
+                Some((last, n)) if *last == d => *n += 1,
+                _ => days.push((d, 1)),
+            }
+        }
+    }
+    Ok(days)
+}
+
+/// All rows of one file.
+pub fn read_file<R: StoreRecord>(
+    path: &Path,
+    symbol: &Arc<str>,
+    layout: &Layout,
+) -> anyhow::Result<Vec<R>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))?
         .build()
         .with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
-        out.extend(from_record_batch(&batch, symbol, i64::MIN, i64::MAX)?);
+        out.extend(R::from_batch(&batch, symbol, layout, i64::MIN, i64::MAX)?);
     }
     Ok(out)
 }
 
-fn writer_properties() -> anyhow::Result<WriterProperties> {
+/// All quotes of one day file.
+pub fn read_day_file(path: &Path, symbol: &Arc<str>) -> anyhow::Result<Vec<Quote>> {
+    read_file(path, symbol, &Layout::Quotes)
+}
+
+fn writer_properties(sorted_by: &[usize]) -> anyhow::Result<WriterProperties> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_sorting_columns(Some(vec![
-            SortingColumn {
-                column_idx: 0,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: 1,
-                descending: false,
-                nulls_first: false,
-            },
-        ]))
+        .set_sorting_columns(Some(
+            sorted_by
+                .iter()
+                .map(|&i| SortingColumn {
+                    column_idx: i as i32,
+                    descending: false,
+                    nulls_first: false,
+                })
+                .collect(),
+        ))
         .build())
 }
 
-/// Writes `rows` (one symbol, one day, sorted) as that day's file, atomically.
+/// Writes `rows` (one symbol, one file's unit, sorted) as that unit's file, atomically.
+pub fn write_file<R: StoreRecord>(
+    root: &Path,
+    layout: &Layout,
+    symbol: &str,
+    key: NaiveDate,
+    rows: &[R],
+) -> anyhow::Result<PathBuf> {
+    let mut w = UnitWriter::<R>::create(root, layout, symbol.into(), key)?;
+    for chunk in rows.chunks(ROW_GROUP_ROWS) {
+        w.write(chunk)?;
+    }
+    Ok(w.commit()?.0)
+}
+
+/// Writes `rows` (one symbol, one day, sorted) as that day's quotes file, atomically.
 pub fn write_day_file(
     root: &Path,
     symbol: &str,
     date: NaiveDate,
     rows: &[Quote],
 ) -> anyhow::Result<PathBuf> {
-    let mut w = DayWriter::create(root, symbol.into(), date)?;
-    for chunk in rows.chunks(ROW_GROUP_ROWS) {
-        w.write(chunk)?;
-    }
-    w.commit()
+    write_file(root, &Layout::Quotes, symbol, date, rows)
 }
 
-/// Deletes temporary files left in a day folder by killed imports (their process is gone).
+const TMP_MARK: &str = ".tmp-";
+
+/// Deletes temporary files left in a unit folder by killed imports (their process is gone).
 fn remove_stale_temp_files(dir: &Path) {
-    let prefix = format!(".{FILE_NAME}.tmp-");
+    let prefix = format!(".{FILE_NAME}{TMP_MARK}");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -267,6 +733,7 @@ fn remove_stale_temp_files(dir: &Path) {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(pid) = name
             .strip_prefix(&prefix)
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<i64>().ok())
         {
             if !crate::sink::process_alive(pid) {
@@ -276,49 +743,81 @@ fn remove_stale_temp_files(dir: &Path) {
     }
 }
 
-/// One day's file being written under its temporary name.
-struct DayWriter {
+fn start_writer<R: StoreRecord>(path: &Path) -> anyhow::Result<ArrowWriter<File>> {
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    ArrowWriter::try_new(file, R::schema(), Some(writer_properties(R::sorted_by())?))
+        .context("cannot start a Parquet file")
+}
+
+fn finish_writer(writer: ArrowWriter<File>, path: &Path) -> anyhow::Result<()> {
+    let file = writer
+        .into_inner()
+        .with_context(|| format!("cannot finish {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("cannot flush {}", path.display()))
+}
+
+/// One file being written under its temporary name.
+struct UnitWriter<R: StoreRecord> {
+    layout: Layout,
     symbol: Arc<str>,
-    date: NaiveDate,
-    /// The day's bounds, UTC ns: New York midnight to midnight.
+    key: NaiveDate,
+    /// The unit's bounds, UTC ns: New York midnight to midnight.
     from_ns: i64,
     until_ns: i64,
     tmp: PathBuf,
     path: PathBuf,
     writer: Option<ArrowWriter<File>>,
     rows: u64,
+    /// Identity -> index of the last record that updated it (trades' corrections).
+    updates: HashMap<(String, u64), u64>,
+    _rows: std::marker::PhantomData<R>,
 }
 
-impl DayWriter {
-    fn create(root: &Path, symbol: Arc<str>, date: NaiveDate) -> anyhow::Result<Self> {
-        let dir = day_dir(root, &symbol, date);
+impl<R: StoreRecord> UnitWriter<R> {
+    fn create(
+        root: &Path,
+        layout: &Layout,
+        symbol: Arc<str>,
+        key: NaiveDate,
+    ) -> anyhow::Result<Self> {
+        let dir = layout.unit_dir(root, &symbol, key);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the Parquet folder {}", dir.display()))?;
         remove_stale_temp_files(&dir);
-        let tmp = dir.join(format!(".{FILE_NAME}.tmp-{}", std::process::id()));
-        let file =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let writer = ArrowWriter::try_new(file, quotes_schema(), Some(writer_properties()?))
-            .context("cannot start a Parquet file")?;
-        let next = date.succ_opt().unwrap_or(date);
-        Ok(DayWriter {
+        let tmp = dir.join(format!(".{FILE_NAME}{TMP_MARK}{}", std::process::id()));
+        let writer = start_writer::<R>(&tmp)?;
+        let (from_ns, until_ns) = layout.unit_bounds(key);
+        Ok(UnitWriter {
+            layout: layout.clone(),
             path: dir.join(FILE_NAME),
             symbol,
-            date,
-            from_ns: new_york_time_nanos(date, 0, 0),
-            until_ns: new_york_time_nanos(next, 0, 0),
+            key,
+            from_ns,
+            until_ns,
             tmp,
             writer: Some(writer),
             rows: 0,
+            updates: HashMap::new(),
+            _rows: std::marker::PhantomData,
         })
     }
 
-    fn holds(&self, q: &Quote) -> bool {
-        q.t >= self.from_ns && q.t < self.until_ns && *q.symbol == *self.symbol
+    fn holds(&self, r: &R) -> bool {
+        let t = r.time();
+        t >= self.from_ns && t < self.until_ns && r.symbol() == &*self.symbol
     }
 
-    fn write(&mut self, rows: &[Quote]) -> anyhow::Result<()> {
-        let batch = to_record_batch(rows)?;
+    fn write(&mut self, rows: &[R]) -> anyhow::Result<()> {
+        for (i, r) in rows.iter().enumerate() {
+            if r.is_update() {
+                if let Some((x, id)) = r.identity() {
+                    self.updates
+                        .insert((x.to_string(), id), self.rows + i as u64);
+                }
+            }
+        }
+        let batch = R::to_batch(rows)?;
         if let Some(w) = self.writer.as_mut() {
             w.write(&batch)
                 .with_context(|| format!("cannot write {}", self.tmp.display()))?;
@@ -327,57 +826,116 @@ impl DayWriter {
         Ok(())
     }
 
-    /// Finishes the file, flushes it to disk, and renames it into place.
-    fn commit(mut self) -> anyhow::Result<PathBuf> {
-        let writer = self.writer.take().context("day file already closed")?;
-        let file = writer
-            .into_inner()
-            .with_context(|| format!("cannot finish {}", self.tmp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("cannot flush {}", self.tmp.display()))?;
+    /// Rewrites the finished temporary file without the records a later update replaced,
+    /// one batch at a time; returns the rows kept.
+    fn apply_updates(&self) -> anyhow::Result<u64> {
+        let file =
+            File::open(&self.tmp).with_context(|| format!("cannot open {}", self.tmp.display()))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .with_context(|| format!("cannot read back {}", self.tmp.display()))?
+            .with_batch_size(ROW_GROUP_ROWS)
+            .build()
+            .with_context(|| format!("cannot read back {}", self.tmp.display()))?;
+        let out_path = PathBuf::from(format!("{}-u", self.tmp.display()));
+        let mut out = start_writer::<R>(&out_path)?;
+        let (mut index, mut kept) = (0u64, 0u64);
+        for batch in reader {
+            let batch = batch.with_context(|| format!("cannot decode {}", self.tmp.display()))?;
+            let rows = R::from_batch(&batch, &self.symbol, &self.layout, i64::MIN, i64::MAX)?;
+            let keep: Vec<R> = rows
+                .into_iter()
+                .filter(|r| {
+                    let i = index;
+                    index += 1;
+                    let replaced = r.identity().and_then(|(x, id)| {
+                        self.updates
+                            .get(&(x.to_string(), id))
+                            .map(|&last| last != i)
+                    });
+                    !replaced.unwrap_or(false)
+                })
+                .collect();
+            if !keep.is_empty() {
+                out.write(&R::to_batch(&keep)?)
+                    .with_context(|| format!("cannot write {}", out_path.display()))?;
+                kept += keep.len() as u64;
+            }
+        }
+        let done = finish_writer(out, &out_path).and_then(|()| {
+            std::fs::rename(&out_path, &self.tmp)
+                .with_context(|| format!("cannot replace {}", self.tmp.display()))
+        });
+        if done.is_err() {
+            let _ = std::fs::remove_file(&out_path);
+        }
+        done.map(|()| kept)
+    }
+
+    /// Finishes the file, flushes it to disk, and renames it into place; returns its path
+    /// and row count.
+    fn commit(mut self) -> anyhow::Result<(PathBuf, u64)> {
+        let writer = self.writer.take().context("file already closed")?;
+        let finished = finish_writer(writer, &self.tmp).and_then(|()| {
+            if self.updates.is_empty() {
+                Ok(self.rows)
+            } else {
+                self.apply_updates()
+            }
+        });
+        let rows = match finished {
+            Ok(rows) => rows,
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.tmp);
+                return Err(e);
+            }
+        };
         std::fs::rename(&self.tmp, &self.path)
             .with_context(|| format!("cannot move {} into place", self.path.display()))?;
-        Ok(self.path.clone())
+        Ok((self.path.clone(), rows))
     }
 }
 
-impl Drop for DayWriter {
+impl<R: StoreRecord> Drop for UnitWriter<R> {
     fn drop(&mut self) {
-        // Not committed: the partial day must not survive under any name.
+        // Not committed: the partial unit must not survive under any name.
         if self.writer.is_some() {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
 }
 
-/// A day written by the sink.
+/// A file written by the sink.
 #[derive(Debug, Clone)]
 pub struct DayWritten {
+    /// The unit's key: the day, or a month's first day.
     pub date: NaiveDate,
     pub rows: u64,
     pub path: PathBuf,
 }
 
-/// The `--format parquet` sink. Rows arrive shard by shard (one symbol's New York day each,
-/// several shards interleaved when fetched concurrently, each in time order); each day's
-/// file stays open under a temporary name until the batch that completes its shard, then is
-/// committed (renamed into place) — so a file in place is a complete day, and the file is
-/// the day's resume record. [`Sink::finish`] commits any day still open; a failed or
-/// interrupted import ([`Sink::abort`]) deletes the days in progress; committed days stay.
-pub struct ParquetSink {
+/// The `--format parquet` sink. Rows arrive shard by shard (one symbol's New York day, or
+/// month of bars; several shards interleaved when fetched concurrently, each in time order);
+/// each unit's file stays open under a temporary name until the batch that completes its
+/// shard, then is committed (renamed into place) — so a file in place is a complete unit,
+/// and the file is the unit's resume record. [`Sink::finish`] commits any file still open; a
+/// failed or interrupted import ([`Sink::abort`]) deletes the files in progress; committed
+/// files stay.
+pub struct ParquetSink<R: StoreRecord> {
     root: PathBuf,
+    layout: Layout,
     shards: Arc<Vec<Shard>>,
-    open: Vec<DayWriter>,
+    open: Vec<UnitWriter<R>>,
     pub written: Vec<DayWritten>,
 }
 
-impl ParquetSink {
-    pub fn new(root: &Path, shards: Arc<Vec<Shard>>) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(root.join(DATASET)).with_context(|| {
-            format!("cannot create the Parquet store folder {}", root.display())
-        })?;
+impl<R: StoreRecord> ParquetSink<R> {
+    pub fn new(root: &Path, layout: Layout, shards: Arc<Vec<Shard>>) -> anyhow::Result<Self> {
+        let dir = layout.dir(root);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the Parquet store folder {}", dir.display()))?;
         Ok(ParquetSink {
             root: root.to_path_buf(),
+            layout,
             shards,
             open: Vec::new(),
             written: Vec::new(),
@@ -385,30 +943,31 @@ impl ParquetSink {
     }
 
     fn commit(&mut self, index: usize) -> anyhow::Result<()> {
-        let day = self.open.swap_remove(index);
-        let (date, rows) = (day.date, day.rows);
-        let path = day.commit()?;
+        let unit = self.open.swap_remove(index);
+        let date = unit.key;
+        let (path, rows) = unit.commit()?;
         tracing::info!("[FILE] {date}: {rows} rows in {}", path.display());
         self.written.push(DayWritten { date, rows, path });
         Ok(())
     }
 
-    fn write_sync(&mut self, rows: &[Quote], marks: &[Mark]) -> anyhow::Result<()> {
+    fn write_sync(&mut self, rows: &[R], marks: &[Mark]) -> anyhow::Result<()> {
         let mut start = 0;
         while start < rows.len() {
             let first = &rows[start];
             let index = match self.open.iter().position(|d| d.holds(first)) {
                 Some(i) => i,
                 None => {
-                    let date = new_york_date(first.t);
-                    let day = DayWriter::create(&self.root, first.symbol.clone(), date)?;
-                    self.open.push(day);
+                    let key = self.layout.unit_key(first.time());
+                    let unit =
+                        UnitWriter::create(&self.root, &self.layout, first.symbol().into(), key)?;
+                    self.open.push(unit);
                     self.open.len() - 1
                 }
             };
-            let day = &mut self.open[index];
-            let len = rows[start..].iter().take_while(|q| day.holds(q)).count();
-            day.write(&rows[start..start + len])?;
+            let unit = &mut self.open[index];
+            let len = rows[start..].iter().take_while(|r| unit.holds(r)).count();
+            unit.write(&rows[start..start + len])?;
             start += len;
         }
         for mark in marks.iter().filter(|m| m.done) {
@@ -418,7 +977,7 @@ impl ParquetSink {
             if let Some(i) = self
                 .open
                 .iter()
-                .position(|d| d.date == shard.day && *d.symbol == *shard.symbol.as_str())
+                .position(|d| d.key == shard.day && *d.symbol == *shard.symbol.as_str())
             {
                 self.commit(i)?;
             }
@@ -427,19 +986,19 @@ impl ParquetSink {
     }
 }
 
-impl Sink<Quote> for ParquetSink {
+impl<R: StoreRecord> Sink<R> for ParquetSink<R> {
     fn label(&self) -> &'static str {
         "FILE"
     }
 
-    async fn write_batch(&mut self, rows: &[Quote], marks: &[Mark]) -> anyhow::Result<()> {
+    async fn write_batch(&mut self, rows: &[R], marks: &[Mark]) -> anyhow::Result<()> {
         // Encoding a batch takes a few milliseconds of CPU; the sources run meanwhile on the
         // runtime's other worker.
         self.write_sync(rows, marks)
     }
 
     async fn finish(&mut self) -> anyhow::Result<()> {
-        self.open.sort_by_key(|d| d.date);
+        self.open.sort_by_key(|d| d.key);
         while !self.open.is_empty() {
             self.commit(0)?;
         }
@@ -450,7 +1009,6 @@ impl Sink<Quote> for ParquetSink {
         self.open.clear();
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,14 +1036,21 @@ mod tests {
             quote(1_704_186_000_000_000_001, 1, &[" ", "T"]),
             quote(1_704_186_000_500_000_000, 0, &[]),
         ];
-        let batch = to_record_batch(&rows).unwrap();
+        let batch = Quote::to_batch(&rows).unwrap();
         assert_eq!(batch.schema(), quotes_schema());
         let sym: Arc<str> = "AAPL".into();
         assert_eq!(
-            from_record_batch(&batch, &sym, i64::MIN, i64::MAX).unwrap(),
+            Quote::from_batch(&batch, &sym, &Layout::Quotes, i64::MIN, i64::MAX).unwrap(),
             rows
         );
-        let later = from_record_batch(&batch, &sym, 1_704_186_000_000_000_002, i64::MAX).unwrap();
+        let later = Quote::from_batch(
+            &batch,
+            &sym,
+            &Layout::Quotes,
+            1_704_186_000_000_000_002,
+            i64::MAX,
+        )
+        .unwrap();
         assert_eq!(later, rows[2..]);
     }
 
@@ -495,6 +1060,109 @@ mod tests {
         assert_eq!(
             day_file(Path::new("data/historical"), "AAPL", d),
             Path::new("data/historical/quotes/symbol=AAPL/date=2024-01-02/part-0.parquet")
+        );
+    }
+
+    fn trade(t: i64, id: u64, price: f64, update: Option<&str>) -> Trade {
+        Trade {
+            symbol: "AAPL".into(),
+            t,
+            seq: 0,
+            exchange: "V".into(),
+            price,
+            size: 100,
+            id,
+            conditions: vec!["@".into(), "T".into()],
+            tape: "C".into(),
+            update: update.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_correction_replaces_the_trade_it_corrects_in_the_day_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+        let t0 = new_york_time_nanos(day, 9, 30);
+        let rows = [
+            trade(t0, 1, 10.0, None),
+            trade(t0 + 1, 2, 11.0, None),
+            trade(t0 + 2, 3, 12.0, None),
+            trade(t0 + 3, 2, 11.01, Some("corrected")),
+            trade(t0 + 4, 4, 13.0, None),
+            trade(t0 + 5, 1, 10.0, Some("canceled")),
+        ];
+        let mut w =
+            UnitWriter::<Trade>::create(dir.path(), &Layout::Trades, "AAPL".into(), day).unwrap();
+        w.write(&rows[..2]).unwrap();
+        w.write(&rows[2..]).unwrap();
+        let (path, kept) = w.commit().unwrap();
+        assert_eq!(kept, 4);
+        assert_eq!(
+            path,
+            dir.path()
+                .join("trades/symbol=AAPL/date=2024-01-02/part-0.parquet")
+        );
+        let back: Vec<Trade> = read_file(&path, &"AAPL".into(), &Layout::Trades).unwrap();
+        assert_eq!(
+            back,
+            vec![
+                rows[2].clone(),
+                rows[3].clone(),
+                rows[4].clone(),
+                rows[5].clone()
+            ]
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from(FILE_NAME)]);
+    }
+
+    #[test]
+    fn bars_are_kept_per_month_under_their_timeframe_and_adjustment() {
+        let l = Layout::bars("1Min", "split");
+        let jan = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        assert_eq!(
+            l.file(Path::new("h"), "MSFT", jan),
+            Path::new(
+                "h/bars/timeframe=1Min/adjustment=split/symbol=MSFT/month=2024-01/part-0.parquet"
+            )
+        );
+        let mid_jan = new_york_time_nanos(NaiveDate::from_ymd_opt(2024, 1, 17).unwrap(), 12, 0);
+        assert_eq!(l.unit_key(mid_jan), jan);
+        let (from, until) = l.unit_bounds(jan);
+        assert_eq!(from, new_york_time_nanos(jan, 0, 0));
+        assert_eq!(
+            until,
+            new_york_time_nanos(NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(), 0, 0)
+        );
+        assert_eq!(l.parse_unit("month=2024-01"), Some(jan));
+        assert_eq!(l.parse_unit("date=2024-01-01"), None);
+        let whole = l.whole_units(DateRange {
+            start_ns: mid_jan,
+            end_ns: mid_jan + 1,
+        });
+        assert_eq!((whole.start_ns, whole.end_ns), (from, until - 1));
+        let bar = Bar {
+            symbol: "MSFT".into(),
+            timeframe: "1Min".into(),
+            adjustment: "split".into(),
+            t: mid_jan,
+            seq: 0,
+            open: 1.0,
+            high: 2.0,
+            low: 0.5,
+            close: 1.5,
+            volume: 1234,
+            trade_count: 17,
+            vwap: 1.25,
+        };
+        let batch = Bar::to_batch(std::slice::from_ref(&bar)).unwrap();
+        assert_eq!(
+            Bar::from_batch(&batch, &"MSFT".into(), &l, i64::MIN, i64::MAX).unwrap(),
+            vec![bar]
         );
     }
 }

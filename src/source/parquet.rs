@@ -1,12 +1,13 @@
-//! Reading the Parquet store back: the day files of a symbol that overlap a range, only the
+//! Reading the Parquet store back: the files of a symbol that overlap a range, only the
 //! row groups whose `t` statistics overlap it, streamed page by page into the pipeline's
 //! bounded channel like the API source. Weekdays without a file are reported, not skipped
 //! silently. Runs on a blocking thread (file IO and decompression).
 
-use crate::model::{Quote, Symbol};
+use crate::model::Symbol;
 use crate::pipeline::Chunk;
-use crate::sink::parquet::{day_file, from_record_batch};
-use crate::time::{is_weekday, new_york_dates, DateRange};
+use crate::resume::ShardUnit;
+use crate::sink::parquet::{Layout, StoreRecord};
+use crate::time::{is_weekday, DateRange};
 use anyhow::Context;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -24,7 +25,7 @@ pub struct ParquetStats {
     pub row_groups_read: u64,
     pub row_groups_skipped: u64,
     pub rows: u64,
-    /// Weekdays in the range with no file in the store.
+    /// Weekdays (bars: months) in the range with no file in the store.
     pub missing: Vec<NaiveDate>,
 }
 
@@ -46,26 +47,28 @@ fn overlapping_groups(
         .collect()
 }
 
-/// Streams `symbol`'s stored quotes in `range` into `tx`, in time order, as chunks of one
-/// shard (0): a local read is fast and simply rerun, so it keeps no resume points.
-pub fn stream_parquet_quotes(
+/// Streams `symbol`'s stored rows of `layout` in `range` into `tx`, in time order, as
+/// chunks of one shard (0): a local read is fast and simply rerun, so it keeps no resume
+/// points.
+pub fn stream_parquet<R: StoreRecord>(
     root: &Path,
+    layout: &Layout,
     symbol: &Symbol,
     range: DateRange,
-    tx: mpsc::Sender<Chunk<Quote>>,
+    tx: mpsc::Sender<Chunk<R>>,
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<ParquetStats> {
     let mut stats = ParquetStats::default();
     let shared = symbol.shared();
-    for date in new_york_dates(range.start_ns, range.end_ns) {
+    for date in layout.units_in(range.start_ns, range.end_ns) {
         if *cancel.borrow() {
             break;
         }
-        let path = day_file(root, symbol.as_str(), date);
+        let path = layout.file(root, symbol.as_str(), date);
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if is_weekday(date) {
+                if layout.unit() == ShardUnit::Month || is_weekday(date) {
                     stats.missing.push(date);
                 }
                 continue;
@@ -89,7 +92,7 @@ pub fn stream_parquet_quotes(
             .with_context(|| format!("cannot read {}", path.display()))?;
         for batch in reader {
             let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
-            let rows = from_record_batch(&batch, &shared, range.start_ns, range.end_ns)
+            let rows = R::from_batch(&batch, &shared, layout, range.start_ns, range.end_ns)
                 .with_context(|| format!("unexpected schema in {}", path.display()))?;
             stats.rows += rows.len() as u64;
             let chunk = Chunk {
