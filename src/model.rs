@@ -194,6 +194,7 @@ pub struct Bar {
 /// and its ordinal among equal timestamps.
 pub trait ApiRecord: Record + serde::de::DeserializeOwned {
     fn set_symbol(&mut self, symbol: &Arc<str>);
+    fn symbol_name(&self) -> &str;
     fn set_seq(&mut self, seq: u32);
     fn t(&self) -> i64;
     fn seq(&self) -> u32;
@@ -214,6 +215,9 @@ macro_rules! api_record {
         impl ApiRecord for $t {
             fn set_symbol(&mut self, symbol: &Arc<str>) {
                 self.symbol = symbol.clone();
+            }
+            fn symbol_name(&self) -> &str {
+                &self.symbol
             }
             fn set_seq(&mut self, seq: u32) {
                 self.seq = seq;
@@ -241,6 +245,9 @@ api_record!(
 impl ApiRecord for Quote {
     fn set_symbol(&mut self, symbol: &Arc<str>) {
         self.symbol = symbol.clone();
+    }
+    fn symbol_name(&self) -> &str {
+        &self.symbol
     }
     fn set_seq(&mut self, seq: u32) {
         self.seq = seq;

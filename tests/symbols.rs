@@ -181,3 +181,80 @@ async fn several_symbols_into_the_parquet_store() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(s.request_log().len(), before);
 }
+
+/// Daily bars of several symbols: one multi-symbol request per month whose pages mix
+/// symbols (the limit is shared), every bar landing under its own symbol, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_bars_of_several_symbols_share_requests_whose_pages_mix_symbols() {
+    use data::standin::generate::{day_bars, timeframe_ns, DayTrades};
+    use data::time::{new_york_dates, DateRange};
+    let s = standin(StandinConfig {
+        max_page: Some(8),
+        no_data_symbols: vec!["ZZZZ".into()],
+        ..small(1_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    let args = [
+        "import-api",
+        "bars",
+        "AAPL,MSFT,ZZZZ,GOOG",
+        "2024-01-02",
+        "2024-03-29",
+        "--timeframe",
+        "1Day",
+        "--api-url",
+        &url,
+        "--batch-size",
+        "50",
+    ];
+    let run = w.run(&args).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[API] 12 months of several symbols share 3 multi-symbol requests"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("[WARN] no data for ZZZZ"),
+        "{}",
+        run.stderr
+    );
+    let log = s.request_log();
+    assert!(!log.is_empty());
+    assert!(
+        log.iter().all(|r| r.symbols == "AAPL,MSFT,ZZZZ,GOOG"),
+        "{log:?}"
+    );
+    // 3 months of 3 symbols' ~21 daily bars, 8 to a page: about 8 pages a month, and the
+    // page boundaries fall inside symbols' runs.
+    let first_requests = log.iter().filter(|r| !r.continued).count();
+    assert_eq!(first_requests, 3);
+    assert!(log.len() > 20, "{}", log.len());
+    let mut c = w.connect().await;
+    let range = DateRange::parse("2024-01-02", "2024-03-29").unwrap();
+    for symbol in ["AAPL", "MSFT", "GOOG"] {
+        let got: Vec<(i64, f64, f64, i64)> = sqlx::query_as(
+            "SELECT t, open, close, volume FROM bars JOIN symbols s ON s.id = symbol_id \
+             WHERE s.symbol = ? AND timeframe = '1Day' ORDER BY t",
+        )
+        .bind(symbol)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        let want: Vec<(i64, f64, f64, i64)> = new_york_dates(range.start_ns, range.end_ns)
+            .filter_map(|d| DayTrades::new(symbol, "sip", d, 1_000).map(|t| (d, t)))
+            .flat_map(|(d, t)| day_bars(&t, d, timeframe_ns("1Day").unwrap()))
+            .map(|b| (b.t, b.open, b.close, b.volume as i64))
+            .collect();
+        assert_eq!(want.len(), 64);
+        assert_eq!(got, want, "{symbol}");
+    }
+    // Done months are not asked for again.
+    let before = s.request_log().len();
+    let run = w.run(&args).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(s.request_log().len(), before);
+}

@@ -228,6 +228,16 @@ pub struct QuotesPage {
 /// An empty map, a missing symbol key or a null array all mean "no data on this page".
 /// Records are stamped with the symbol; `seq` is left for [`SeqAssigner`].
 pub fn decode_page<T: ApiRecord>(body: &[u8], symbol: &Symbol) -> Result<Page<T>, ApiError> {
+    decode_multi_page(body, std::slice::from_ref(symbol))
+}
+
+/// Decodes one page of a request for several `symbols`: their records, the first symbol's
+/// first, each stamped with its symbol (a page may hold the end of one symbol's records and
+/// the start of the next's; records of symbols not asked for are ignored).
+pub fn decode_multi_page<T: ApiRecord>(
+    body: &[u8],
+    symbols: &[Symbol],
+) -> Result<Page<T>, ApiError> {
     #[derive(Deserialize)]
     #[serde(bound = "T: serde::de::DeserializeOwned")]
     struct Raw<T> {
@@ -243,14 +253,19 @@ pub fn decode_page<T: ApiRecord>(body: &[u8], symbol: &Symbol) -> Result<Page<T>
             ApiError::Decode(e.to_string())
         }
     })?;
-    let mut rows = page
-        .data
-        .and_then(|mut m| m.remove(symbol.as_str()))
-        .flatten()
-        .unwrap_or_default();
-    let shared = symbol.shared();
-    for r in &mut rows {
-        r.set_symbol(&shared);
+    let mut data = page.data.unwrap_or_default();
+    let mut rows = Vec::new();
+    for symbol in symbols {
+        let mut these = data.remove(symbol.as_str()).flatten().unwrap_or_default();
+        let shared = symbol.shared();
+        for r in &mut these {
+            r.set_symbol(&shared);
+        }
+        if rows.is_empty() {
+            rows = these;
+        } else {
+            rows.append(&mut these);
+        }
     }
     Ok(Page {
         rows,
@@ -269,7 +284,7 @@ pub fn decode_quotes_page(body: &[u8], symbol: &Symbol) -> Result<QuotesPage, Ap
 
 /// Numbers records that share a nanosecond timestamp, in API order, across page boundaries.
 /// Alpaca returns each symbol's records sorted by time, so equal timestamps are adjacent.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SeqAssigner {
     last_t: Option<i64>,
     next: u32,
@@ -299,6 +314,10 @@ pub struct Request {
     pub extra: Vec<(&'static str, String)>,
     /// For bars: (timeframe, adjustment), stamped on every bar.
     pub bar_spec: Option<(Arc<str>, Arc<str>)>,
+    /// How many symbols' shards of the same day (month) one request may ask for together
+    /// (the multi-symbol endpoint; `limit` is shared across them). 1 for quotes and trades,
+    /// whose pages fill with one symbol anyway; more for coarse bars.
+    pub symbols_per_request: usize,
 }
 
 impl Request {
@@ -307,6 +326,7 @@ impl Request {
             path: "quotes",
             extra: Vec::new(),
             bar_spec: None,
+            symbols_per_request: 1,
         }
     }
 
@@ -325,8 +345,24 @@ impl Request {
                 ("adjustment", adjustment.to_string()),
             ],
             bar_spec: Some((timeframe.into(), adjustment.into())),
+            symbols_per_request: symbols_per_bars_request(timeframe),
         }
     }
+}
+
+/// How many symbols one request for a month of `timeframe` bars should name so that, at
+/// most bars a month (the 04:00-20:00 session on 23 weekdays), the page of `PAGE_LIMIT`
+/// holds them all: 1Min 1, 5Min 2, 15Min 6, 1Hour 27, 1Day 100 (the cap, which keeps the
+/// URL short).
+pub fn symbols_per_bars_request(timeframe: &str) -> usize {
+    let per_day: usize = match timeframe {
+        "1Min" => 960,
+        "5Min" => 192,
+        "15Min" => 64,
+        "1Hour" => 16,
+        _ => 1,
+    };
+    (PAGE_LIMIT as usize / (per_day * 23)).clamp(1, 100)
 }
 
 #[derive(Debug, Clone)]
@@ -392,14 +428,19 @@ impl AlpacaClient {
 
     /// The request URL of one quotes page (multi-symbol endpoint, as the official SDKs use).
     pub fn quotes_url(&self, symbol: &Symbol, range: &DateRange, token: Option<&str>) -> Url {
-        self.page_url(&Request::quotes(), symbol, range, token)
+        self.page_url(
+            &Request::quotes(),
+            std::slice::from_ref(symbol),
+            range,
+            token,
+        )
     }
 
     /// The request URL of one page of `req`.
     pub fn page_url(
         &self,
         req: &Request,
-        symbol: &Symbol,
+        symbols: &[Symbol],
         range: &DateRange,
         token: Option<&str>,
     ) -> Url {
@@ -411,7 +452,8 @@ impl AlpacaClient {
         ));
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("symbols", symbol.as_str())
+            let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+            q.append_pair("symbols", &names.join(","))
                 .append_pair("start", &format_for_api(range.start_ns))
                 .append_pair("end", &format_for_api(range.end_ns))
                 .append_pair("limit", &PAGE_LIMIT.to_string())
@@ -473,11 +515,11 @@ impl AlpacaClient {
     pub async fn page<T: ApiRecord>(
         &self,
         req: &Request,
-        symbol: &Symbol,
+        symbols: &[Symbol],
         range: &DateRange,
         token: Option<&str>,
     ) -> Result<Page<T>, ApiError> {
-        let url = self.page_url(req, symbol, range, token);
+        let url = self.page_url(req, symbols, range, token);
         let mut calls = 0u32;
         let what = format!("GET {} page", req.path);
         self.retry
@@ -490,7 +532,7 @@ impl AlpacaClient {
                 }
                 async {
                     let body = self.get_once(&url).await?;
-                    decode_page::<T>(&body, symbol)
+                    decode_multi_page::<T>(&body, symbols)
                 }
             })
             .await
@@ -516,56 +558,122 @@ impl std::ops::AddAssign for SourceStats {
     }
 }
 
-/// Streams one shard's quotes into `tx`, page by page, as chunks tagged `id`; the last
-/// chunk says the shard is complete. A resumed shard starts at its last committed quote's
-/// nanosecond and drops the quotes up to and including it. Returns `None` when stopped
-/// early (cancelled, or the receiver is gone) without error.
-pub async fn stream_shard<T: ApiRecord>(
+/// The plan's shards as requests: shards of the same day (month) with the same span, not
+/// resumed, share a request of up to `per_request` symbols; the others go alone. Groups keep
+/// plan order (by their first shard).
+pub fn group_shards(shards: &[Shard], per_request: usize) -> Vec<Vec<ShardId>> {
+    let mut groups: Vec<Vec<ShardId>> = Vec::new();
+    let mut open: HashMap<(chrono::NaiveDate, i64, i64), usize> = HashMap::new();
+    for (i, shard) in shards.iter().enumerate() {
+        let id = i as ShardId;
+        if per_request <= 1 || shard.resume_after.is_some() {
+            groups.push(vec![id]);
+            continue;
+        }
+        let key = (shard.day, shard.start_ns, shard.end_ns);
+        match open.get(&key) {
+            Some(&g) if groups[g].len() < per_request => groups[g].push(id),
+            _ => {
+                open.insert(key, groups.len());
+                groups.push(vec![id]);
+            }
+        }
+    }
+    groups
+}
+
+/// Streams one request's shards into `tx`, page by page, as chunks tagged with each row's
+/// shard; when the request is exhausted, a last chunk per shard says it is complete. A
+/// resumed shard (always alone) starts at its last committed row's nanosecond and drops the
+/// rows up to and including it. Returns `None` when stopped early (cancelled, or the
+/// receiver is gone) without error.
+async fn stream_group<T: ApiRecord>(
     client: &AlpacaClient,
     req: &Request,
-    id: ShardId,
-    shard: &Shard,
+    group: &[ShardId],
+    shards: &[Shard],
     tx: &mpsc::Sender<Chunk<T>>,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<Option<SourceStats>, ApiError> {
-    let range = shard.fetch_range();
+    let members: Vec<(ShardId, &Shard)> = group
+        .iter()
+        .filter_map(|&id| shards.get(id as usize).map(|s| (id, s)))
+        .collect();
+    let Some((_, first)) = members.first() else {
+        return Ok(Some(SourceStats::default()));
+    };
+    let range = first.fetch_range();
+    let symbols: Vec<Symbol> = members.iter().map(|(_, s)| s.symbol.clone()).collect();
+    let mut seq: Vec<SeqAssigner> = vec![SeqAssigner::default(); members.len()];
     let mut stats = SourceStats::default();
-    let mut seq = SeqAssigner::default();
     let mut token: Option<String> = None;
     loop {
         let page = tokio::select! {
             biased;
             _ = cancel.wait_for(|c| *c) => return Ok(None),
-            page = client.page::<T>(req, &shard.symbol, &range, token.as_deref()) => page?,
+            page = client.page::<T>(req, &symbols, &range, token.as_deref()) => page?,
         };
         stats.pages += 1;
-        let mut quotes = page.rows;
-        seq.assign(&mut quotes);
-        if let Some((tf, adj)) = &req.bar_spec {
-            for b in &mut quotes {
-                b.set_bar_spec(tf, adj);
+        let last = page.next_page_token.is_none();
+        // Each asked symbol's records on this page, in page order (pages are sorted by
+        // symbol, so each symbol's records are one run).
+        let mut runs: Vec<(usize, Vec<T>)> = Vec::new();
+        let mut rows = page.rows.into_iter().peekable();
+        while let Some(head) = rows.peek() {
+            let Some(m) = members
+                .iter()
+                .position(|(_, s)| s.symbol.as_str() == head.symbol_name())
+            else {
+                rows.next();
+                continue;
+            };
+            let symbol = members[m].1.symbol.as_str();
+            let mut run: Vec<T> = Vec::new();
+            while let Some(r) = rows.next_if(|r| r.symbol_name() == symbol) {
+                run.push(r);
+            }
+            match runs.iter_mut().find(|(k, _)| *k == m) {
+                Some((_, earlier)) => earlier.append(&mut run),
+                None => runs.push((m, run)),
             }
         }
-        if let Some(after) = shard.resume_after {
-            quotes.retain(|q| (q.t(), q.seq()) > after);
+        if last {
+            // The request is exhausted: every shard of it is complete, including those
+            // with nothing on this page.
+            for m in 0..members.len() {
+                if !runs.iter().any(|(k, _)| *k == m) {
+                    runs.push((m, Vec::new()));
+                }
+            }
         }
-        stats.rows += quotes.len() as u64;
-        *stats
-            .by_symbol
-            .entry(shard.symbol.as_str().to_string())
-            .or_default() += quotes.len() as u64;
-        let last = page.next_page_token.is_none();
-        if (last || !quotes.is_empty())
-            && tx
-                .send(Chunk {
-                    shard: id,
-                    rows: quotes,
-                    last,
-                })
-                .await
-                .is_err()
-        {
-            return Ok(None);
+        for (m, mut run) in runs {
+            let (id, shard) = members[m];
+            seq[m].assign(&mut run);
+            if let Some((tf, adj)) = &req.bar_spec {
+                for b in &mut run {
+                    b.set_bar_spec(tf, adj);
+                }
+            }
+            if let Some(after) = shard.resume_after {
+                run.retain(|q| (q.t(), q.seq()) > after);
+            }
+            stats.rows += run.len() as u64;
+            *stats
+                .by_symbol
+                .entry(shard.symbol.as_str().to_string())
+                .or_default() += run.len() as u64;
+            if (last || !run.is_empty())
+                && tx
+                    .send(Chunk {
+                        shard: id,
+                        rows: run,
+                        last,
+                    })
+                    .await
+                    .is_err()
+            {
+                return Ok(None);
+            }
         }
         match page.next_page_token {
             Some(t) => token = Some(t),
@@ -574,10 +682,11 @@ pub async fn stream_shard<T: ApiRecord>(
     }
 }
 
-/// Fetches `shards` with up to `concurrency` of them in flight, each paging sequentially,
-/// all feeding the one channel; shards are taken in plan order. The first shard that fails
-/// (after the retry policy gave up) stops the others and fails the run; stopping early on
-/// cancellation is not an error.
+/// Fetches `shards` with up to `concurrency` requests in flight, each paging sequentially,
+/// all feeding the one channel; shards are taken in plan order, several symbols' shards of
+/// a day (month) together where the request allows ([`group_shards`]). The first request
+/// that fails (after the retry policy gave up) stops the others and fails the run; stopping
+/// early on cancellation is not an error.
 pub async fn stream_shards<T: ApiRecord>(
     client: AlpacaClient,
     req: Request,
@@ -586,23 +695,47 @@ pub async fn stream_shards<T: ApiRecord>(
     tx: mpsc::Sender<Chunk<T>>,
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<SourceStats> {
+    let groups = Arc::new(group_shards(&shards, req.symbols_per_request));
+    if groups.len() < shards.len() {
+        tracing::info!(
+            "[API] {} {} of several symbols share {} multi-symbol requests (up to {} symbols each)",
+            shards.len(),
+            if req.bar_spec.is_some() {
+                "months"
+            } else {
+                "days"
+            },
+            groups.len(),
+            req.symbols_per_request
+        );
+    }
     let req = Arc::new(req);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.clamp(1, shards.len().max(1)) {
+    for _ in 0..concurrency.clamp(1, groups.len().max(1)) {
         let (client, shards, next, tx) = (client.clone(), shards.clone(), next.clone(), tx.clone());
-        let req = req.clone();
+        let (req, groups) = (req.clone(), groups.clone());
         let mut cancel = cancel.clone();
         workers.spawn(async move {
             let mut stats = SourceStats::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(shard) = shards.get(i) else {
+                let Some(group) = groups.get(i) else {
                     return Ok(stats);
                 };
-                let got = stream_shard(&client, &req, i as ShardId, shard, &tx, &mut cancel)
+                let got = stream_group(&client, &req, group, &shards, &tx, &mut cancel)
                     .await
-                    .with_context(|| format!("{} {}", shard.symbol, shard.day))?;
+                    .with_context(|| {
+                        let names: Vec<String> = group
+                            .iter()
+                            .filter_map(|&id| shards.get(id as usize))
+                            .map(|s| s.symbol.to_string())
+                            .collect();
+                        let day = shards
+                            .get(group[0] as usize)
+                            .map_or(String::new(), |s| s.day.to_string());
+                        format!("{} {day}", names.join(","))
+                    })?;
                 match got {
                     Some(s) => stats += s,
                     None => return Ok(stats),
@@ -651,6 +784,50 @@ mod tests {
         assert_eq!(q.ask_exchange, "Z");
         assert_eq!(q.conditions, vec!["R"]);
         assert_eq!(q.tape, "C");
+    }
+
+    #[test]
+    fn shards_of_one_month_share_requests_up_to_the_limit_unless_resumed() {
+        use crate::resume::{shards_of, ShardUnit};
+        let range = DateRange::parse("2024-01-02", "2024-02-29").unwrap();
+        let mut shards = Vec::new();
+        for name in ["AAPL", "MSFT", "GOOG"] {
+            let sym = Symbol::parse(name).unwrap();
+            shards.extend(shards_of(&sym, range, i64::MAX, ShardUnit::Month));
+        }
+        // Plan order: AAPL Jan, AAPL Feb, MSFT Jan, MSFT Feb, GOOG Jan, GOOG Feb.
+        assert_eq!(shards.len(), 6);
+        assert_eq!(group_shards(&shards, 1).len(), 6);
+        assert_eq!(
+            group_shards(&shards, 100),
+            vec![vec![0, 2, 4], vec![1, 3, 5]]
+        );
+        assert_eq!(
+            group_shards(&shards, 2),
+            vec![vec![0, 2], vec![1, 3], vec![4], vec![5]]
+        );
+        shards[2].resume_after = Some((shards[2].start_ns + 5, 0));
+        assert_eq!(
+            group_shards(&shards, 100),
+            vec![vec![0, 4], vec![1, 3, 5], vec![2]]
+        );
+        assert_eq!(symbols_per_bars_request("1Min"), 1);
+        assert_eq!(symbols_per_bars_request("15Min"), 6);
+        assert_eq!(symbols_per_bars_request("1Day"), 100);
+        assert_eq!(Request::trades().symbols_per_request, 1);
+    }
+
+    #[test]
+    fn a_page_of_several_symbols_keeps_the_asked_ones_in_order() {
+        let body = br#"{"bars":{"MSFT":[{"t":"2024-03-01T05:00:00Z","o":1,"h":1,"l":1,"c":1,"v":1,"n":1,"vw":1}],
+            "AAPL":[{"t":"2024-03-01T05:00:00Z","o":2,"h":2,"l":2,"c":2,"v":2,"n":2,"vw":2},
+                    {"t":"2024-03-04T05:00:00Z","o":3,"h":3,"l":3,"c":3,"v":3,"n":3,"vw":3}],
+            "IBM":[{"t":"2024-03-01T05:00:00Z","o":4,"h":4,"l":4,"c":4,"v":4,"n":4,"vw":4}]},
+            "next_page_token":"n"}"#;
+        let syms = [aapl(), Symbol::parse("MSFT").unwrap()];
+        let page = decode_multi_page::<crate::model::Bar>(body, &syms).unwrap();
+        let got: Vec<(&str, f64)> = page.rows.iter().map(|b| (&*b.symbol, b.open)).collect();
+        assert_eq!(got, vec![("AAPL", 2.0), ("AAPL", 3.0), ("MSFT", 1.0)]);
     }
 
     #[test]
