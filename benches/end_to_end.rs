@@ -29,6 +29,12 @@ const LOAD_MONTH: &str = "load-historical one month (Parquet to SQLite)";
 const TRADES_MONTH: &str = "trades: one month of AAPL";
 /// A year of 1-minute bars for ten symbols (2,620 symbol-days).
 const BARS_YEAR: &str = "1Min bars: a year of 10 symbols";
+/// The same trades into the Parquet store.
+const TRADES_MONTH_PQ: &str = "trades: one month of AAPL, format parquet";
+/// The same bars into the Parquet store.
+const BARS_YEAR_PQ: &str = "1Min bars: a year of 10 symbols, format parquet";
+/// Daily bars for the ten symbols: multi-symbol requests, one per month.
+const DAILY_YEAR: &str = "1Day bars: a year of 10 symbols";
 const TEN: &str = "AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,BRK.B,JPM,V";
 
 const MODES: &[Mode] = &[
@@ -117,6 +123,24 @@ const MODES: &[Mode] = &[
         prefill: false,
     },
     Mode {
+        name: TRADES_MONTH_PQ,
+        args: &["--format", "parquet"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: BARS_YEAR_PQ,
+        args: &["--format", "parquet"],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: DAILY_YEAR,
+        args: &[],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
         name: LOAD_MONTH,
         args: &[],
         one_day: false,
@@ -144,6 +168,10 @@ fn dir_bytes(p: &Path) -> u64 {
     total
 }
 
+fn is_bars(mode: &Mode) -> bool {
+    mode.name == BARS_YEAR || mode.name == BARS_YEAR_PQ || mode.name == DAILY_YEAR
+}
+
 fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
     let (start, end) = if mode.one_day {
         ("2024-01-02", "2024-01-02")
@@ -151,8 +179,8 @@ fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
         ("2024-01-01", "2024-12-31")
     };
     let log = dir.join("stderr.log");
-    let args: Vec<&str> = if mode.name == TRADES_MONTH {
-        vec![
+    let args: Vec<&str> = if mode.name == TRADES_MONTH || mode.name == TRADES_MONTH_PQ {
+        let mut a = vec![
             "import-api",
             "trades",
             "AAPL",
@@ -160,19 +188,28 @@ fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
             "2024-01-31",
             "--api-url",
             url,
-        ]
-    } else if mode.name == BARS_YEAR {
-        vec![
+        ];
+        a.extend(mode.args);
+        a
+    } else if is_bars(mode) {
+        let tf = if mode.name == DAILY_YEAR {
+            "1Day"
+        } else {
+            "1Min"
+        };
+        let mut a = vec![
             "import-api",
             "bars",
             TEN,
             "2024-01-01",
             "2024-12-31",
             "--timeframe",
-            "1Min",
+            tf,
             "--api-url",
             url,
-        ]
+        ];
+        a.extend(mode.args);
+        a
     } else if mode.name == LOAD_MONTH {
         vec![
             "load-historical",
@@ -303,7 +340,7 @@ fn main() {
                 .and_then(|n| n.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
-        let quotes = if mode.name == TRADES_MONTH || mode.name == BARS_YEAR {
+        let quotes = if is_bars(mode) || mode.name == TRADES_MONTH || mode.name == TRADES_MONTH_PQ {
             rows_in(m)
         } else if mode.one_day {
             37_000.0

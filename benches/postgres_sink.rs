@@ -1,7 +1,8 @@
 //! The PostgreSQL sink alone, beside the alternatives measured in the same run: the sink's
 //! binary COPY straight in (fresh range, or `--skip-duplicates`) and through a staging table
 //! with an ordered upsert, a text COPY straight in (the format the sink does not use), and
-//! plain multi-row `INSERT ... ON CONFLICT` with bound parameters (the path COPY replaces).
+//! multi-row `INSERT` with bound parameters, with `ON CONFLICT` (the upsert the sink does) and
+//! plain (the path COPY replaces). `BENCH_ROWS=9694000` is the full year's volume.
 //!
 //! Needs a server: `BENCH_POSTGRES_URL` or `DATA_TEST_POSTGRES_URL` (e.g.
 //! postgres://root@127.0.0.1:5432/postgres); each case runs in a fresh database.
@@ -99,7 +100,7 @@ async fn text_copy_direct(conn: &mut PgConnection, rows: &[Quote]) {
     }
 }
 
-async fn multirow_insert_upsert(conn: &mut PgConnection, rows: &[Quote]) {
+async fn multirow_insert(conn: &mut PgConnection, rows: &[Quote], upsert: bool) {
     // PostgreSQL allows 65,535 bound parameters per statement: 5,957 rows of 11 columns.
     let per = 65_535 / 11;
     for batch in rows.chunks(BATCH) {
@@ -120,8 +121,10 @@ async fn multirow_insert_upsert(conn: &mut PgConnection, rows: &[Quote]) {
                 );
                 sql.push(')');
             }
-            sql.push(' ');
-            sql.push_str(UPSERT_TAIL);
+            if upsert {
+                sql.push(' ');
+                sql.push_str(UPSERT_TAIL);
+            }
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q
@@ -150,9 +153,10 @@ enum Case {
     SinkPlain,
     TextDirect,
     MultiRowInsert,
+    MultiRowPlain,
 }
 
-const CASES: [(Case, &str); 5] = [
+const CASES: [(Case, &str); 6] = [
     (
         Case::SinkFresh,
         "sink default, fresh range: span probe + binary COPY straight in",
@@ -169,6 +173,10 @@ const CASES: [(Case, &str); 5] = [
     (
         Case::MultiRowInsert,
         "multi-row INSERT ... ON CONFLICT (bound parameters)",
+    ),
+    (
+        Case::MultiRowPlain,
+        "plain multi-row INSERT, no ON CONFLICT (bound parameters)",
     ),
 ];
 
@@ -229,7 +237,8 @@ fn main() {
                         }
                     }
                     Case::TextDirect => text_copy_direct(&mut conn, &rows).await,
-                    Case::MultiRowInsert => multirow_insert_upsert(&mut conn, &rows).await,
+                    Case::MultiRowInsert => multirow_insert(&mut conn, &rows, true).await,
+                    Case::MultiRowPlain => multirow_insert(&mut conn, &rows, false).await,
                 }
                 times[i].push(started.elapsed());
                 let count: i64 = sqlx::query_scalar("SELECT count(*) FROM quotes")
@@ -259,15 +268,17 @@ fn main() {
             rate(v[v.len() / 2])
         })
         .collect();
-    let insert = medians[4];
+    let (insert, plain) = (medians[4], medians[5]);
     println!("PostgreSQL sink: {n} quotes in batches of {BATCH}, one transaction per batch; median of {runs} runs");
-    println!("| path | rows/s (median) | vs multi-row INSERT | table + index size |");
-    println!("|---|---:|---:|---:|");
+    println!("| path | wall (median) | rows/s | vs INSERT ... ON CONFLICT | vs plain INSERT | table + index size |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (i, (_, name)) in CASES.iter().enumerate() {
         println!(
-            "| {name} | {:.0} | {:.1}× | {} |",
+            "| {name} | {:.1} s | {:.0} | {:.2}× | {:.2}× | {} |",
+            n as f64 / medians[i],
             medians[i],
             medians[i] / insert,
+            medians[i] / plain,
             sizes[i]
         );
     }

@@ -24,9 +24,7 @@ use crate::source::pace::RequestStats;
 use crate::source::parquet::stream_parquet;
 use crate::source::retry::RetryPolicy;
 use crate::store::archive as archive_units;
-use crate::time::{
-    format_nanos, new_york_date, new_york_time_nanos, DateRange, SESSION_CLOSE, SESSION_OPEN,
-};
+use crate::time::{format_nanos, new_york_date, new_york_time_nanos, DateRange};
 use crate::transform::{parse_width, Aggregate, Passthrough, Thinning, Transform};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
@@ -271,23 +269,6 @@ fn client_for(settings: &config::Settings) -> anyhow::Result<AlpacaClient> {
         &creds,
     )
     .map_err(|e| anyhow!(e))
-}
-
-/// Widens a range to whole New York sessions (04:00 of the first day to 20:00 of the last),
-/// the unit the Parquet store keeps.
-pub fn whole_days(range: DateRange) -> DateRange {
-    DateRange {
-        start_ns: new_york_time_nanos(
-            new_york_date(range.start_ns),
-            SESSION_OPEN.0,
-            SESSION_OPEN.1,
-        ),
-        end_ns: new_york_time_nanos(
-            new_york_date(range.end_ns),
-            SESSION_CLOSE.0,
-            SESSION_CLOSE.1,
-        ),
-    }
 }
 
 /// `data import-api`.

@@ -44,6 +44,33 @@ fn expected_trades(symbol: &str, start: &str, end: &str, per_day: u32) -> Vec<St
     rows.into_values().collect()
 }
 
+/// Every bar of `timeframe` the stand-in serves for `symbol` on the days of the range.
+fn expected_bars(
+    symbol: &str,
+    start: &str,
+    end: &str,
+    per_day: u32,
+    timeframe: &str,
+) -> Vec<BarRow> {
+    let range = DateRange::parse(start, end).unwrap();
+    new_york_dates(range.start_ns, range.end_ns)
+        .filter_map(|d| DayTrades::new(symbol, "sip", d, per_day).map(|t| (d, t)))
+        .flat_map(|(d, t)| day_bars(&t, d, timeframe_ns(timeframe).unwrap()))
+        .map(|b| {
+            (
+                b.t,
+                b.open,
+                b.high,
+                b.low,
+                b.close,
+                b.volume as i64,
+                b.trades as i64,
+                b.vwap,
+            )
+        })
+        .collect()
+}
+
 async fn stored_trades(w: &Workdir, symbol: &str) -> Vec<String> {
     let mut c = w.connect().await;
     let rows: Vec<TradeRow> = sqlx::query_as(
@@ -153,23 +180,7 @@ async fn bars_of_several_timeframes_match_the_trades_they_come_from() {
         .fetch_all(&mut *conn)
         .await
         .unwrap();
-        let range = DateRange::parse("2024-01-02", "2024-01-05").unwrap();
-        let want: Vec<BarRow> = new_york_dates(range.start_ns, range.end_ns)
-            .filter_map(|d| DayTrades::new("AAPL", "sip", d, 4_000).map(|t| (d, t)))
-            .flat_map(|(d, t)| day_bars(&t, d, timeframe_ns(tf).unwrap()))
-            .map(|b| {
-                (
-                    b.t,
-                    b.open,
-                    b.high,
-                    b.low,
-                    b.close,
-                    b.volume as i64,
-                    b.trades as i64,
-                    b.vwap,
-                )
-            })
-            .collect();
+        let want = expected_bars("AAPL", "2024-01-02", "2024-01-05", 4_000, tf);
         assert!(!want.is_empty());
         assert_eq!(got, want, "{tf}");
     }
@@ -437,23 +448,7 @@ async fn bars_in_the_parquet_store_are_whole_months_and_round_trip() {
         "{}",
         run.stderr
     );
-    let range = DateRange::parse("2024-01-01", "2024-02-29").unwrap();
-    let want: Vec<BarRow> = new_york_dates(range.start_ns, range.end_ns)
-        .filter_map(|d| DayTrades::new("AAPL", "sip", d, 2_000).map(|t| (d, t)))
-        .flat_map(|(d, t)| day_bars(&t, d, timeframe_ns("15Min").unwrap()))
-        .map(|b| {
-            (
-                b.t,
-                b.open,
-                b.high,
-                b.low,
-                b.close,
-                b.volume as i64,
-                b.trades as i64,
-                b.vwap,
-            )
-        })
-        .collect();
+    let want = expected_bars("AAPL", "2024-01-01", "2024-02-29", 2_000, "15Min");
     let jan =
         data::time::new_york_time_nanos(chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(), 0, 0);
     let in_jan = want.iter().filter(|b| b.0 < jan).count() as i64;

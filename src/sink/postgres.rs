@@ -526,92 +526,10 @@ impl PgSink {
             .map(|r| super::quote_from_columns(&sym, r))
             .collect()
     }
-    /// The trades of `symbol` with `from_ns <= t < until_ns`, in time order.
-    pub async fn read_trades(
-        &mut self,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<crate::model::Trade>> {
-        let sql = super::SELECT_TRADES;
-        let rows: Vec<super::TradeColumns> = sqlx::query_as(sql)
-            .bind(symbol)
-            .bind(from_ns)
-            .bind(until_ns)
-            .fetch_all(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot read trades"))?;
-        let sym: Arc<str> = symbol.into();
-        rows.into_iter()
-            .map(|r| super::trade_from_columns(&sym, r))
-            .collect()
-    }
-
-    /// The bars of `symbol`, `timeframe` and `adjustment` with `from_ns <= t < until_ns`.
-    pub async fn read_bars(
-        &mut self,
-        symbol: &str,
-        (timeframe, adjustment): (&Arc<str>, &Arc<str>),
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<crate::model::Bar>> {
-        let sql = super::SELECT_BARS;
-        let rows: Vec<super::BarColumns> = sqlx::query_as(sql)
-            .bind(symbol)
-            .bind(from_ns)
-            .bind(until_ns)
-            .bind(&**timeframe)
-            .bind(&**adjustment)
-            .fetch_all(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot read bars"))?;
-        let sym: Arc<str> = symbol.into();
-        rows.into_iter()
-            .map(|r| super::bar_from_columns(&sym, timeframe, adjustment, r))
-            .collect()
-    }
-
-    /// Deletes `layout`'s rows of `symbol` with `from_ns <= t < until_ns` in one
-    /// transaction, with the progress records of the days (months) they cover; returns how
-    /// many rows.
-    pub async fn delete_rows(
-        &mut self,
-        layout: &crate::sink::parquet::Layout,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<u64> {
-        // The units' resume points go with their rows: an import of them after the
-        // archive must fetch them again, not skip them as done.
-        let (sql, dataset) = super::delete_sql(layout);
-        let spec = match layout {
-            crate::sink::parquet::Layout::Bars {
-                timeframe,
-                adjustment,
-            } => Some((timeframe.to_string(), adjustment.to_string())),
-            _ => None,
-        };
-        let deleted = async {
-            let mut tx = self.conn.begin().await?;
-            let mut q = sqlx::query(sql).bind(symbol).bind(from_ns).bind(until_ns);
-            if let Some((tf, adj)) = &spec {
-                q = q.bind(tf.as_str()).bind(adj.as_str());
-            }
-            let r = q.execute(&mut *tx).await?;
-            for key in layout.units_in(from_ns, until_ns - 1) {
-                sqlx::query("DELETE FROM import_progress WHERE dataset = $1 AND symbol = $2 AND day = $3::date")
-                    .bind(&dataset)
-                    .bind(symbol)
-                    .bind(key.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(r.rows_affected())
-        }
-        .await;
-        deleted.map_err(|e| self.err(e, "cannot delete archived rows"))
-    }
+    super::archive_queries!(
+        |s: &str| s.to_string(),
+        "DELETE FROM import_progress WHERE dataset = $1 AND symbol = $2 AND day = $3::date"
+    );
 
     /// Whether `table` holds no rows of the batch's symbols (and thinning) within the batch's
     /// time spans: one span per symbol and UTC day, so a batch that interleaves several
