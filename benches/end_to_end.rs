@@ -30,9 +30,9 @@ const TRADES_MONTH: &str = "trades: one month of AAPL";
 /// A year of 1-minute bars for ten symbols (2,620 symbol-days).
 const BARS_YEAR: &str = "1Min bars: a year of 10 symbols";
 /// The same trades into the Parquet store.
-const TRADES_MONTH_PQ: &str = "trades: one month of AAPL, format parquet";
+const TRADES_MONTH_PQ: &str = "trades: one month of AAPL (format parquet)";
 /// The same bars into the Parquet store.
-const BARS_YEAR_PQ: &str = "1Min bars: a year of 10 symbols, format parquet";
+const BARS_YEAR_PQ: &str = "1Min bars: a year of 10 symbols (format parquet)";
 /// Daily bars for the ten symbols: multi-symbol requests, one per month.
 const DAILY_YEAR: &str = "1Day bars: a year of 10 symbols";
 const TEN: &str = "AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,BRK.B,JPM,V";
