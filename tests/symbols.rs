@@ -213,7 +213,7 @@ async fn daily_bars_of_several_symbols_share_requests_whose_pages_mix_symbols() 
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("[API] 12 months of several symbols share 3 multi-symbol requests"),
+            .contains("[API] 12 symbol-months share 3 multi-symbol requests"),
         "{}",
         run.stderr
     );

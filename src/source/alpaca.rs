@@ -698,7 +698,7 @@ pub async fn stream_shards<T: ApiRecord>(
     let groups = Arc::new(group_shards(&shards, req.symbols_per_request));
     if groups.len() < shards.len() {
         tracing::info!(
-            "[API] {} {} of several symbols share {} multi-symbol requests (up to {} symbols each)",
+            "[API] {} symbol-{} share {} multi-symbol request{} (up to {} symbols each)",
             shards.len(),
             if req.bar_spec.is_some() {
                 "months"
@@ -706,6 +706,7 @@ pub async fn stream_shards<T: ApiRecord>(
                 "days"
             },
             groups.len(),
+            if groups.len() == 1 { "" } else { "s" },
             req.symbols_per_request
         );
     }
