@@ -356,12 +356,7 @@ async fn import_into(
     else {
         return Ok(Outcome::Completed);
     };
-    let source = ApiSource::new(
-        client,
-        Request::quotes(),
-        shards.clone(),
-        settings.concurrency,
-    );
+    let source = ApiSource::new(client, Request::quotes(), shards.clone(), settings);
     let by_symbol = source.by_symbol.clone();
     let batch = settings.batch_size;
     let outcome = match thinning.aggregate_ns {
@@ -544,7 +539,7 @@ async fn run_trades_or_bars(
         else {
             return Ok(Outcome::Completed);
         };
-        let source = ApiSource::new(client, req, shards.clone(), settings.concurrency);
+        let source = ApiSource::new(client, req, shards.clone(), &settings);
         let by_symbol = source.by_symbol.clone();
         let batch = settings.batch_size;
         let outcome = if kind == "trades" {
@@ -618,17 +613,21 @@ struct ApiSource {
 }
 
 impl ApiSource {
+    /// `--concurrency` and `--symbols-per-request` (when not auto) come from `settings`.
     fn new(
         client: AlpacaClient,
-        req: Request,
+        mut req: Request,
         shards: Arc<Vec<Shard>>,
-        concurrency: usize,
+        settings: &config::Settings,
     ) -> Self {
+        if let Some(n) = settings.symbols_per_request {
+            req.symbols_per_request = n;
+        }
         ApiSource {
             client,
             req,
             shards,
-            concurrency,
+            concurrency: settings.concurrency,
             by_symbol: Arc::default(),
         }
     }
@@ -760,7 +759,7 @@ async fn import_to_parquet<R: ApiRecord + StoreRecord>(
         layout.dir(root).display(),
         settings.batch_size
     );
-    let source = ApiSource::new(client, req, shards.clone(), settings.concurrency);
+    let source = ApiSource::new(client, req, shards.clone(), settings);
     let by_symbol = source.by_symbol.clone();
     let result = pipe(
         &report,

@@ -532,3 +532,81 @@ async fn bars_in_the_parquet_store_are_whole_months_and_round_trip() {
         in_jan
     );
 }
+
+/// `--symbols-per-request`: several symbols' trade days in one request, pages mixing them; a
+/// symbol's day is complete (its progress done, its Parquet file committed) as soon as the
+/// next symbol's records arrive, not only when the request ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trades_of_several_symbols_can_share_requests() {
+    let s = standin(StandinConfig {
+        max_page: Some(300),
+        no_data_symbols: vec!["ZZZZ".into()],
+        ..small(4_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    let base = [
+        "import-api",
+        "trades",
+        "AAPL,MSFT,ZZZZ",
+        "2024-01-02",
+        "2024-01-03",
+        "--api-url",
+        &url,
+        "--symbols-per-request",
+        "3",
+        "--concurrency",
+        "1",
+        "--batch-size",
+        "100",
+    ];
+    let run = w.run(&base).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[API] 6 symbol-days share 2 multi-symbol requests (up to 3 symbols each)"),
+        "{}",
+        run.stderr
+    );
+    for symbol in ["AAPL", "MSFT"] {
+        let want = expected_trades(symbol, "2024-01-02", "2024-01-03", 4_000);
+        assert_eq!(stored_trades(&w, symbol).await, want, "{symbol}");
+    }
+    assert!(
+        run.stderr.contains("[WARN] no data for ZZZZ"),
+        "{}",
+        run.stderr
+    );
+    // 2 days x 2,000 records of two symbols, 300 to a page: 7 requests a day (one symbol per
+    // request would take 4 each for AAPL and MSFT plus 1 for ZZZZ: 9 a day).
+    let log = s.request_log();
+    assert_eq!(log.len(), 14, "{log:?}");
+    assert!(log.iter().all(|r| r.symbols == "AAPL,MSFT,ZZZZ"), "{log:?}");
+    // AAPL's day was marked done while MSFT's records of the same request were still coming:
+    // MSFT's ~1,000 records of that day went in as batches of 100 showing 1 day done.
+    let one_done = w
+        .log()
+        .lines()
+        .filter(|l| l.contains("[DB] Batch") && l.contains(", days 1/6,"))
+        .count();
+    assert!(one_done >= 5, "{one_done}: {}", w.log());
+    // Into the Parquet store the same way: each day file complete, corrections applied.
+    let mut pq = base.to_vec();
+    pq.extend(["--format", "parquet"]);
+    let run = w.run(&pq).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for symbol in ["AAPL", "MSFT"] {
+        for day in ["2024-01-02", "2024-01-03"] {
+            let f = w.path().join(format!(
+                "data/historical/trades/symbol={symbol}/date={day}/part-0.parquet"
+            ));
+            assert_eq!(parquet_rows(&f), 990, "{}", f.display());
+        }
+    }
+    // A bad value is named.
+    let mut bad = base.to_vec();
+    bad[8] = "0";
+    let run = w.run(&bad).await;
+    assert_one_line_failure(&run, 2, "invalid symbols_per_request \"0\"");
+}

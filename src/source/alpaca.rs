@@ -583,7 +583,8 @@ pub fn group_shards(shards: &[Shard], per_request: usize) -> Vec<Vec<ShardId>> {
 }
 
 /// Streams one request's shards into `tx`, page by page, as chunks tagged with each row's
-/// shard; when the request is exhausted, a last chunk per shard says it is complete. A
+/// shard; a shard's last chunk says it is complete — as soon as a later symbol's records
+/// arrive (the API sorts by symbol), or when the request is exhausted. A
 /// resumed shard (always alone) starts at its last committed row's nanosecond and drops the
 /// rows up to and including it. Returns `None` when stopped early (cancelled, or the
 /// receiver is gone) without error.
@@ -605,6 +606,9 @@ async fn stream_group<T: ApiRecord>(
     let range = first.fetch_range();
     let symbols: Vec<Symbol> = members.iter().map(|(_, s)| s.symbol.clone()).collect();
     let mut seq: Vec<SeqAssigner> = vec![SeqAssigner::default(); members.len()];
+    let mut finished = vec![false; members.len()];
+    // The greatest symbol whose records have arrived (the API sorts by symbol).
+    let mut reached: Option<String> = None;
     let mut stats = SourceStats::default();
     let mut token: Option<String> = None;
     loop {
@@ -637,17 +641,35 @@ async fn stream_group<T: ApiRecord>(
                 None => runs.push((m, run)),
             }
         }
-        if last {
-            // The request is exhausted: every shard of it is complete, including those
-            // with nothing on this page.
-            for m in 0..members.len() {
-                if !runs.iter().any(|(k, _)| *k == m) {
-                    runs.push((m, Vec::new()));
-                }
+        if let Some(&(m, _)) = runs.iter().find(|(m, _)| finished[*m]) {
+            return Err(ApiError::Decode(format!(
+                "records for {} arrived after those of a later symbol: the multi-symbol order \
+                 is broken (rerun with --symbols-per-request 1)",
+                members[m].1.symbol
+            )));
+        }
+        // Records come sorted by symbol: once a later symbol's records arrived, the earlier
+        // symbols are complete; when the request is exhausted, all are.
+        for (m, _) in &runs {
+            let symbol = members[*m].1.symbol.as_str();
+            if reached.as_deref().is_none_or(|r| symbol > r) {
+                reached = Some(symbol.to_string());
+            }
+        }
+        let complete = |m: usize| {
+            last || reached
+                .as_deref()
+                .is_some_and(|r| members[m].1.symbol.as_str() < r)
+        };
+        for (m, done) in finished.iter().enumerate() {
+            if complete(m) && !done && !runs.iter().any(|(k, _)| *k == m) {
+                runs.push((m, Vec::new()));
             }
         }
         for (m, mut run) in runs {
             let (id, shard) = members[m];
+            let last = complete(m);
+            finished[m] = last;
             seq[m].assign(&mut run);
             if let Some((tf, adj)) = &req.bar_spec {
                 for b in &mut run {
