@@ -403,3 +403,84 @@ async fn requests_are_paced_to_the_rate_limit() {
         run.stderr
     );
 }
+
+/// Shared requests (`--symbols-per-request`) killed mid-import: the rerun asks only for the
+/// symbol-days not done (a started one alone, from its last committed quote) and ends with
+/// exactly the rows of a clean import.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_requests_killed_then_rerun_equal_a_clean_import() {
+    let s = standin(StandinConfig {
+        max_page: Some(400),
+        delay: Duration::from_millis(30),
+        ..small(PER_DAY)
+    })
+    .await;
+    let url = s.url();
+    let end = "2024-01-04";
+    let args = [
+        "import-api",
+        "quotes",
+        "AAPL,MSFT",
+        START,
+        end,
+        "--api-url",
+        &url,
+        "--batch-size",
+        "700",
+        "--concurrency",
+        "1",
+        "--symbols-per-request",
+        "2",
+    ];
+    let w = Workdir::new();
+    let done_days = || async {
+        let mut c = w.connect().await;
+        let rows: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT symbol, day, done FROM import_progress WHERE dataset = 'quotes'",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap_or_default();
+        rows.into_iter()
+            .filter(|r| r.2)
+            .map(|(s, d, _)| (s, d))
+            .collect::<Vec<_>>()
+    };
+    let mut child = w.command(&args).spawn().expect("spawn");
+    let until = Instant::now() + Duration::from_secs(60);
+    // Kill once AAPL's first day is done and MSFT's has started (same request).
+    loop {
+        if w.log().matches("[DB] Batch").count() >= 6 && !done_days().await.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < until, "no progress before the kill");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let done = done_days().await;
+    assert!(
+        done.contains(&("AAPL".to_string(), "2024-01-02".to_string())),
+        "{done:?}"
+    );
+    assert!(done.len() < 6, "{done:?}");
+    let requests = s.request_log().len();
+    let run = w.run(&args).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for r in s.request_log()[requests..].iter().filter(|r| !r.continued) {
+        let day = day_of(r);
+        for symbol in r.symbols.split(',') {
+            assert!(
+                !done.contains(&(symbol.to_string(), day.clone())),
+                "done {symbol} {day} fetched again: {r:?}"
+            );
+        }
+    }
+    for symbol in ["AAPL", "MSFT"] {
+        assert_eq!(
+            w.rows(symbol).await,
+            expected_rows(symbol, START, end, PER_DAY),
+            "{symbol}"
+        );
+    }
+}
