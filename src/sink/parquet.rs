@@ -769,8 +769,9 @@ struct UnitWriter<R: StoreRecord> {
     path: PathBuf,
     writer: Option<ArrowWriter<File>>,
     rows: u64,
-    /// Identity -> index of the last record that updated it (trades' corrections).
-    updates: HashMap<(String, u64), u64>,
+    /// Trade id -> (exchange, index of the last record that updated it) for each identity a
+    /// correction touched; keyed by id so the rewrite looks rows up without allocating.
+    updates: HashMap<u64, Vec<(String, u64)>>,
     _rows: std::marker::PhantomData<R>,
 }
 
@@ -812,8 +813,12 @@ impl<R: StoreRecord> UnitWriter<R> {
         for (i, r) in rows.iter().enumerate() {
             if r.is_update() {
                 if let Some((x, id)) = r.identity() {
-                    self.updates
-                        .insert((x.to_string(), id), self.rows + i as u64);
+                    let index = self.rows + i as u64;
+                    let slot = self.updates.entry(id).or_default();
+                    match slot.iter_mut().find(|(e, _)| e == x) {
+                        Some((_, last)) => *last = index,
+                        None => slot.push((x.to_string(), index)),
+                    }
                 }
             }
         }
@@ -849,8 +854,10 @@ impl<R: StoreRecord> UnitWriter<R> {
                     index += 1;
                     let replaced = r.identity().and_then(|(x, id)| {
                         self.updates
-                            .get(&(x.to_string(), id))
-                            .map(|&last| last != i)
+                            .get(&id)?
+                            .iter()
+                            .find(|(e, _)| e == x)
+                            .map(|&(_, last)| last != i)
                     });
                     !replaced.unwrap_or(false)
                 })
