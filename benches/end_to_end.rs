@@ -5,6 +5,14 @@
 //! Run with `cargo bench --bench end_to_end` (about 15 minutes on 2 cores).
 //! `BENCH_MODES=default,drop-indexes` runs a subset. Modes are interleaved round by round so
 //! machine noise hits them alike. The stand-in runs in this process on its own threads.
+//!
+//! `BENCH_BASELINE=/path/to/data` also runs every chosen mode with that binary (an earlier
+//! release, built in a `git worktree`), interleaved with this one, as `<mode> @baseline`:
+//!
+//! ```sh
+//! git worktree add ../base 6eddcd9 && (cd ../base && cargo build --release --bins)
+//! BENCH_BASELINE=../base/target/release/data BENCH_MODES=default cargo bench --bench end_to_end
+//! ```
 
 use data::standin::{Standin, StandinConfig};
 use std::path::Path;
@@ -172,7 +180,7 @@ fn is_bars(mode: &Mode) -> bool {
     mode.name == BARS_YEAR || mode.name == BARS_YEAR_PQ || mode.name == DAILY_YEAR
 }
 
-fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
+fn run_data(bin: &Path, dir: &Path, url: &str, mode: &Mode) -> Sample {
     let (start, end) = if mode.one_day {
         ("2024-01-02", "2024-01-02")
     } else {
@@ -226,7 +234,7 @@ fn run_data(dir: &Path, url: &str, mode: &Mode) -> Sample {
     let started = Instant::now();
     // Reaped by wait4 below (which also gives the child's own peak RSS), not by Child::wait.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new(env!("CARGO_BIN_EXE_data"))
+    let child = Command::new(bin)
         .args(&args)
         .current_dir(dir)
         .env("APCA_API_KEY_ID", "bench")
@@ -281,10 +289,21 @@ fn main() {
     let only: Option<Vec<String>> = std::env::var("BENCH_MODES")
         .ok()
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
-    let modes: Vec<&Mode> = MODES
+    let ours = Path::new(env!("CARGO_BIN_EXE_data")).to_path_buf();
+    let baseline = std::env::var_os("BENCH_BASELINE").map(std::path::PathBuf::from);
+    // (binary, mode, label): every chosen mode with this build, then with the baseline.
+    let mut modes: Vec<(std::path::PathBuf, &Mode, String)> = MODES
         .iter()
         .filter(|m| only.as_ref().is_none_or(|o| o.iter().any(|n| n == m.name)))
+        .map(|m| (ours.clone(), m, m.name.to_string()))
         .collect();
+    if let Some(base) = &baseline {
+        let theirs: Vec<_> = modes
+            .iter()
+            .map(|(_, m, name)| (base.clone(), *m, format!("{name} @baseline")))
+            .collect();
+        modes.extend(theirs);
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -302,7 +321,7 @@ fn main() {
     let url = rx.recv().expect("stand-in url");
     let mut samples: Vec<Vec<Sample>> = modes.iter().map(|_| Vec::new()).collect();
     for round in 0..runs {
-        for (i, mode) in modes.iter().enumerate() {
+        for (i, (bin, mode, label)) in modes.iter().enumerate() {
             let dir = tempfile::tempdir().expect("temp dir");
             if mode.prefill {
                 let fill = if mode.name == LOAD_MONTH {
@@ -313,13 +332,13 @@ fn main() {
                 } else {
                     &MODES[0]
                 };
-                run_data(dir.path(), &url, fill);
+                run_data(bin, dir.path(), &url, fill);
             }
-            let s = run_data(dir.path(), &url, mode);
+            let s = run_data(bin, dir.path(), &url, mode);
             eprintln!(
                 "round {} {:<36} {:>7.2}s {:>7} KB  {}",
                 round + 1,
-                mode.name,
+                label,
                 s.wall.as_secs_f64(),
                 s.max_rss_kb,
                 s.kept
@@ -330,7 +349,7 @@ fn main() {
     println!("Full-year AAPL import (9,694,000 quotes) from the stand-in; median of {runs} runs");
     println!("| mode | wall (median) | rows/s | peak RSS | bytes on disk | rows |");
     println!("|---|---:|---:|---:|---:|---|");
-    for (mode, v) in modes.iter().zip(samples.iter_mut()) {
+    for ((_, mode, label), v) in modes.iter().zip(samples.iter_mut()) {
         v.sort_by_key(|s| s.wall);
         let m = &v[v.len() / 2];
         let rows_in = |s: &Sample| {
@@ -363,12 +382,30 @@ fn main() {
         };
         println!(
             "| {} | {} | {:.0} | {:.0} MB | {:.0} MB | {} |",
-            mode.name,
+            label,
             wall,
             rate,
             rss[rss.len() / 2] as f64 / 1024.0,
             m.db_bytes as f64 / 1e6,
             m.kept
         );
+    }
+    if baseline.is_some() {
+        let median = |label: &str| {
+            modes
+                .iter()
+                .zip(samples.iter())
+                .find(|((_, _, l), _)| l == label)
+                .map(|(_, v)| v[v.len() / 2].wall.as_secs_f64())
+        };
+        for (_, mode, label) in modes.iter().filter(|(_, _, l)| !l.ends_with("@baseline")) {
+            if let (Some(a), Some(b)) = (median(label), median(&format!("{label} @baseline"))) {
+                println!(
+                    "{}: this build {a:.2} s, baseline {b:.2} s: {:.3}x the baseline's speed",
+                    mode.name,
+                    b / a
+                );
+            }
+        }
     }
 }

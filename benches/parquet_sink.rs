@@ -4,9 +4,10 @@
 //! (default 5) runs of `BENCH_ROWS` quotes (default 2,000,000, about 54 days of the
 //! stand-in's AAPL), each into a fresh folder, and the bytes written per quote.
 
+use data::dataset::DatasetId;
 use data::model::Quote;
 use data::pipeline::{Mark, Sink};
-use data::sink::parquet::{Layout, ParquetSink};
+use data::sink::parquet::ParquetSink;
 use data::standin::generate::quotes_between;
 use data::time::DateRange;
 use std::sync::Arc;
@@ -81,7 +82,7 @@ fn main() {
     for _ in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let t = rt.block_on(async {
-            let mut sink = ParquetSink::<Quote>::new(dir.path(), Layout::Quotes, shards.clone())
+            let mut sink = ParquetSink::<Quote>::new(dir.path(), DatasetId::Quotes, shards.clone())
                 .expect("sink");
             let started = Instant::now();
             for (batch, marks) in &batches {

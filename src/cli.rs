@@ -2,193 +2,15 @@
 //! 130 interrupted). Settings come from a flag, else its environment variable, else the
 //! default shown in `--help`; nothing downstream re-reads the environment.
 
-use crate::config::{self, SettingsArgs, SettingsError};
-use crate::import::{self, Outcome};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use crate::args::{Cli, Command, ConfigAction};
+use crate::commands;
+use crate::config::{self, SettingsError};
+use crate::run::{Outcome, EXIT_INTERRUPTED};
+use clap::Parser;
 use std::process::ExitCode;
 
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "data",
-    version,
-    about = "Bulk importer of historical market data from the Alpaca Market Data API into SQLite",
-    propagate_version = true
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Import historical data for one or more symbols from the Alpaca Market Data API
-    #[command(
-        name = "import-api",
-        long_about = "Import historical data for one or more symbols from the Alpaca Market Data API.\n\n\
-            START and END are dates (YYYY-MM-DD) or RFC 3339 timestamps; END is inclusive. US \
-            equities trade on New York days: a bare date covers that New York day's whole \
-            extended-hours session, 04:00-20:00 America/New_York (START at 04:00, END at \
-            20:00), whatever your own time zone. A timestamp is taken exactly.\n\n\
-            Rows are written in batches, each committed in its own transaction; re-running the \
-            same command is safe and leaves exactly the same rows.",
-        after_help = "Examples:\n  data import-api quotes AAPL 2024-01-01 2024-12-31\n  \
-            data import-api quotes AAPL,MSFT,BRK.B 2024-01-01 2024-01-31\n  \
-            data import-api quotes --symbols-file watchlist.txt 2024-01-01 2024-12-31\n  \
-            data import-api quotes MSFT 2024-03-01T14:30:00Z 2024-03-01T15:00:00Z --feed iex"
-    )]
-    ImportApi(ImportArgs),
-    /// Load days from the Parquet store (HISTORICAL_DATA_PATH) into the database
-    #[command(
-        name = "load-historical",
-        long_about = "Load quotes, trades or bars from the Parquet store (HISTORICAL_DATA_PATH, \
-            written by `import-api --format parquet` or `archive`) into the database, through \
-            the same batches, upserts and log lines as an API import. START and END work as \
-            for import-api (bars: whole days); only the files and row groups that overlap the \
-            range are read. Weekdays (bars: months) without a file are reported.",
-        after_help = "Examples:\n  data load-historical quotes AAPL 2024-11-01 2024-11-30\n  \
-            data load-historical trades AAPL,MSFT 2024-11-01 2024-11-30\n  \
-            data load-historical bars AAPL 2024-01-01 2024-12-31 --timeframe 1Min"
-    )]
-    LoadHistorical(LoadArgs),
-    /// Move database rows older than a cutoff into the Parquet store (verified, then deleted)
-    #[command(
-        long_about = "Move a symbol's raw quotes, trades or bars before the cutoff from the \
-            database to the Parquet store, one file at a time (a New York day; bars: a calendar \
-            month, moved once all of it is before the cutoff): the file is written atomically \
-            (merged with any file already there), read back and verified (every row compared), \
-            and only then are the rows deleted from the database. A crash at any point loses \
-            nothing, and a rerun duplicates nothing.",
-        after_help = "Examples:\n  data archive quotes AAPL --older-than 30d\n  data archive trades AAPL --older-than 2024-07-01\n  \
-            data archive bars AAPL --older-than 2024-07-01 --timeframe 1Min"
-    )]
-    Archive(ArchiveArgs),
-    /// List what the database and the Parquet store hold: per dataset and symbol, the date
-    /// span, days, rows and weekday gaps
-    Status(StatusArgs),
-    /// Show the resolved settings
-    Config {
-        #[command(subcommand)]
-        action: ConfigAction,
-    },
-}
-
-/// The kinds of market data the importer can fetch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DataKind {
-    /// NBBO quotes (bid/ask)
-    Quotes,
-    /// Trades (price, size, exchange, trade id, conditions, corrections)
-    Trades,
-    /// OHLCV bars (needs --timeframe)
-    Bars,
-}
-
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// What to import
-    #[arg(value_enum)]
-    pub kind: DataKind,
-    /// Ticker symbols: one (AAPL) or a comma-separated list (AAPL,MSFT,BRK.B); left out
-    /// with --symbols-file
-    pub symbols: String,
-    /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
-    pub start: String,
-    /// Last day, inclusive (YYYY-MM-DD, until 20:00 New York) or RFC 3339 timestamp
-    pub end: Option<String>,
-    /// Read the symbols from FILE, one per line (`#` starts a comment); the command line
-    /// then gives only START and END
-    #[arg(long, value_name = "FILE")]
-    pub symbols_file: Option<std::path::PathBuf>,
-    /// Ignore the progress of earlier runs and fetch the whole range again (rows are
-    /// upserted, so nothing is duplicated)
-    #[arg(long)]
-    pub restart: bool,
-    #[command(flatten)]
-    pub settings: SettingsArgs,
-    #[command(flatten)]
-    pub thin: ThinArgs,
-    #[command(flatten)]
-    pub bars: BarArgs,
-}
-
-/// Bars: the width and the price adjustment to ask Alpaca for.
-#[derive(Debug, Args)]
-pub struct BarArgs {
-    /// Bar width for `bars`: 1Min, 5Min, 15Min, 1Hour or 1Day
-    #[arg(long, value_name = "WIDTH", help_heading = "Bars")]
-    pub timeframe: Option<String>,
-    /// Price adjustment for `bars`: raw, split, dividend or all
-    #[arg(long, value_name = "ADJ", default_value = "raw", help_heading = "Bars")]
-    pub adjustment: String,
-}
-
-/// Quote thinning. Applied in this order: --nbbo-changes, then --sample, then --aggregate.
-/// Thinned rows go to their own tables (quotes_thinned, quotes_aggregated), never to quotes.
-#[derive(Debug, Clone, Default, Args)]
-pub struct ThinArgs {
-    /// Keep a quote only when bid or ask price or size differs from the last kept quote
-    #[arg(long, help_heading = "Thinning")]
-    pub nbbo_changes: bool,
-    /// Keep every Nth quote (the 1st, the N+1th, ... counted from START)
-    #[arg(long, value_name = "N", help_heading = "Thinning",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub sample: Option<u64>,
-    /// One row per WIDTH per symbol (e.g. 100ms, 1s, 1m): the last bid/ask of each interval
-    /// and how many quotes it stands for
-    #[arg(long, value_name = "WIDTH", help_heading = "Thinning")]
-    pub aggregate: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct LoadArgs {
-    /// What to load
-    #[arg(value_enum)]
-    pub kind: DataKind,
-    /// Ticker symbols: one (AAPL) or a comma-separated list (AAPL,MSFT)
-    pub symbol: String,
-    /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
-    pub start: String,
-    /// Last day, inclusive (YYYY-MM-DD, until 20:00 New York) or RFC 3339 timestamp
-    pub end: String,
-    #[command(flatten)]
-    pub settings: SettingsArgs,
-    #[command(flatten)]
-    pub bars: BarArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ArchiveArgs {
-    /// What to archive
-    #[arg(value_enum)]
-    pub kind: DataKind,
-    /// Ticker symbol, e.g. AAPL
-    pub symbol: String,
-    /// Archive days before this: a number of days before today in New York (30d) or a date
-    /// (YYYY-MM-DD, not included)
-    #[arg(long, value_name = "AGE|DATE")]
-    pub older_than: String,
-    #[command(flatten)]
-    pub settings: SettingsArgs,
-    #[command(flatten)]
-    pub bars: BarArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub settings: SettingsArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConfigAction {
-    /// Print every resolved setting and where it came from (flag, env, file or default);
-    /// secrets are redacted
-    Show(SettingsArgs),
-}
 
 /// Collapses clap's multi-line error text into one line.
 fn one_line_usage_error(rendered: &str) -> String {
@@ -238,9 +60,9 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::ImportApi(args) => import::run(args).await,
-            Command::LoadHistorical(args) => import::load_historical(args).await,
-            Command::Archive(args) => import::archive(args).await,
+            Command::ImportApi(args) => commands::import_api::run(args).await,
+            Command::LoadHistorical(args) => commands::load_historical::run(args).await,
+            Command::Archive(args) => commands::archive::run(args).await,
             Command::Status(args) => {
                 let settings = config::resolve(&args.settings, &config::process_env)?;
                 let (holdings, notes) = crate::store::status(

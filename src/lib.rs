@@ -1,20 +1,29 @@
 //! `data`: bulk importer of historical market data from the Alpaca Market Data API.
 //!
-//! Shape: `cli` (clap types, exit codes) → `import` (wires one run) → `source::alpaca`
-//! (pages into a bounded channel) → `pipeline` (batcher, cancellation) → `sink::sqlite`
-//! (one transaction per batch), with `progress` (bar and batch log) watching. `standin` is
-//! the offline Alpaca stand-in used by tests, CI and benchmarks.
+//! Shape: `cli` (dispatch, exit codes) over `args` (clap types) → `job` (one validated job)
+//! → `commands` (thin command files) → `run` (the one planner and run function) →
+//! a source (`source::alpaca` pages or `source::parquet` files) into the bounded channel of
+//! `pipeline` → `transform` → the batcher → a sink (`sink::sqlite`, `sink::postgres`,
+//! `sink::parquet`), with `progress` (bar and batch log) watching. `dataset` describes every
+//! dataset once. `standin` is the offline Alpaca stand-in used by tests, CI and benchmarks.
+//! ARCHITECTURE.md has the code map.
 //!
-//! Invariants: the source knows nothing about sinks; a sink commits a batch entirely or not
-//! at all; no stage holds more than a few pages; credentials never reach a log or error.
+//! Invariants: the source knows nothing about sinks; progress commits with the batch it
+//! describes; a sink commits a batch entirely or not at all; no stage holds more than a few
+//! pages; arguments are validated once (`job`); library code never exits the process (only
+//! the second-Ctrl-C handler does); credentials never reach a log or error.
 
+pub mod args;
 pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod import;
+pub mod dataset;
+pub mod job;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod resume;
+pub mod run;
 pub mod sink;
 pub mod source;
 pub mod standin;

@@ -233,6 +233,7 @@ macro_rules! api_record {
     };
 }
 
+api_record!(Quote);
 api_record!(Trade);
 api_record!(
     Bar,
@@ -242,24 +243,6 @@ api_record!(
     }
 );
 
-impl ApiRecord for Quote {
-    fn set_symbol(&mut self, symbol: &Arc<str>) {
-        self.symbol = symbol.clone();
-    }
-    fn symbol_name(&self) -> &str {
-        &self.symbol
-    }
-    fn set_seq(&mut self, seq: u32) {
-        self.seq = seq;
-    }
-    fn t(&self) -> i64 {
-        self.t
-    }
-    fn seq(&self) -> u32 {
-        self.seq
-    }
-}
-
 /// What the pipeline needs to know about any record it carries.
 pub trait Record: Send + Sync + 'static {
     /// Event time, nanoseconds UTC: drives progress and the batch log line.
@@ -268,15 +251,6 @@ pub trait Record: Send + Sync + 'static {
     /// right after it (raw quotes); `None` for derived rows (aggregates).
     fn position(&self) -> Option<(i64, u32)> {
         None
-    }
-}
-
-impl Record for Quote {
-    fn time_ns(&self) -> i64 {
-        self.t
-    }
-    fn position(&self) -> Option<(i64, u32)> {
-        Some((self.t, self.seq))
     }
 }
 

@@ -8,13 +8,14 @@
 //! any point leaves the rows in the database, in the file, or both — and a rerun merges by
 //! key, so it neither loses nor duplicates anything.
 
+use crate::dataset::DatasetId;
 use crate::model::{Bar, Quote, Symbol, Trade};
 use crate::resume::ShardUnit;
 use crate::sink::database::{is_postgres_url, Database};
-use crate::sink::parquet::{list_units, read_file, rows_per_day, write_file, Layout, StoreRecord};
+use crate::sink::parquet::{list_units, read_file, rows_per_day, write_file, StoreRecord};
 use crate::time::is_weekday;
 use anyhow::anyhow;
-use chrono::{Duration as Days, NaiveDate};
+use chrono::NaiveDate;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -83,13 +84,13 @@ pub async fn status(
         out.extend(holdings("database", db.day_counts(None).await?));
     }
     let mut per_day = Vec::new();
-    for layout in Layout::present(root) {
+    for layout in DatasetId::present(root) {
         for (sym, key, n, path) in list_units(root, &layout)? {
             match layout.unit() {
-                ShardUnit::Session => per_day.push((layout.name(), sym, key, n)),
+                ShardUnit::Session => per_day.push((layout.key(), sym, key, n)),
                 ShardUnit::Month => {
                     for (d, n) in rows_per_day(&path)? {
-                        per_day.push((layout.name(), sym.clone(), d, n));
+                        per_day.push((layout.key(), sym.clone(), d, n));
                     }
                 }
             }
@@ -162,22 +163,6 @@ pub fn render(holdings: &[Holding], notes: &[String]) -> String {
     out
 }
 
-/// Parses `--older-than`: `30d` (days before today in New York) or a date `YYYY-MM-DD`.
-/// Returns the first day that is kept in the database.
-pub fn parse_cutoff(text: &str, today: NaiveDate) -> anyhow::Result<NaiveDate> {
-    if let Some(n) = text.strip_suffix('d') {
-        let n: i64 = n.parse().map_err(|_| {
-            anyhow!(
-                "--older-than {text:?}: expected a number of days like 30d, or a date YYYY-MM-DD"
-            )
-        })?;
-        return Ok(today - Days::days(n));
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        anyhow!("--older-than {text:?}: expected a number of days like 30d, or a date YYYY-MM-DD")
-    })
-}
-
 #[derive(Debug, Default)]
 pub struct ArchiveReport {
     /// Files' units archived: days, or months of bars.
@@ -190,7 +175,7 @@ pub struct ArchiveReport {
 pub trait Archivable: StoreRecord {
     fn read(
         db: &mut Database,
-        layout: &Layout,
+        layout: &DatasetId,
         symbol: &str,
         from_ns: i64,
         until_ns: i64,
@@ -202,7 +187,7 @@ pub trait Archivable: StoreRecord {
 impl Archivable for Quote {
     async fn read(
         db: &mut Database,
-        _layout: &Layout,
+        _layout: &DatasetId,
         symbol: &str,
         from_ns: i64,
         until_ns: i64,
@@ -217,7 +202,7 @@ impl Archivable for Quote {
 impl Archivable for Trade {
     async fn read(
         db: &mut Database,
-        _layout: &Layout,
+        _layout: &DatasetId,
         symbol: &str,
         from_ns: i64,
         until_ns: i64,
@@ -232,19 +217,19 @@ impl Archivable for Trade {
 impl Archivable for Bar {
     async fn read(
         db: &mut Database,
-        layout: &Layout,
+        layout: &DatasetId,
         symbol: &str,
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<Vec<Self>> {
-        let Layout::Bars {
+        let DatasetId::Bars {
             timeframe,
             adjustment,
         } = layout
         else {
-            anyhow::bail!("bars read as {}", layout.name());
+            anyhow::bail!("bars read as {}", layout.key());
         };
-        db.read_bars(symbol, (timeframe, adjustment), from_ns, until_ns)
+        db.read_bars(symbol, (*timeframe, *adjustment), from_ns, until_ns)
             .await
     }
     fn merge_key(&self) -> (i64, u64, String) {
@@ -258,12 +243,12 @@ impl Archivable for Bar {
 pub async fn archive<R: Archivable>(
     db: &mut Database,
     root: &Path,
-    layout: &Layout,
+    layout: &DatasetId,
     symbol: &Symbol,
     cutoff: NaiveDate,
 ) -> anyhow::Result<ArchiveReport> {
     let mut report = ArchiveReport::default();
-    let name = layout.name();
+    let name = layout.key();
     let mut units: Vec<NaiveDate> = db
         .day_counts(Some(symbol.as_str()))
         .await?
@@ -296,11 +281,7 @@ pub async fn archive<R: Archivable>(
         let mut rows: Vec<R> = merged.into_values().collect();
         rows.sort_by_key(|r| r.time());
         let (rows, written) = {
-            let (root, layout, sym) = (
-                root.to_path_buf(),
-                layout.clone(),
-                symbol.as_str().to_string(),
-            );
+            let (root, layout, sym) = (root.to_path_buf(), *layout, symbol.as_str().to_string());
             tokio::task::spawn_blocking(move || {
                 write_file(&root, &layout, &sym, key, &rows).map(|p| (rows, p))
             })
@@ -331,23 +312,6 @@ pub async fn archive<R: Archivable>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cutoffs() {
-        let today = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
-        assert_eq!(
-            parse_cutoff("30d", today).unwrap(),
-            NaiveDate::from_ymd_opt(2024, 12, 1).unwrap()
-        );
-        assert_eq!(
-            parse_cutoff("2024-06-01", today).unwrap(),
-            NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()
-        );
-        assert!(parse_cutoff("soon", today)
-            .unwrap_err()
-            .to_string()
-            .contains("expected a number of days"));
-    }
 
     #[test]
     fn gaps_are_missing_weekdays() {

@@ -263,7 +263,7 @@ impl Transform for Aggregate {
 }
 
 /// What the user asked for, validated: the stages and their spec string.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Thinning {
     pub nbbo_changes: bool,
     pub sample: Option<u64>,

@@ -28,12 +28,12 @@ async fn bad_arguments_get_one_line_and_a_nonzero_exit() {
         ),
         (
             &["import-api", "quotes", "AAPL", "2024-1-2", "2024-01-03"],
-            1,
+            2,
             "START \"2024-1-2\" is not a valid date or timestamp",
         ),
         (
             &["import-api", "quotes", "AAPL", "2024-02-30", "2024-03-01"],
-            1,
+            2,
             "START \"2024-02-30\" is not a valid date or timestamp: no such date",
         ),
         (
@@ -44,12 +44,12 @@ async fn bad_arguments_get_one_line_and_a_nonzero_exit() {
                 "2024-01-02",
                 "2024-01-02T25:00:00Z",
             ],
-            1,
+            2,
             "END \"2024-01-02T25:00:00Z\" is not a valid date or timestamp: no such time of day",
         ),
         (
             &["import-api", "quotes", "AAPL", "2024-01-05", "2024-01-04"],
-            1,
+            2,
             "END 2024-01-04 is before START 2024-01-05",
         ),
         (
@@ -119,6 +119,179 @@ async fn bad_arguments_get_one_line_and_a_nonzero_exit() {
     assert!(
         !w.path().join("data/market.db").exists(),
         "no database for rejected input"
+    );
+}
+
+/// Usage errors are exit 2 in every command: a bad symbol, date, range, timeframe,
+/// adjustment or cutoff reads the same way whether it is given to import-api,
+/// load-historical or archive, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2_in_every_command() {
+    let w = Workdir::new();
+    let url = "http://127.0.0.1:9";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "import-api",
+                "quotes",
+                "AA$PL",
+                "2024-01-02",
+                "2024-01-03",
+                "--api-url",
+                url,
+            ],
+            "SYMBOLS: symbol \"AA$PL\" contains '$'",
+        ),
+        (
+            &[
+                "load-historical",
+                "quotes",
+                "AA$PL",
+                "2024-01-02",
+                "2024-01-03",
+            ],
+            "SYMBOLS: symbol \"AA$PL\" contains '$'",
+        ),
+        (
+            &["archive", "quotes", "AA$PL", "--older-than", "30d"],
+            "SYMBOL: symbol \"AA$PL\" contains '$'",
+        ),
+        (
+            &[
+                "import-api",
+                "trades",
+                "AAPL",
+                "2024-13-01",
+                "2024-01-03",
+                "--api-url",
+                url,
+            ],
+            "START \"2024-13-01\" is not a valid date or timestamp",
+        ),
+        (
+            &[
+                "load-historical",
+                "trades",
+                "AAPL",
+                "2024-13-01",
+                "2024-01-03",
+            ],
+            "START \"2024-13-01\" is not a valid date or timestamp",
+        ),
+        (
+            &[
+                "load-historical",
+                "quotes",
+                "AAPL",
+                "2024-01-05",
+                "2024-01-04",
+            ],
+            "END 2024-01-04 is before START 2024-01-05",
+        ),
+        (
+            &[
+                "import-api",
+                "bars",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-03",
+                "--timeframe",
+                "2Min",
+                "--api-url",
+                url,
+            ],
+            "invalid --timeframe \"2Min\": must be 1Min, 5Min, 15Min, 1Hour or 1Day",
+        ),
+        (
+            &[
+                "load-historical",
+                "bars",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-03",
+                "--timeframe",
+                "1Min",
+                "--adjustment",
+                "none",
+            ],
+            "invalid --adjustment \"none\": must be raw, split, dividend or all",
+        ),
+        (
+            &["archive", "bars", "AAPL", "--older-than", "30d"],
+            "bars need --timeframe 1Min|5Min|15Min|1Hour|1Day",
+        ),
+        (
+            &[
+                "archive",
+                "trades",
+                "AAPL",
+                "--older-than",
+                "30d",
+                "--timeframe",
+                "1Min",
+            ],
+            "--timeframe applies to bars only",
+        ),
+        (
+            &["archive", "quotes", "AAPL", "--older-than", "soon"],
+            "--older-than \"soon\": expected a number of days like 30d, or a date YYYY-MM-DD",
+        ),
+        (
+            &[
+                "import-api",
+                "quotes",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-03",
+                "--aggregate",
+                "2d",
+                "--api-url",
+                url,
+            ],
+            "aggregate width \"2d\" has unknown unit \"d\"",
+        ),
+        (
+            &[
+                "import-api",
+                "trades",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-03",
+                "--sample",
+                "10",
+                "--api-url",
+                url,
+            ],
+            "--nbbo-changes, --sample and --aggregate thin quotes; they do not apply to trades",
+        ),
+        (
+            &[
+                "import-api",
+                "quotes",
+                "AAPL",
+                "2024-01-02",
+                "2024-01-03",
+                "--sample",
+                "10",
+                "--format",
+                "parquet",
+                "--api-url",
+                url,
+            ],
+            "cannot be combined with format parquet",
+        ),
+        (
+            &["load-historical", "quotes", ",", "2024-01-02", "2024-01-03"],
+            "SYMBOLS is empty: name at least one symbol",
+        ),
+    ];
+    for (args, needle) in cases {
+        let run = w.run(args).await;
+        assert_only_line(&run, 2, needle);
+    }
+    assert!(
+        !w.path().join("data").exists(),
+        "nothing written for rejected input"
     );
 }
 
@@ -206,7 +379,7 @@ fn every_setting_is_documented() {
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
     let help = {
         use clap::CommandFactory;
-        let mut cmd = data::cli::Cli::command();
+        let mut cmd = data::args::Cli::command();
         let import = cmd.find_subcommand_mut("import-api").unwrap();
         import.render_long_help().to_string()
     };

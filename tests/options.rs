@@ -369,10 +369,10 @@ async fn bad_thinning_arguments_are_one_line_errors() {
     for (extra, code, needle) in [
         (
             vec!["--aggregate", "2d"],
-            1,
+            2,
             "aggregate width \"2d\" has unknown unit \"d\"",
         ),
-        (vec!["--aggregate", "0s"], 1, "must be more than zero"),
+        (vec!["--aggregate", "0s"], 2, "must be more than zero"),
         (
             vec!["--sample", "0"],
             2,

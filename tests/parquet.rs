@@ -419,7 +419,7 @@ async fn status_reports_gaps_and_empty_stores() {
         run.stdout
     );
     assert!(
-        run.stdout.contains("quotes_thinned[sample=5]"),
+        run.stdout.contains("quotes_thinned/sample=5"),
         "{}",
         run.stdout
     );
@@ -428,7 +428,7 @@ async fn status_reports_gaps_and_empty_stores() {
         .await;
     assert_one_line_failure(
         &bad,
-        1,
+        2,
         "--older-than \"soon\": expected a number of days like 30d, or a date YYYY-MM-DD",
     );
 }

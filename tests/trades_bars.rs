@@ -194,7 +194,7 @@ async fn bars_of_several_timeframes_match_the_trades_they_come_from() {
         .collect();
     assert!(
         lines.contains(&vec![
-            "bars[1Day,raw]",
+            "bars/1Day/raw",
             "AAPL",
             "database",
             "2024-01-02",
@@ -318,7 +318,7 @@ async fn trades_in_the_parquet_store_have_corrections_applied_and_round_trip() {
             let rows: Vec<data::model::Trade> = data::sink::parquet::read_file(
                 &f,
                 &symbol.into(),
-                &data::sink::parquet::Layout::Trades,
+                &data::dataset::DatasetId::Trades,
             )
             .unwrap();
             assert!(
@@ -500,7 +500,7 @@ async fn bars_in_the_parquet_store_are_whole_months_and_round_trip() {
     let lines = status_lines(&status.stdout);
     let days: Vec<&Vec<String>> = lines
         .iter()
-        .filter(|l| l.first().map(String::as_str) == Some("bars[15Min,raw]"))
+        .filter(|l| l.first().map(String::as_str) == Some("bars/15Min/raw"))
         .collect();
     assert_eq!(days.len(), 2, "{}", status.stdout);
     assert_eq!(days[0][3..7], days[1][3..7], "{}", status.stdout);

@@ -9,7 +9,6 @@ use crate::pipeline::{Mark, Sink};
 use crate::resume::{Saved, Tracking};
 use crate::transform::AggQuote;
 use chrono::NaiveDate;
-use std::sync::Arc;
 use std::time::Duration;
 
 // The SQLite sink is the common case and lives inline; boxing it would buy nothing.
@@ -127,7 +126,7 @@ impl Database {
     pub async fn read_bars(
         &mut self,
         symbol: &str,
-        spec: (&Arc<str>, &Arc<str>),
+        spec: (crate::dataset::Timeframe, crate::dataset::Adjustment),
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<Vec<Bar>> {
@@ -136,7 +135,7 @@ impl Database {
 
     pub async fn delete_rows(
         &mut self,
-        layout: &crate::sink::parquet::Layout,
+        layout: &crate::dataset::DatasetId,
         symbol: &str,
         from_ns: i64,
         until_ns: i64,

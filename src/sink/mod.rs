@@ -62,26 +62,21 @@ pub const SELECT_BARS: &str = "SELECT q.t, q.open, q.high, q.low, q.close, q.vol
 /// The statement deleting a dataset's rows of symbol `$1` with `$2 <= t < $3` (bars: of
 /// timeframe `$4` and adjustment `$5`), and the `import_progress` dataset whose records go
 /// with them.
-pub fn delete_sql(layout: &parquet::Layout) -> (&'static str, String) {
-    use parquet::Layout;
-    match layout {
-        Layout::Quotes => (
-            "DELETE FROM quotes WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3",
-            "quotes".to_string(),
-        ),
-        Layout::Trades => (
-            "DELETE FROM trades WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3",
-            "trades".to_string(),
-        ),
-        Layout::Bars {
-            timeframe,
-            adjustment,
-        } => (
+pub fn delete_sql(layout: &crate::dataset::DatasetId) -> (&'static str, String) {
+    use crate::dataset::DatasetId;
+    let sql = match layout {
+        DatasetId::Quotes => {
+            "DELETE FROM quotes WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3"
+        }
+        DatasetId::Trades => {
+            "DELETE FROM trades WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3"
+        }
+        DatasetId::Bars { .. } => {
             "DELETE FROM bars WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) AND t >= $2 AND t < $3 \
-             AND timeframe = $4 AND adjustment = $5",
-            format!("bars/{timeframe}/{adjustment}"),
-        ),
-    }
+             AND timeframe = $4 AND adjustment = $5"
+        }
+    };
+    (sql, layout.key())
 }
 
 /// Rebuilds a `Trade` from stored columns.
@@ -160,7 +155,7 @@ macro_rules! archive_queries {
         pub async fn read_bars(
             &mut self,
             symbol: &str,
-            (timeframe, adjustment): (&Arc<str>, &Arc<str>),
+            (timeframe, adjustment): (crate::dataset::Timeframe, crate::dataset::Adjustment),
             from_ns: i64,
             until_ns: i64,
         ) -> anyhow::Result<Vec<crate::model::Bar>> {
@@ -169,14 +164,15 @@ macro_rules! archive_queries {
                 .bind(symbol)
                 .bind(from_ns)
                 .bind(until_ns)
-                .bind(&**timeframe)
-                .bind(&**adjustment)
+                .bind(timeframe.as_str())
+                .bind(adjustment.as_str())
                 .fetch_all(&mut self.conn)
                 .await
                 .map_err(|e| self.err(e, "cannot read bars"))?;
             let sym: Arc<str> = symbol.into();
+            let (timeframe, adjustment) = (timeframe.as_str().into(), adjustment.as_str().into());
             rows.into_iter()
-                .map(|r| super::bar_from_columns(&sym, timeframe, adjustment, r))
+                .map(|r| super::bar_from_columns(&sym, &timeframe, &adjustment, r))
                 .collect()
         }
 
@@ -185,7 +181,7 @@ macro_rules! archive_queries {
         /// how many rows.
         pub async fn delete_rows(
             &mut self,
-            layout: &crate::sink::parquet::Layout,
+            layout: &crate::dataset::DatasetId,
             symbol: &str,
             from_ns: i64,
             until_ns: i64,
@@ -195,7 +191,7 @@ macro_rules! archive_queries {
             let (sql, dataset) = super::delete_sql(layout);
             let sql = ($sql)(sql);
             let spec = match layout {
-                crate::sink::parquet::Layout::Bars {
+                crate::dataset::DatasetId::Bars {
                     timeframe,
                     adjustment,
                 } => Some((timeframe.to_string(), adjustment.to_string())),

@@ -23,11 +23,12 @@
 //! This module owns the layout, the schemas and the conversions between rows and Arrow
 //! batches, in both directions; it knows nothing about HTTP or SQL.
 
+use crate::dataset::DatasetId;
 use crate::model::Record;
 use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
-use crate::resume::{Shard, ShardUnit};
-use crate::time::{new_york_date, new_york_dates, new_york_time_nanos, DateRange};
+use crate::resume::Shard;
+use crate::time::new_york_date;
 use anyhow::Context;
 use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{
@@ -35,7 +36,7 @@ use arrow_array::{
     UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -51,187 +52,9 @@ pub const FILE_NAME: &str = "part-0.parquet";
 /// min/max statistics on `t`, so a read of part of a day skips the groups outside it.
 pub const ROW_GROUP_ROWS: usize = 16_384;
 
-/// One dataset of the store: its folder, its file unit and its schema.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Layout {
-    Quotes,
-    Trades,
-    Bars {
-        timeframe: Arc<str>,
-        adjustment: Arc<str>,
-    },
-}
-
-impl Layout {
-    pub fn bars(timeframe: &str, adjustment: &str) -> Self {
-        Layout::Bars {
-            timeframe: timeframe.into(),
-            adjustment: adjustment.into(),
-        }
-    }
-
-    /// The dataset's name as `data status` shows it (as for the database's tables).
-    pub fn name(&self) -> String {
-        match self {
-            Layout::Quotes => "quotes".into(),
-            Layout::Trades => "trades".into(),
-            Layout::Bars {
-                timeframe,
-                adjustment,
-            } => format!("bars[{timeframe},{adjustment}]"),
-        }
-    }
-
-    /// The dataset's folder.
-    pub fn dir(&self, root: &Path) -> PathBuf {
-        match self {
-            Layout::Quotes => root.join("quotes"),
-            Layout::Trades => root.join("trades"),
-            Layout::Bars {
-                timeframe,
-                adjustment,
-            } => root
-                .join("bars")
-                .join(format!("timeframe={timeframe}"))
-                .join(format!("adjustment={adjustment}")),
-        }
-    }
-
-    /// What one file holds: a day, or (bars) a calendar month.
-    pub fn unit(&self) -> ShardUnit {
-        match self {
-            Layout::Bars { .. } => ShardUnit::Month,
-            _ => ShardUnit::Session,
-        }
-    }
-
-    /// The key of the file holding time `t_ns`: its New York day, or its month's first day.
-    pub fn unit_key(&self, t_ns: i64) -> NaiveDate {
-        let day = new_york_date(t_ns);
-        match self.unit() {
-            ShardUnit::Month => day.with_day(1).unwrap_or(day),
-            ShardUnit::Session => day,
-        }
-    }
-
-    /// The span a file covers, `[from, until)` in ns UTC: New York midnight to midnight.
-    pub fn unit_bounds(&self, key: NaiveDate) -> (i64, i64) {
-        let next = match self.unit() {
-            ShardUnit::Month => key.checked_add_months(chrono::Months::new(1)),
-            ShardUnit::Session => key.succ_opt(),
-        }
-        .unwrap_or(key);
-        (
-            new_york_time_nanos(key, 0, 0),
-            new_york_time_nanos(next, 0, 0),
-        )
-    }
-
-    /// The keys of the files overlapping `start..=end`, in order.
-    pub fn units_in(&self, start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
-        let mut keys: Vec<NaiveDate> = new_york_dates(start_ns, end_ns)
-            .map(|d| match self.unit() {
-                ShardUnit::Month => d.with_day(1).unwrap_or(d),
-                ShardUnit::Session => d,
-            })
-            .collect();
-        keys.dedup();
-        keys
-    }
-
-    /// `range` widened to whole files (bars: whole months), since a file in place is a
-    /// complete unit. Quotes and trades keep the 04:00-20:00 session of each day.
-    pub fn whole_units(&self, range: DateRange) -> DateRange {
-        use crate::time::{SESSION_CLOSE, SESSION_OPEN};
-        match self.unit() {
-            ShardUnit::Session => DateRange {
-                start_ns: new_york_time_nanos(
-                    new_york_date(range.start_ns),
-                    SESSION_OPEN.0,
-                    SESSION_OPEN.1,
-                ),
-                end_ns: new_york_time_nanos(
-                    new_york_date(range.end_ns),
-                    SESSION_CLOSE.0,
-                    SESSION_CLOSE.1,
-                ),
-            },
-            ShardUnit::Month => DateRange {
-                start_ns: self.unit_bounds(self.unit_key(range.start_ns)).0,
-                end_ns: self.unit_bounds(self.unit_key(range.end_ns)).1 - 1,
-            },
-        }
-    }
-
-    fn unit_prefix(&self) -> &'static str {
-        match self.unit() {
-            ShardUnit::Month => "month=",
-            ShardUnit::Session => "date=",
-        }
-    }
-
-    fn unit_name(&self, key: NaiveDate) -> String {
-        match self.unit() {
-            ShardUnit::Month => format!("month={}", key.format("%Y-%m")),
-            ShardUnit::Session => format!("date={key}"),
-        }
-    }
-
-    fn parse_unit(&self, name: &str) -> Option<NaiveDate> {
-        let value = name.strip_prefix(self.unit_prefix())?;
-        match self.unit() {
-            ShardUnit::Month => NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").ok(),
-            ShardUnit::Session => NaiveDate::parse_from_str(value, "%Y-%m-%d").ok(),
-        }
-    }
-
-    /// `{dataset}/symbol=SYM/date=YYYY-MM-DD` (or `month=YYYY-MM`).
-    pub fn unit_dir(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
-        self.dir(root)
-            .join(format!("symbol={symbol}"))
-            .join(self.unit_name(key))
-    }
-
-    pub fn file(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
-        self.unit_dir(root, symbol, key).join(FILE_NAME)
-    }
-
-    /// Every dataset with a folder under `root`: quotes, trades, and each bar timeframe
-    /// and adjustment.
-    pub fn present(root: &Path) -> Vec<Layout> {
-        let mut out = Vec::new();
-        for l in [Layout::Quotes, Layout::Trades] {
-            if l.dir(root).is_dir() {
-                out.push(l);
-            }
-        }
-        let value = |e: &std::fs::DirEntry, key: &str| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix(key)
-                .map(str::to_string)
-        };
-        for tf in std::fs::read_dir(root.join("bars"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Some(timeframe) = value(&tf, "timeframe=") else {
-                continue;
-            };
-            for adj in std::fs::read_dir(tf.path()).into_iter().flatten().flatten() {
-                if let Some(adjustment) = value(&adj, "adjustment=") {
-                    out.push(Layout::bars(&timeframe, &adjustment));
-                }
-            }
-        }
-        out
-    }
-}
-
 /// Backwards-compatible helper: the quotes file of `symbol` on `date`.
 pub fn day_file(root: &Path, symbol: &str, date: NaiveDate) -> PathBuf {
-    Layout::Quotes.file(root, symbol, date)
+    DatasetId::Quotes.file(root, symbol, date)
 }
 
 /// A row type the store keeps: its schema and its conversions to and from Arrow.
@@ -243,7 +66,7 @@ pub trait StoreRecord: Record + Clone + PartialEq + Send + Sync + Sized + 'stati
     fn from_batch(
         batch: &RecordBatch,
         symbol: &Arc<str>,
-        layout: &Layout,
+        layout: &DatasetId,
         start_ns: i64,
         end_ns: i64,
     ) -> anyhow::Result<Vec<Self>>;
@@ -375,7 +198,7 @@ impl StoreRecord for Quote {
     fn from_batch(
         batch: &RecordBatch,
         symbol: &Arc<str>,
-        _layout: &Layout,
+        _layout: &DatasetId,
         start_ns: i64,
         end_ns: i64,
     ) -> anyhow::Result<Vec<Quote>> {
@@ -456,7 +279,7 @@ impl StoreRecord for Trade {
     fn from_batch(
         batch: &RecordBatch,
         symbol: &Arc<str>,
-        _layout: &Layout,
+        _layout: &DatasetId,
         start_ns: i64,
         end_ns: i64,
     ) -> anyhow::Result<Vec<Trade>> {
@@ -535,16 +358,16 @@ impl StoreRecord for Bar {
     fn from_batch(
         batch: &RecordBatch,
         symbol: &Arc<str>,
-        layout: &Layout,
+        layout: &DatasetId,
         start_ns: i64,
         end_ns: i64,
     ) -> anyhow::Result<Vec<Bar>> {
-        let Layout::Bars {
+        let DatasetId::Bars {
             timeframe,
             adjustment,
         } = layout
         else {
-            anyhow::bail!("bars read from a {} dataset", layout.name());
+            anyhow::bail!("bars read from a {} dataset", layout.key());
         };
         let t = column::<TimestampNanosecondArray>(batch, "t")?;
         let o = column::<Float64Array>(batch, "open")?;
@@ -557,8 +380,8 @@ impl StoreRecord for Bar {
         Ok(in_span(t, start_ns, end_ns)
             .map(|i| Bar {
                 symbol: symbol.clone(),
-                timeframe: timeframe.clone(),
-                adjustment: adjustment.clone(),
+                timeframe: timeframe.as_str().into(),
+                adjustment: adjustment.as_str().into(),
                 t: t.value(i),
                 seq: 0,
                 open: o.value(i),
@@ -591,7 +414,7 @@ pub fn quotes_schema() -> SchemaRef {
 pub type Listed = (String, NaiveDate, i64, PathBuf);
 
 /// Every file of `layout` in the store.
-pub fn list_units(root: &Path, layout: &Layout) -> anyhow::Result<Vec<Listed>> {
+pub fn list_units(root: &Path, layout: &DatasetId) -> anyhow::Result<Vec<Listed>> {
     let mut out = Vec::new();
     let Ok(symbols) = std::fs::read_dir(layout.dir(root)) else {
         return Ok(out);
@@ -626,7 +449,7 @@ pub fn list_units(root: &Path, layout: &Layout) -> anyhow::Result<Vec<Listed>> {
 
 /// Every quotes day file in the store.
 pub fn list_days(root: &Path) -> anyhow::Result<Vec<Listed>> {
-    list_units(root, &Layout::Quotes)
+    list_units(root, &DatasetId::Quotes)
 }
 
 /// Rows per New York day of one file (status of a monthly bars file): reads `t` only.
@@ -658,7 +481,7 @@ pub fn rows_per_day(path: &Path) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
 pub fn read_file<R: StoreRecord>(
     path: &Path,
     symbol: &Arc<str>,
-    layout: &Layout,
+    layout: &DatasetId,
 ) -> anyhow::Result<Vec<R>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -675,7 +498,7 @@ pub fn read_file<R: StoreRecord>(
 
 /// All quotes of one day file.
 pub fn read_day_file(path: &Path, symbol: &Arc<str>) -> anyhow::Result<Vec<Quote>> {
-    read_file(path, symbol, &Layout::Quotes)
+    read_file(path, symbol, &DatasetId::Quotes)
 }
 
 fn writer_properties(sorted_by: &[usize]) -> anyhow::Result<WriterProperties> {
@@ -699,7 +522,7 @@ fn writer_properties(sorted_by: &[usize]) -> anyhow::Result<WriterProperties> {
 /// Writes `rows` (one symbol, one file's unit, sorted) as that unit's file, atomically.
 pub fn write_file<R: StoreRecord>(
     root: &Path,
-    layout: &Layout,
+    layout: &DatasetId,
     symbol: &str,
     key: NaiveDate,
     rows: &[R],
@@ -718,7 +541,7 @@ pub fn write_day_file(
     date: NaiveDate,
     rows: &[Quote],
 ) -> anyhow::Result<PathBuf> {
-    write_file(root, &Layout::Quotes, symbol, date, rows)
+    write_file(root, &DatasetId::Quotes, symbol, date, rows)
 }
 
 const TMP_MARK: &str = ".tmp-";
@@ -759,7 +582,7 @@ fn finish_writer(writer: ArrowWriter<File>, path: &Path) -> anyhow::Result<()> {
 
 /// One file being written under its temporary name.
 struct UnitWriter<R: StoreRecord> {
-    layout: Layout,
+    layout: DatasetId,
     symbol: Arc<str>,
     key: NaiveDate,
     /// The unit's bounds, UTC ns: New York midnight to midnight.
@@ -778,7 +601,7 @@ struct UnitWriter<R: StoreRecord> {
 impl<R: StoreRecord> UnitWriter<R> {
     fn create(
         root: &Path,
-        layout: &Layout,
+        layout: &DatasetId,
         symbol: Arc<str>,
         key: NaiveDate,
     ) -> anyhow::Result<Self> {
@@ -790,7 +613,7 @@ impl<R: StoreRecord> UnitWriter<R> {
         let writer = start_writer::<R>(&tmp)?;
         let (from_ns, until_ns) = layout.unit_bounds(key);
         Ok(UnitWriter {
-            layout: layout.clone(),
+            layout: *layout,
             path: dir.join(FILE_NAME),
             symbol,
             key,
@@ -929,14 +752,14 @@ pub struct DayWritten {
 /// files stay.
 pub struct ParquetSink<R: StoreRecord> {
     root: PathBuf,
-    layout: Layout,
+    layout: DatasetId,
     shards: Arc<Vec<Shard>>,
     open: Vec<UnitWriter<R>>,
     pub written: Vec<DayWritten>,
 }
 
 impl<R: StoreRecord> ParquetSink<R> {
-    pub fn new(root: &Path, layout: Layout, shards: Arc<Vec<Shard>>) -> anyhow::Result<Self> {
+    pub fn new(root: &Path, layout: DatasetId, shards: Arc<Vec<Shard>>) -> anyhow::Result<Self> {
         let dir = layout.dir(root);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the Parquet store folder {}", dir.display()))?;
@@ -1019,6 +842,7 @@ impl<R: StoreRecord> Sink<R> for ParquetSink<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::{new_york_time_nanos, DateRange};
 
     fn quote(t: i64, seq: u32, conditions: &[&str]) -> Quote {
         Quote {
@@ -1047,13 +871,13 @@ mod tests {
         assert_eq!(batch.schema(), quotes_schema());
         let sym: Arc<str> = "AAPL".into();
         assert_eq!(
-            Quote::from_batch(&batch, &sym, &Layout::Quotes, i64::MIN, i64::MAX).unwrap(),
+            Quote::from_batch(&batch, &sym, &DatasetId::Quotes, i64::MIN, i64::MAX).unwrap(),
             rows
         );
         let later = Quote::from_batch(
             &batch,
             &sym,
-            &Layout::Quotes,
+            &DatasetId::Quotes,
             1_704_186_000_000_000_002,
             i64::MAX,
         )
@@ -1098,8 +922,8 @@ mod tests {
             trade(t0 + 4, 4, 13.0, None),
             trade(t0 + 5, 1, 10.0, Some("canceled")),
         ];
-        let mut w =
-            UnitWriter::<Trade>::create(dir.path(), &Layout::Trades, "AAPL".into(), day).unwrap();
+        let mut w = UnitWriter::<Trade>::create(dir.path(), &DatasetId::Trades, "AAPL".into(), day)
+            .unwrap();
         w.write(&rows[..2]).unwrap();
         w.write(&rows[2..]).unwrap();
         let (path, kept) = w.commit().unwrap();
@@ -1109,7 +933,7 @@ mod tests {
             dir.path()
                 .join("trades/symbol=AAPL/date=2024-01-02/part-0.parquet")
         );
-        let back: Vec<Trade> = read_file(&path, &"AAPL".into(), &Layout::Trades).unwrap();
+        let back: Vec<Trade> = read_file(&path, &"AAPL".into(), &DatasetId::Trades).unwrap();
         assert_eq!(
             back,
             vec![
@@ -1129,7 +953,10 @@ mod tests {
 
     #[test]
     fn bars_are_kept_per_month_under_their_timeframe_and_adjustment() {
-        let l = Layout::bars("1Min", "split");
+        let l = DatasetId::bars(
+            crate::dataset::Timeframe::Min1,
+            crate::dataset::Adjustment::Split,
+        );
         let jan = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
         assert_eq!(
             l.file(Path::new("h"), "MSFT", jan),

@@ -14,6 +14,7 @@ use super::sqlite::{TableSpec, WriteMode};
 use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::{ProgressRecord, Saved, Tracking};
+use crate::source::retry::{Next, RetryPolicy, Verdict};
 use crate::transform::AggQuote;
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -27,7 +28,11 @@ use std::time::Duration;
 /// Session advisory-lock key held by an import that has dropped indexes (any machine).
 const DROP_LOCK_KEY: i64 = 0x6461_7461_6964_7800;
 /// Attempts per batch when the connection drops or a deadlock is reported.
-const BATCH_ATTEMPTS: u32 = 5;
+const BATCH_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 5,
+    base_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(2),
+};
 
 /// A row the sink can COPY: its symbol, its time key, and its own values in PostgreSQL's
 /// binary COPY format (measured faster than text: no number formatting on our side, no
@@ -476,15 +481,15 @@ impl PgSink {
         let sql = format!(
             "SELECT 'quotes', s.symbol, {d1} AS d, count(*) FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
              WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY s.symbol, d \
-             UNION ALL SELECT 'quotes_thinned[' || th.spec || ']', s.symbol, {d1} AS d, count(*) FROM quotes_thinned q \
+             UNION ALL SELECT 'quotes_thinned/' || th.spec, s.symbol, {d1} AS d, count(*) FROM quotes_thinned q \
              JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
              WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY th.spec, s.symbol, d \
-             UNION ALL SELECT 'quotes_aggregated[' || th.spec || ']', s.symbol, {d2} AS d, count(*) FROM quotes_aggregated q \
+             UNION ALL SELECT 'quotes_aggregated/' || th.spec, s.symbol, {d2} AS d, count(*) FROM quotes_aggregated q \
              JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
              WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY th.spec, s.symbol, d \
              UNION ALL SELECT 'trades', s.symbol, {d1} AS d, count(*) FROM trades q JOIN symbols s ON s.id = q.symbol_id \
              WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY s.symbol, d \
-             UNION ALL SELECT 'bars[' || q.timeframe || ',' || q.adjustment || ']', s.symbol, {d1} AS d, count(*) \
+             UNION ALL SELECT 'bars/' || q.timeframe || '/' || q.adjustment, s.symbol, {d1} AS d, count(*) \
              FROM bars q JOIN symbols s ON s.id = q.symbol_id WHERE ($1::TEXT IS NULL OR s.symbol = $1) \
              GROUP BY q.timeframe, q.adjustment, s.symbol, d ORDER BY 1, 2, 3",
             d1 = day("q.t"),
@@ -714,7 +719,7 @@ impl PgSink {
         rows: &[T],
         marks: &[Mark],
     ) -> anyhow::Result<()> {
-        let mut attempt = 1;
+        let mut attempts = BATCH_RETRY.attempts();
         loop {
             let err = match self.try_write(table, rows, marks).await {
                 Ok(()) => return Ok(()),
@@ -739,24 +744,30 @@ impl PgSink {
                 continue;
             }
             let lost = is_connection_lost(&err);
-            if attempt >= BATCH_ATTEMPTS || !(lost || is_retryable_conflict(&err)) {
+            let failed = attempts.attempt();
+            let verdict = if lost || is_retryable_conflict(&err) {
+                Verdict::Retry
+            } else {
+                Verdict::Fatal
+            };
+            let Next::Retry { delay, .. } = attempts.after(verdict) else {
                 return Err(self.err(err, "cannot write a batch (rolled back)"));
-            }
+            };
             tracing::warn!(
-                "[DB] batch attempt {attempt}/{BATCH_ATTEMPTS} failed: {err}; {}",
+                "[DB] batch attempt {failed}/{} failed: {err}; {}",
+                attempts.max(),
                 if lost {
                     "reconnecting and retrying the batch"
                 } else {
                     "retrying the batch"
                 }
             );
-            tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+            tokio::time::sleep(delay).await;
             if lost {
                 if let Err(e) = self.reconnect().await {
                     tracing::warn!("[DB] reconnect failed: {e:#}");
                 }
             }
-            attempt += 1;
         }
     }
 }

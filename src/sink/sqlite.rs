@@ -27,127 +27,13 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/market.db";
 /// since 3.32).
 pub const SQLITE_MAX_PARAMS: usize = 32_766;
 
-/// A table the sink writes: its columns in bind order and its key. Columns before the row's
-/// own values are `thinning_id` (when present) and `symbol_id`, bound by the sink.
-#[derive(Debug)]
-pub struct TableSpec {
-    pub name: &'static str,
-    pub columns: &'static [&'static str],
-    pub key: &'static [&'static str],
-    /// The time column a range check filters on.
-    pub time_column: &'static str,
-    pub thinned: bool,
+pub use crate::dataset::{TableSpec, BARS, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED, TRADES};
+
+/// Rows per INSERT statement: as many as the parameter limit allows (2,978 for quotes, so a
+/// 10,000-row batch is four statements, each prepared once and reused).
+pub fn rows_per_statement(table: &TableSpec) -> usize {
+    SQLITE_MAX_PARAMS / table.columns.len()
 }
-
-impl TableSpec {
-    /// Rows per INSERT statement: as many as the parameter limit allows (2,978 for quotes,
-    /// so a 10,000-row batch is four statements, each prepared once and reused).
-    pub fn rows_per_statement(&self) -> usize {
-        SQLITE_MAX_PARAMS / self.columns.len()
-    }
-}
-
-pub const QUOTES: TableSpec = TableSpec {
-    name: "quotes",
-    columns: &[
-        "symbol_id",
-        "t",
-        "seq",
-        "bid_exchange",
-        "bid_price",
-        "bid_size",
-        "ask_exchange",
-        "ask_price",
-        "ask_size",
-        "conditions",
-        "tape",
-    ],
-    key: &["symbol_id", "t", "seq"],
-    time_column: "t",
-    thinned: false,
-};
-
-pub const QUOTES_THINNED: TableSpec = TableSpec {
-    name: "quotes_thinned",
-    columns: &[
-        "thinning_id",
-        "symbol_id",
-        "t",
-        "seq",
-        "bid_exchange",
-        "bid_price",
-        "bid_size",
-        "ask_exchange",
-        "ask_price",
-        "ask_size",
-        "conditions",
-        "tape",
-    ],
-    key: &["thinning_id", "symbol_id", "t", "seq"],
-    time_column: "t",
-    thinned: true,
-};
-
-pub const QUOTES_AGGREGATED: TableSpec = TableSpec {
-    name: "quotes_aggregated",
-    columns: &[
-        "thinning_id",
-        "symbol_id",
-        "bucket_t",
-        "last_t",
-        "bid_exchange",
-        "bid_price",
-        "bid_size",
-        "ask_exchange",
-        "ask_price",
-        "ask_size",
-        "conditions",
-        "tape",
-        "quote_count",
-    ],
-    key: &["thinning_id", "symbol_id", "bucket_t"],
-    time_column: "bucket_t",
-    thinned: true,
-};
-
-pub const TRADES: TableSpec = TableSpec {
-    name: "trades",
-    columns: &[
-        "symbol_id",
-        "day",
-        "exchange",
-        "trade_id",
-        "t",
-        "price",
-        "size",
-        "conditions",
-        "tape",
-        "update_flag",
-    ],
-    key: &["symbol_id", "day", "exchange", "trade_id"],
-    time_column: "t",
-    thinned: false,
-};
-
-pub const BARS: TableSpec = TableSpec {
-    name: "bars",
-    columns: &[
-        "symbol_id",
-        "timeframe",
-        "adjustment",
-        "t",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "trade_count",
-        "vwap",
-    ],
-    key: &["symbol_id", "timeframe", "adjustment", "t"],
-    time_column: "t",
-    thinned: false,
-};
 
 /// A trade's New York date as YYYYMMDD, part of its key.
 pub fn trade_day(t: i64) -> i64 {
@@ -532,18 +418,18 @@ impl SqliteSink {
         let sql = "SELECT 'quotes' AS dataset, s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
              FROM quotes q JOIN symbols s ON s.id = q.symbol_id WHERE (?1 IS NULL OR s.symbol = ?1) GROUP BY s.symbol, d \
              UNION ALL \
-             SELECT 'quotes_thinned[' || th.spec || ']', s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
+             SELECT 'quotes_thinned/' || th.spec, s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
              FROM quotes_thinned q JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
              WHERE (?1 IS NULL OR s.symbol = ?1) GROUP BY th.spec, s.symbol, d \
              UNION ALL \
-             SELECT 'quotes_aggregated[' || th.spec || ']', s.symbol, date(q.bucket_t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
+             SELECT 'quotes_aggregated/' || th.spec, s.symbol, date(q.bucket_t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
              FROM quotes_aggregated q JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
              WHERE (?1 IS NULL OR s.symbol = ?1) GROUP BY th.spec, s.symbol, d \
              UNION ALL \
              SELECT 'trades', s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
              FROM trades q JOIN symbols s ON s.id = q.symbol_id WHERE (?1 IS NULL OR s.symbol = ?1) GROUP BY s.symbol, d \
              UNION ALL \
-             SELECT 'bars[' || q.timeframe || ',' || q.adjustment || ']', s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
+             SELECT 'bars/' || q.timeframe || '/' || q.adjustment, s.symbol, date(q.t / 1000000000 - 14400, 'unixepoch') AS d, count(*) \
              FROM bars q JOIN symbols s ON s.id = q.symbol_id WHERE (?1 IS NULL OR s.symbol = ?1) \
              GROUP BY q.timeframe, q.adjustment, s.symbol, d \
              ORDER BY 1, 2, 3";
@@ -713,7 +599,7 @@ impl SqliteSink {
                 ids.push((r.symbol().clone(), id));
             }
         }
-        let per = table.rows_per_statement();
+        let per = rows_per_statement(table);
         let mode = self.mode;
         for chunk in rows.chunks(per) {
             self.sql
@@ -816,9 +702,9 @@ mod tests {
 
     #[test]
     fn statements_stay_under_the_parameter_limit() {
-        assert_eq!(QUOTES.rows_per_statement(), 2978);
+        assert_eq!(rows_per_statement(&QUOTES), 2978);
         for t in [&QUOTES, &QUOTES_THINNED, &QUOTES_AGGREGATED] {
-            assert!(t.rows_per_statement() * t.columns.len() <= SQLITE_MAX_PARAMS);
+            assert!(rows_per_statement(t) * t.columns.len() <= SQLITE_MAX_PARAMS);
             assert!(t.key.iter().all(|k| t.columns.contains(k)));
         }
         assert_eq!(QUOTES.columns[1..], QUOTE_VALUES);

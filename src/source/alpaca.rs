@@ -7,7 +7,8 @@
 //! marked sensitive; no error or log line built here contains them.
 
 use super::pace::{Pacer, RequestStats};
-use super::retry::RetryPolicy;
+use super::retry::{RetryPolicy, Retryable, Verdict};
+use crate::dataset::{DatasetId, Timeframe};
 use crate::model::{ApiRecord, Feed, Quote, Symbol};
 use crate::pipeline::{Chunk, ShardId};
 use crate::resume::Shard;
@@ -104,17 +105,31 @@ pub enum ApiError {
     },
 }
 
-impl ApiError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Server { .. }
-                | ApiError::RateLimited { .. }
-                | ApiError::Transport(_)
-                | ApiError::Truncated(_)
-        )
+impl Retryable for ApiError {
+    fn verdict(&self) -> Verdict {
+        match self {
+            ApiError::RateLimited { reset_epoch, .. } => Verdict::RateLimited {
+                reset_epoch: *reset_epoch,
+            },
+            ApiError::Server { .. } | ApiError::Transport(_) | ApiError::Truncated(_) => {
+                Verdict::Retry
+            }
+            ApiError::Fatal { .. } | ApiError::Decode(_) | ApiError::Exhausted { .. } => {
+                Verdict::Fatal
+            }
+        }
     }
 
+    fn exhausted(self, attempts: u32, elapsed: Duration) -> Self {
+        ApiError::Exhausted {
+            attempts,
+            elapsed,
+            last: Box::new(self),
+        }
+    }
+}
+
+impl ApiError {
     fn from_status(status: StatusCode, reset_epoch: Option<u64>, body: &[u8]) -> Self {
         let message = api_message(body);
         match status.as_u16() {
@@ -321,32 +336,36 @@ pub struct Request {
 }
 
 impl Request {
+    /// The request for `dataset`: its endpoint and parameters, and how many symbols one
+    /// request may name.
+    pub fn for_dataset(dataset: DatasetId) -> Self {
+        let (bar_spec, symbols_per_request) = match dataset {
+            DatasetId::Bars {
+                timeframe,
+                adjustment,
+            } => (
+                Some((
+                    Arc::from(timeframe.as_str()),
+                    Arc::from(adjustment.as_str()),
+                )),
+                symbols_per_bars_request(timeframe),
+            ),
+            _ => (None, 1),
+        };
+        Request {
+            path: dataset.api_path(),
+            extra: dataset
+                .api_params()
+                .into_iter()
+                .map(|(k, v)| (k, v.to_string()))
+                .collect(),
+            bar_spec,
+            symbols_per_request,
+        }
+    }
+
     pub fn quotes() -> Self {
-        Request {
-            path: "quotes",
-            extra: Vec::new(),
-            bar_spec: None,
-            symbols_per_request: 1,
-        }
-    }
-
-    pub fn trades() -> Self {
-        Request {
-            path: "trades",
-            ..Request::quotes()
-        }
-    }
-
-    pub fn bars(timeframe: &str, adjustment: &str) -> Self {
-        Request {
-            path: "bars",
-            extra: vec![
-                ("timeframe", timeframe.to_string()),
-                ("adjustment", adjustment.to_string()),
-            ],
-            bar_spec: Some((timeframe.into(), adjustment.into())),
-            symbols_per_request: symbols_per_bars_request(timeframe),
-        }
+        Request::for_dataset(DatasetId::Quotes)
     }
 }
 
@@ -354,13 +373,10 @@ impl Request {
 /// most bars a month (the 04:00-20:00 session on 23 weekdays), the page of `PAGE_LIMIT`
 /// holds them all: 1Min 1, 5Min 2, 15Min 6, 1Hour 27, 1Day 100 (the cap, which keeps the
 /// URL short).
-pub fn symbols_per_bars_request(timeframe: &str) -> usize {
-    let per_day: usize = match timeframe {
-        "1Min" => 960,
-        "5Min" => 192,
-        "15Min" => 64,
-        "1Hour" => 16,
-        _ => 1,
+pub fn symbols_per_bars_request(timeframe: Timeframe) -> usize {
+    let per_day = match timeframe {
+        Timeframe::Day1 => 1,
+        t => t.bars_per_session(),
     };
     (PAGE_LIMIT as usize / (per_day * 23)).clamp(1, 100)
 }
@@ -834,10 +850,13 @@ mod tests {
             group_shards(&shards, 100),
             vec![vec![0, 4], vec![1, 3, 5], vec![2]]
         );
-        assert_eq!(symbols_per_bars_request("1Min"), 1);
-        assert_eq!(symbols_per_bars_request("15Min"), 6);
-        assert_eq!(symbols_per_bars_request("1Day"), 100);
-        assert_eq!(Request::trades().symbols_per_request, 1);
+        assert_eq!(symbols_per_bars_request(Timeframe::Min1), 1);
+        assert_eq!(symbols_per_bars_request(Timeframe::Min15), 6);
+        assert_eq!(symbols_per_bars_request(Timeframe::Day1), 100);
+        assert_eq!(
+            Request::for_dataset(DatasetId::Trades).symbols_per_request,
+            1
+        );
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! bounded channel like the API source. Weekdays without a file are reported, not skipped
 //! silently. Runs on a blocking thread (file IO and decompression).
 
+use crate::dataset::DatasetId;
 use crate::model::Symbol;
 use crate::pipeline::Chunk;
 use crate::resume::ShardUnit;
-use crate::sink::parquet::{Layout, StoreRecord};
+use crate::sink::parquet::StoreRecord;
 use crate::time::{is_weekday, DateRange};
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -52,7 +53,7 @@ fn overlapping_groups(
 /// points.
 pub fn stream_parquet<R: StoreRecord>(
     root: &Path,
-    layout: &Layout,
+    layout: &DatasetId,
     symbol: &Symbol,
     range: DateRange,
     tx: mpsc::Sender<Chunk<R>>,

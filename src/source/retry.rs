@@ -1,14 +1,37 @@
-//! Every retry the Alpaca client makes goes through here: which failures are worth another
-//! attempt (a method on the error, not string matching), how long to wait (exponential
-//! backoff with jitter, or until `X-RateLimit-Reset` on a 429), and when to give up. The
-//! final error says how many attempts were made over how long.
+//! The one retry mechanism: how long to wait (exponential backoff with jitter, or until a
+//! rate window resets), and when to give up. Each source or sink classifies its own
+//! failures ([`Retryable::verdict`]: fatal, worth another attempt, or rate limited); the
+//! attempt counting and the waits are shared ([`Attempts`]). The Alpaca client runs its
+//! requests through [`RetryPolicy::run`]; the PostgreSQL sink drives [`Attempts`] itself,
+//! since it reconnects between attempts. The final error says how many attempts were made
+//! over how long.
 
-use super::alpaca::ApiError;
+use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest wait for a rate-limit window to reset; Alpaca's windows are one minute.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(65);
+
+/// What the component that saw a failure says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Retrying cannot help.
+    Fatal,
+    /// Another attempt may succeed (uses up an attempt).
+    Retry,
+    /// The plan's pace was exceeded: wait (until the reset, if known) without using up an
+    /// attempt.
+    RateLimited { reset_epoch: Option<u64> },
+}
+
+/// A failure that knows whether it is worth another attempt.
+pub trait Retryable: fmt::Display + Sized {
+    fn verdict(&self) -> Verdict;
+    /// The error to report once `attempts` attempts over `elapsed` all failed, the last
+    /// with `self`.
+    fn exhausted(self, attempts: u32, elapsed: Duration) -> Self;
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -29,7 +52,69 @@ impl Default for RetryPolicy {
     }
 }
 
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wait, then make attempt number `attempt` (the failed one counted).
+    Retry { delay: Duration, attempt: u32 },
+    /// Rate limited: wait, then try again; no attempt used up.
+    Wait(Duration),
+    /// Fatal, or the attempts ran out.
+    GiveUp,
+}
+
+/// One operation's attempts under a policy: counts them and decides each wait.
+#[derive(Debug)]
+pub struct Attempts {
+    policy: RetryPolicy,
+    attempt: u32,
+    started: Instant,
+}
+
+impl Attempts {
+    /// The attempt being made, 1-based.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    pub fn max(&self) -> u32 {
+        self.policy.max_attempts.max(1)
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// After the current attempt failed with a failure judged `verdict`.
+    pub fn after(&mut self, verdict: Verdict) -> Next {
+        match verdict {
+            Verdict::Fatal => Next::GiveUp,
+            Verdict::RateLimited { reset_epoch } => {
+                Next::Wait(self.policy.rate_limit_wait(reset_epoch, self.attempt))
+            }
+            Verdict::Retry if self.attempt >= self.max() => Next::GiveUp,
+            Verdict::Retry => {
+                let delay = self.policy.backoff(self.attempt);
+                self.attempt += 1;
+                Next::Retry {
+                    delay,
+                    attempt: self.attempt,
+                }
+            }
+        }
+    }
+}
+
 impl RetryPolicy {
+    /// The attempts of one operation, starting now.
+    pub fn attempts(&self) -> Attempts {
+        Attempts {
+            policy: *self,
+            attempt: 1,
+            started: Instant::now(),
+        }
+    }
+
     /// The wait after failed attempt number `attempt` (1-based): "equal jitter", i.e. a
     /// random point in the upper half of the exponential step, so that many clients that
     /// failed together do not retry together, yet each waits at least half the step.
@@ -42,69 +127,70 @@ impl RetryPolicy {
         half + half.mul_f64(fastrand::f64())
     }
 
-    /// The wait before retrying after `err`, or `None` if `err` is not worth retrying.
-    pub fn delay_for(&self, err: &ApiError, attempt: u32) -> Option<Duration> {
-        if !err.is_retryable() {
-            return None;
-        }
-        if let ApiError::RateLimited {
-            reset_epoch: Some(reset),
-            ..
-        } = err
-        {
+    /// The wait for a rate window to reset at `reset_epoch` (seconds), or the backoff when
+    /// the reset is unknown or past.
+    fn rate_limit_wait(&self, reset_epoch: Option<u64>, attempt: u32) -> Duration {
+        if let Some(reset) = reset_epoch {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
-            let reset = Duration::from_secs(*reset);
+            let reset = Duration::from_secs(reset);
             if reset > now {
                 // The reset time has one-second resolution: add a little so we land after it.
                 let jitter = Duration::from_millis(fastrand::u64(50..250));
-                return Some(((reset - now) + jitter).min(MAX_RATE_LIMIT_WAIT));
+                return ((reset - now) + jitter).min(MAX_RATE_LIMIT_WAIT);
             }
         }
-        Some(self.backoff(attempt))
+        self.backoff(attempt)
     }
 
-    /// Runs `op` until it succeeds, fails with a fatal error, or attempts run out. A 429 is
-    /// never fatal: it waits for the rate window to reset and does not use up an attempt
-    /// (the plan's limit is a pace to keep, not a failure).
-    pub async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, ApiError>
+    /// The wait before retrying after `err`, or `None` if `err` is not worth retrying.
+    pub fn delay_for<E: Retryable>(&self, err: &E, attempt: u32) -> Option<Duration> {
+        match err.verdict() {
+            Verdict::Fatal => None,
+            Verdict::Retry => Some(self.backoff(attempt)),
+            Verdict::RateLimited { reset_epoch } => {
+                Some(self.rate_limit_wait(reset_epoch, attempt))
+            }
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails with a fatal error, or attempts run out. A rate
+    /// limit is never fatal: it waits for the rate window to reset and does not use up an
+    /// attempt (the plan's limit is a pace to keep, not a failure). `what` names the
+    /// operation in the `[API]` warning lines.
+    pub async fn run<T, E, F, Fut>(&self, what: &str, mut op: F) -> Result<T, E>
     where
+        E: Retryable,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, ApiError>>,
+        Fut: Future<Output = Result<T, E>>,
     {
-        let started = Instant::now();
-        let max = self.max_attempts.max(1);
-        let mut attempt = 1;
+        let mut attempts = self.attempts();
         loop {
             let err = match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let Some(delay) = self.delay_for(&err, attempt) else {
-                return Err(err);
-            };
-            if let ApiError::RateLimited { .. } = err {
-                tracing::warn!(
-                    "[API] {what}: {err}; waiting {:.1}s for the rate window to reset",
-                    delay.as_secs_f64()
-                );
-                tokio::time::sleep(delay).await;
-                continue;
+            let failed = attempts.attempt();
+            match attempts.after(err.verdict()) {
+                Next::Wait(delay) => {
+                    tracing::warn!(
+                        "[API] {what}: {err}; waiting {:.1}s for the rate window to reset",
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Next::Retry { delay, .. } => {
+                    tracing::warn!(
+                        "[API] {what}: attempt {failed}/{} failed: {err}; retrying in {:.1}s",
+                        attempts.max(),
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Next::GiveUp if err.verdict() == Verdict::Fatal => return Err(err),
+                Next::GiveUp => return Err(err.exhausted(failed, attempts.elapsed())),
             }
-            if attempt >= max {
-                return Err(ApiError::Exhausted {
-                    attempts: attempt,
-                    elapsed: started.elapsed(),
-                    last: Box::new(err),
-                });
-            }
-            tracing::warn!(
-                "[API] {what}: attempt {attempt}/{max} failed: {err}; retrying in {:.1}s",
-                delay.as_secs_f64()
-            );
-            tokio::time::sleep(delay).await;
-            attempt += 1;
         }
     }
 }
@@ -112,6 +198,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::alpaca::ApiError;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn quick(max_attempts: u32) -> RetryPolicy {

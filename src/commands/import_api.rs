@@ -1,0 +1,290 @@
+//! `data import-api`: the Alpaca API into the database (optionally thinned) or the Parquet
+//! store, through the one planner and the one run function.
+
+use super::{close_database, for_rows, open_database};
+use crate::args::ImportArgs;
+use crate::config::{Format, Settings};
+use crate::dataset::DatasetId;
+use crate::job::Job;
+use crate::model::{ApiRecord, Symbol};
+use crate::pipeline::Chunk;
+use crate::progress::init_logging;
+use crate::resume::{Saved, Shard, ShardUnit, Tracking};
+use crate::run::{pipe, plan, report_symbols, Fetched, Outcome, ProgressStore, Report, Source};
+use crate::sink::database::Database;
+use crate::sink::parquet::{ParquetSink, StoreRecord};
+use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials, Request};
+use crate::source::pace::RequestStats;
+use crate::source::retry::RetryPolicy;
+use crate::transform::{Aggregate, Passthrough};
+use anyhow::anyhow;
+use chrono::NaiveDate;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
+    let job = Job::import_api(&args)?;
+    let client = client_for(&job.settings)?;
+    init_logging(job.settings.log_path())?;
+    match job.settings.format {
+        Format::Parquet => for_rows!(job.dataset, R => to_parquet::<R>(&job, client).await),
+        Format::Database => to_database(&job, client).await,
+    }
+}
+
+fn client_for(settings: &Settings) -> anyhow::Result<AlpacaClient> {
+    let creds = Credentials::from_env().map_err(|e| anyhow!(e))?;
+    AlpacaClient::new(
+        &ClientConfig {
+            base_url: settings.api_url.clone(),
+            feed: settings.feed,
+            retry: RetryPolicy {
+                max_attempts: settings.max_attempts,
+                base_delay: Duration::from_millis(settings.retry_base_ms),
+                ..RetryPolicy::default()
+            },
+            request_timeout: Duration::from_secs(settings.request_timeout_secs),
+            rate_limit: settings.rate_limit,
+        },
+        &creds,
+    )
+    .map_err(|e| anyhow!(e))
+}
+
+/// Into the database: plan against `import_progress`, then run with the thinning asked for.
+/// Thinned rows are not the raw stream: a started day of them is fetched again whole.
+async fn to_database(job: &Job, client: AlpacaClient) -> anyhow::Result<Outcome> {
+    let settings = &job.settings;
+    let table = job.table();
+    let report = Report::new(job, table.name, settings.api_url.clone());
+    let (mut sink, dropped) = open_database(settings, &report, table, job.range).await?;
+    let result = async {
+        let raw = job.thinning.is_raw();
+        let Some(shards) = plan(job, &report, &mut sink, job.range, raw).await? else {
+            return Ok(Outcome::Completed);
+        };
+        sink.track(Tracking {
+            dataset: job.progress_key(),
+            shards: shards.clone(),
+        });
+        let source = ApiSource::new(client, job.dataset, shards.clone(), settings);
+        let (range, batch, sink) = (job.range, settings.batch_size, &mut sink);
+        let (outcome, fetched) = match job.thinning.aggregate_ns {
+            None if raw => for_rows!(job.dataset, R => {
+                pipe(&report, range, batch, sink, Passthrough::<R>::default, source).await?
+            }),
+            None => {
+                pipe(
+                    &report,
+                    range,
+                    batch,
+                    sink,
+                    || job.thinning.filters(),
+                    source,
+                )
+                .await?
+            }
+            Some(width) => {
+                let make = || Aggregate::new(job.thinning.filters(), width);
+                pipe(&report, range, batch, sink, make, source).await?
+            }
+        };
+        if outcome == Outcome::Completed {
+            report_symbols(&report, &shards, &fetched, range);
+        }
+        Ok(outcome)
+    }
+    .await;
+    close_database(sink, dropped, result).await
+}
+
+impl ProgressStore for Database {
+    async fn saved(
+        &mut self,
+        dataset: &str,
+        symbol: &Symbol,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> anyhow::Result<Vec<Saved>> {
+        self.load_progress(dataset, symbol.as_str(), first, last)
+            .await
+    }
+
+    fn done_phrase(&self) -> &'static str {
+        "were imported by earlier runs"
+    }
+}
+
+/// The Parquet store's progress: a file in place is its unit's record, done and whole (a
+/// unit in progress is never renamed into place, so it has none).
+struct StoreProgress {
+    root: PathBuf,
+    dataset: DatasetId,
+}
+
+impl ProgressStore for StoreProgress {
+    async fn saved(
+        &mut self,
+        _dataset: &str,
+        symbol: &Symbol,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> anyhow::Result<Vec<Saved>> {
+        let d = self.dataset;
+        let (from, until) = (d.unit_bounds(first).0, d.unit_bounds(last).1);
+        Ok(d.units_in(from, until - 1)
+            .into_iter()
+            .filter(|&key| d.file(&self.root, symbol.as_str(), key).exists())
+            .map(|day| {
+                let (start_ns, end) = d.unit_bounds(day);
+                Saved {
+                    day,
+                    start_ns,
+                    end_ns: end - 1,
+                    last: None,
+                    done: true,
+                }
+            })
+            .collect())
+    }
+
+    fn done_phrase(&self) -> &'static str {
+        "are in the Parquet store already"
+    }
+}
+
+/// Into the Parquet store: whole New York days (bars: whole months). A file in place is its
+/// unit's resume record: a rerun fetches only days (months) without one.
+async fn to_parquet<R: ApiRecord + StoreRecord>(
+    job: &Job,
+    client: AlpacaClient,
+) -> anyhow::Result<Outcome> {
+    let settings = &job.settings;
+    let layout = job.dataset;
+    let unit = layout.unit();
+    let range = layout.whole_units(job.range);
+    if range != job.range {
+        tracing::info!(
+            "[FILE] the Parquet store keeps whole New York {}: importing {range} (asked for {})",
+            unit.noun(),
+            job.range
+        );
+    }
+    if settings.skip_duplicates || settings.drop_indexes {
+        tracing::warn!("[FILE] skip_duplicates and drop_indexes apply to databases; ignored for format parquet");
+    }
+    let root = &settings.historical_path;
+    let report = Report::new(job, "parquet", settings.api_url.clone());
+    let mut store = StoreProgress {
+        root: root.clone(),
+        dataset: layout,
+    };
+    let Some(shards) = plan(job, &report, &mut store, range, false).await? else {
+        return Ok(Outcome::Completed);
+    };
+    let mut sink = ParquetSink::<R>::new(root, layout, shards.clone())?;
+    tracing::info!(
+        "[IMPORT] {} {range} (feed {}) into the Parquet store {}, batches of {}",
+        report.label(),
+        settings.feed.as_str(),
+        layout.dir(root).display(),
+        settings.batch_size
+    );
+    let source = ApiSource::new(client, layout, shards.clone(), settings);
+    let make = Passthrough::<R>::default;
+    let result = pipe(&report, range, settings.batch_size, &mut sink, make, source).await;
+    if let Ok((Outcome::Completed, fetched)) = &result {
+        report_symbols(&report, &shards, fetched, range);
+    }
+    let files = &mut sink.written;
+    files.sort_by_key(|d| d.date);
+    let kept = match (files.first(), files.last()) {
+        (Some(a), Some(b)) => format!(
+            "{} {} files, {} to {}, {} rows",
+            files.len(),
+            match unit {
+                ShardUnit::Month => "month",
+                ShardUnit::Session => "day",
+            },
+            a.date,
+            b.date,
+            files.iter().map(|d| d.rows).sum::<u64>()
+        ),
+        _ => "no files".to_string(),
+    };
+    match &result {
+        Ok((Outcome::Completed, _)) => {
+            tracing::info!("[FILE] wrote {kept} under {}", layout.dir(root).display())
+        }
+        _ => tracing::warn!(
+            "[FILE] kept {kept}; the {} in progress were discarded (rerun to complete them)",
+            unit.noun()
+        ),
+    }
+    result.map(|(outcome, _)| outcome)
+}
+
+/// The API as a pipeline source: the planned shards, fetched concurrently.
+struct ApiSource {
+    client: AlpacaClient,
+    req: Request,
+    shards: Arc<Vec<Shard>>,
+    concurrency: usize,
+}
+
+impl ApiSource {
+    /// `--concurrency` and `--symbols-per-request` (when not auto) come from `settings`.
+    fn new(
+        client: AlpacaClient,
+        dataset: DatasetId,
+        shards: Arc<Vec<Shard>>,
+        settings: &Settings,
+    ) -> Self {
+        let mut req = Request::for_dataset(dataset);
+        if let Some(n) = settings.symbols_per_request {
+            req.symbols_per_request = n;
+        }
+        ApiSource {
+            client,
+            req,
+            shards,
+            concurrency: settings.concurrency,
+        }
+    }
+}
+
+impl<R: ApiRecord> Source<R> for ApiSource {
+    fn shard_count(&self) -> Option<u64> {
+        Some(self.shards.len() as u64)
+    }
+
+    fn requests(&self) -> Option<Arc<RequestStats>> {
+        Some(self.client.stats())
+    }
+
+    fn spawn(
+        self,
+        tx: mpsc::Sender<Chunk<R>>,
+        cancel: watch::Receiver<bool>,
+    ) -> JoinHandle<anyhow::Result<Fetched>> {
+        tokio::spawn(async move {
+            let stats = stream_shards(
+                self.client,
+                self.req,
+                self.shards,
+                self.concurrency,
+                tx,
+                cancel,
+            )
+            .await?;
+            Ok(Fetched {
+                pages: stats.pages,
+                rows: stats.rows,
+                by_symbol: stats.by_symbol,
+            })
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! `data load-historical`: the Parquet store's files for the range, into the database,
+//! through the same batches, upserts and log lines as an API import.
+
+use super::{close_database, for_rows, open_database};
+use crate::args::LoadArgs;
+use crate::dataset::DatasetId;
+use crate::job::Job;
+use crate::model::Symbol;
+use crate::pipeline::Chunk;
+use crate::progress::init_logging;
+use crate::resume::ShardUnit;
+use crate::run::{pipe, Fetched, Outcome, Report, Source};
+use crate::sink::parquet::StoreRecord;
+use crate::source::parquet::stream_parquet;
+use crate::time::DateRange;
+use crate::transform::Passthrough;
+use std::path::PathBuf;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
+    let job = Job::load_historical(&args)?;
+    let settings = &job.settings;
+    init_logging(settings.log_path())?;
+    let root = settings.historical_path.clone();
+    let table = job.table();
+    let from = format!("the Parquet store {}", root.display());
+    let report = Report::new(&job, table.name, from);
+    let (mut sink, dropped) = open_database(settings, &report, table, job.range).await?;
+    let source = StoreSource {
+        root,
+        layout: job.dataset,
+        symbols: job.symbols.clone(),
+        range: job.range,
+    };
+    let (range, batch) = (job.range, settings.batch_size);
+    let result = for_rows!(job.dataset, R => {
+        pipe(&report, range, batch, &mut sink, Passthrough::<R>::default, source).await
+    });
+    close_database(sink, dropped, result.map(|(outcome, _)| outcome)).await
+}
+
+/// The Parquet store as a pipeline source: each symbol's files in turn.
+struct StoreSource {
+    root: PathBuf,
+    layout: DatasetId,
+    symbols: Vec<Symbol>,
+    range: DateRange,
+}
+
+impl<R: StoreRecord> Source<R> for StoreSource {
+    fn page_word(&self) -> &'static str {
+        "files"
+    }
+
+    fn spawn(
+        self,
+        tx: mpsc::Sender<Chunk<R>>,
+        cancel: watch::Receiver<bool>,
+    ) -> JoinHandle<anyhow::Result<Fetched>> {
+        let StoreSource {
+            root,
+            layout,
+            symbols,
+            range,
+        } = self;
+        tokio::task::spawn_blocking(move || {
+            let mut fetched = Fetched::default();
+            for symbol in &symbols {
+                let stats =
+                    stream_parquet(&root, &layout, symbol, range, tx.clone(), cancel.clone())?;
+                fetched.pages += stats.files;
+                fetched.rows += stats.rows;
+                if !stats.missing.is_empty() {
+                    let shown: Vec<String> = stats
+                        .missing
+                        .iter()
+                        .take(20)
+                        .map(|d| d.to_string())
+                        .collect();
+                    tracing::warn!(
+                        "[FILE] {} {}(s) in the range have no file for {symbol} in {}: {}{}",
+                        stats.missing.len(),
+                        match layout.unit() {
+                            ShardUnit::Month => "month",
+                            ShardUnit::Session => "weekday",
+                        },
+                        layout.dir(&root).display(),
+                        shown.join(", "),
+                        if stats.missing.len() > 20 {
+                            ", ..."
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            Ok(fetched)
+        })
+    }
+}

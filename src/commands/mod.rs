@@ -1,0 +1,123 @@
+//! The commands, each a thin file over [`crate::job`] and [`crate::run`]: `import-api`,
+//! `load-historical` and `archive`. What they share lives here: turning a dataset into the
+//! row type it travels as, and opening and closing the database sink.
+
+pub mod archive;
+pub mod import_api;
+pub mod load_historical;
+
+use crate::config::Settings;
+use crate::run::{Outcome, Report};
+use crate::sink::database::Database;
+use crate::sink::sqlite::{TableSpec, WriteMode};
+use crate::time::DateRange;
+use std::time::{Duration, Instant};
+
+/// Runs `$body` with `$R` naming the row type `$dataset`'s rows travel as (`Quote`,
+/// `Trade`, `Bar`): the one place where a dataset chosen at run time becomes a static type.
+macro_rules! for_rows {
+    ($dataset:expr, $R:ident => $body:expr) => {
+        match $dataset.kind() {
+            $crate::dataset::Kind::Quotes => {
+                type $R = $crate::model::Quote;
+                $body
+            }
+            $crate::dataset::Kind::Trades => {
+                type $R = $crate::model::Trade;
+                $body
+            }
+            $crate::dataset::Kind::Bars => {
+                type $R = $crate::model::Bar;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use for_rows;
+
+/// Opens the database for a run into `table`: thinning id, the `--skip-duplicates` range
+/// check, `--drop-indexes`, and the opening log line. Returns whether indexes were dropped
+/// (so [`close_database`] rebuilds them).
+pub(crate) async fn open_database(
+    settings: &Settings,
+    report: &Report,
+    table: &'static TableSpec,
+    range: DateRange,
+) -> anyhow::Result<(Database, bool)> {
+    let mut sink = Database::open(
+        &settings.database_url,
+        Duration::from_secs(settings.busy_timeout_secs),
+    )
+    .await?;
+    if !report.spec.is_empty() {
+        sink.set_thinning(&report.spec).await?;
+    }
+    if settings.skip_duplicates {
+        let mut present = Vec::new();
+        for symbol in &report.symbols {
+            if sink
+                .has_rows_in(table, symbol.as_str(), range.start_ns, range.end_ns)
+                .await?
+            {
+                present.push(symbol.as_str());
+            }
+        }
+        if present.is_empty() {
+            sink.set_mode(WriteMode::Insert);
+        } else {
+            tracing::warn!(
+                "[DB] --skip-duplicates: {} already holds {} rows in {range}; using upsert instead so nothing is duplicated",
+                table.name,
+                present.join(",")
+            );
+        }
+    }
+    let dropped = if settings.drop_indexes {
+        let names = sink.drop_secondary_indexes(table).await?;
+        if !names.is_empty() {
+            tracing::info!(
+                "[DB] dropped index {} for the import; it is rebuilt when the import ends (or by the next command if this one is killed)",
+                names.join(", ")
+            );
+        }
+        !names.is_empty()
+    } else {
+        false
+    };
+    tracing::info!(
+        "[IMPORT] {} {range} from {} into {} table {}, batches of {}, {}",
+        report.label(),
+        report.from,
+        sink.describe(),
+        table.name,
+        settings.batch_size,
+        match sink.mode() {
+            WriteMode::Upsert => "upsert",
+            WriteMode::Insert => "plain insert",
+        }
+    );
+    Ok((sink, dropped))
+}
+
+/// Rebuilds dropped indexes whatever the outcome, then returns the outcome.
+pub(crate) async fn close_database(
+    mut sink: Database,
+    dropped: bool,
+    result: anyhow::Result<Outcome>,
+) -> anyhow::Result<Outcome> {
+    if dropped {
+        let started = Instant::now();
+        let names = sink.rebuild_dropped_indexes(false).await.map_err(|e| {
+            e.context(
+                "the import's rows are committed, but rebuilding the dropped indexes failed; \
+                 the next command that opens the database retries it",
+            )
+        })?;
+        tracing::info!(
+            "[DB] rebuilt index {} in {:.1}s",
+            names.join(", "),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    result
+}

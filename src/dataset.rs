@@ -1,0 +1,521 @@
+//! Every dataset the importer knows, described once: what it is called (one text form, the
+//! key of its progress records and of `data status`), where the API serves it and with which
+//! parameters, the database table and key it lands in, how a range of it is cut into shards
+//! (New York session days or calendar months), and where the Parquet store keeps it.
+//!
+//! Everything downstream asks the [`DatasetId`] instead of matching on strings: the client
+//! builds its request from [`DatasetId::api_path`] and [`DatasetId::api_params`], the
+//! planner shards by [`DatasetId::unit`], the SQL sinks write [`DatasetId::table`], and the
+//! Parquet store files rows under [`DatasetId::dir`].
+
+use crate::resume::ShardUnit;
+use crate::time::{new_york_date, new_york_dates, new_york_time_nanos, DateRange};
+use chrono::{Datelike, NaiveDate};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The kinds of market data the importer can fetch (the `KIND` argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Kind {
+    /// NBBO quotes (bid/ask)
+    Quotes,
+    /// Trades (price, size, exchange, trade id, conditions, corrections)
+    Trades,
+    /// OHLCV bars (needs --timeframe)
+    Bars,
+}
+
+/// A bar width Alpaca serves and the importer stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timeframe {
+    Min1,
+    Min5,
+    Min15,
+    Hour1,
+    Day1,
+}
+
+impl Timeframe {
+    pub const ALL: [Timeframe; 5] = [
+        Timeframe::Min1,
+        Timeframe::Min5,
+        Timeframe::Min15,
+        Timeframe::Hour1,
+        Timeframe::Day1,
+    ];
+
+    /// As the API, the tables and the store spell it: `1Min`, ..., `1Day`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timeframe::Min1 => "1Min",
+            Timeframe::Min5 => "5Min",
+            Timeframe::Min15 => "15Min",
+            Timeframe::Hour1 => "1Hour",
+            Timeframe::Day1 => "1Day",
+        }
+    }
+
+    /// Bars in one 04:00-20:00 session at most (a daily bar: one).
+    pub fn bars_per_session(self) -> usize {
+        match self {
+            Timeframe::Min1 => 960,
+            Timeframe::Min5 => 192,
+            Timeframe::Min15 => 64,
+            Timeframe::Hour1 => 16,
+            Timeframe::Day1 => 1,
+        }
+    }
+}
+
+impl FromStr for Timeframe {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Timeframe::ALL
+            .into_iter()
+            .find(|t| t.as_str() == text)
+            .ok_or_else(|| {
+                format!("invalid --timeframe {text:?}: must be 1Min, 5Min, 15Min, 1Hour or 1Day")
+            })
+    }
+}
+
+/// The price adjustment asked of the API for bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Adjustment {
+    Raw,
+    Split,
+    Dividend,
+    All,
+}
+
+impl Adjustment {
+    pub const ALL: [Adjustment; 4] = [
+        Adjustment::Raw,
+        Adjustment::Split,
+        Adjustment::Dividend,
+        Adjustment::All,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Adjustment::Raw => "raw",
+            Adjustment::Split => "split",
+            Adjustment::Dividend => "dividend",
+            Adjustment::All => "all",
+        }
+    }
+}
+
+impl FromStr for Adjustment {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Adjustment::ALL
+            .into_iter()
+            .find(|a| a.as_str() == text)
+            .ok_or_else(|| {
+                format!("invalid --adjustment {text:?}: must be raw, split, dividend or all")
+            })
+    }
+}
+
+impl fmt::Display for Timeframe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Adjustment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One dataset: raw quotes, trades, or bars of one timeframe and adjustment. (Thinned quotes
+/// are raw quotes through a transform into a table of their own: see [`TableSpec`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DatasetId {
+    Quotes,
+    Trades,
+    Bars {
+        timeframe: Timeframe,
+        adjustment: Adjustment,
+    },
+}
+
+impl DatasetId {
+    pub fn bars(timeframe: Timeframe, adjustment: Adjustment) -> Self {
+        DatasetId::Bars {
+            timeframe,
+            adjustment,
+        }
+    }
+
+    pub fn kind(self) -> Kind {
+        match self {
+            DatasetId::Quotes => Kind::Quotes,
+            DatasetId::Trades => Kind::Trades,
+            DatasetId::Bars { .. } => Kind::Bars,
+        }
+    }
+
+    /// The one text form: `quotes`, `trades`, `bars/1Min/raw`. The key of the dataset's
+    /// progress records and its name in `data status`.
+    pub fn key(self) -> String {
+        self.to_string()
+    }
+
+    /// A dataset from its [`key`](Self::key).
+    pub fn from_key(text: &str) -> Option<Self> {
+        match text {
+            "quotes" => Some(DatasetId::Quotes),
+            "trades" => Some(DatasetId::Trades),
+            _ => {
+                let mut parts = text.strip_prefix("bars/")?.split('/');
+                let timeframe = parts.next()?.parse().ok()?;
+                let adjustment = parts.next()?.parse().ok()?;
+                parts
+                    .next()
+                    .is_none()
+                    .then_some(DatasetId::bars(timeframe, adjustment))
+            }
+        }
+    }
+
+    /// What is imported, for messages: `quotes`, `trades`, `1Min bars`.
+    pub fn noun(self) -> String {
+        match self {
+            DatasetId::Bars { timeframe, .. } => format!("{timeframe} bars"),
+            _ => self.key(),
+        }
+    }
+
+    /// One row of it, for the batch log line: `quote`, `trade`, `bar`.
+    pub fn item(self) -> &'static str {
+        match self {
+            DatasetId::Quotes => "quote",
+            DatasetId::Trades => "trade",
+            DatasetId::Bars { .. } => "bar",
+        }
+    }
+
+    /// The endpoint under `/v2/stocks/`.
+    pub fn api_path(self) -> &'static str {
+        match self {
+            DatasetId::Quotes => "quotes",
+            DatasetId::Trades => "trades",
+            DatasetId::Bars { .. } => "bars",
+        }
+    }
+
+    /// The endpoint's own query parameters.
+    pub fn api_params(self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            DatasetId::Bars {
+                timeframe,
+                adjustment,
+            } => vec![
+                ("timeframe", timeframe.as_str()),
+                ("adjustment", adjustment.as_str()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The database table its raw rows land in.
+    pub fn table(self) -> &'static TableSpec {
+        match self {
+            DatasetId::Quotes => &QUOTES,
+            DatasetId::Trades => &TRADES,
+            DatasetId::Bars { .. } => &BARS,
+        }
+    }
+
+    /// Whether a range of it covers whole New York days, midnight to midnight, rather than
+    /// the 04:00-20:00 session (bars: a daily bar opens at midnight).
+    pub fn whole_days(self) -> bool {
+        matches!(self, DatasetId::Bars { .. })
+    }
+
+    /// The dataset's folder.
+    pub fn dir(&self, root: &Path) -> PathBuf {
+        match self {
+            DatasetId::Quotes => root.join("quotes"),
+            DatasetId::Trades => root.join("trades"),
+            DatasetId::Bars {
+                timeframe,
+                adjustment,
+            } => root
+                .join("bars")
+                .join(format!("timeframe={timeframe}"))
+                .join(format!("adjustment={adjustment}")),
+        }
+    }
+
+    /// How a range of it is cut into shards, and what one Parquet file holds: a New York
+    /// session day, or (bars) a New York calendar month.
+    pub fn unit(&self) -> ShardUnit {
+        match self {
+            DatasetId::Bars { .. } => ShardUnit::Month,
+            _ => ShardUnit::Session,
+        }
+    }
+
+    /// The key of the file holding time `t_ns`: its New York day, or its month's first day.
+    pub fn unit_key(&self, t_ns: i64) -> NaiveDate {
+        let day = new_york_date(t_ns);
+        match self.unit() {
+            ShardUnit::Month => day.with_day(1).unwrap_or(day),
+            ShardUnit::Session => day,
+        }
+    }
+
+    /// The span a file covers, `[from, until)` in ns UTC: New York midnight to midnight.
+    pub fn unit_bounds(&self, key: NaiveDate) -> (i64, i64) {
+        let next = match self.unit() {
+            ShardUnit::Month => key.checked_add_months(chrono::Months::new(1)),
+            ShardUnit::Session => key.succ_opt(),
+        }
+        .unwrap_or(key);
+        (
+            new_york_time_nanos(key, 0, 0),
+            new_york_time_nanos(next, 0, 0),
+        )
+    }
+
+    /// The keys of the files overlapping `start..=end`, in order.
+    pub fn units_in(&self, start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
+        let mut keys: Vec<NaiveDate> = new_york_dates(start_ns, end_ns)
+            .map(|d| match self.unit() {
+                ShardUnit::Month => d.with_day(1).unwrap_or(d),
+                ShardUnit::Session => d,
+            })
+            .collect();
+        keys.dedup();
+        keys
+    }
+
+    /// `range` widened to whole files (bars: whole months), since a file in place is a
+    /// complete unit. Quotes and trades keep the 04:00-20:00 session of each day.
+    pub fn whole_units(&self, range: DateRange) -> DateRange {
+        use crate::time::{SESSION_CLOSE, SESSION_OPEN};
+        match self.unit() {
+            ShardUnit::Session => DateRange {
+                start_ns: new_york_time_nanos(
+                    new_york_date(range.start_ns),
+                    SESSION_OPEN.0,
+                    SESSION_OPEN.1,
+                ),
+                end_ns: new_york_time_nanos(
+                    new_york_date(range.end_ns),
+                    SESSION_CLOSE.0,
+                    SESSION_CLOSE.1,
+                ),
+            },
+            ShardUnit::Month => DateRange {
+                start_ns: self.unit_bounds(self.unit_key(range.start_ns)).0,
+                end_ns: self.unit_bounds(self.unit_key(range.end_ns)).1 - 1,
+            },
+        }
+    }
+
+    fn unit_prefix(&self) -> &'static str {
+        match self.unit() {
+            ShardUnit::Month => "month=",
+            ShardUnit::Session => "date=",
+        }
+    }
+
+    fn unit_name(&self, key: NaiveDate) -> String {
+        match self.unit() {
+            ShardUnit::Month => format!("month={}", key.format("%Y-%m")),
+            ShardUnit::Session => format!("date={key}"),
+        }
+    }
+
+    pub(crate) fn parse_unit(&self, name: &str) -> Option<NaiveDate> {
+        let value = name.strip_prefix(self.unit_prefix())?;
+        match self.unit() {
+            ShardUnit::Month => NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").ok(),
+            ShardUnit::Session => NaiveDate::parse_from_str(value, "%Y-%m-%d").ok(),
+        }
+    }
+
+    /// `{dataset}/symbol=SYM/date=YYYY-MM-DD` (or `month=YYYY-MM`).
+    pub fn unit_dir(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
+        self.dir(root)
+            .join(format!("symbol={symbol}"))
+            .join(self.unit_name(key))
+    }
+
+    pub fn file(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
+        self.unit_dir(root, symbol, key)
+            .join(crate::sink::parquet::FILE_NAME)
+    }
+
+    /// Every dataset with a folder under `root`: quotes, trades, and each bar timeframe
+    /// and adjustment.
+    pub fn present(root: &Path) -> Vec<DatasetId> {
+        let mut out = Vec::new();
+        for l in [DatasetId::Quotes, DatasetId::Trades] {
+            if l.dir(root).is_dir() {
+                out.push(l);
+            }
+        }
+        let value = |e: &std::fs::DirEntry, key: &str| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix(key)
+                .map(str::to_string)
+        };
+        for tf in std::fs::read_dir(root.join("bars"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(timeframe) = value(&tf, "timeframe=") else {
+                continue;
+            };
+            for adj in std::fs::read_dir(tf.path()).into_iter().flatten().flatten() {
+                let parsed = value(&adj, "adjustment=").and_then(|a| {
+                    Some(DatasetId::Bars {
+                        timeframe: timeframe.parse().ok()?,
+                        adjustment: a.parse().ok()?,
+                    })
+                });
+                // Folders of other names are not ours: left alone, not listed.
+                if let Some(id) = parsed {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for DatasetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatasetId::Quotes => f.write_str("quotes"),
+            DatasetId::Trades => f.write_str("trades"),
+            DatasetId::Bars {
+                timeframe,
+                adjustment,
+            } => write!(f, "bars/{timeframe}/{adjustment}"),
+        }
+    }
+}
+
+/// A database table a dataset lands in: its columns in bind order and its key. Columns before the row's
+/// own values are `thinning_id` (when present) and `symbol_id`, bound by the sink.
+#[derive(Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+    pub key: &'static [&'static str],
+    /// The time column a range check filters on.
+    pub time_column: &'static str,
+    pub thinned: bool,
+}
+
+pub const QUOTES: TableSpec = TableSpec {
+    name: "quotes",
+    columns: &[
+        "symbol_id",
+        "t",
+        "seq",
+        "bid_exchange",
+        "bid_price",
+        "bid_size",
+        "ask_exchange",
+        "ask_price",
+        "ask_size",
+        "conditions",
+        "tape",
+    ],
+    key: &["symbol_id", "t", "seq"],
+    time_column: "t",
+    thinned: false,
+};
+
+pub const QUOTES_THINNED: TableSpec = TableSpec {
+    name: "quotes_thinned",
+    columns: &[
+        "thinning_id",
+        "symbol_id",
+        "t",
+        "seq",
+        "bid_exchange",
+        "bid_price",
+        "bid_size",
+        "ask_exchange",
+        "ask_price",
+        "ask_size",
+        "conditions",
+        "tape",
+    ],
+    key: &["thinning_id", "symbol_id", "t", "seq"],
+    time_column: "t",
+    thinned: true,
+};
+
+pub const QUOTES_AGGREGATED: TableSpec = TableSpec {
+    name: "quotes_aggregated",
+    columns: &[
+        "thinning_id",
+        "symbol_id",
+        "bucket_t",
+        "last_t",
+        "bid_exchange",
+        "bid_price",
+        "bid_size",
+        "ask_exchange",
+        "ask_price",
+        "ask_size",
+        "conditions",
+        "tape",
+        "quote_count",
+    ],
+    key: &["thinning_id", "symbol_id", "bucket_t"],
+    time_column: "bucket_t",
+    thinned: true,
+};
+
+pub const TRADES: TableSpec = TableSpec {
+    name: "trades",
+    columns: &[
+        "symbol_id",
+        "day",
+        "exchange",
+        "trade_id",
+        "t",
+        "price",
+        "size",
+        "conditions",
+        "tape",
+        "update_flag",
+    ],
+    key: &["symbol_id", "day", "exchange", "trade_id"],
+    time_column: "t",
+    thinned: false,
+};
+
+pub const BARS: TableSpec = TableSpec {
+    name: "bars",
+    columns: &[
+        "symbol_id",
+        "timeframe",
+        "adjustment",
+        "t",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "trade_count",
+        "vwap",
+    ],
+    key: &["symbol_id", "timeframe", "adjustment", "t"],
+    time_column: "t",
+    thinned: false,
+};

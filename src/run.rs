@@ -1,0 +1,390 @@
+//! The one run function and what it needs: a [`Source`] task feeding the bounded channel,
+//! the transforms and the batcher writing to a sink, Ctrl-C watched, and the summary or
+//! error at the end ([`pipe`]); the one planner ([`plan`]) that cuts a job into shards and
+//! drops those a [`ProgressStore`] says are done.
+//!
+//! The commands (`crate::commands`) choose the source and the sink for a job and call
+//! these; neither the source nor the sink knows about the other. On any failure the
+//! batches already committed stay committed, and the message says how far the run got;
+//! re-running the same command completes it (writes are idempotent).
+
+use crate::job::Job;
+use crate::model::Symbol;
+use crate::pipeline::{cancellation, run_batcher, BatchCommitted, Chunk, Sink, CHANNEL_PAGES};
+use crate::progress::Progress;
+use crate::resume::{apply_progress, shards_of, PlanCounts, Saved, Shard};
+use crate::source::pace::RequestStats;
+use crate::time::{format_nanos, DateRange};
+use crate::transform::Transform;
+use anyhow::anyhow;
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// The exit code of a run stopped by Ctrl-C (or SIGTERM).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Interrupted,
+}
+
+/// Turns SIGINT/SIGTERM into a cancel request; a second signal exits at once with 130 (the
+/// open transaction is then never committed, which SQLite guarantees leaves no trace).
+fn watch_signals(cancel: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        async fn next_signal(term: &mut Option<Signal>) {
+            match term {
+                Some(t) => tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = t.recv() => {},
+                },
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        let mut term = signal(SignalKind::terminate()).ok();
+        next_signal(&mut term).await;
+        tracing::warn!(
+            "interrupt received: finishing the current batch (interrupt again to stop at once)"
+        );
+        let _ = cancel.send(true);
+        next_signal(&mut term).await;
+        eprintln!("interrupted again: stopping now; the batch in progress is rolled back");
+        std::process::exit(EXIT_INTERRUPTED as i32);
+    });
+}
+
+fn how_far(last: Option<BatchCommitted>) -> String {
+    match last {
+        None => "no rows were committed".to_string(),
+        Some(c) => format!(
+            "{} rows in {} batches were committed, up to {}",
+            c.total_rows,
+            c.number,
+            format_nanos(c.last_time_ns)
+        ),
+    }
+}
+
+/// What a run is about, for the progress bar, the summary and error messages.
+pub struct Report {
+    pub symbols: Vec<Symbol>,
+    /// The shard unit's word: `days`, or `months` for bars.
+    pub unit: &'static str,
+    /// What is imported: `quotes`, `trades`, `1Min bars`.
+    pub noun: String,
+    /// One row, for the batch line: `quote`, `trade`, `bar`.
+    pub item: &'static str,
+    /// Where rows go: a table name, or `parquet`.
+    pub table: &'static str,
+    /// The thinning, empty for raw rows.
+    pub spec: String,
+    /// Where rows come from, for error messages: the API URL or the Parquet store.
+    pub from: String,
+}
+
+impl Report {
+    pub fn new(job: &Job, table: &'static str, from: String) -> Self {
+        Report {
+            symbols: job.symbols.clone(),
+            unit: job.dataset.unit().noun(),
+            noun: job.dataset.noun(),
+            item: job.dataset.item(),
+            table,
+            spec: job.thinning.spec(),
+            from,
+        }
+    }
+
+    /// The symbols, for messages: `AAPL`, `AAPL,MSFT`, or `12 symbols`.
+    pub fn who(&self) -> String {
+        match self.symbols.as_slice() {
+            [one] => one.to_string(),
+            few if few.len() <= 5 => few.iter().map(Symbol::as_str).collect::<Vec<_>>().join(","),
+            many => format!("{} symbols", many.len()),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        if self.spec.is_empty() {
+            format!("{} {}", self.who(), self.noun)
+        } else {
+            format!(
+                "{} {} ({} -> {})",
+                self.who(),
+                self.noun,
+                self.spec,
+                self.table
+            )
+        }
+    }
+}
+
+/// What a source did, for the summary line.
+#[derive(Debug, Default, Clone)]
+pub struct Fetched {
+    /// API pages, or Parquet files read.
+    pub pages: u64,
+    pub rows: u64,
+    /// Rows fetched per symbol (API sources).
+    pub by_symbol: BTreeMap<String, u64>,
+}
+
+/// Where a pipeline's rows come from: a task feeding the channel, and what progress can
+/// show about it.
+pub trait Source<R> {
+    /// Shards to fetch, when the source works in shards.
+    fn shard_count(&self) -> Option<u64> {
+        None
+    }
+    /// Request counters, when the source makes requests.
+    fn requests(&self) -> Option<Arc<RequestStats>> {
+        None
+    }
+    /// What the source reads its rows in: `pages` or `files`.
+    fn page_word(&self) -> &'static str {
+        "pages"
+    }
+    fn spawn(
+        self,
+        tx: mpsc::Sender<Chunk<R>>,
+        cancel: watch::Receiver<bool>,
+    ) -> JoinHandle<anyhow::Result<Fetched>>;
+}
+
+/// Where the progress of earlier runs is kept: `import_progress` in the database, or the
+/// files present in the Parquet store. (Used generically, never as `dyn`, so the async
+/// methods need no `Send` bound spelled out.)
+#[allow(async_fn_in_trait)]
+pub trait ProgressStore {
+    /// The saved records of `dataset` (a [`crate::job::Job::progress_key`]) for `symbol`
+    /// from unit `first` to unit `last`.
+    async fn saved(
+        &mut self,
+        dataset: &str,
+        symbol: &Symbol,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> anyhow::Result<Vec<Saved>>;
+
+    /// How a finished plan is described: `were imported by earlier runs`.
+    fn done_phrase(&self) -> &'static str;
+}
+
+/// Plans a job: each symbol's shards of `range` in the dataset's unit, against the progress
+/// `store` holds (unless `--restart`), logged. Started shards resume after their last
+/// committed row when `positions_usable` (raw rows, not thinned output). `None` when every
+/// shard was done already.
+pub async fn plan<P: ProgressStore>(
+    job: &Job,
+    report: &Report,
+    store: &mut P,
+    range: DateRange,
+    positions_usable: bool,
+) -> anyhow::Result<Option<Arc<Vec<Shard>>>> {
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let unit = job.dataset.unit();
+    let dataset = job.progress_key();
+    let mut todo = Vec::new();
+    let mut counts = PlanCounts::default();
+    for symbol in &job.symbols {
+        let all = shards_of(symbol, range, now, unit);
+        let saved = match (job.restart, all.first(), all.last()) {
+            (false, Some(a), Some(b)) => store.saved(&dataset, symbol, a.day, b.day).await?,
+            _ => Vec::new(),
+        };
+        let (mut left, c) = apply_progress(all, &saved, positions_usable);
+        todo.append(&mut left);
+        counts += c;
+    }
+    log_plan(job, counts, todo.len(), report.unit);
+    if todo.is_empty() {
+        tracing::info!(
+            "[DONE] {}: all {} {} of {range} {}; nothing to fetch (--restart fetches them again)",
+            report.label(),
+            counts.total,
+            report.unit,
+            store.done_phrase()
+        );
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(todo)))
+}
+
+/// The opening line about what earlier runs already did and how this one fetches.
+fn log_plan(job: &Job, counts: PlanCounts, todo: usize, unit: &str) {
+    let settings = &job.settings;
+    let pace = match settings.rate_limit {
+        0 => "no client-side rate limit".to_string(),
+        n => format!("at most {n} requests/min"),
+    };
+    if job.restart {
+        tracing::info!("[RESUME] --restart: ignoring earlier progress");
+    } else if counts.skipped > 0 || counts.resumed > 0 {
+        tracing::info!(
+            "[RESUME] {} of {} {unit} already imported (skipped); {} resumed after their last committed row",
+            counts.skipped,
+            counts.total,
+            counts.resumed
+        );
+    }
+    tracing::info!(
+        "[API] fetching {todo} {unit}, {} at a time, {pace}",
+        settings.concurrency.min(todo.max(1))
+    );
+}
+
+/// After a completed run: rows fetched per symbol (several symbols), and a warning (not a
+/// failure) for each symbol whose every shard was fetched from the start and held no data.
+pub fn report_symbols(report: &Report, shards: &[Shard], fetched: &Fetched, range: DateRange) {
+    let rows = |s: &Symbol| fetched.by_symbol.get(s.as_str()).copied().unwrap_or(0);
+    if report.symbols.len() > 1 {
+        let list: Vec<String> = report
+            .symbols
+            .iter()
+            .map(|s| format!("{s} {}", rows(s)))
+            .collect();
+        tracing::info!(
+            "[DONE] {} fetched per symbol: {}",
+            report.noun,
+            list.join(", ")
+        );
+    }
+    for symbol in &report.symbols {
+        let days = shards.iter().filter(|s| s.symbol == *symbol).count();
+        let resumed = shards
+            .iter()
+            .any(|s| s.symbol == *symbol && s.resume_after.is_some());
+        if days > 0 && !resumed && rows(symbol) == 0 {
+            tracing::warn!(
+                "[WARN] no data for {symbol} in {range} ({days} days asked): not a symbol Alpaca knows, or it did not trade then"
+            );
+        }
+    }
+}
+
+/// One pipeline run: the source task feeding the bounded channel, the transforms and batcher
+/// writing to the sink, Ctrl-C watched, and the summary or error at the end. Returns what
+/// the source fetched when the run completed.
+pub async fn pipe<T, S, M, Src>(
+    report: &Report,
+    range: DateRange,
+    batch_size: usize,
+    sink: &mut S,
+    make_transform: M,
+    source: Src,
+) -> anyhow::Result<(Outcome, Fetched)>
+where
+    T: Transform,
+    S: Sink<T::Out>,
+    M: FnMut() -> T,
+    Src: Source<T::In>,
+{
+    let who = report.who();
+    let (cancel_tx, cancel_rx) = cancellation();
+    watch_signals(cancel_tx);
+    let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
+    let requests = source.requests();
+    let page_word = source.page_word();
+    let mut progress = Progress::start(
+        range,
+        &format!("{who} {}", report.noun),
+        source.shard_count().map(|n| (n, report.unit)),
+        requests.clone(),
+    );
+    progress.set_item(report.item);
+    let source = source.spawn(tx, cancel_rx.clone());
+    let mut last: Option<BatchCommitted> = None;
+    let batched = run_batcher(&mut rx, make_transform, sink, batch_size, cancel_rx, |c| {
+        progress.on_commit(c);
+        if c.rows > 0 {
+            last = Some(*c);
+        }
+    })
+    .await;
+    // Closing the channel releases a source blocked on a full channel.
+    drop(rx);
+    let elapsed = progress.elapsed();
+    drop(progress);
+    let totals = match batched {
+        Ok(t) => t,
+        Err(e) => {
+            source.abort();
+            sink.abort();
+            return Err(e.context(format!(
+                "importing {} stopped: {}; rerun the same command to finish",
+                report.label(),
+                how_far(last)
+            )));
+        }
+    };
+    let fetched = match source.await {
+        Ok(Ok(stats)) => stats,
+        Ok(Err(e)) => {
+            sink.abort();
+            return Err(anyhow!(
+                "importing {} from {} failed: {e:#}; {}; rerun the same command to finish",
+                report.label(),
+                report.from,
+                how_far(last)
+            ));
+        }
+        Err(join) => {
+            sink.abort();
+            return Err(anyhow!("the reader task failed: {join}"));
+        }
+    };
+    let secs = elapsed.as_secs_f64();
+    let api = requests.map_or(String::new(), |r| {
+        format!(
+            "; {} requests ({:.0}/min), {} retries, {} rate-limited (429)",
+            r.requests(),
+            r.requests() as f64 * 60.0 / secs.max(1e-9),
+            r.retries(),
+            r.rate_limited()
+        )
+    });
+    if totals.cancelled {
+        sink.abort();
+        tracing::warn!(
+            "[INTERRUPTED] {}: {}; {:.1}s{api}; rerun the same command to finish (it resumes where this stopped)",
+            report.label(),
+            how_far(last),
+            secs
+        );
+        return Ok((Outcome::Interrupted, fetched));
+    }
+    sink.finish().await?;
+    let rate = fetched.rows as f64 / secs.max(1e-9);
+    if report.spec.is_empty() {
+        tracing::info!(
+            "[DONE] {who} {}: {} rows, {} {page_word}, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}{api}",
+            report.noun,
+            totals.rows,
+            fetched.pages,
+            totals.batches,
+            secs,
+            rate,
+            report.table
+        );
+    } else {
+        tracing::info!(
+            "[DONE] {}: {} quotes in, {} rows kept ({:.2}%), {} pages, {} batches, {:.1}s elapsed, {:.0} quotes/s{api}",
+            report.label(),
+            fetched.rows,
+            totals.rows,
+            100.0 * totals.rows as f64 / (fetched.rows.max(1)) as f64,
+            fetched.pages,
+            totals.batches,
+            secs,
+            rate
+        );
+    }
+    Ok((Outcome::Completed, fetched))
+}
