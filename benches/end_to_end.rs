@@ -321,7 +321,13 @@ fn main() {
     let url = rx.recv().expect("stand-in url");
     let mut samples: Vec<Vec<Sample>> = modes.iter().map(|_| Vec::new()).collect();
     for round in 0..runs {
-        for (i, (bin, mode, label)) in modes.iter().enumerate() {
+        // Odd rounds run the modes in reverse, so no mode always follows the same one.
+        let mut order: Vec<usize> = (0..modes.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let (bin, mode, label) = &modes[i];
             let dir = tempfile::tempdir().expect("temp dir");
             if mode.prefill {
                 let fill = if mode.name == LOAD_MONTH {

@@ -151,6 +151,17 @@ impl DatasetId {
         }
     }
 
+    /// Bars' timeframe and adjustment; `None` for other datasets.
+    pub fn bar_spec(self) -> Option<(Timeframe, Adjustment)> {
+        match self {
+            DatasetId::Bars {
+                timeframe,
+                adjustment,
+            } => Some((timeframe, adjustment)),
+            _ => None,
+        }
+    }
+
     pub fn kind(self) -> Kind {
         match self {
             DatasetId::Quotes => Kind::Quotes,
@@ -210,15 +221,12 @@ impl DatasetId {
 
     /// The endpoint's own query parameters.
     pub fn api_params(self) -> Vec<(&'static str, &'static str)> {
-        match self {
-            DatasetId::Bars {
-                timeframe,
-                adjustment,
-            } => vec![
+        match self.bar_spec() {
+            Some((timeframe, adjustment)) => vec![
                 ("timeframe", timeframe.as_str()),
                 ("adjustment", adjustment.as_str()),
             ],
-            _ => Vec::new(),
+            None => Vec::new(),
         }
     }
 
@@ -406,33 +414,48 @@ impl fmt::Display for DatasetId {
     }
 }
 
-/// A database table a dataset lands in: its columns in bind order and its key. Columns before the row's
-/// own values are `thinning_id` (when present) and `symbol_id`, bound by the sink.
+/// A database table a dataset lands in: its columns and its key.
 #[derive(Debug)]
 pub struct TableSpec {
     pub name: &'static str,
-    pub columns: &'static [&'static str],
+    /// The row's own columns in bind order; before them come `thinning_id` (thinned
+    /// tables) and `symbol_id`, bound by the sink.
+    pub values: &'static [&'static str],
     pub key: &'static [&'static str],
     /// The time column a range check filters on.
     pub time_column: &'static str,
     pub thinned: bool,
 }
 
+impl TableSpec {
+    /// Every column in bind order.
+    pub fn columns(&self) -> Vec<&'static str> {
+        let lead: &[&str] = if self.thinned {
+            &["thinning_id", "symbol_id"]
+        } else {
+            &["symbol_id"]
+        };
+        lead.iter().chain(self.values).copied().collect()
+    }
+}
+
+/// A quote's own columns, raw or thinned.
+pub const QUOTE_COLUMNS: &[&str] = &[
+    "t",
+    "seq",
+    "bid_exchange",
+    "bid_price",
+    "bid_size",
+    "ask_exchange",
+    "ask_price",
+    "ask_size",
+    "conditions",
+    "tape",
+];
+
 pub const QUOTES: TableSpec = TableSpec {
     name: "quotes",
-    columns: &[
-        "symbol_id",
-        "t",
-        "seq",
-        "bid_exchange",
-        "bid_price",
-        "bid_size",
-        "ask_exchange",
-        "ask_price",
-        "ask_size",
-        "conditions",
-        "tape",
-    ],
+    values: QUOTE_COLUMNS,
     key: &["symbol_id", "t", "seq"],
     time_column: "t",
     thinned: false,
@@ -440,20 +463,7 @@ pub const QUOTES: TableSpec = TableSpec {
 
 pub const QUOTES_THINNED: TableSpec = TableSpec {
     name: "quotes_thinned",
-    columns: &[
-        "thinning_id",
-        "symbol_id",
-        "t",
-        "seq",
-        "bid_exchange",
-        "bid_price",
-        "bid_size",
-        "ask_exchange",
-        "ask_price",
-        "ask_size",
-        "conditions",
-        "tape",
-    ],
+    values: QUOTE_COLUMNS,
     key: &["thinning_id", "symbol_id", "t", "seq"],
     time_column: "t",
     thinned: true,
@@ -461,9 +471,7 @@ pub const QUOTES_THINNED: TableSpec = TableSpec {
 
 pub const QUOTES_AGGREGATED: TableSpec = TableSpec {
     name: "quotes_aggregated",
-    columns: &[
-        "thinning_id",
-        "symbol_id",
+    values: &[
         "bucket_t",
         "last_t",
         "bid_exchange",
@@ -483,8 +491,7 @@ pub const QUOTES_AGGREGATED: TableSpec = TableSpec {
 
 pub const TRADES: TableSpec = TableSpec {
     name: "trades",
-    columns: &[
-        "symbol_id",
+    values: &[
         "day",
         "exchange",
         "trade_id",
@@ -502,8 +509,7 @@ pub const TRADES: TableSpec = TableSpec {
 
 pub const BARS: TableSpec = TableSpec {
     name: "bars",
-    columns: &[
-        "symbol_id",
+    values: &[
         "timeframe",
         "adjustment",
         "t",

@@ -222,15 +222,10 @@ impl Archivable for Bar {
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<Vec<Self>> {
-        let DatasetId::Bars {
-            timeframe,
-            adjustment,
-        } = layout
-        else {
+        let Some(spec) = layout.bar_spec() else {
             anyhow::bail!("bars read as {}", layout.key());
         };
-        db.read_bars(symbol, (*timeframe, *adjustment), from_ns, until_ns)
-            .await
+        db.read_bars(symbol, spec, from_ns, until_ns).await
     }
     fn merge_key(&self) -> (i64, u64, String) {
         (self.t, 0, String::new())

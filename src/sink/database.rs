@@ -2,12 +2,13 @@
 //! (`postgres://...`). One enum so the pipeline, `status` and `archive` stay one code path;
 //! each variant implements the same operations against its own SQL.
 
-use super::postgres::PgSink;
-use super::sqlite::{SqliteSink, TableSpec, WriteMode};
+use super::postgres::{PgDialect, PgSink};
+use super::sql::{BulkWrite, SqlRow, WriteMode};
+use super::sqlite::{SqliteDialect, SqliteSink};
+use crate::dataset::TableSpec;
 use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::{Saved, Tracking};
-use crate::transform::AggQuote;
 use chrono::NaiveDate;
 use std::time::Duration;
 
@@ -144,36 +145,15 @@ impl Database {
     }
 }
 
-impl Sink<Quote> for Database {
-    async fn write_batch(&mut self, rows: &[Quote], marks: &[Mark]) -> anyhow::Result<()> {
+impl<R: SqlRow> Sink<R> for Database
+where
+    SqliteDialect: BulkWrite<R>,
+    PgDialect: BulkWrite<R>,
+{
+    async fn write_batch(&mut self, rows: &[R], marks: &[Mark]) -> anyhow::Result<()> {
         match self {
-            Database::Sqlite(db) => Sink::<Quote>::write_batch(db, rows, marks).await,
-            Database::Postgres(db) => Sink::<Quote>::write_batch(&mut **db, rows, marks).await,
-        }
-    }
-}
-
-macro_rules! database_sink {
-    ($t:ty) => {
-        impl Sink<$t> for Database {
-            async fn write_batch(&mut self, rows: &[$t], marks: &[Mark]) -> anyhow::Result<()> {
-                match self {
-                    Database::Sqlite(db) => Sink::<$t>::write_batch(db, rows, marks).await,
-                    Database::Postgres(db) => Sink::<$t>::write_batch(&mut **db, rows, marks).await,
-                }
-            }
-        }
-    };
-}
-
-database_sink!(Trade);
-database_sink!(Bar);
-
-impl Sink<AggQuote> for Database {
-    async fn write_batch(&mut self, rows: &[AggQuote], marks: &[Mark]) -> anyhow::Result<()> {
-        match self {
-            Database::Sqlite(db) => Sink::<AggQuote>::write_batch(db, rows, marks).await,
-            Database::Postgres(db) => Sink::<AggQuote>::write_batch(&mut **db, rows, marks).await,
+            Database::Sqlite(db) => db.write_batch(rows, marks).await,
+            Database::Postgres(db) => db.write_batch(rows, marks).await,
         }
     }
 }

@@ -362,11 +362,7 @@ impl StoreRecord for Bar {
         start_ns: i64,
         end_ns: i64,
     ) -> anyhow::Result<Vec<Bar>> {
-        let DatasetId::Bars {
-            timeframe,
-            adjustment,
-        } = layout
-        else {
+        let Some((timeframe, adjustment)) = layout.bar_spec() else {
             anyhow::bail!("bars read from a {} dataset", layout.key());
         };
         let t = column::<TimestampNanosecondArray>(batch, "t")?;

@@ -10,15 +10,13 @@
 //! reconnected and the batch retried: a batch is one transaction, so it is either all there
 //! or not at all.
 
-use super::sqlite::{TableSpec, WriteMode};
+use super::sql::{trade_day, BulkWrite, Conn, Dialect, SqlRow, SqlSink, WriteMode};
+use crate::dataset::TableSpec;
 use crate::model::{Bar, Quote, Trade};
-use crate::pipeline::{Mark, Sink};
-use crate::resume::{ProgressRecord, Saved, Tracking};
+use crate::pipeline::Mark;
 use crate::source::retry::{Next, RetryPolicy, Verdict};
 use crate::transform::AggQuote;
-use anyhow::Context;
-use chrono::NaiveDate;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, Postgres};
 use sqlx::{ConnectOptions, Connection};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -37,14 +35,17 @@ const BATCH_RETRY: RetryPolicy = RetryPolicy {
 /// A row the sink can COPY: its symbol, its time key, and its own values in PostgreSQL's
 /// binary COPY format (measured faster than text: no number formatting on our side, no
 /// parsing on the server's; see benches/RESULTS.md).
-pub trait CopyRow: Sync {
-    fn symbol(&self) -> &Arc<str>;
-    /// The value of the table's time column (`t` or `bucket_t`).
-    fn time_key(&self) -> i64;
+pub trait CopyRow: SqlRow + Clone {
     /// How many of its own columns the row writes.
     const COLUMNS: i16;
     /// Appends this row's own fields (after `thinning_id` and `symbol_id`).
     fn write_copy(&self, out: &mut Vec<u8>);
+    /// The rows one statement can write: a key may appear only once in PostgreSQL's
+    /// `INSERT ... ON CONFLICT`, so rows whose key a later row of the batch repeats are
+    /// dropped (as the upsert would leave it). `None`: all of them.
+    fn distinct(_rows: &[Self]) -> Option<Vec<Self>> {
+        None
+    }
 }
 
 /// Binary COPY field writers: a 4-byte length, then the value in network byte order.
@@ -74,12 +75,6 @@ const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 const COPY_TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 
 impl CopyRow for Quote {
-    fn symbol(&self) -> &Arc<str> {
-        &self.symbol
-    }
-    fn time_key(&self) -> i64 {
-        self.t
-    }
     const COLUMNS: i16 = 10;
     fn write_copy(&self, out: &mut Vec<u8>) {
         int8(out, self.t);
@@ -96,15 +91,23 @@ impl CopyRow for Quote {
 }
 
 impl CopyRow for Trade {
-    fn symbol(&self) -> &Arc<str> {
-        &self.symbol
-    }
-    fn time_key(&self) -> i64 {
-        self.t
-    }
     const COLUMNS: i16 = 9;
+    /// A correction in the same batch as the trade it corrects has the same key: only the
+    /// later record (the correction) is kept.
+    fn distinct(rows: &[Self]) -> Option<Vec<Self>> {
+        let mut last: HashMap<(&str, i64, &str, u64), usize> = HashMap::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            last.insert((&*r.symbol, trade_day(r.t), &r.exchange, r.id), i);
+        }
+        if last.len() == rows.len() {
+            return None;
+        }
+        let mut keep: Vec<usize> = last.into_values().collect();
+        keep.sort_unstable();
+        Some(keep.into_iter().map(|i| rows[i].clone()).collect())
+    }
     fn write_copy(&self, out: &mut Vec<u8>) {
-        int4(out, super::sqlite::trade_day(self.t) as i32);
+        int4(out, trade_day(self.t) as i32);
         text(out, &self.exchange);
         int8(out, self.id as i64);
         int8(out, self.t);
@@ -117,12 +120,6 @@ impl CopyRow for Trade {
 }
 
 impl CopyRow for Bar {
-    fn symbol(&self) -> &Arc<str> {
-        &self.symbol
-    }
-    fn time_key(&self) -> i64 {
-        self.t
-    }
     const COLUMNS: i16 = 10;
     fn write_copy(&self, out: &mut Vec<u8>) {
         text(out, &self.timeframe);
@@ -139,12 +136,6 @@ impl CopyRow for Bar {
 }
 
 impl CopyRow for AggQuote {
-    fn symbol(&self) -> &Arc<str> {
-        &self.symbol
-    }
-    fn time_key(&self) -> i64 {
-        self.bucket_t
-    }
     const COLUMNS: i16 = 11;
     fn write_copy(&self, out: &mut Vec<u8>) {
         int8(out, self.bucket_t);
@@ -182,37 +173,112 @@ fn is_retryable_conflict(e: &sqlx::Error) -> bool {
     sqlstate(e).is_some_and(|c| c == "40P01" || c == "40001")
 }
 
-fn is_duplicate(e: &sqlx::Error) -> bool {
-    sqlstate(e).is_some_and(|c| c == "23505")
-}
-
 /// The URL with its password replaced, for messages.
 pub fn redacted(url: &str) -> String {
     crate::config::redact_url(url)
 }
 
-pub struct PgSink {
-    conn: PgConnection,
+/// PostgreSQL: a server (shown with its password redacted), `$n` placeholders, `DATE` days,
+/// an advisory lock guarding `--drop-indexes` across machines, and binary COPY.
+pub struct PgDialect {
     opts: PgConnectOptions,
     shown: String,
-    symbol_ids: HashMap<Arc<str>, i64>,
-    mode: WriteMode,
-    thinning_id: Option<i64>,
     /// This session holds the drop-indexes advisory lock.
     holds_drop_lock: bool,
     /// Try COPY straight into the table when a batch's span holds no rows (see try_write).
     optimistic: bool,
     buf: Vec<u8>,
-    /// Set for an import that commits resume points with its batches.
-    tracking: Option<Tracking>,
 }
+
+/// The SQL sink on a PostgreSQL server.
+pub type PgSink = SqlSink<PgDialect>;
 
 fn pg_error(e: sqlx::Error, shown: &str, doing: &str) -> anyhow::Error {
     // sqlx's messages never contain the password; the URL is shown redacted.
     anyhow::anyhow!("{doing} (PostgreSQL {shown}): {e}")
 }
 
-impl PgSink {
+async fn try_lock(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(DROP_LOCK_KEY)
+        .fetch_one(conn)
+        .await
+}
+
+impl Dialect for PgDialect {
+    type DB = Postgres;
+
+    fn sql(text: &str) -> String {
+        text.to_string()
+    }
+
+    fn date_param(n: u8) -> String {
+        format!("${n}::date")
+    }
+
+    fn ny_day(col: &str) -> String {
+        format!("(to_timestamp({col} / 1e9) AT TIME ZONE 'America/New_York')::date::text")
+    }
+
+    const NOW: &'static str = "now()";
+
+    const LIST_INDEXES: &'static str = "SELECT i.indexname::TEXT, i.indexdef FROM pg_indexes i \
+         WHERE i.schemaname = current_schema() AND i.tablename = $1 \
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)";
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    fn is_duplicate(e: &sqlx::Error) -> bool {
+        sqlstate(e).is_some_and(|c| c == "23505")
+    }
+
+    fn error(&self, e: sqlx::Error, doing: &str) -> anyhow::Error {
+        pg_error(e, &self.shown, doing)
+    }
+
+    /// Takes a session advisory lock that tells other sessions, on any machine, that an
+    /// import without its indexes is running; if another such import holds it, nothing is
+    /// dropped.
+    async fn may_drop_indexes(&mut self, conn: &mut Conn<Self>) -> Result<bool, sqlx::Error> {
+        if !try_lock(conn).await? {
+            tracing::warn!(
+                "[DB] another --drop-indexes import is running on this server; keeping the indexes"
+            );
+            return Ok(false);
+        }
+        self.holds_drop_lock = true;
+        Ok(true)
+    }
+
+    /// Orphans only when no import holds the advisory lock.
+    async fn may_rebuild_indexes(
+        &mut self,
+        conn: &mut Conn<Self>,
+        only_orphans: bool,
+    ) -> Result<bool, sqlx::Error> {
+        if only_orphans && !self.holds_drop_lock {
+            if !try_lock(conn).await? {
+                return Ok(false);
+            }
+            self.holds_drop_lock = true;
+        }
+        Ok(true)
+    }
+
+    async fn rebuilt_indexes(&mut self, conn: &mut Conn<Self>) {
+        if self.holds_drop_lock {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(DROP_LOCK_KEY)
+                .execute(conn)
+                .await;
+            self.holds_drop_lock = false;
+        }
+    }
+}
+
+impl SqlSink<PgDialect> {
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         let shown = redacted(url);
         let opts = PgConnectOptions::from_str(url)
@@ -226,315 +292,24 @@ impl PgSink {
             .map_err(|e| {
                 anyhow::anyhow!("cannot apply the schema migrations to PostgreSQL {shown}: {e}")
             })?;
-        let mut sink = PgSink {
-            conn,
+        let dialect = PgDialect {
             opts,
             shown,
-            symbol_ids: HashMap::new(),
-            mode: WriteMode::Upsert,
-            thinning_id: None,
             holds_drop_lock: false,
             optimistic: true,
             buf: Vec::new(),
-            tracking: None,
         };
-        sink.heal_indexes().await?;
-        Ok(sink)
+        SqlSink::new(conn, dialect).await
     }
 
     pub fn shown(&self) -> &str {
-        &self.shown
-    }
-
-    pub fn set_mode(&mut self, mode: WriteMode) {
-        self.mode = mode;
+        &self.dialect.shown
     }
 
     /// Turns the direct-COPY fast path for empty spans on or off (benchmarks compare both).
     pub fn set_optimistic(&mut self, on: bool) {
-        self.optimistic = on;
+        self.dialect.optimistic = on;
     }
-
-    pub fn mode(&self) -> WriteMode {
-        self.mode
-    }
-
-    /// Commit each batch's shard progress (`import_progress`) in the batch's transaction.
-    pub fn track(&mut self, tracking: Tracking) {
-        self.tracking = Some(tracking);
-    }
-
-    /// The progress records of `dataset` for `symbol` on days `first..=last`.
-    pub async fn load_progress(
-        &mut self,
-        dataset: &str,
-        symbol: &str,
-        first: NaiveDate,
-        last: NaiveDate,
-    ) -> anyhow::Result<Vec<Saved>> {
-        let rows: Vec<ProgressRecord> = sqlx::query_as(
-            "SELECT day::text, start_ns, end_ns, last_t, last_seq::BIGINT, done FROM import_progress \
-             WHERE dataset = $1 AND symbol = $2 AND day BETWEEN $3::date AND $4::date ORDER BY day",
-        )
-        .bind(dataset)
-        .bind(symbol)
-        .bind(first.to_string())
-        .bind(last.to_string())
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e, "cannot read the import progress"))?;
-        rows.into_iter().map(Saved::from_record).collect()
-    }
-
-    fn err(&self, e: sqlx::Error, doing: &str) -> anyhow::Error {
-        pg_error(e, &self.shown, doing)
-    }
-
-    pub async fn set_thinning(&mut self, spec: &str) -> anyhow::Result<()> {
-        let id = upsert_name(&mut self.conn, "thinnings", "spec", spec)
-            .await
-            .map_err(|e| self.err(e, "cannot record the thinning spec"))?;
-        self.thinning_id = Some(id);
-        Ok(())
-    }
-
-    async fn symbol_id(&mut self, symbol: &Arc<str>) -> Result<i64, sqlx::Error> {
-        if let Some(id) = self.symbol_ids.get(symbol) {
-            return Ok(*id);
-        }
-        let id = upsert_name(&mut self.conn, "symbols", "symbol", symbol).await?;
-        self.symbol_ids.insert(symbol.clone(), id);
-        Ok(id)
-    }
-
-    pub async fn has_rows_in(
-        &mut self,
-        table: &TableSpec,
-        symbol: &str,
-        start_ns: i64,
-        end_ns: i64,
-    ) -> anyhow::Result<bool> {
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM {t} q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE s.symbol = $1 AND q.{c} BETWEEN $2 AND $3{th})",
-            t = table.name,
-            c = table.time_column,
-            th = if table.thinned {
-                " AND q.thinning_id = $4"
-            } else {
-                ""
-            }
-        );
-        let mut q = sqlx::query_scalar::<_, bool>(&sql)
-            .bind(symbol)
-            .bind(start_ns)
-            .bind(end_ns);
-        if table.thinned {
-            q = q.bind(self.thinning_id.unwrap_or(-1) as i32);
-        }
-        q.fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot check the range for existing rows"))
-    }
-
-    /// Drops `table`'s secondary indexes (recorded first, in the same transaction) while
-    /// holding a session advisory lock that tells other sessions, on any machine, that an
-    /// import without its indexes is running. If another such import holds it, nothing is
-    /// dropped.
-    pub async fn drop_secondary_indexes(
-        &mut self,
-        table: &TableSpec,
-    ) -> anyhow::Result<Vec<String>> {
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(DROP_LOCK_KEY)
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot take the drop-indexes lock"))?;
-        if !got {
-            tracing::warn!(
-                "[DB] another --drop-indexes import is running on this server; keeping the indexes"
-            );
-            return Ok(Vec::new());
-        }
-        self.holds_drop_lock = true;
-        let shown = self.shown.clone();
-        let fail = |e, doing| pg_error(e, &shown, doing);
-        let mut tx = self
-            .conn
-            .begin()
-            .await
-            .map_err(|e| fail(e, "cannot start dropping indexes"))?;
-        let indexes: Vec<(String, String)> = sqlx::query_as(
-            "SELECT i.indexname::TEXT, i.indexdef FROM pg_indexes i \
-             WHERE i.schemaname = current_schema() AND i.tablename = $1 \
-             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
-        )
-        .bind(table.name)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| fail(e, "cannot list indexes"))?;
-        for (name, sql) in &indexes {
-            sqlx::query(
-                "INSERT INTO dropped_indexes (name, create_sql, dropped_at, pid) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (name) DO UPDATE SET pid = EXCLUDED.pid, dropped_at = EXCLUDED.dropped_at",
-            )
-            .bind(name)
-            .bind(sql)
-            .bind(chrono::Utc::now().to_rfc3339())
-            .bind(std::process::id() as i32)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| fail(e, "cannot record a dropped index"))?;
-            sqlx::query(&format!(
-                "DROP INDEX IF EXISTS \"{}\"",
-                name.replace('"', "\"\"")
-            ))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| fail(e, "cannot drop an index"))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| fail(e, "cannot commit dropping indexes"))?;
-        Ok(indexes.into_iter().map(|(n, _)| n).collect())
-    }
-
-    /// Recreates every recorded dropped index, unless (`only_orphans`) an import that dropped
-    /// them still holds the advisory lock.
-    pub async fn rebuild_dropped_indexes(
-        &mut self,
-        only_orphans: bool,
-    ) -> anyhow::Result<Vec<String>> {
-        let records: Vec<(String, String)> =
-            sqlx::query_as("SELECT name, create_sql FROM dropped_indexes")
-                .fetch_all(&mut self.conn)
-                .await
-                .map_err(|e| self.err(e, "cannot read dropped index records"))?;
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
-        if only_orphans && !self.holds_drop_lock {
-            let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(DROP_LOCK_KEY)
-                .fetch_one(&mut self.conn)
-                .await
-                .map_err(|e| self.err(e, "cannot check the drop-indexes lock"))?;
-            if !free {
-                return Ok(Vec::new());
-            }
-            self.holds_drop_lock = true;
-        }
-        let shown = self.shown.clone();
-        let fail = |e, doing| pg_error(e, &shown, doing);
-        let mut tx = self
-            .conn
-            .begin()
-            .await
-            .map_err(|e| fail(e, "cannot start rebuilding indexes"))?;
-        for (name, create_sql) in &records {
-            let sql = create_sql.replacen("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1);
-            sqlx::query(&sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| fail(e, "cannot rebuild an index"))?;
-            sqlx::query("DELETE FROM dropped_indexes WHERE name = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| fail(e, "cannot clear a dropped index record"))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| fail(e, "cannot commit rebuilt indexes"))?;
-        self.release_drop_lock().await;
-        Ok(records.into_iter().map(|(n, _)| n).collect())
-    }
-
-    async fn release_drop_lock(&mut self) {
-        if self.holds_drop_lock {
-            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(DROP_LOCK_KEY)
-                .execute(&mut self.conn)
-                .await;
-            self.holds_drop_lock = false;
-        }
-    }
-
-    async fn heal_indexes(&mut self) -> anyhow::Result<()> {
-        for name in self.rebuild_dropped_indexes(true).await? {
-            tracing::warn!(
-                "[DB] rebuilt index {name}, left dropped by an interrupted --drop-indexes import"
-            );
-        }
-        Ok(())
-    }
-
-    /// Rows per (dataset, symbol, New York day), as for SQLite's `day_counts`, with exact
-    /// New York dates.
-    pub async fn day_counts(
-        &mut self,
-        symbol: Option<&str>,
-    ) -> anyhow::Result<Vec<(String, String, NaiveDate, i64)>> {
-        let day = |col: &str| {
-            format!("(to_timestamp({col} / 1e9) AT TIME ZONE 'America/New_York')::date::text")
-        };
-        let sql = format!(
-            "SELECT 'quotes', s.symbol, {d1} AS d, count(*) FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY s.symbol, d \
-             UNION ALL SELECT 'quotes_thinned/' || th.spec, s.symbol, {d1} AS d, count(*) FROM quotes_thinned q \
-             JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
-             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY th.spec, s.symbol, d \
-             UNION ALL SELECT 'quotes_aggregated/' || th.spec, s.symbol, {d2} AS d, count(*) FROM quotes_aggregated q \
-             JOIN symbols s ON s.id = q.symbol_id JOIN thinnings th ON th.id = q.thinning_id \
-             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY th.spec, s.symbol, d \
-             UNION ALL SELECT 'trades', s.symbol, {d1} AS d, count(*) FROM trades q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE ($1::TEXT IS NULL OR s.symbol = $1) GROUP BY s.symbol, d \
-             UNION ALL SELECT 'bars/' || q.timeframe || '/' || q.adjustment, s.symbol, {d1} AS d, count(*) \
-             FROM bars q JOIN symbols s ON s.id = q.symbol_id WHERE ($1::TEXT IS NULL OR s.symbol = $1) \
-             GROUP BY q.timeframe, q.adjustment, s.symbol, d ORDER BY 1, 2, 3",
-            d1 = day("q.t"),
-            d2 = day("q.bucket_t")
-        );
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(&sql)
-            .bind(symbol)
-            .fetch_all(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot count rows per day"))?;
-        rows.into_iter()
-            .map(|(ds, sym, d, n)| {
-                let date = NaiveDate::parse_from_str(&d, "%Y-%m-%d")
-                    .with_context(|| format!("unexpected day {d:?} from the server"))?;
-                Ok((ds, sym, date, n))
-            })
-            .collect()
-    }
-
-    pub async fn read_quotes(
-        &mut self,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Quote>> {
-        let rows: Vec<super::QuoteColumns> = sqlx::query_as(
-            "SELECT q.t, q.seq::BIGINT, q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, q.ask_price, \
-             q.ask_size, q.conditions, q.tape FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 ORDER BY q.t, q.seq",
-        )
-        .bind(symbol)
-        .bind(from_ns)
-        .bind(until_ns)
-        .fetch_all(&mut self.conn)
-        .await
-        .map_err(|e| self.err(e, "cannot read quotes"))?;
-        let sym: Arc<str> = symbol.into();
-        rows.into_iter()
-            .map(|r| super::quote_from_columns(&sym, r))
-            .collect()
-    }
-    super::archive_queries!(
-        |s: &str| s.to_string(),
-        "DELETE FROM import_progress WHERE dataset = $1 AND symbol = $2 AND day = $3::date"
-    );
 
     /// Whether `table` holds no rows of the batch's symbols (and thinning) within the batch's
     /// time spans: one span per symbol and UTC day, so a batch that interleaves several
@@ -587,8 +362,8 @@ impl PgSink {
 
     /// Binary COPY data for `rows` in `table`'s column order.
     fn encode<T: CopyRow>(&mut self, table: &TableSpec, rows: &[T], ids: &[(Arc<str>, i64)]) {
-        self.buf.clear();
-        self.buf.extend_from_slice(COPY_HEADER);
+        self.dialect.buf.clear();
+        self.dialect.buf.extend_from_slice(COPY_HEADER);
         let thinning = self.thinning_id.unwrap_or(0) as i32;
         let fields = T::COLUMNS + if table.thinned { 2 } else { 1 };
         for r in rows {
@@ -597,14 +372,14 @@ impl PgSink {
                 .find(|(s, _)| s == r.symbol())
                 .map(|(_, id)| *id)
                 .unwrap_or(0);
-            self.buf.extend_from_slice(&fields.to_be_bytes());
+            self.dialect.buf.extend_from_slice(&fields.to_be_bytes());
             if table.thinned {
-                int4(&mut self.buf, thinning);
+                int4(&mut self.dialect.buf, thinning);
             }
-            int4(&mut self.buf, id as i32);
-            r.write_copy(&mut self.buf);
+            int4(&mut self.dialect.buf, id as i32);
+            r.write_copy(&mut self.dialect.buf);
         }
-        self.buf.extend_from_slice(&COPY_TRAILER);
+        self.dialect.buf.extend_from_slice(&COPY_TRAILER);
     }
 
     async fn try_write<T: CopyRow>(
@@ -613,15 +388,10 @@ impl PgSink {
         rows: &[T],
         marks: &[Mark],
     ) -> Result<(), sqlx::Error> {
-        let mut ids: Vec<(Arc<str>, i64)> = Vec::new();
-        for r in rows {
-            if !ids.iter().any(|(s, _)| s == r.symbol()) {
-                let id = self.symbol_id(r.symbol()).await?;
-                ids.push((r.symbol().clone(), id));
-            }
-        }
+        let ids = self.symbol_ids(rows).await?;
         self.encode(table, rows, &ids);
-        let cols = table.columns.join(", ");
+        let columns = table.columns();
+        let cols = columns.join(", ");
         let mut tx = self.conn.begin().await?;
         // Upserts into a span that holds no rows yet (the usual case: a fresh range) go in
         // with COPY straight into the table, as fast as --skip-duplicates. The probe is one
@@ -629,7 +399,7 @@ impl PgSink {
         // COPY meets its rows, the batch rolls back, and the caller retries it through staging.
         let direct = rows.is_empty()
             || self.mode == WriteMode::Insert
-            || (self.optimistic
+            || (self.dialect.optimistic
                 && Self::span_is_empty(self.thinning_id, &mut tx, table, rows, &ids).await?);
         if rows.is_empty() {
             // Only shard progress to commit.
@@ -640,7 +410,7 @@ impl PgSink {
                     table.name
                 ))
                 .await?;
-            copy.send(self.buf.as_slice()).await?;
+            copy.send(self.dialect.buf.as_slice()).await?;
             copy.finish().await?;
         } else {
             let staging = format!("staging_{}", table.name);
@@ -655,10 +425,9 @@ impl PgSink {
                     "COPY {staging} ({cols}) FROM STDIN (FORMAT binary)"
                 ))
                 .await?;
-            copy.send(self.buf.as_slice()).await?;
+            copy.send(self.dialect.buf.as_slice()).await?;
             copy.finish().await?;
-            let data: Vec<&str> = table
-                .columns
+            let data: Vec<&str> = columns
                 .iter()
                 .copied()
                 .filter(|c| !table.key.contains(c))
@@ -678,69 +447,48 @@ impl PgSink {
             .execute(&mut *tx)
             .await?;
         }
-        if let Some(tracking) = &self.tracking {
-            for row in marks.iter().filter_map(|m| tracking.row(m)) {
-                sqlx::query(
-                    "INSERT INTO import_progress \
-                     (dataset, symbol, day, start_ns, end_ns, last_t, last_seq, done, updated_at) \
-                     VALUES ($1, $2, $3::date, $4, $5, $6, $7, $8, now()) \
-                     ON CONFLICT (dataset, symbol, day) DO UPDATE SET \
-                     start_ns = EXCLUDED.start_ns, end_ns = EXCLUDED.end_ns, \
-                     last_t = COALESCE(EXCLUDED.last_t, import_progress.last_t), \
-                     last_seq = COALESCE(EXCLUDED.last_seq, import_progress.last_seq), \
-                     done = EXCLUDED.done, updated_at = EXCLUDED.updated_at",
-                )
-                .bind(row.dataset)
-                .bind(row.symbol)
-                .bind(row.day.to_string())
-                .bind(row.start_ns)
-                .bind(row.end_ns)
-                .bind(row.last.map(|p| p.0))
-                .bind(row.last.map(|p| p.1 as i32))
-                .bind(row.done)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        Self::commit_progress(self.tracking.as_ref(), &mut *tx, marks).await?;
         tx.commit().await
     }
 
     async fn reconnect(&mut self) -> anyhow::Result<()> {
-        self.conn = connect(&self.opts, &self.shown).await?;
-        self.holds_drop_lock = false;
+        self.conn = connect(&self.dialect.opts, &self.dialect.shown).await?;
+        self.dialect.holds_drop_lock = false;
         Ok(())
     }
+}
 
-    /// Writes one batch, retrying it on a lost connection (after reconnecting) or a
-    /// deadlock, and falling back from plain insert to upsert on existing rows.
-    async fn write_rows<T: CopyRow>(
-        &mut self,
-        table: &TableSpec,
-        rows: &[T],
+/// Writes one batch, retrying it on a lost connection (after reconnecting) or a deadlock,
+/// and falling back from plain insert to upsert on existing rows.
+impl<R: CopyRow> BulkWrite<R> for PgDialect {
+    async fn write_rows(
+        sink: &mut PgSink,
+        table: &'static TableSpec,
+        rows: &[R],
         marks: &[Mark],
     ) -> anyhow::Result<()> {
+        let distinct = R::distinct(rows);
+        let rows = distinct.as_deref().unwrap_or(rows);
         let mut attempts = BATCH_RETRY.attempts();
         loop {
-            let err = match self.try_write(table, rows, marks).await {
+            let err = match sink.try_write(table, rows, marks).await {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
-            if self.mode == WriteMode::Upsert && is_duplicate(&err) && self.optimistic {
+            if sink.mode == WriteMode::Upsert
+                && PgDialect::is_duplicate(&err)
+                && sink.dialect.optimistic
+            {
                 // Another importer filled the span between the probe and the COPY: write
                 // this batch (and the rest) through staging.
                 tracing::warn!(
                     "[DB] rows appeared in {} while this batch was copied; upserting through staging from now on",
                     table.name
                 );
-                self.optimistic = false;
+                sink.dialect.optimistic = false;
                 continue;
             }
-            if self.mode == WriteMode::Insert && is_duplicate(&err) {
-                tracing::warn!(
-                    "[DB] --skip-duplicates met rows already in {}; falling back to upsert from this batch on",
-                    table.name
-                );
-                self.mode = WriteMode::Upsert;
+            if sink.upsert_after_duplicate(&err, table) {
                 continue;
             }
             let lost = is_connection_lost(&err);
@@ -751,7 +499,7 @@ impl PgSink {
                 Verdict::Fatal
             };
             let Next::Retry { delay, .. } = attempts.after(verdict) else {
-                return Err(self.err(err, "cannot write a batch (rolled back)"));
+                return Err(sink.err(err, "cannot write a batch (rolled back)"));
             };
             tracing::warn!(
                 "[DB] batch attempt {failed}/{} failed: {err}; {}",
@@ -764,38 +512,10 @@ impl PgSink {
             );
             tokio::time::sleep(delay).await;
             if lost {
-                if let Err(e) = self.reconnect().await {
+                if let Err(e) = sink.reconnect().await {
                     tracing::warn!("[DB] reconnect failed: {e:#}");
                 }
             }
-        }
-    }
-}
-
-/// The id of `value` in a (id, name UNIQUE) table, inserting it if new. Safe against another
-/// importer inserting the same name at the same moment: the follow-up SELECT is a new
-/// statement, so it sees that importer's committed row.
-async fn upsert_name(
-    conn: &mut PgConnection,
-    table: &str,
-    column: &str,
-    value: &str,
-) -> Result<i64, sqlx::Error> {
-    let inserted: Option<i64> = sqlx::query_scalar(&format!(
-        "INSERT INTO {table} ({column}) VALUES ($1) ON CONFLICT ({column}) DO NOTHING RETURNING id::BIGINT"
-    ))
-    .bind(value)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match inserted {
-        Some(id) => Ok(id),
-        None => {
-            sqlx::query_scalar(&format!(
-                "SELECT id::BIGINT FROM {table} WHERE {column} = $1"
-            ))
-            .bind(value)
-            .fetch_one(&mut *conn)
-            .await
         }
     }
 }
@@ -804,52 +524,6 @@ async fn connect(opts: &PgConnectOptions, shown: &str) -> anyhow::Result<PgConne
     PgConnection::connect_with(opts)
         .await
         .map_err(|e| pg_error(e, shown, "cannot connect"))
-}
-
-impl Sink<Quote> for PgSink {
-    async fn write_batch(&mut self, rows: &[Quote], marks: &[Mark]) -> anyhow::Result<()> {
-        let table = if self.thinning_id.is_some() {
-            &super::sqlite::QUOTES_THINNED
-        } else {
-            &super::sqlite::QUOTES
-        };
-        self.write_rows(table, rows, marks).await
-    }
-}
-
-impl Sink<Trade> for PgSink {
-    async fn write_batch(&mut self, rows: &[Trade], marks: &[Mark]) -> anyhow::Result<()> {
-        // A correction in the same batch as the trade it corrects has the same key; one
-        // statement cannot write a key twice in PostgreSQL, so only the later record (the
-        // correction) is kept, as the upsert would leave it.
-        let mut last: HashMap<(&str, i64, &str, u64), usize> = HashMap::with_capacity(rows.len());
-        for (i, r) in rows.iter().enumerate() {
-            last.insert(
-                (&*r.symbol, super::sqlite::trade_day(r.t), &r.exchange, r.id),
-                i,
-            );
-        }
-        if last.len() == rows.len() {
-            return self.write_rows(&super::sqlite::TRADES, rows, marks).await;
-        }
-        let mut keep: Vec<usize> = last.into_values().collect();
-        keep.sort_unstable();
-        let kept: Vec<Trade> = keep.into_iter().map(|i| rows[i].clone()).collect();
-        self.write_rows(&super::sqlite::TRADES, &kept, marks).await
-    }
-}
-
-impl Sink<Bar> for PgSink {
-    async fn write_batch(&mut self, rows: &[Bar], marks: &[Mark]) -> anyhow::Result<()> {
-        self.write_rows(&super::sqlite::BARS, rows, marks).await
-    }
-}
-
-impl Sink<AggQuote> for PgSink {
-    async fn write_batch(&mut self, rows: &[AggQuote], marks: &[Mark]) -> anyhow::Result<()> {
-        self.write_rows(&super::sqlite::QUOTES_AGGREGATED, rows, marks)
-            .await
-    }
 }
 
 #[cfg(test)]

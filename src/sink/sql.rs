@@ -1,0 +1,653 @@
+//! The one SQL sink, written once over a small [`Dialect`]: SQLite (`sink::sqlite`) and
+//! PostgreSQL (`sink::postgres`) differ in placeholders, a few expressions (a New York day,
+//! the current time, a date parameter), how indexes are listed and guarded, how errors read,
+//! and the bulk write (bound multi-row statements, or binary COPY). Everything else —
+//! symbol and thinning ids, progress committed in the batch's transaction, the
+//! `--skip-duplicates` range check, `--drop-indexes` with its healing, day counts for
+//! `status`, and the reads and deletes of `archive` — is here, once.
+//!
+//! Statements are written with PostgreSQL's `$n` placeholders; [`Dialect::sql`] turns them
+//! into the backend's.
+
+use super::{BarColumns, QuoteColumns, TradeColumns};
+use crate::dataset::{Adjustment, DatasetId, TableSpec, Timeframe};
+use crate::model::{Bar, Quote, Record, Trade};
+use crate::pipeline::{Mark, Sink};
+use crate::resume::{ProgressRecord, Saved, Tracking};
+use crate::transform::AggQuote;
+use anyhow::Context;
+use chrono::NaiveDate;
+use sqlx::{Connection, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// A backend's connection.
+pub type Conn<D> = <<D as Dialect>::DB as Database>::Connection;
+
+/// How rows are written: upsert (idempotent), or plain INSERT for a range known to be empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteMode {
+    Upsert,
+    Insert,
+}
+
+/// What differs between the SQL backends.
+pub trait Dialect: Send + Sized + 'static {
+    type DB: Database;
+
+    /// A statement written with `$n` placeholders, as this backend takes it.
+    fn sql(text: &str) -> String;
+    /// Bound text parameter `$n` (`YYYY-MM-DD`) as a value of a `day` column.
+    fn date_param(n: u8) -> String;
+    /// The New York date, as `YYYY-MM-DD` text, of the nanosecond column `col`.
+    fn ny_day(col: &str) -> String;
+    /// The current time as an `updated_at` value.
+    const NOW: &'static str;
+    /// `(name, CREATE statement)` of table `$1`'s secondary indexes (never the key).
+    const LIST_INDEXES: &'static str;
+
+    /// Rows a statement changed.
+    fn rows_affected(result: &<Self::DB as Database>::QueryResult) -> u64;
+
+    /// Whether a failed statement met a row already there (a key violation).
+    fn is_duplicate(e: &sqlx::Error) -> bool;
+
+    /// A failed statement as a one-line error naming the database (never a password).
+    fn error(&self, e: sqlx::Error, doing: &str) -> anyhow::Error;
+
+    /// Before `--drop-indexes` drops anything: whether this importer may.
+    fn may_drop_indexes<'a>(
+        &'a mut self,
+        _conn: &'a mut Conn<Self>,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send + 'a {
+        async { Ok(true) }
+    }
+
+    /// Before rebuilding recorded indexes (`only_orphans`: those a killed import left):
+    /// whether this importer may.
+    fn may_rebuild_indexes<'a>(
+        &'a mut self,
+        _conn: &'a mut Conn<Self>,
+        _only_orphans: bool,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send + 'a {
+        async { Ok(true) }
+    }
+
+    /// Whether a dropped-index record of process `pid` is to be rebuilt now.
+    fn rebuild_record(&self, _pid: i64, _only_orphans: bool) -> bool {
+        true
+    }
+
+    /// After recorded indexes were rebuilt.
+    fn rebuilt_indexes<'a>(
+        &'a mut self,
+        _conn: &'a mut Conn<Self>,
+    ) -> impl Future<Output = ()> + Send + 'a {
+        async {}
+    }
+}
+
+/// A row a SQL sink writes: its symbol, its time key and its table.
+pub trait SqlRow: Record + Sync {
+    fn symbol(&self) -> &Arc<str>;
+    /// The value of the table's time column (`t`, or `bucket_t` for aggregates).
+    fn time_key(&self) -> i64;
+    /// The table it lands in (`thinned`: the import keeps thinned quotes).
+    fn table(thinned: bool) -> &'static TableSpec;
+}
+
+/// The bulk write of one batch, the part each backend does its own way. It must commit the
+/// rows and [`SqlSink::commit_progress`] in one transaction.
+pub trait BulkWrite<R: SqlRow>: Dialect {
+    fn write_rows<'a>(
+        sink: &'a mut SqlSink<Self>,
+        table: &'static TableSpec,
+        rows: &'a [R],
+        marks: &'a [Mark],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
+}
+
+/// A database sink: one connection, the backend's dialect, and the import's state.
+pub struct SqlSink<D: Dialect> {
+    pub(crate) conn: Conn<D>,
+    pub(crate) dialect: D,
+    symbol_ids: HashMap<Arc<str>, i64>,
+    pub(crate) mode: WriteMode,
+    /// Set for a thinned import: the `thinnings` id that keys its rows.
+    pub(crate) thinning_id: Option<i64>,
+    /// Set for an import that commits resume points with its batches.
+    pub(crate) tracking: Option<Tracking>,
+}
+
+/// The statement deleting a dataset's rows of symbol `$1` with `$2 <= t < $3` (bars: of
+/// timeframe `$4` and adjustment `$5`).
+fn delete_sql(dataset: DatasetId) -> String {
+    let table = dataset.table();
+    let bars = if matches!(dataset, DatasetId::Bars { .. }) {
+        " AND timeframe = $4 AND adjustment = $5"
+    } else {
+        ""
+    };
+    format!(
+        "DELETE FROM {} WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) \
+         AND {} >= $2 AND {} < $3{bars}",
+        table.name, table.time_column, table.time_column
+    )
+}
+
+const SELECT_QUOTES: &str =
+    "SELECT q.t, CAST(q.seq AS BIGINT), q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, \
+     q.ask_price, q.ask_size, q.conditions, q.tape FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
+     WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 ORDER BY q.t, q.seq";
+
+const SELECT_TRADES: &str =
+    "SELECT q.t, q.exchange, q.trade_id, q.price, q.size, q.conditions, q.tape, q.update_flag \
+     FROM trades q JOIN symbols s ON s.id = q.symbol_id \
+     WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 ORDER BY q.t, q.exchange, q.trade_id";
+
+const SELECT_BARS: &str =
+    "SELECT q.t, q.open, q.high, q.low, q.close, q.volume, q.trade_count, q.vwap \
+     FROM bars q JOIN symbols s ON s.id = q.symbol_id \
+     WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 AND q.timeframe = $4 AND q.adjustment = $5 \
+     ORDER BY q.t";
+
+impl<D> SqlSink<D>
+where
+    D: Dialect,
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> bool: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
+    for<'r> (i64,): FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> (bool,): FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> (String, String): FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> (String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> (String, String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> ProgressRecord: FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> QuoteColumns: FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> TradeColumns: FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> BarColumns: FromRow<'r, <D::DB as Database>::Row>,
+{
+    /// A sink over an open, migrated connection; rebuilds indexes a killed `--drop-indexes`
+    /// import left dropped.
+    pub(crate) async fn new(conn: Conn<D>, dialect: D) -> anyhow::Result<Self> {
+        let mut sink = SqlSink {
+            conn,
+            dialect,
+            symbol_ids: HashMap::new(),
+            mode: WriteMode::Upsert,
+            thinning_id: None,
+            tracking: None,
+        };
+        for name in sink.rebuild_dropped_indexes(true).await? {
+            tracing::warn!(
+                "[DB] rebuilt index {name}, left dropped by an interrupted --drop-indexes import"
+            );
+        }
+        Ok(sink)
+    }
+
+    pub fn set_mode(&mut self, mode: WriteMode) {
+        self.mode = mode;
+    }
+
+    pub fn mode(&self) -> WriteMode {
+        self.mode
+    }
+
+    /// Commit each batch's shard progress (`import_progress`) in the batch's transaction.
+    pub fn track(&mut self, tracking: Tracking) {
+        self.tracking = Some(tracking);
+    }
+
+    pub(crate) fn err(&self, e: sqlx::Error, doing: &str) -> anyhow::Error {
+        self.dialect.error(e, doing)
+    }
+
+    /// The progress records of `dataset` for `symbol` on days `first..=last`.
+    pub async fn load_progress(
+        &mut self,
+        dataset: &str,
+        symbol: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> anyhow::Result<Vec<Saved>> {
+        let sql = D::sql(&format!(
+            "SELECT CAST(day AS TEXT), start_ns, end_ns, last_t, CAST(last_seq AS BIGINT), done \
+             FROM import_progress WHERE dataset = $1 AND symbol = $2 AND day BETWEEN {} AND {} \
+             ORDER BY day",
+            D::date_param(3),
+            D::date_param(4)
+        ));
+        let rows: Vec<ProgressRecord> = sqlx::query_as(&sql)
+            .bind(dataset)
+            .bind(symbol)
+            .bind(first.to_string())
+            .bind(last.to_string())
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot read the import progress"))?;
+        rows.into_iter().map(Saved::from_record).collect()
+    }
+
+    /// Upserts the progress rows of `marks` on `conn`, inside the batch's transaction.
+    pub(crate) async fn commit_progress(
+        tracking: Option<&Tracking>,
+        conn: &mut Conn<D>,
+        marks: &[Mark],
+    ) -> Result<(), sqlx::Error> {
+        let Some(tracking) = tracking else {
+            return Ok(());
+        };
+        let sql = D::sql(&format!(
+            "INSERT INTO import_progress \
+             (dataset, symbol, day, start_ns, end_ns, last_t, last_seq, done, updated_at) \
+             VALUES ($1, $2, {}, $4, $5, $6, $7, $8, {}) \
+             ON CONFLICT (dataset, symbol, day) DO UPDATE SET \
+             start_ns = excluded.start_ns, end_ns = excluded.end_ns, \
+             last_t = COALESCE(excluded.last_t, import_progress.last_t), \
+             last_seq = COALESCE(excluded.last_seq, import_progress.last_seq), \
+             done = excluded.done, updated_at = excluded.updated_at",
+            D::date_param(3),
+            D::NOW
+        ));
+        for row in marks.iter().filter_map(|m| tracking.row(m)) {
+            sqlx::query(&sql)
+                .bind(row.dataset)
+                .bind(row.symbol)
+                .bind(row.day.to_string())
+                .bind(row.start_ns)
+                .bind(row.end_ns)
+                .bind(row.last.map(|p| p.0))
+                .bind(row.last.map(|p| i64::from(p.1)))
+                .bind(row.done)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The id of `value` in a (id, name UNIQUE) table, inserting it if new. Safe against
+    /// another importer inserting the same name at the same moment: the SELECT is a new
+    /// statement, so it sees that importer's committed row.
+    async fn upsert_name(
+        &mut self,
+        table: &str,
+        column: &str,
+        value: &str,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query(&D::sql(&format!(
+            "INSERT INTO {table} ({column}) VALUES ($1) ON CONFLICT ({column}) DO NOTHING"
+        )))
+        .bind(value)
+        .execute(&mut self.conn)
+        .await?;
+        sqlx::query_scalar(&D::sql(&format!(
+            "SELECT CAST(id AS BIGINT) FROM {table} WHERE {column} = $1"
+        )))
+        .bind(value)
+        .fetch_one(&mut self.conn)
+        .await
+    }
+
+    /// Rows from now on are thinned rows keyed by `spec` (e.g. `sample=10`).
+    pub async fn set_thinning(&mut self, spec: &str) -> anyhow::Result<()> {
+        let id = self
+            .upsert_name("thinnings", "spec", spec)
+            .await
+            .map_err(|e| self.err(e, "cannot record the thinning spec"))?;
+        self.thinning_id = Some(id);
+        Ok(())
+    }
+
+    /// The ids of the symbols of `rows`, in order of first appearance.
+    pub(crate) async fn symbol_ids<R: SqlRow>(
+        &mut self,
+        rows: &[R],
+    ) -> Result<Vec<(Arc<str>, i64)>, sqlx::Error> {
+        let mut ids: Vec<(Arc<str>, i64)> = Vec::new();
+        for r in rows {
+            if ids.iter().any(|(s, _)| s == r.symbol()) {
+                continue;
+            }
+            let id = match self.symbol_ids.get(r.symbol()) {
+                Some(id) => *id,
+                None => {
+                    let id = self.upsert_name("symbols", "symbol", r.symbol()).await?;
+                    self.symbol_ids.insert(r.symbol().clone(), id);
+                    id
+                }
+            };
+            ids.push((r.symbol().clone(), id));
+        }
+        Ok(ids)
+    }
+
+    /// Whether `table` already holds rows of `symbol` (and this sink's thinning) with times
+    /// in `start_ns..=end_ns`. A key-prefix range probe: cheap whatever the table size.
+    pub async fn has_rows_in(
+        &mut self,
+        table: &TableSpec,
+        symbol: &str,
+        start_ns: i64,
+        end_ns: i64,
+    ) -> anyhow::Result<bool> {
+        let sql = D::sql(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {t} q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE s.symbol = $1 AND q.{c} BETWEEN $2 AND $3{th})",
+            t = table.name,
+            c = table.time_column,
+            th = if table.thinned {
+                " AND q.thinning_id = $4"
+            } else {
+                ""
+            }
+        ));
+        let mut q = sqlx::query_scalar::<_, bool>(&sql)
+            .bind(symbol)
+            .bind(start_ns)
+            .bind(end_ns);
+        if table.thinned {
+            q = q.bind(self.thinning_id.unwrap_or(-1));
+        }
+        q.fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot check the range for existing rows"))
+    }
+
+    /// Drops `table`'s secondary indexes, recording each (with its CREATE statement) in
+    /// `dropped_indexes` in the same transaction, so a killed import leaves a record that
+    /// the next open acts on. The primary key is the table itself and is never touched.
+    pub async fn drop_secondary_indexes(
+        &mut self,
+        table: &TableSpec,
+    ) -> anyhow::Result<Vec<String>> {
+        let allowed = self
+            .dialect
+            .may_drop_indexes(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot take the drop-indexes lock"))?;
+        if !allowed {
+            return Ok(Vec::new());
+        }
+        let record = D::sql(
+            "INSERT INTO dropped_indexes (name, create_sql, dropped_at, pid) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET pid = excluded.pid, dropped_at = excluded.dropped_at",
+        );
+        let done = async {
+            let mut tx = self.conn.begin().await?;
+            let indexes: Vec<(String, String)> = sqlx::query_as(&D::sql(D::LIST_INDEXES))
+                .bind(table.name)
+                .fetch_all(&mut *tx)
+                .await?;
+            for (name, sql) in &indexes {
+                sqlx::query(&record)
+                    .bind(name.as_str())
+                    .bind(sql.as_str())
+                    .bind(chrono::Utc::now().to_rfc3339())
+                    .bind(i64::from(std::process::id()))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(&format!(
+                    "DROP INDEX IF EXISTS \"{}\"",
+                    name.replace('"', "\"\"")
+                ))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(indexes.into_iter().map(|(n, _)| n).collect())
+        }
+        .await;
+        done.map_err(|e| self.err(e, "cannot drop the secondary indexes"))
+    }
+
+    /// Recreates every index recorded in `dropped_indexes` and clears the records, in one
+    /// transaction. With `only_orphans`, only those an import that is no longer running
+    /// left dropped (an import in progress elsewhere rebuilds its own).
+    pub async fn rebuild_dropped_indexes(
+        &mut self,
+        only_orphans: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let records: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT name, create_sql, CAST(pid AS BIGINT) FROM dropped_indexes")
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(|e| self.err(e, "cannot read dropped index records"))?;
+        let records: Vec<_> = records
+            .into_iter()
+            .filter(|(_, _, pid)| self.dialect.rebuild_record(*pid, only_orphans))
+            .collect();
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let allowed = self
+            .dialect
+            .may_rebuild_indexes(&mut self.conn, only_orphans)
+            .await
+            .map_err(|e| self.err(e, "cannot check the drop-indexes lock"))?;
+        if !allowed {
+            return Ok(Vec::new());
+        }
+        let clear = D::sql("DELETE FROM dropped_indexes WHERE name = $1");
+        let done = async {
+            let mut tx = self.conn.begin().await?;
+            for (name, create_sql, _) in &records {
+                let sql = create_sql.replacen("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1);
+                sqlx::query(&sql).execute(&mut *tx).await?;
+                sqlx::query(&clear)
+                    .bind(name.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        done.map_err(|e| self.err(e, "cannot rebuild the dropped indexes"))?;
+        self.dialect.rebuilt_indexes(&mut self.conn).await;
+        Ok(records.into_iter().map(|(n, _, _)| n).collect())
+    }
+
+    /// Rows per (dataset, symbol, New York day) in the database, for `data status` and
+    /// `data archive`, with datasets named by their keys (`quotes`, `bars/1Min/raw`,
+    /// `quotes_thinned/sample=10`).
+    pub async fn day_counts(
+        &mut self,
+        symbol: Option<&str>,
+    ) -> anyhow::Result<Vec<(String, String, NaiveDate, i64)>> {
+        let of_symbol = "(CAST($1 AS TEXT) IS NULL OR s.symbol = $1)";
+        let (d1, d2) = (D::ny_day("q.t"), D::ny_day("q.bucket_t"));
+        let sql = D::sql(&format!(
+            "SELECT 'quotes', s.symbol, {d1} AS d, count(*) FROM quotes q \
+             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.symbol, d \
+             UNION ALL SELECT 'quotes_thinned/' || th.spec, s.symbol, {d1} AS d, count(*) \
+             FROM quotes_thinned q JOIN symbols s ON s.id = q.symbol_id \
+             JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} GROUP BY th.spec, s.symbol, d \
+             UNION ALL SELECT 'quotes_aggregated/' || th.spec, s.symbol, {d2} AS d, count(*) \
+             FROM quotes_aggregated q JOIN symbols s ON s.id = q.symbol_id \
+             JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} GROUP BY th.spec, s.symbol, d \
+             UNION ALL SELECT 'trades', s.symbol, {d1} AS d, count(*) FROM trades q \
+             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.symbol, d \
+             UNION ALL SELECT 'bars/' || q.timeframe || '/' || q.adjustment, s.symbol, {d1} AS d, count(*) \
+             FROM bars q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
+             GROUP BY q.timeframe, q.adjustment, s.symbol, d ORDER BY 1, 2, 3"
+        ));
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(&sql)
+            .bind(symbol)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot count rows per day"))?;
+        rows.into_iter()
+            .map(|(ds, sym, d, n)| {
+                let date = NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                    .with_context(|| format!("unexpected day {d:?} in the database"))?;
+                Ok((ds, sym, date, n))
+            })
+            .collect()
+    }
+
+    /// The raw quotes of `symbol` with `from_ns <= t < until_ns`, in key order.
+    pub async fn read_quotes(
+        &mut self,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<Vec<Quote>> {
+        let rows: Vec<QuoteColumns> = sqlx::query_as(&D::sql(SELECT_QUOTES))
+            .bind(symbol)
+            .bind(from_ns)
+            .bind(until_ns)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot read quotes"))?;
+        let sym: Arc<str> = symbol.into();
+        rows.into_iter()
+            .map(|r| super::quote_from_columns(&sym, r))
+            .collect()
+    }
+
+    /// The trades of `symbol` with `from_ns <= t < until_ns`, in time order.
+    pub async fn read_trades(
+        &mut self,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<Vec<Trade>> {
+        let rows: Vec<TradeColumns> = sqlx::query_as(&D::sql(SELECT_TRADES))
+            .bind(symbol)
+            .bind(from_ns)
+            .bind(until_ns)
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot read trades"))?;
+        let sym: Arc<str> = symbol.into();
+        rows.into_iter()
+            .map(|r| super::trade_from_columns(&sym, r))
+            .collect()
+    }
+
+    /// The bars of `symbol`, `timeframe` and `adjustment` with `from_ns <= t < until_ns`.
+    pub async fn read_bars(
+        &mut self,
+        symbol: &str,
+        (timeframe, adjustment): (Timeframe, Adjustment),
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<Vec<Bar>> {
+        let rows: Vec<BarColumns> = sqlx::query_as(&D::sql(SELECT_BARS))
+            .bind(symbol)
+            .bind(from_ns)
+            .bind(until_ns)
+            .bind(timeframe.as_str())
+            .bind(adjustment.as_str())
+            .fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot read bars"))?;
+        let sym: Arc<str> = symbol.into();
+        let (timeframe, adjustment) = (timeframe.as_str().into(), adjustment.as_str().into());
+        rows.into_iter()
+            .map(|r| super::bar_from_columns(&sym, &timeframe, &adjustment, r))
+            .collect()
+    }
+
+    /// Deletes `dataset`'s rows of `symbol` with `from_ns <= t < until_ns` in one
+    /// transaction, with the progress records of the days (months) they cover; returns how
+    /// many rows. The units' resume points go with their rows: an import of them after the
+    /// archive must fetch them again, not skip them as done.
+    pub async fn delete_rows(
+        &mut self,
+        dataset: &DatasetId,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<u64> {
+        let sql = D::sql(&delete_sql(*dataset));
+        let forget = D::sql(&format!(
+            "DELETE FROM import_progress WHERE dataset = $1 AND symbol = $2 AND day = {}",
+            D::date_param(3)
+        ));
+        let key = dataset.key();
+        let deleted = async {
+            let mut tx = self.conn.begin().await?;
+            let mut q = sqlx::query(&sql).bind(symbol).bind(from_ns).bind(until_ns);
+            if let Some((timeframe, adjustment)) = dataset.bar_spec() {
+                q = q.bind(timeframe.as_str()).bind(adjustment.as_str());
+            }
+            let r = q.execute(&mut *tx).await?;
+            for unit in dataset.units_in(from_ns, until_ns - 1) {
+                sqlx::query(&forget)
+                    .bind(key.as_str())
+                    .bind(symbol)
+                    .bind(unit.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(D::rows_affected(&r))
+        }
+        .await;
+        deleted.map_err(|e| self.err(e, "cannot delete archived rows"))
+    }
+}
+
+impl<D: Dialect> SqlSink<D> {
+    /// After a batch failed with `e`: when a plain insert (`--skip-duplicates`) met rows
+    /// already there (another importer, or a range check that raced), switch to upserts for
+    /// this batch and the rest and say so; the caller then writes the batch again.
+    pub(crate) fn upsert_after_duplicate(&mut self, e: &sqlx::Error, table: &TableSpec) -> bool {
+        if self.mode != WriteMode::Insert || !D::is_duplicate(e) {
+            return false;
+        }
+        tracing::warn!(
+            "[DB] --skip-duplicates met rows already in {}; falling back to upsert from this batch on",
+            table.name
+        );
+        self.mode = WriteMode::Upsert;
+        true
+    }
+}
+
+impl<D: BulkWrite<R>, R: SqlRow> Sink<R> for SqlSink<D> {
+    async fn write_batch(&mut self, rows: &[R], marks: &[Mark]) -> anyhow::Result<()> {
+        let table = R::table(self.thinning_id.is_some());
+        D::write_rows(self, table, rows, marks).await
+    }
+}
+
+/// A trade's New York date as YYYYMMDD, part of its key.
+pub fn trade_day(t: i64) -> i64 {
+    use chrono::Datelike;
+    let d = crate::time::new_york_date(t);
+    i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day())
+}
+
+/// `SqlRow` for a row type whose symbol is `symbol` and whose time key is `$time`.
+macro_rules! sql_row {
+    ($row:ty, $time:ident, |$thinned:pat_param| $table:expr) => {
+        impl SqlRow for $row {
+            fn symbol(&self) -> &Arc<str> {
+                &self.symbol
+            }
+            fn time_key(&self) -> i64 {
+                self.$time
+            }
+            fn table($thinned: bool) -> &'static TableSpec {
+                $table
+            }
+        }
+    };
+}
+
+sql_row!(Quote, t, |thinned| if thinned {
+    &crate::dataset::QUOTES_THINNED
+} else {
+    &crate::dataset::QUOTES
+});
+sql_row!(Trade, t, |_| &crate::dataset::TRADES);
+sql_row!(Bar, t, |_| &crate::dataset::BARS);
+sql_row!(AggQuote, bucket_t, |_| &crate::dataset::QUOTES_AGGREGATED);
