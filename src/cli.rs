@@ -30,6 +30,17 @@ fn one_line_usage_error(rendered: &str) -> String {
     format!("{msg} (see --help)")
 }
 
+/// The multi-threaded runtime a command runs on, or the one-line error and exit code 1.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        })
+}
+
 /// The program: parse, run, print one line on failure, return the exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -48,15 +59,9 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         match cli.command {

@@ -26,36 +26,68 @@ pub enum Kind {
     Bars,
 }
 
-/// A bar width Alpaca serves and the importer stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Timeframe {
-    Min1,
-    Min5,
-    Min15,
-    Hour1,
-    Day1,
+/// An enum with one text form per variant (as the API, the tables and the store spell it),
+/// parsed back with `FromStr` (the error names the flag and the choices) and shown with
+/// `Display`.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident, $flag:literal, $choices:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(text: &str) -> Result<Self, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == text)
+                    .ok_or_else(|| format!(concat!("invalid ", $flag, " {:?}: must be ", $choices), text))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
 }
 
-impl Timeframe {
-    pub const ALL: [Timeframe; 5] = [
-        Timeframe::Min1,
-        Timeframe::Min5,
-        Timeframe::Min15,
-        Timeframe::Hour1,
-        Timeframe::Day1,
-    ];
-
-    /// As the API, the tables and the store spell it: `1Min`, ..., `1Day`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Timeframe::Min1 => "1Min",
-            Timeframe::Min5 => "5Min",
-            Timeframe::Min15 => "15Min",
-            Timeframe::Hour1 => "1Hour",
-            Timeframe::Day1 => "1Day",
-        }
+text_enum!(
+    /// A bar width Alpaca serves and the importer stores.
+    Timeframe, "--timeframe", "1Min, 5Min, 15Min, 1Hour or 1Day" {
+        Min1 => "1Min",
+        Min5 => "5Min",
+        Min15 => "15Min",
+        Hour1 => "1Hour",
+        Day1 => "1Day",
     }
+);
 
+text_enum!(
+    /// The price adjustment asked of the API for bars.
+    Adjustment, "--adjustment", "raw, split, dividend or all" {
+        Raw => "raw",
+        Split => "split",
+        Dividend => "dividend",
+        All => "all",
+    }
+);
+
+impl Timeframe {
     /// Bars in one 04:00-20:00 session at most (a daily bar: one).
     pub fn bars_per_session(self) -> usize {
         match self {
@@ -68,68 +100,8 @@ impl Timeframe {
     }
 }
 
-impl FromStr for Timeframe {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        Timeframe::ALL
-            .into_iter()
-            .find(|t| t.as_str() == text)
-            .ok_or_else(|| {
-                format!("invalid --timeframe {text:?}: must be 1Min, 5Min, 15Min, 1Hour or 1Day")
-            })
-    }
-}
-
-/// The price adjustment asked of the API for bars.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Adjustment {
-    Raw,
-    Split,
-    Dividend,
-    All,
-}
-
-impl Adjustment {
-    pub const ALL: [Adjustment; 4] = [
-        Adjustment::Raw,
-        Adjustment::Split,
-        Adjustment::Dividend,
-        Adjustment::All,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Adjustment::Raw => "raw",
-            Adjustment::Split => "split",
-            Adjustment::Dividend => "dividend",
-            Adjustment::All => "all",
-        }
-    }
-}
-
-impl FromStr for Adjustment {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        Adjustment::ALL
-            .into_iter()
-            .find(|a| a.as_str() == text)
-            .ok_or_else(|| {
-                format!("invalid --adjustment {text:?}: must be raw, split, dividend or all")
-            })
-    }
-}
-
-impl fmt::Display for Timeframe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for Adjustment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The name of every file of the Parquet store, inside its unit's folder.
+pub const FILE_NAME: &str = "part-0.parquet";
 
 /// One dataset: raw quotes, trades, or bars of one timeframe and adjustment. (Thinned quotes
 /// are raw quotes through a transform into a table of their own: see [`TableSpec`].)
@@ -357,8 +329,7 @@ impl DatasetId {
     }
 
     pub fn file(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
-        self.unit_dir(root, symbol, key)
-            .join(crate::sink::parquet::FILE_NAME)
+        self.unit_dir(root, symbol, key).join(FILE_NAME)
     }
 
     /// Every dataset with a folder under `root`: quotes, trades, and each bar timeframe

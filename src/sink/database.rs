@@ -3,8 +3,9 @@
 //! each variant implements the same operations against its own SQL.
 
 use super::postgres::{PgDialect, PgSink};
-use super::sql::{BulkWrite, SqlRow, WriteMode};
+use super::sql::{BulkWrite, WriteMode};
 use super::sqlite::{SqliteDialect, SqliteSink};
+use super::SqlRow;
 use crate::dataset::TableSpec;
 use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};

@@ -10,7 +10,8 @@
 //! reconnected and the batch retried: a batch is one transaction, so it is either all there
 //! or not at all.
 
-use super::sql::{trade_day, BulkWrite, Conn, Dialect, SqlRow, SqlSink, WriteMode};
+use super::sql::{BulkWrite, Conn, Dialect, SqlSink, WriteMode};
+use super::{trade_day, SqlRow};
 use crate::dataset::TableSpec;
 use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::Mark;

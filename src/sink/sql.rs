@@ -9,12 +9,14 @@
 //! Statements are written with PostgreSQL's `$n` placeholders; [`Dialect::sql`] turns them
 //! into the backend's.
 
-use super::{BarColumns, QuoteColumns, TradeColumns};
+use super::{
+    delete_sql, BarColumns, QuoteColumns, SqlRow, TradeColumns, SELECT_BARS, SELECT_QUOTES,
+    SELECT_TRADES,
+};
 use crate::dataset::{Adjustment, DatasetId, TableSpec, Timeframe};
-use crate::model::{Bar, Quote, Record, Trade};
+use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::{ProgressRecord, Saved, Tracking};
-use crate::transform::AggQuote;
 use anyhow::Context;
 use chrono::NaiveDate;
 use sqlx::{Connection, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
@@ -88,15 +90,6 @@ pub trait Dialect: Send + Sized + 'static {
     }
 }
 
-/// A row a SQL sink writes: its symbol, its time key and its table.
-pub trait SqlRow: Record + Sync {
-    fn symbol(&self) -> &Arc<str>;
-    /// The value of the table's time column (`t`, or `bucket_t` for aggregates).
-    fn time_key(&self) -> i64;
-    /// The table it lands in (`thinned`: the import keeps thinned quotes).
-    fn table(thinned: bool) -> &'static TableSpec;
-}
-
 /// The bulk write of one batch, the part each backend does its own way. It must commit the
 /// rows and [`SqlSink::commit_progress`] in one transaction.
 pub trait BulkWrite<R: SqlRow>: Dialect {
@@ -119,38 +112,6 @@ pub struct SqlSink<D: Dialect> {
     /// Set for an import that commits resume points with its batches.
     pub(crate) tracking: Option<Tracking>,
 }
-
-/// The statement deleting a dataset's rows of symbol `$1` with `$2 <= t < $3` (bars: of
-/// timeframe `$4` and adjustment `$5`).
-fn delete_sql(dataset: DatasetId) -> String {
-    let table = dataset.table();
-    let bars = if matches!(dataset, DatasetId::Bars { .. }) {
-        " AND timeframe = $4 AND adjustment = $5"
-    } else {
-        ""
-    };
-    format!(
-        "DELETE FROM {} WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) \
-         AND {} >= $2 AND {} < $3{bars}",
-        table.name, table.time_column, table.time_column
-    )
-}
-
-const SELECT_QUOTES: &str =
-    "SELECT q.t, CAST(q.seq AS BIGINT), q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, \
-     q.ask_price, q.ask_size, q.conditions, q.tape FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
-     WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 ORDER BY q.t, q.seq";
-
-const SELECT_TRADES: &str =
-    "SELECT q.t, q.exchange, q.trade_id, q.price, q.size, q.conditions, q.tape, q.update_flag \
-     FROM trades q JOIN symbols s ON s.id = q.symbol_id \
-     WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 ORDER BY q.t, q.exchange, q.trade_id";
-
-const SELECT_BARS: &str =
-    "SELECT q.t, q.open, q.high, q.low, q.close, q.volume, q.trade_count, q.vwap \
-     FROM bars q JOIN symbols s ON s.id = q.symbol_id \
-     WHERE s.symbol = $1 AND q.t >= $2 AND q.t < $3 AND q.timeframe = $4 AND q.adjustment = $5 \
-     ORDER BY q.t";
 
 impl<D> SqlSink<D>
 where
@@ -618,36 +579,3 @@ impl<D: BulkWrite<R>, R: SqlRow> Sink<R> for SqlSink<D> {
         D::write_rows(self, table, rows, marks).await
     }
 }
-
-/// A trade's New York date as YYYYMMDD, part of its key.
-pub fn trade_day(t: i64) -> i64 {
-    use chrono::Datelike;
-    let d = crate::time::new_york_date(t);
-    i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day())
-}
-
-/// `SqlRow` for a row type whose symbol is `symbol` and whose time key is `$time`.
-macro_rules! sql_row {
-    ($row:ty, $time:ident, |$thinned:pat_param| $table:expr) => {
-        impl SqlRow for $row {
-            fn symbol(&self) -> &Arc<str> {
-                &self.symbol
-            }
-            fn time_key(&self) -> i64 {
-                self.$time
-            }
-            fn table($thinned: bool) -> &'static TableSpec {
-                $table
-            }
-        }
-    };
-}
-
-sql_row!(Quote, t, |thinned| if thinned {
-    &crate::dataset::QUOTES_THINNED
-} else {
-    &crate::dataset::QUOTES
-});
-sql_row!(Trade, t, |_| &crate::dataset::TRADES);
-sql_row!(Bar, t, |_| &crate::dataset::BARS);
-sql_row!(AggQuote, bucket_t, |_| &crate::dataset::QUOTES_AGGREGATED);

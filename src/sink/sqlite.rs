@@ -3,7 +3,8 @@
 //! in one transaction as multi-row upserts sized under SQLite's bound-parameter limit, each
 //! statement text built once per size and reused.
 
-use super::sql::{trade_day, BulkWrite, Conn, Dialect, SqlRow, SqlSink};
+use super::sql::{BulkWrite, Conn, Dialect, SqlSink};
+use super::{trade_day, SqlRow};
 use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::Mark;
 use crate::transform::AggQuote;

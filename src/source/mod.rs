@@ -5,4 +5,5 @@
 pub mod alpaca;
 pub mod pace;
 pub mod parquet;
+pub mod response;
 pub mod retry;

@@ -13,78 +13,24 @@
 //! `X-RateLimit-Limit/Remaining/Reset` headers. Only `sort=asc` is served.
 
 pub mod generate;
+mod request;
 
-use crate::time::{days_from_civil, parse_rfc3339_nanos, NANOS_PER_SEC};
+use request::{now_ms, page_body};
+pub use request::{StandinConfig, DEFAULT_LIMIT, DEFAULT_QUOTES_PER_DAY, MAX_LIMIT};
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use generate::{
-    day_bars, new_york_dates, timeframe_ns, write_bar, write_quote, write_trade, DayQuotes,
-    DayTrades, GenBar,
-};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-
-pub const DEFAULT_QUOTES_PER_DAY: u32 = 37_000;
-pub const MAX_LIMIT: usize = 10_000;
-pub const DEFAULT_LIMIT: usize = 1_000;
-
-/// What the stand-in serves and which faults it injects.
-#[derive(Debug, Clone)]
-pub struct StandinConfig {
-    /// Quotes per symbol per weekday on the SIP feed (IEX gets a tenth).
-    pub quotes_per_day: u32,
-    /// When set, requests must carry exactly these keys (403 otherwise).
-    pub credentials: Option<(String, String)>,
-    /// Requests allowed per rate window before answering 429.
-    pub rate_limit: Option<u32>,
-    /// Length of a rate window (Alpaca's is one minute).
-    pub rate_window: Duration,
-    /// Send the X-RateLimit-* headers only with 429 answers (a server that gives no warning
-    /// before refusing).
-    pub rate_headers_on_429_only: bool,
-    /// Every Nth data request fails with 500, 502, 503, 504 in turn.
-    pub fail_every: Option<u64>,
-    /// Every data request after the Nth fails with 503 (an outage mid-import).
-    pub fail_after: Option<u64>,
-    /// Every Nth data request sends half its body, then drops the connection.
-    pub truncate_every: Option<u64>,
-    /// Serve at most this many quotes per page even when `limit` allows more (Alpaca may).
-    pub max_page: Option<usize>,
-    /// Wait this long before answering each data request.
-    pub delay: Duration,
-    /// Answer 403 and 5xx errors with an nginx-style HTML page instead of JSON.
-    pub html_errors: bool,
-    /// Symbols with no data at all (as Alpaca answers for a ticker that does not exist).
-    pub no_data_symbols: Vec<String>,
-}
-
-impl Default for StandinConfig {
-    fn default() -> Self {
-        StandinConfig {
-            quotes_per_day: DEFAULT_QUOTES_PER_DAY,
-            credentials: None,
-            rate_limit: None,
-            rate_window: Duration::from_secs(60),
-            rate_headers_on_429_only: false,
-            fail_every: None,
-            fail_after: None,
-            truncate_every: None,
-            max_page: None,
-            delay: Duration::ZERO,
-            html_errors: false,
-            no_data_symbols: Vec::new(),
-        }
-    }
-}
 
 struct AppState {
     cfg: StandinConfig,
@@ -263,37 +209,6 @@ fn html_error(status: StatusCode) -> Response {
     r
 }
 
-/// A request the stand-in refuses: the status and Alpaca's JSON error body.
-#[derive(Debug)]
-struct Refusal(StatusCode, String);
-
-impl Refusal {
-    fn into_response(self) -> Response {
-        json_error(self.0, &self.1)
-    }
-}
-
-fn bad_request(message: &str) -> Refusal {
-    Refusal(
-        StatusCode::BAD_REQUEST,
-        serde_json::json!({"code": 40010001, "message": message}).to_string(),
-    )
-}
-
-fn unprocessable(message: &str) -> Refusal {
-    Refusal(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        serde_json::json!({"code": 42210000, "message": message}).to_string(),
-    )
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
-
 /// Rate-limit bookkeeping: (limit, remaining, reset epoch seconds), or None when unlimited.
 fn take_rate_slot(st: &AppState) -> Option<(u32, u32, u64, bool)> {
     let limit = st.cfg.rate_limit?;
@@ -308,71 +223,6 @@ fn take_rate_slot(st: &AppState) -> Option<(u32, u32, u64, bool)> {
     let allowed = w.1 <= limit;
     let reset = ((index + 1) * window_ms).div_ceil(1000);
     Some((limit, limit.saturating_sub(w.1), reset, allowed))
-}
-
-fn bound(text: Option<&String>, end: bool, what: &str) -> Result<Option<i64>, Refusal> {
-    let Some(text) = text else { return Ok(None) };
-    if text.len() == 10 {
-        let p: Vec<&str> = text.split('-').collect();
-        if let [y, m, d] = p.as_slice() {
-            if let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<u32>(), d.parse::<u32>()) {
-                if chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some() {
-                    let day = days_from_civil(y, m, d) * 86_400 * NANOS_PER_SEC;
-                    return Ok(Some(if end {
-                        day + 86_400 * NANOS_PER_SEC - 1
-                    } else {
-                        day
-                    }));
-                }
-            }
-        }
-    }
-    parse_rfc3339_nanos(text)
-        .map(Some)
-        .map_err(|_| unprocessable(&format!("invalid {what}: {text}")))
-}
-
-fn param_hash(symbols: &[String], start: i64, end: i64, feed: &str) -> u64 {
-    let text = format!("{}|{start}|{end}|{feed}", symbols.join(","));
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01B3)
-    })
-}
-
-/// Position of the next quote to serve: symbol index, New York day number, index in day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cursor {
-    sym: usize,
-    day: i64,
-    i: u32,
-}
-
-fn encode_token(hash: u64, c: Cursor) -> String {
-    let raw = format!("{hash:016x}|{}|{}|{}", c.sym, c.day, c.i);
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_token(token: &str, hash: u64) -> Option<Cursor> {
-    if !token.len().is_multiple_of(2) || token.len() > 200 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
-        .collect();
-    let raw = String::from_utf8(bytes?).ok()?;
-    let parts: Vec<&str> = raw.split('|').collect();
-    let [h, sym, day, i] = parts.as_slice() else {
-        return None;
-    };
-    if u64::from_str_radix(h, 16).ok()? != hash {
-        return None;
-    }
-    Some(Cursor {
-        sym: sym.parse().ok()?,
-        day: day.parse().ok()?,
-        i: i.parse().ok()?,
-    })
 }
 
 async fn handle(
@@ -449,7 +299,7 @@ async fn handle(
 
     let body = match page_body(cfg, kind, params, symbols, single) {
         Ok(b) => b,
-        Err(r) => return with_rate_headers(r.into_response()),
+        Err(r) => return with_rate_headers(json_error(r.0, &r.1)),
     };
     if !cfg.delay.is_zero() {
         tokio::time::sleep(cfg.delay).await;
@@ -481,230 +331,11 @@ async fn handle(
     with_rate_headers(r)
 }
 
-/// One symbol-day of data of the requested kind, indexed in time order.
-enum DaySeries {
-    Quotes(DayQuotes),
-    Trades(DayTrades),
-    Bars(Vec<GenBar>),
-}
-
-impl DaySeries {
-    fn new(
-        kind: &str,
-        symbol: &str,
-        feed: &str,
-        date: chrono::NaiveDate,
-        per_day: u32,
-        width: i64,
-    ) -> Option<Self> {
-        match kind {
-            "trades" => DayTrades::new(symbol, feed, date, per_day).map(DaySeries::Trades),
-            "bars" => {
-                let trades = DayTrades::new(symbol, feed, date, per_day)?;
-                Some(DaySeries::Bars(day_bars(&trades, date, width)))
-            }
-            _ => DayQuotes::new(symbol, feed, date, per_day).map(DaySeries::Quotes),
-        }
-    }
-
-    fn lower_bound(&self, t: i64) -> u32 {
-        match self {
-            DaySeries::Quotes(d) => d.lower_bound(t),
-            DaySeries::Trades(d) => d.lower_bound(t),
-            DaySeries::Bars(b) => b.partition_point(|b| b.t < t) as u32,
-        }
-    }
-
-    fn write(&self, i: u32, out: &mut Vec<u8>) {
-        match self {
-            DaySeries::Quotes(d) => write_quote(out, &d.quote(i)),
-            DaySeries::Trades(d) => write_trade(out, &d.trade(i)),
-            DaySeries::Bars(b) => {
-                if let Some(bar) = b.get(i as usize) {
-                    write_bar(out, bar)
-                }
-            }
-        }
-    }
-}
-
-/// Builds one page of `kind` (quotes, trades, bars) for the request, or the API's error
-/// response.
-fn page_body(
-    cfg: &StandinConfig,
-    kind: &str,
-    params: &HashMap<String, String>,
-    mut symbols: Vec<String>,
-    single: bool,
-) -> Result<Vec<u8>, Refusal> {
-    if symbols.is_empty() {
-        return Err(bad_request("symbols is required"));
-    }
-    symbols.sort();
-    symbols.dedup();
-    let feed = params.get("feed").map(String::as_str).unwrap_or("sip");
-    if !matches!(feed, "sip" | "iex" | "otc" | "boats") {
-        return Err(unprocessable(&format!("invalid feed: {feed}")));
-    }
-    if params.get("sort").is_some_and(|s| s != "asc") {
-        return Err(unprocessable("the stand-in serves sort=asc only"));
-    }
-    let limit = match params.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(l) => match l.parse::<usize>() {
-            Ok(v) if (1..=MAX_LIMIT).contains(&v) => v,
-            _ => {
-                return Err(unprocessable(&format!(
-                    "invalid limit: must be between 1 and {MAX_LIMIT}, got {l}"
-                )))
-            }
-        },
-    };
-    let budget = cfg.max_page.map_or(limit, |m| limit.min(m.max(1)));
-    let (width, series_key) = if kind == "bars" {
-        let tf = params.get("timeframe").map(String::as_str).unwrap_or("");
-        let width = timeframe_ns(tf).ok_or_else(|| unprocessable("invalid timeframe"))?;
-        if let Some(a) = params.get("adjustment") {
-            if !a
-                .split(',')
-                .all(|p| matches!(p, "raw" | "split" | "dividend" | "spin-off" | "all"))
-            {
-                return Err(unprocessable(&format!("invalid adjustment: {a}")));
-            }
-        }
-        (width, format!("{feed}|bars|{tf}"))
-    } else {
-        (0, format!("{feed}|{kind}"))
-    };
-    let now = now_ms() as i64 * 1_000_000;
-    let start = bound(params.get("start"), false, "start")?
-        .unwrap_or(now - now.rem_euclid(86_400 * NANOS_PER_SEC));
-    let end = bound(params.get("end"), true, "end")?.unwrap_or(now);
-    if end < start {
-        return Err(unprocessable("end should not be before start"));
-    }
-    let hash = param_hash(&symbols, start, end, &series_key);
-    let first_day = crate::time::new_york_date(start);
-    let first_day = days_from_civil(
-        chrono::Datelike::year(&first_day) as i64,
-        chrono::Datelike::month(&first_day),
-        chrono::Datelike::day(&first_day),
-    );
-    let mut cursor = match params.get("page_token").filter(|t| !t.is_empty()) {
-        None => Cursor {
-            sym: 0,
-            day: first_day,
-            i: 0,
-        },
-        Some(t) => match decode_token(t, hash) {
-            Some(c) if c.sym < symbols.len() => c,
-            _ => return Err(bad_request("invalid page token")),
-        },
-    };
-
-    let mut out = Vec::with_capacity(budget.min(MAX_LIMIT) * 140 + 64);
-    out.extend_from_slice(b"{\"");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\":");
-    out.push(if single { b'[' } else { b'{' });
-    let mut emitted = 0usize;
-    let mut open_symbol: Option<usize> = None;
-    let mut next: Option<Cursor> = None;
-    let dates: Vec<chrono::NaiveDate> = new_york_dates(start, end).collect();
-    'symbols: while cursor.sym < symbols.len() {
-        let sym = &symbols[cursor.sym];
-        for date in dates.iter().copied() {
-            let day = days_from_civil(
-                chrono::Datelike::year(&date) as i64,
-                chrono::Datelike::month(&date),
-                chrono::Datelike::day(&date),
-            );
-            if day < cursor.day {
-                continue;
-            }
-            if cfg.no_data_symbols.iter().any(|s| s == sym) {
-                continue;
-            }
-            let Some(dq) = DaySeries::new(kind, sym, feed, date, cfg.quotes_per_day, width) else {
-                continue;
-            };
-            let lo = dq
-                .lower_bound(start)
-                .max(if day == cursor.day { cursor.i } else { 0 });
-            let hi = dq.lower_bound(end.saturating_add(1));
-            if lo >= hi {
-                continue;
-            }
-            if emitted == budget {
-                next = Some(Cursor {
-                    sym: cursor.sym,
-                    day,
-                    i: lo,
-                });
-                break 'symbols;
-            }
-            for i in lo..hi {
-                if emitted == budget {
-                    next = Some(Cursor {
-                        sym: cursor.sym,
-                        day,
-                        i,
-                    });
-                    break 'symbols;
-                }
-                if open_symbol != Some(cursor.sym) {
-                    if !single {
-                        if open_symbol.is_some() {
-                            out.extend_from_slice(b"],");
-                        }
-                        out.push(b'"');
-                        out.extend_from_slice(sym.as_bytes());
-                        out.extend_from_slice(b"\":[");
-                    }
-                    open_symbol = Some(cursor.sym);
-                } else {
-                    out.push(b',');
-                }
-                dq.write(i, &mut out);
-                emitted += 1;
-            }
-        }
-        cursor = Cursor {
-            sym: cursor.sym + 1,
-            day: first_day,
-            i: 0,
-        };
-    }
-    if single {
-        out.push(b']');
-        out.extend_from_slice(br#","symbol":"#);
-        out.extend_from_slice(
-            serde_json::to_string(&symbols[0])
-                .unwrap_or_default()
-                .as_bytes(),
-        );
-    } else {
-        if open_symbol.is_some() {
-            out.push(b']');
-        }
-        out.push(b'}');
-    }
-    out.extend_from_slice(br#","next_page_token":"#);
-    match next {
-        Some(c) => {
-            out.push(b'"');
-            out.extend_from_slice(encode_token(hash, c).as_bytes());
-            out.push(b'"');
-        }
-        None => out.extend_from_slice(b"null"),
-    }
-    out.push(b'}');
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::NANOS_PER_SEC;
+    use request::{bound, decode_token, encode_token, Cursor};
 
     #[test]
     fn tokens_are_bound_to_the_query() {
