@@ -9,8 +9,8 @@
 //! Parquet store files rows under [`DatasetId::dir`].
 
 use crate::resume::ShardUnit;
-use crate::time::{new_york_date, new_york_dates, new_york_time_nanos, DateRange};
-use chrono::{Datelike, NaiveDate};
+use crate::time::DateRange;
+use chrono::NaiveDate;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -241,75 +241,42 @@ impl DatasetId {
         }
     }
 
-    /// The key of the file holding time `t_ns`: its New York day, or its month's first day.
+    /// The key of the file holding time `t_ns`: its day, or its month's first day.
     pub fn unit_key(&self, t_ns: i64) -> NaiveDate {
-        let day = new_york_date(t_ns);
-        match self.unit() {
-            ShardUnit::Month => day.with_day(1).unwrap_or(day),
-            ShardUnit::Session => day,
-        }
+        self.unit().key_of(t_ns)
     }
 
-    /// The span a file covers, `[from, until)` in ns UTC: New York midnight to midnight.
+    /// The span a file covers, `[from, until)` in ns UTC: midnight to midnight.
     pub fn unit_bounds(&self, key: NaiveDate) -> (i64, i64) {
-        let next = match self.unit() {
-            ShardUnit::Month => key.checked_add_months(chrono::Months::new(1)),
-            ShardUnit::Session => key.succ_opt(),
-        }
-        .unwrap_or(key);
-        (
-            new_york_time_nanos(key, 0, 0),
-            new_york_time_nanos(next, 0, 0),
-        )
+        self.unit().bounds(key)
     }
 
     /// The keys of the files overlapping `start..=end`, in order.
     pub fn units_in(&self, start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
-        let mut keys: Vec<NaiveDate> = new_york_dates(start_ns, end_ns)
-            .map(|d| match self.unit() {
-                ShardUnit::Month => d.with_day(1).unwrap_or(d),
-                ShardUnit::Session => d,
-            })
-            .collect();
-        keys.dedup();
-        keys
+        self.unit().keys_in(start_ns, end_ns)
     }
 
-    /// `range` widened to whole files (bars: whole months), since a file in place is a
+    /// `range` widened to whole shards (bars: whole months), since a file in place is a
     /// complete unit. Quotes and trades keep the 04:00-20:00 session of each day.
     pub fn whole_units(&self, range: DateRange) -> DateRange {
-        use crate::time::{SESSION_CLOSE, SESSION_OPEN};
-        match self.unit() {
-            ShardUnit::Session => DateRange {
-                start_ns: new_york_time_nanos(
-                    new_york_date(range.start_ns),
-                    SESSION_OPEN.0,
-                    SESSION_OPEN.1,
-                ),
-                end_ns: new_york_time_nanos(
-                    new_york_date(range.end_ns),
-                    SESSION_CLOSE.0,
-                    SESSION_CLOSE.1,
-                ),
-            },
-            ShardUnit::Month => DateRange {
-                start_ns: self.unit_bounds(self.unit_key(range.start_ns)).0,
-                end_ns: self.unit_bounds(self.unit_key(range.end_ns)).1 - 1,
-            },
+        let unit = self.unit();
+        DateRange {
+            start_ns: unit.span(unit.key_of(range.start_ns)).0,
+            end_ns: unit.span(unit.key_of(range.end_ns)).1,
         }
     }
 
     fn unit_prefix(&self) -> &'static str {
         match self.unit() {
             ShardUnit::Month => "month=",
-            ShardUnit::Session => "date=",
+            ShardUnit::Session | ShardUnit::UtcDay => "date=",
         }
     }
 
     fn unit_name(&self, key: NaiveDate) -> String {
         match self.unit() {
             ShardUnit::Month => format!("month={}", key.format("%Y-%m")),
-            ShardUnit::Session => format!("date={key}"),
+            ShardUnit::Session | ShardUnit::UtcDay => format!("date={key}"),
         }
     }
 
@@ -317,7 +284,9 @@ impl DatasetId {
         let value = name.strip_prefix(self.unit_prefix())?;
         match self.unit() {
             ShardUnit::Month => NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").ok(),
-            ShardUnit::Session => NaiveDate::parse_from_str(value, "%Y-%m-%d").ok(),
+            ShardUnit::Session | ShardUnit::UtcDay => {
+                NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
+            }
         }
     }
 

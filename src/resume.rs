@@ -11,7 +11,8 @@
 
 use crate::model::Symbol;
 use crate::time::{
-    is_weekday, new_york_dates, new_york_time_nanos, DateRange, SESSION_CLOSE, SESSION_OPEN,
+    is_weekday, new_york_date, new_york_dates, new_york_time_nanos, DateRange, SESSION_CLOSE,
+    SESSION_OPEN,
 };
 use chrono::NaiveDate;
 
@@ -119,7 +120,9 @@ pub fn day_shards(symbol: &Symbol, range: DateRange, now_ns: i64) -> Vec<Shard> 
     shards_of(symbol, range, now_ns, ShardUnit::Session)
 }
 
-/// How a range is cut into shards.
+/// How a range is cut into shards: the sharding calendar. A unit is keyed by a date (a day,
+/// or a month's first day); it has the span a file of the Parquet store covers
+/// ([`ShardUnit::bounds`]) and the span a shard asks the API for ([`ShardUnit::span`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardUnit {
     /// Each weekday's 04:00-20:00 New York session (quotes, trades).
@@ -128,49 +131,130 @@ pub enum ShardUnit {
     /// bars is a page or two, and a daily bar opens at midnight). Keyed by the month's
     /// first day.
     Month,
+    /// Each UTC day, midnight to midnight, weekends included: for markets that trade around
+    /// the clock (crypto).
+    UtcDay,
+}
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// UTC midnight of `day`, in ns.
+fn utc_midnight(day: NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_utc().timestamp_nanos_opt())
+        .unwrap_or(i64::MAX)
+}
+
+/// The UTC date of `t_ns`.
+fn utc_date(t_ns: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_nanos(t_ns).date_naive()
 }
 
 impl ShardUnit {
-    /// The word for progress lines.
+    /// The word for progress lines: `days`, `months`.
     pub fn noun(self) -> &'static str {
         match self {
-            ShardUnit::Session => "days",
             ShardUnit::Month => "months",
+            ShardUnit::Session | ShardUnit::UtcDay => "days",
         }
+    }
+
+    /// What one file of the Parquet store holds: `day`, `month`.
+    pub fn file_noun(self) -> &'static str {
+        match self {
+            ShardUnit::Month => "month",
+            ShardUnit::Session | ShardUnit::UtcDay => "day",
+        }
+    }
+
+    /// The key of the unit holding time `t_ns`: its day, or its month's first day.
+    pub fn key_of(self, t_ns: i64) -> NaiveDate {
+        use chrono::Datelike;
+        match self {
+            ShardUnit::Session => new_york_date(t_ns),
+            ShardUnit::Month => {
+                let day = new_york_date(t_ns);
+                day.with_day(1).unwrap_or(day)
+            }
+            ShardUnit::UtcDay => utc_date(t_ns),
+        }
+    }
+
+    /// Whether the market trades in unit `key` (no request is made for one it does not).
+    pub fn trades_on(self, key: NaiveDate) -> bool {
+        match self {
+            ShardUnit::Session => is_weekday(key),
+            ShardUnit::Month | ShardUnit::UtcDay => true,
+        }
+    }
+
+    /// The whole span of unit `key`, `[from, until)` in ns UTC: midnight to midnight (New
+    /// York, or UTC for `UtcDay`). A file of the store covers this.
+    pub fn bounds(self, key: NaiveDate) -> (i64, i64) {
+        match self {
+            ShardUnit::Session => {
+                let next = key.succ_opt().unwrap_or(key);
+                (
+                    new_york_time_nanos(key, 0, 0),
+                    new_york_time_nanos(next, 0, 0),
+                )
+            }
+            ShardUnit::Month => {
+                let next = key
+                    .checked_add_months(chrono::Months::new(1))
+                    .unwrap_or(key);
+                (
+                    new_york_time_nanos(key, 0, 0),
+                    new_york_time_nanos(next, 0, 0),
+                )
+            }
+            ShardUnit::UtcDay => {
+                let from = utc_midnight(key);
+                (from, from.saturating_add(DAY_NS))
+            }
+        }
+    }
+
+    /// The span a shard of unit `key` asks for, inclusive: the 04:00-20:00 New York session
+    /// for `Session`, the whole unit otherwise.
+    pub fn span(self, key: NaiveDate) -> (i64, i64) {
+        match self {
+            ShardUnit::Session => (
+                new_york_time_nanos(key, SESSION_OPEN.0, SESSION_OPEN.1),
+                new_york_time_nanos(key, SESSION_CLOSE.0, SESSION_CLOSE.1),
+            ),
+            _ => {
+                let (from, until) = self.bounds(key);
+                (from, until - 1)
+            }
+        }
+    }
+
+    /// The keys of the units overlapping `start..=end`, in order (traded or not).
+    pub fn keys_in(self, start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
+        use chrono::Datelike;
+        let mut keys: Vec<NaiveDate> = match self {
+            ShardUnit::UtcDay => utc_date(start_ns)
+                .iter_days()
+                .take_while(|d| *d <= utc_date(end_ns))
+                .collect(),
+            ShardUnit::Session => new_york_dates(start_ns, end_ns).collect(),
+            ShardUnit::Month => new_york_dates(start_ns, end_ns)
+                .map(|d| d.with_day(1).unwrap_or(d))
+                .collect(),
+        };
+        keys.dedup();
+        keys
     }
 }
 
 /// The shards of `range` for `symbol` in `unit`s, each clipped to the range.
 pub fn shards_of(symbol: &Symbol, range: DateRange, now_ns: i64, unit: ShardUnit) -> Vec<Shard> {
-    use chrono::Datelike;
-    let units: Vec<NaiveDate> = match unit {
-        ShardUnit::Session => new_york_dates(range.start_ns, range.end_ns)
-            .filter(|d| is_weekday(*d))
-            .collect(),
-        ShardUnit::Month => {
-            let mut months: Vec<NaiveDate> = new_york_dates(range.start_ns, range.end_ns)
-                .filter_map(|d| d.with_day(1))
-                .collect();
-            months.dedup();
-            months
-        }
-    };
-    units
+    unit.keys_in(range.start_ns, range.end_ns)
         .into_iter()
+        .filter(|key| unit.trades_on(*key))
         .filter_map(|day| {
-            let (from, until) = match unit {
-                ShardUnit::Session => (
-                    new_york_time_nanos(day, SESSION_OPEN.0, SESSION_OPEN.1),
-                    new_york_time_nanos(day, SESSION_CLOSE.0, SESSION_CLOSE.1),
-                ),
-                ShardUnit::Month => {
-                    let next = day.checked_add_months(chrono::Months::new(1))?;
-                    (
-                        new_york_time_nanos(day, 0, 0),
-                        new_york_time_nanos(next, 0, 0) - 1,
-                    )
-                }
-            };
+            let (from, until) = unit.span(day);
             let (start_ns, end_ns) = (range.start_ns.max(from), range.end_ns.min(until));
             (start_ns <= end_ns).then(|| Shard {
                 symbol: symbol.clone(),
@@ -283,6 +367,61 @@ mod tests {
             shards.iter().map(|s| s.can_finish).collect::<Vec<_>>(),
             vec![true, true, false]
         );
+    }
+
+    #[test]
+    fn utc_days_include_weekends_and_run_midnight_to_midnight_utc() {
+        // Friday 2024-01-05 12:00 UTC to Monday 2024-01-08 06:00 UTC: four UTC days.
+        let range = DateRange {
+            start_ns: utc_midnight(d("2024-01-05")) + 12 * 3_600 * NANOS_PER_SEC,
+            end_ns: utc_midnight(d("2024-01-08")) + 6 * 3_600 * NANOS_PER_SEC,
+        };
+        let shards = shards_of(&aapl(), range, i64::MAX, ShardUnit::UtcDay);
+        let days: Vec<NaiveDate> = shards.iter().map(|s| s.day).collect();
+        assert_eq!(
+            days,
+            vec![
+                d("2024-01-05"),
+                d("2024-01-06"),
+                d("2024-01-07"),
+                d("2024-01-08")
+            ]
+        );
+        assert_eq!(shards[0].start_ns, range.start_ns);
+        assert_eq!(shards[3].end_ns, range.end_ns);
+        assert_eq!(shards[1].start_ns, utc_midnight(d("2024-01-06")));
+        assert_eq!(shards[1].end_ns, utc_midnight(d("2024-01-07")) - 1);
+        let unit = ShardUnit::UtcDay;
+        assert_eq!(
+            unit.key_of(utc_midnight(d("2024-01-07")) - 1),
+            d("2024-01-06")
+        );
+        assert_eq!(unit.key_of(utc_midnight(d("2024-01-07"))), d("2024-01-07"));
+        assert_eq!(
+            unit.bounds(d("2024-01-06")),
+            (utc_midnight(d("2024-01-06")), utc_midnight(d("2024-01-07")))
+        );
+        assert_eq!((unit.noun(), unit.file_noun()), ("days", "day"));
+    }
+
+    #[test]
+    fn every_unit_spans_within_its_bounds_and_keys_its_own_times() {
+        for unit in [ShardUnit::Session, ShardUnit::Month, ShardUnit::UtcDay] {
+            for key in unit.keys_in(
+                new_york_time_nanos(d("2024-02-27"), 12, 0),
+                new_york_time_nanos(d("2024-03-12"), 12, 0),
+            ) {
+                let (from, until) = unit.bounds(key);
+                let (start, end) = unit.span(key);
+                assert!(
+                    from <= start && start <= end && end < until,
+                    "{unit:?} {key}"
+                );
+                assert_eq!(unit.key_of(from), key, "{unit:?} {key}");
+                assert_eq!(unit.key_of(until - 1), key, "{unit:?} {key}");
+                assert_eq!(unit.key_of(until), unit.key_of(until + 1), "{unit:?} {key}");
+            }
+        }
     }
 
     #[test]

@@ -88,7 +88,8 @@ pub async fn status(
         for (sym, key, n, path) in list_units(root, &layout)? {
             match layout.unit() {
                 ShardUnit::Session => per_day.push((layout.key(), sym, key, n)),
-                ShardUnit::Month => {
+                // A month, or a UTC day, spans several New York days.
+                ShardUnit::Month | ShardUnit::UtcDay => {
                     for (d, n) in rows_per_day(&path)? {
                         per_day.push((layout.key(), sym.clone(), d, n));
                     }

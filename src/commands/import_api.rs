@@ -9,7 +9,7 @@ use crate::job::Job;
 use crate::model::{ApiRecord, Symbol};
 use crate::pipeline::Chunk;
 use crate::progress::init_logging;
-use crate::resume::{Saved, Shard, ShardUnit, Tracking};
+use crate::resume::{Saved, Shard, Tracking};
 use crate::run::{pipe, plan, report_symbols, Fetched, Outcome, ProgressStore, Report, Source};
 use crate::sink::database::Database;
 use crate::sink::parquet::{ParquetSink, StoreRecord};
@@ -205,10 +205,7 @@ async fn to_parquet<R: ApiRecord + StoreRecord>(
         (Some(a), Some(b)) => format!(
             "{} {} files, {} to {}, {} rows",
             files.len(),
-            match unit {
-                ShardUnit::Month => "month",
-                ShardUnit::Session => "day",
-            },
+            unit.file_noun(),
             a.date,
             b.date,
             files.iter().map(|d| d.rows).sum::<u64>()

@@ -82,8 +82,8 @@ impl<R: StoreRecord> Source<R> for StoreSource {
                         "[FILE] {} {}(s) in the range have no file for {symbol} in {}: {}{}",
                         stats.missing.len(),
                         match layout.unit() {
-                            ShardUnit::Month => "month",
                             ShardUnit::Session => "weekday",
+                            unit => unit.file_noun(),
                         },
                         layout.dir(&root).display(),
                         shown.join(", "),

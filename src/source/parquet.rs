@@ -6,9 +6,8 @@
 use crate::dataset::DatasetId;
 use crate::model::Symbol;
 use crate::pipeline::Chunk;
-use crate::resume::ShardUnit;
 use crate::sink::parquet::StoreRecord;
-use crate::time::{is_weekday, DateRange};
+use crate::time::DateRange;
 use anyhow::Context;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -69,7 +68,7 @@ pub fn stream_parquet<R: StoreRecord>(
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if layout.unit() == ShardUnit::Month || is_weekday(date) {
+                if layout.unit().trades_on(date) {
                     stats.missing.push(date);
                 }
                 continue;
