@@ -1,9 +1,7 @@
 //! The stand-in speaks the API the way ../shared/alpaca-api.md describes: both endpoint
 //! forms, shared paging across symbols, auth, limits, tokens and error shapes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 async fn get(url: &str, auth: bool) -> (u16, Value) {

@@ -1,9 +1,7 @@
 //! Trades and bars end to end into SQLite, checked value by value against the stand-in's own
 //! generator: corrections overwrite the trade they correct, bars of several timeframes.
 
-mod common;
-
-use common::{assert_one_line_failure, small, standin, Workdir};
+use crate::common::{assert_one_line_failure, small, standin, Workdir};
 use data::standin::generate::{day_bars, timeframe_ns, DayTrades};
 use data::standin::StandinConfig;
 use data::time::{new_york_dates, DateRange};

@@ -1,9 +1,7 @@
 //! The real `data` binary against the in-process stand-in: imports checked row by row,
 //! idempotent reruns, the batch log, faults survived, and interruption.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use data::standin::StandinConfig;
 use std::time::Duration;
 

@@ -4,9 +4,7 @@
 //! password asked for, then `FATAL 28P01 password authentication failed` — and checks that
 //! the importer fails with one line that names the problem and never shows the password.
 
-mod common;
-
-use common::{assert_one_line_failure, small, standin, Workdir};
+use crate::common::{assert_one_line_failure, small, standin, Workdir};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -1,9 +1,7 @@
 //! Bad input through the real binary: one clear line on stderr, a non-zero exit, no panic,
 //! and nothing written that was not asked for.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Input errors are caught before anything runs: stderr is exactly the one error line.
 fn assert_only_line(run: &Run, code: i32, needle: &str) {

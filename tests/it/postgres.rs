@@ -6,9 +6,7 @@
 //! postgres://root@127.0.0.1:5432/postgres; `.ci/run` sets it). Without it every test here
 //! prints that it was NOT RUN and returns.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use data::standin::StandinConfig;
 use sqlx::{Connection, PgConnection, Row};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,9 +1,7 @@
 //! The import options: --skip-duplicates, --drop-indexes (including a kill -9 mid-import),
 //! the thinning transforms, and settings resolution through `data config show`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use data::standin::StandinConfig;
 use std::time::Duration;
 

@@ -2,9 +2,7 @@
 //! and schema as an outside Arrow reader sees them, `load-historical` back into SQLite, a
 //! kill during a Parquet import, and missing days.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use data::standin::StandinConfig;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::{Path, PathBuf};

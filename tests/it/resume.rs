@@ -1,9 +1,7 @@
 //! Resume, pacing and concurrency (issue 6): the real binary killed with SIGKILL at several
 //! points and rerun, shards fetched concurrently, requests paced to the plan's limit.
 
-mod common;
-
-use common::{expected_rows, small, standin, Workdir};
+use crate::common::{expected_rows, small, standin, Workdir};
 use data::standin::{Logged, StandinConfig};
 use data::time::parse_rfc3339_nanos;
 use sqlx::Row;

@@ -1,9 +1,7 @@
 //! Many symbols in one run: a comma-separated list or --symbols-file, per-symbol shards,
 //! per-symbol counts and a warning for symbols without data, bad symbols named.
 
-mod common;
-
-use common::{assert_one_line_failure, expected_rows, small, standin, Workdir};
+use crate::common::{assert_one_line_failure, expected_rows, small, standin, Workdir};
 use data::standin::StandinConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,17 @@
+//! The integration tests, one binary (it builds and links once): the real `data` binary
+//! and the library against the in-process Alpaca stand-in, real SQLite files, and the
+//! PostgreSQL server named by `DATA_TEST_POSTGRES_URL`. `cargo test --test it resume` runs
+//! one module.
+
+mod common;
+
+mod cli;
+mod import;
+mod options;
+mod parquet;
+mod pg_auth;
+mod postgres;
+mod resume;
+mod standin;
+mod symbols;
+mod trades_bars;
