@@ -6,7 +6,7 @@ use super::postgres::{PgDialect, PgSink};
 use super::sql::{BulkWrite, WriteMode};
 use super::sqlite::{SqliteDialect, SqliteSink};
 use super::SqlRow;
-use crate::dataset::TableSpec;
+use crate::dataset::{Adjustment, DatasetId, TableSpec, Timeframe};
 use crate::model::{Bar, Quote, Trade};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::{Saved, Tracking};
@@ -61,89 +61,33 @@ impl Database {
     pub fn track(&mut self, tracking: Tracking) {
         each!(self, db => db.track(tracking))
     }
+}
 
-    pub async fn load_progress(
-        &mut self,
-        dataset: &str,
-        symbol: &str,
-        first: NaiveDate,
-        last: NaiveDate,
-    ) -> anyhow::Result<Vec<Saved>> {
-        each!(self, db => db.load_progress(dataset, symbol, first, last).await)
-    }
+/// The `SqlSink` operations `Database` forwards to whichever backend it holds (each one
+/// documented on `SqlSink`).
+macro_rules! forward {
+    ($(async fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        impl Database {
+            $(
+                pub async fn $name(&mut self, $($arg: $ty),*) -> anyhow::Result<$ret> {
+                    each!(self, db => db.$name($($arg),*).await)
+                }
+            )*
+        }
+    };
+}
 
-    pub async fn set_thinning(&mut self, spec: &str) -> anyhow::Result<()> {
-        each!(self, db => db.set_thinning(spec).await)
-    }
-
-    pub async fn has_rows_in(
-        &mut self,
-        table: &TableSpec,
-        symbol: &str,
-        start_ns: i64,
-        end_ns: i64,
-    ) -> anyhow::Result<bool> {
-        each!(self, db => db.has_rows_in(table, symbol, start_ns, end_ns).await)
-    }
-
-    pub async fn drop_secondary_indexes(
-        &mut self,
-        table: &TableSpec,
-    ) -> anyhow::Result<Vec<String>> {
-        each!(self, db => db.drop_secondary_indexes(table).await)
-    }
-
-    pub async fn rebuild_dropped_indexes(
-        &mut self,
-        only_orphans: bool,
-    ) -> anyhow::Result<Vec<String>> {
-        each!(self, db => db.rebuild_dropped_indexes(only_orphans).await)
-    }
-
-    pub async fn day_counts(
-        &mut self,
-        symbol: Option<&str>,
-    ) -> anyhow::Result<Vec<(String, String, NaiveDate, i64)>> {
-        each!(self, db => db.day_counts(symbol).await)
-    }
-
-    pub async fn read_quotes(
-        &mut self,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Quote>> {
-        each!(self, db => db.read_quotes(symbol, from_ns, until_ns).await)
-    }
-
-    pub async fn read_trades(
-        &mut self,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Trade>> {
-        each!(self, db => db.read_trades(symbol, from_ns, until_ns).await)
-    }
-
-    pub async fn read_bars(
-        &mut self,
-        symbol: &str,
-        spec: (crate::dataset::Timeframe, crate::dataset::Adjustment),
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Bar>> {
-        each!(self, db => db.read_bars(symbol, spec, from_ns, until_ns).await)
-    }
-
-    pub async fn delete_rows(
-        &mut self,
-        layout: &crate::dataset::DatasetId,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<u64> {
-        each!(self, db => db.delete_rows(layout, symbol, from_ns, until_ns).await)
-    }
+forward! {
+    async fn load_progress(dataset: &str, symbol: &str, first: NaiveDate, last: NaiveDate) -> Vec<Saved>;
+    async fn set_thinning(spec: &str) -> ();
+    async fn has_rows_in(table: &TableSpec, symbol: &str, start_ns: i64, end_ns: i64) -> bool;
+    async fn drop_secondary_indexes(table: &TableSpec) -> Vec<String>;
+    async fn rebuild_dropped_indexes(only_orphans: bool) -> Vec<String>;
+    async fn day_counts(symbol: Option<&str>) -> Vec<(String, String, NaiveDate, i64)>;
+    async fn read_quotes(symbol: &str, from_ns: i64, until_ns: i64) -> Vec<Quote>;
+    async fn read_trades(symbol: &str, from_ns: i64, until_ns: i64) -> Vec<Trade>;
+    async fn read_bars(symbol: &str, spec: (Timeframe, Adjustment), from_ns: i64, until_ns: i64) -> Vec<Bar>;
+    async fn delete_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> u64;
 }
 
 impl<R: SqlRow> Sink<R> for Database
