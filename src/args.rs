@@ -52,10 +52,11 @@ pub enum Command {
     #[command(
         long_about = "Move a symbol's raw quotes, trades or bars before the cutoff from the \
             database to the Parquet store, one file at a time (a New York day; bars: a calendar \
-            month, moved once all of it is before the cutoff): the file is written atomically \
-            (merged with any file already there), read back and verified (every row compared), \
-            and only then are the rows deleted from the database. A crash at any point loses \
-            nothing, and a rerun duplicates nothing.",
+            month, moved once all of it is before the cutoff), through the same pipeline as an \
+            import: the file is written atomically (merged with any file already there), read \
+            back and verified (every database row compared), and only then are the rows deleted \
+            from the database. A crash at any point loses nothing, and a rerun duplicates \
+            nothing.",
         after_help = "Examples:\n  data archive quotes AAPL --older-than 30d\n  data archive trades AAPL --older-than 2024-07-01\n  \
             data archive bars AAPL --older-than 2024-07-01 --timeframe 1Min"
     )]

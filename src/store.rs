@@ -1,24 +1,23 @@
 //! `data status` and `data archive`: what each store holds, and moving old days from the
 //! database to the Parquet store without ever losing or duplicating a row.
 //!
-//! Archive works one file's unit at a time (a New York day; bars: a calendar month): the
-//! unit's database rows (merged with any file already stored for it) are written as its
-//! file atomically, read back and verified (every row compared), and only then deleted from
-//! the database. A crash at
-//! any point leaves the rows in the database, in the file, or both — and a rerun merges by
-//! key, so it neither loses nor duplicates anything.
+//! Archive runs through the pipeline (`commands::archive`): each unit's database rows (a New
+//! York day; bars: a calendar month), merged with any file already stored for it, go to the
+//! Parquet sink, which writes the unit's file atomically; then each file is read back and
+//! verified (it holds exactly the merged rows' count and every database row with its exact
+//! values), and only then are the unit's rows deleted from the database. A crash at any
+//! point leaves the rows in the database, in the file, or both — and a rerun merges by key,
+//! so it neither loses nor duplicates anything.
 
 use crate::dataset::DatasetId;
 use crate::model::{Bar, Quote, Symbol, Trade};
 use crate::resume::ShardUnit;
 use crate::sink::database::{is_postgres_url, Database};
-use crate::sink::parquet::{list_units, read_file, rows_per_day, write_file, StoreRecord};
+use crate::sink::parquet::{list_units, read_file, rows_per_day, StoreRecord};
 use crate::time::is_weekday;
-use anyhow::anyhow;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 /// One line of `data status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +179,7 @@ pub trait Archivable: StoreRecord {
         symbol: &str,
         from_ns: i64,
         until_ns: i64,
-    ) -> impl std::future::Future<Output = anyhow::Result<Vec<Self>>>;
+    ) -> impl std::future::Future<Output = anyhow::Result<Vec<Self>>> + Send;
     /// Quotes: (t, seq); trades: (exchange, id) within the day; bars: t.
     fn merge_key(&self) -> (i64, u64, String);
 }
@@ -233,76 +232,92 @@ impl Archivable for Bar {
     }
 }
 
-/// Moves `symbol`'s rows of `layout` before `cutoff` from the database to the Parquet
-/// store, one file's unit at a time (write, verify, then delete). A month of bars moves
-/// only once all of it is before `cutoff`.
-pub async fn archive<R: Archivable>(
+/// The units (days; bars: months) of `symbol`'s rows of `dataset` in the database that lie
+/// wholly before `cutoff`, in order: what `archive` moves.
+pub async fn archivable_units(
     db: &mut Database,
-    root: &Path,
-    layout: &DatasetId,
+    dataset: &DatasetId,
     symbol: &Symbol,
     cutoff: NaiveDate,
-) -> anyhow::Result<ArchiveReport> {
-    let mut report = ArchiveReport::default();
-    let name = layout.key();
+) -> anyhow::Result<Vec<NaiveDate>> {
+    let name = dataset.key();
+    let cutoff_ns = crate::time::new_york_time_nanos(cutoff, 0, 0);
     let mut units: Vec<NaiveDate> = db
         .day_counts(Some(symbol.as_str()))
         .await?
         .into_iter()
         .filter(|(ds, _, d, _)| *ds == name && *d < cutoff)
-        .map(|(_, _, d, _)| layout.unit_key(crate::time::new_york_time_nanos(d, 12, 0)))
+        .map(|(_, _, d, _)| dataset.unit_key(crate::time::new_york_time_nanos(d, 12, 0)))
+        .filter(|key| dataset.unit_bounds(*key).1 <= cutoff_ns)
         .collect();
     units.dedup();
-    let cutoff_ns = crate::time::new_york_time_nanos(cutoff, 0, 0);
-    let shared: Arc<str> = symbol.shared();
-    for key in units {
-        let (from, until) = layout.unit_bounds(key);
-        if until > cutoff_ns {
-            continue;
-        }
-        let in_db: Vec<R> = R::read(db, layout, symbol.as_str(), from, until).await?;
-        let path = layout.file(root, symbol.as_str(), key);
-        // Merge with a file already stored for the unit (an earlier archive or import, or a
-        // run that crashed after writing): keyed by identity, the database's row wins.
-        let mut merged: BTreeMap<(i64, u64, String), R> = BTreeMap::new();
-        if path.exists() {
-            for r in read_file::<R>(&path, &shared, layout)? {
-                merged.insert(r.merge_key(), r);
-            }
-        }
-        let n_db = in_db.len();
-        for r in in_db {
+    Ok(units)
+}
+
+/// A unit's database rows merged with the file already stored for it, if any (an earlier
+/// archive or import, or a run that crashed after writing): keyed by identity, the
+/// database's row wins; in time order.
+pub fn merge_with_file<R: Archivable>(
+    root: &Path,
+    dataset: &DatasetId,
+    symbol: &Symbol,
+    key: NaiveDate,
+    in_db: Vec<R>,
+) -> anyhow::Result<Vec<R>> {
+    let path = dataset.file(root, symbol.as_str(), key);
+    let mut merged: BTreeMap<(i64, u64, String), R> = BTreeMap::new();
+    if path.exists() {
+        for r in read_file::<R>(&path, &symbol.shared(), dataset)? {
             merged.insert(r.merge_key(), r);
         }
-        let mut rows: Vec<R> = merged.into_values().collect();
-        rows.sort_by_key(|r| r.time());
-        let (rows, written) = {
-            let (root, layout, sym) = (root.to_path_buf(), *layout, symbol.as_str().to_string());
-            tokio::task::spawn_blocking(move || {
-                write_file(&root, &layout, &sym, key, &rows).map(|p| (rows, p))
-            })
-            .await
-            .map_err(|e| anyhow!("the file writer task failed: {e}"))??
-        };
-        let back = read_file::<R>(&written, &shared, layout)?;
-        if back != rows {
-            anyhow::bail!(
-                "verification of {} failed ({} rows read back, {} written, or values differ); nothing was deleted from the database",
-                written.display(),
-                back.len(),
-                rows.len()
-            );
-        }
-        let deleted = db.delete_rows(layout, symbol.as_str(), from, until).await?;
-        tracing::info!(
-            "[ARCHIVE] {symbol} {name} {key}: {n_db} database rows -> {} ({} rows, verified), {deleted} deleted from the database",
-            written.display(),
-            rows.len()
-        );
-        report.units += 1;
-        report.rows += n_db as u64;
     }
-    Ok(report)
+    for r in in_db {
+        merged.insert(r.merge_key(), r);
+    }
+    let mut rows: Vec<R> = merged.into_values().collect();
+    rows.sort_by_key(|r| r.time());
+    Ok(rows)
+}
+
+/// After a unit's file was written: reads it back and checks it holds `expected` rows, among
+/// them every database row of the unit with exactly its values; only then deletes the
+/// unit's rows (and progress records) from the database. Returns the rows deleted.
+pub async fn verify_and_delete<R: Archivable>(
+    db: &mut Database,
+    dataset: &DatasetId,
+    symbol: &Symbol,
+    key: NaiveDate,
+    path: &Path,
+    expected: usize,
+) -> anyhow::Result<u64> {
+    let (from, until) = dataset.unit_bounds(key);
+    let in_db: Vec<R> = R::read(db, dataset, symbol.as_str(), from, until).await?;
+    let back = read_file::<R>(path, &symbol.shared(), dataset)?;
+    let stored: BTreeMap<(i64, u64, String), &R> =
+        back.iter().map(|r| (r.merge_key(), r)).collect();
+    let missing = in_db
+        .iter()
+        .filter(|r| stored.get(&r.merge_key()) != Some(r))
+        .count();
+    if back.len() != expected || stored.len() != back.len() || missing > 0 {
+        anyhow::bail!(
+            "verification of {} failed ({} rows read back, {expected} written, {missing} of the database's {} rows missing or different); nothing was deleted from the database",
+            path.display(),
+            back.len(),
+            in_db.len()
+        );
+    }
+    let deleted = db
+        .delete_rows(dataset, symbol.as_str(), from, until)
+        .await?;
+    tracing::info!(
+        "[ARCHIVE] {symbol} {} {key}: {} database rows -> {} ({} rows, verified), {deleted} deleted from the database",
+        dataset.key(),
+        in_db.len(),
+        path.display(),
+        back.len()
+    );
+    Ok(deleted)
 }
 
 #[cfg(test)]

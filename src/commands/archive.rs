@@ -1,40 +1,213 @@
 //! `data archive`: a symbol's rows before a cutoff, from the database to the Parquet store,
-//! verified, then deleted (see [`crate::store::archive`]).
+//! through the same pipeline as an import (the database as the source, one shard per unit;
+//! the Parquet sink writing each unit's file atomically), then each file verified and only
+//! then its rows deleted from the database (see [`crate::store`]).
 
 use super::for_rows;
 use crate::args::ArchiveArgs;
+use crate::dataset::DatasetId;
 use crate::job::ArchiveJob;
+use crate::model::Symbol;
+use crate::pipeline::Chunk;
 use crate::progress::init_logging;
-use crate::run::Outcome;
+use crate::resume::Shard;
+use crate::run::{pipe, Fetched, Outcome, Report, Source};
 use crate::sink::database::Database;
-use crate::store::archive as archive_units;
-use crate::time::new_york_date;
+use crate::sink::parquet::ParquetSink;
+use crate::source::alpaca::PAGE_LIMIT;
+use crate::store::{
+    archivable_units, merge_with_file, verify_and_delete, Archivable, ArchiveReport,
+};
+use crate::time::{new_york_date, DateRange};
+use crate::transform::Passthrough;
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
     let today = new_york_date(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX));
     let job = ArchiveJob::new(&args, today)?;
+    init_logging(job.settings.log_path())?;
+    let started = Instant::now();
+    let dataset = job.dataset;
+    let (outcome, report) = for_rows!(dataset, R => archive::<R>(&job).await?);
+    if outcome == Outcome::Completed {
+        tracing::info!(
+            "[DONE] archived {} {} before {}: {} {}, {} rows moved to {} in {:.1}s",
+            job.symbol,
+            dataset.noun(),
+            job.cutoff,
+            report.units,
+            dataset.unit().noun(),
+            report.rows,
+            job.settings.historical_path.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(outcome)
+}
+
+async fn open(job: &ArchiveJob) -> anyhow::Result<Database> {
     let settings = &job.settings;
-    init_logging(settings.log_path())?;
-    let mut db = Database::open(
+    Database::open(
         &settings.database_url,
         Duration::from_secs(settings.busy_timeout_secs),
     )
-    .await?;
-    let started = Instant::now();
-    let root = &settings.historical_path;
-    let (dataset, symbol, cutoff) = (job.dataset, &job.symbol, job.cutoff);
-    let report = for_rows!(dataset, R => {
-        archive_units::<R>(&mut db, root, &dataset, symbol, cutoff).await?
-    });
-    tracing::info!(
-        "[DONE] archived {symbol} {} before {cutoff}: {} {}, {} rows moved to {} in {:.1}s",
-        dataset.noun(),
-        report.units,
-        dataset.unit().noun(),
-        report.rows,
-        root.display(),
-        started.elapsed().as_secs_f64()
+    .await
+}
+
+/// Plans the units, runs them through the pipeline, then verifies and deletes each.
+async fn archive<R: Archivable>(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
+    let (dataset, symbol) = (job.dataset, &job.symbol);
+    let root = &job.settings.historical_path;
+    let mut db = open(job).await?;
+    let units = archivable_units(&mut db, &dataset, symbol, job.cutoff).await?;
+    let (Some(first), Some(last)) = (units.first(), units.last()) else {
+        return Ok((Outcome::Completed, ArchiveReport::default()));
+    };
+    let range = DateRange {
+        start_ns: dataset.unit_bounds(*first).0,
+        end_ns: dataset.unit_bounds(*last).1 - 1,
+    };
+    let shards: Arc<Vec<Shard>> = Arc::new(
+        units
+            .iter()
+            .map(|&key| {
+                let (from, until) = dataset.unit_bounds(key);
+                Shard {
+                    symbol: symbol.clone(),
+                    day: key,
+                    start_ns: from,
+                    end_ns: until - 1,
+                    record_start_ns: from,
+                    resume_after: None,
+                    can_finish: true,
+                }
+            })
+            .collect(),
     );
-    Ok(Outcome::Completed)
+    let report = Report {
+        symbols: vec![symbol.clone()],
+        unit: dataset.unit().noun(),
+        noun: dataset.noun(),
+        item: dataset.item(),
+        table: "parquet",
+        spec: String::new(),
+        from: format!("the database {}", db.describe()),
+    };
+    let source = DatabaseSource {
+        db,
+        root: root.clone(),
+        dataset,
+        shards: shards.clone(),
+        counts: Arc::default(),
+    };
+    let counts = source.counts.clone();
+    let mut sink = ParquetSink::<R>::new(root, dataset, shards)?;
+    let batch = job.settings.batch_size;
+    let (outcome, _) = pipe(
+        &report,
+        range,
+        batch,
+        &mut sink,
+        Passthrough::<R>::default,
+        source,
+    )
+    .await
+    .map_err(|e| e.context("nothing was deleted from the database"))?;
+    if outcome != Outcome::Completed {
+        return Ok((outcome, ArchiveReport::default()));
+    }
+    // Every unit's file is in place: verify each, then delete its database rows.
+    let mut db = open(job).await?;
+    let counts = counts.lock().map(|c| c.clone()).unwrap_or_default();
+    let mut done = ArchiveReport::default();
+    for file in &sink.written {
+        let Some(&(in_db, merged)) = counts.get(&file.date) else {
+            anyhow::bail!(
+                "{} was written for a unit that was not read",
+                file.path.display()
+            );
+        };
+        verify_and_delete::<R>(&mut db, &dataset, symbol, file.date, &file.path, merged).await?;
+        done.units += 1;
+        done.rows += in_db as u64;
+    }
+    Ok((Outcome::Completed, done))
+}
+
+/// The database as a pipeline source: each unit's rows, merged with the unit's file already
+/// in the store, as the unit's shard. Records per unit how many rows came from the database
+/// and how many the merged unit holds, for the verification.
+struct DatabaseSource {
+    db: Database,
+    root: PathBuf,
+    dataset: DatasetId,
+    shards: Arc<Vec<Shard>>,
+    counts: Arc<Mutex<BTreeMap<NaiveDate, (usize, usize)>>>,
+}
+
+impl<R: Archivable> Source<R> for DatabaseSource {
+    fn shard_count(&self) -> Option<u64> {
+        Some(self.shards.len() as u64)
+    }
+
+    fn page_word(&self) -> &'static str {
+        self.dataset.unit().noun()
+    }
+
+    fn spawn(
+        self,
+        tx: mpsc::Sender<Chunk<R>>,
+        cancel: watch::Receiver<bool>,
+    ) -> JoinHandle<anyhow::Result<Fetched>> {
+        let DatabaseSource {
+            mut db,
+            root,
+            dataset,
+            shards,
+            counts,
+        } = self;
+        tokio::spawn(async move {
+            let mut fetched = Fetched::default();
+            for (index, shard) in shards.iter().enumerate() {
+                if *cancel.borrow() {
+                    break;
+                }
+                let symbol: &Symbol = &shard.symbol;
+                let (from, until) = (shard.start_ns, shard.end_ns + 1);
+                let in_db: Vec<R> =
+                    R::read(&mut db, &dataset, symbol.as_str(), from, until).await?;
+                let n_db = in_db.len();
+                let merged = merge_with_file(&root, &dataset, symbol, shard.day, in_db)?;
+                if let Ok(mut c) = counts.lock() {
+                    c.insert(shard.day, (n_db, merged.len()));
+                }
+                fetched.pages += 1;
+                fetched.rows += merged.len() as u64;
+                // Page-sized chunks, so the channel holds what it holds for an import.
+                let mut rows = merged.into_iter();
+                loop {
+                    let part: Vec<R> = rows.by_ref().take(PAGE_LIMIT as usize).collect();
+                    let last = rows.len() == 0;
+                    let chunk = Chunk {
+                        shard: index as u32,
+                        rows: part,
+                        last,
+                    };
+                    if tx.send(chunk).await.is_err() {
+                        return Ok(fetched);
+                    }
+                    if last {
+                        break;
+                    }
+                }
+            }
+            Ok(fetched)
+        })
+    }
 }

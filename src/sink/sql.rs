@@ -452,6 +452,31 @@ where
             .collect()
     }
 
+    /// The stored columns of `symbol`'s rows with `from_ns <= t < until_ns` (bars: of
+    /// `bars`' timeframe and adjustment), by one of the `SELECT_*` statements.
+    async fn fetch<C>(
+        &mut self,
+        sql: &str,
+        symbol: &str,
+        (from_ns, until_ns): (i64, i64),
+        bars: Option<(Timeframe, Adjustment)>,
+    ) -> anyhow::Result<Vec<C>>
+    where
+        C: for<'r> FromRow<'r, <D::DB as Database>::Row> + Send + Unpin,
+    {
+        let sql = D::sql(sql);
+        let mut q = sqlx::query_as::<_, C>(&sql)
+            .bind(symbol)
+            .bind(from_ns)
+            .bind(until_ns);
+        if let Some((timeframe, adjustment)) = bars {
+            q = q.bind(timeframe.as_str()).bind(adjustment.as_str());
+        }
+        q.fetch_all(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot read rows back"))
+    }
+
     /// The raw quotes of `symbol` with `from_ns <= t < until_ns`, in key order.
     pub async fn read_quotes(
         &mut self,
@@ -459,13 +484,9 @@ where
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<Vec<Quote>> {
-        let rows: Vec<QuoteColumns> = sqlx::query_as(&D::sql(SELECT_QUOTES))
-            .bind(symbol)
-            .bind(from_ns)
-            .bind(until_ns)
-            .fetch_all(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot read quotes"))?;
+        let rows: Vec<QuoteColumns> = self
+            .fetch(SELECT_QUOTES, symbol, (from_ns, until_ns), None)
+            .await?;
         let sym: Arc<str> = symbol.into();
         rows.into_iter()
             .map(|r| super::quote_from_columns(&sym, r))
@@ -479,13 +500,9 @@ where
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<Vec<Trade>> {
-        let rows: Vec<TradeColumns> = sqlx::query_as(&D::sql(SELECT_TRADES))
-            .bind(symbol)
-            .bind(from_ns)
-            .bind(until_ns)
-            .fetch_all(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot read trades"))?;
+        let rows: Vec<TradeColumns> = self
+            .fetch(SELECT_TRADES, symbol, (from_ns, until_ns), None)
+            .await?;
         let sym: Arc<str> = symbol.into();
         rows.into_iter()
             .map(|r| super::trade_from_columns(&sym, r))
@@ -496,21 +513,15 @@ where
     pub async fn read_bars(
         &mut self,
         symbol: &str,
-        (timeframe, adjustment): (Timeframe, Adjustment),
+        spec: (Timeframe, Adjustment),
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<Vec<Bar>> {
-        let rows: Vec<BarColumns> = sqlx::query_as(&D::sql(SELECT_BARS))
-            .bind(symbol)
-            .bind(from_ns)
-            .bind(until_ns)
-            .bind(timeframe.as_str())
-            .bind(adjustment.as_str())
-            .fetch_all(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e, "cannot read bars"))?;
+        let rows: Vec<BarColumns> = self
+            .fetch(SELECT_BARS, symbol, (from_ns, until_ns), Some(spec))
+            .await?;
         let sym: Arc<str> = symbol.into();
-        let (timeframe, adjustment) = (timeframe.as_str().into(), adjustment.as_str().into());
+        let (timeframe, adjustment) = (spec.0.as_str().into(), spec.1.as_str().into());
         rows.into_iter()
             .map(|r| super::bar_from_columns(&sym, &timeframe, &adjustment, r))
             .collect()
