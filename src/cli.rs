@@ -4,7 +4,7 @@
 
 use crate::args::{Cli, Command, ConfigAction};
 use crate::commands;
-use crate::config::{self, SettingsError};
+use crate::config::SettingsError;
 use crate::run::{Outcome, EXIT_INTERRUPTED};
 use clap::Parser;
 use std::process::ExitCode;
@@ -69,7 +69,7 @@ pub fn main() -> ExitCode {
             Command::LoadHistorical(args) => commands::load_historical::run(args).await,
             Command::Archive(args) => commands::archive::run(args).await,
             Command::Status(args) => {
-                let settings = config::resolve(&args.settings, &config::process_env)?;
+                let settings = crate::job::settings_of(&args.settings)?;
                 let (holdings, notes) = crate::store::status(
                     &settings.database_url,
                     &settings.historical_path,
@@ -82,7 +82,7 @@ pub fn main() -> ExitCode {
             Command::Config {
                 action: ConfigAction::Show(args),
             } => {
-                let settings = config::resolve(&args, &config::process_env)?;
+                let settings = crate::job::settings_of(&args)?;
                 print!("{}", settings.show());
                 Ok(Outcome::Completed)
             }
