@@ -100,6 +100,91 @@ impl Timeframe {
     }
 }
 
+/// The type of a stored column, as the Parquet store (and Arrow) keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Nanoseconds since the Unix epoch, UTC.
+    TimestampNs,
+    Utf8,
+    Float64,
+    UInt32,
+    UInt64,
+    /// A list of strings (condition codes).
+    Utf8List,
+}
+
+/// One column of a dataset's rows: its name, type and nullability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    pub name: &'static str,
+    pub ty: ColumnType,
+    pub nullable: bool,
+}
+
+const fn col(name: &'static str, ty: ColumnType) -> Column {
+    Column {
+        name,
+        ty,
+        nullable: false,
+    }
+}
+
+use ColumnType::{Float64, TimestampNs, UInt32, UInt64, Utf8, Utf8List};
+
+/// A quote's columns. `symbol` (and the day or month) are not columns: they are the hive
+/// partition keys in the store's paths, which readers add as columns.
+const QUOTE_ROW: &[Column] = &[
+    col("t", TimestampNs),
+    col("seq", UInt32),
+    col("bid_exchange", Utf8),
+    col("bid_price", Float64),
+    col("bid_size", UInt32),
+    col("ask_exchange", Utf8),
+    col("ask_price", Float64),
+    col("ask_size", UInt32),
+    col("conditions", Utf8List),
+    col("tape", Utf8),
+];
+
+/// A trade's columns; `update` (Alpaca's `u`) is null for a plain trade.
+const TRADE_ROW: &[Column] = &[
+    col("t", TimestampNs),
+    col("exchange", Utf8),
+    col("id", UInt64),
+    col("price", Float64),
+    col("size", UInt64),
+    col("conditions", Utf8List),
+    col("tape", Utf8),
+    Column {
+        name: "update",
+        ty: Utf8,
+        nullable: true,
+    },
+];
+
+/// A bar's columns (timeframe and adjustment are partition keys too).
+const BAR_ROW: &[Column] = &[
+    col("t", TimestampNs),
+    col("open", Float64),
+    col("high", Float64),
+    col("low", Float64),
+    col("close", Float64),
+    col("volume", UInt64),
+    col("trade_count", UInt64),
+    col("vwap", Float64),
+];
+
+impl Kind {
+    /// The columns of this kind's rows, `t` first (the sort key).
+    pub fn columns(self) -> &'static [Column] {
+        match self {
+            Kind::Quotes => QUOTE_ROW,
+            Kind::Trades => TRADE_ROW,
+            Kind::Bars => BAR_ROW,
+        }
+    }
+}
+
 /// The name of every file of the Parquet store, inside its unit's folder.
 pub const FILE_NAME: &str = "part-0.parquet";
 

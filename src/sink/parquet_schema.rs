@@ -2,7 +2,7 @@
 //! schema of its files and the conversions between rows and Arrow batches, both ways.
 //! Column 0 of every schema is `t`, the files' sort key and row-group statistics column.
 
-use crate::dataset::DatasetId;
+use crate::dataset::{ColumnType, DatasetId, Kind};
 use crate::model::{Bar, Quote, Record, Trade};
 use anyhow::Context;
 use arrow_array::builder::{ListBuilder, StringBuilder};
@@ -42,20 +42,28 @@ pub trait StoreRecord: Record + Clone + PartialEq + Send + Sync + Sized + 'stati
     }
 }
 
-fn t_field() -> Field {
-    Field::new(
-        "t",
-        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-        false,
-    )
-}
-
-fn list_field(name: &str) -> Field {
-    Field::new(
-        name,
-        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-        false,
-    )
+/// The Arrow schema of a kind's files, from the dataset's column list.
+fn schema_of(kind: Kind) -> SchemaRef {
+    let fields: Vec<Field> = kind
+        .columns()
+        .iter()
+        .map(|c| {
+            let ty = match c.ty {
+                ColumnType::TimestampNs => {
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+                }
+                ColumnType::Utf8 => DataType::Utf8,
+                ColumnType::Float64 => DataType::Float64,
+                ColumnType::UInt32 => DataType::UInt32,
+                ColumnType::UInt64 => DataType::UInt64,
+                ColumnType::Utf8List => {
+                    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+                }
+            };
+            Field::new(c.name, ty, c.nullable)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 fn t_array(times: impl Iterator<Item = i64>) -> ArrayRef {
@@ -121,18 +129,7 @@ impl StoreRecord for Quote {
     /// `symbol` and `date` are not columns: they are the hive partition keys in the path,
     /// which readers add as columns.
     fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            t_field(),
-            Field::new("seq", DataType::UInt32, false),
-            Field::new("bid_exchange", DataType::Utf8, false),
-            Field::new("bid_price", DataType::Float64, false),
-            Field::new("bid_size", DataType::UInt32, false),
-            Field::new("ask_exchange", DataType::Utf8, false),
-            Field::new("ask_price", DataType::Float64, false),
-            Field::new("ask_size", DataType::UInt32, false),
-            list_field("conditions"),
-            Field::new("tape", DataType::Utf8, false),
-        ]))
+        schema_of(Kind::Quotes)
     }
 
     fn to_batch(rows: &[Quote]) -> anyhow::Result<RecordBatch> {
@@ -204,16 +201,7 @@ impl StoreRecord for Trade {
     /// `update` is Alpaca's `u` (`corrected`, `canceled`, `incorrect`), null for a plain
     /// trade.
     fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            t_field(),
-            Field::new("exchange", DataType::Utf8, false),
-            Field::new("id", DataType::UInt64, false),
-            Field::new("price", DataType::Float64, false),
-            Field::new("size", DataType::UInt64, false),
-            list_field("conditions"),
-            Field::new("tape", DataType::Utf8, false),
-            Field::new("update", DataType::Utf8, true),
-        ]))
+        schema_of(Kind::Trades)
     }
 
     fn to_batch(rows: &[Trade]) -> anyhow::Result<RecordBatch> {
@@ -285,16 +273,7 @@ impl StoreRecord for Trade {
 impl StoreRecord for Bar {
     /// The timeframe and adjustment are partition keys in the path.
     fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            t_field(),
-            Field::new("open", DataType::Float64, false),
-            Field::new("high", DataType::Float64, false),
-            Field::new("low", DataType::Float64, false),
-            Field::new("close", DataType::Float64, false),
-            Field::new("volume", DataType::UInt64, false),
-            Field::new("trade_count", DataType::UInt64, false),
-            Field::new("vwap", DataType::Float64, false),
-        ]))
+        schema_of(Kind::Bars)
     }
 
     fn to_batch(rows: &[Bar]) -> anyhow::Result<RecordBatch> {
@@ -359,4 +338,66 @@ impl StoreRecord for Bar {
 /// The schema of every quotes file.
 pub fn quotes_schema() -> SchemaRef {
     <Quote as StoreRecord>::schema()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What outside readers (pyarrow, DuckDB, Polars) see: names, types and nullability of
+    /// every column, spelled out so a change to the dataset's column list cannot change the
+    /// files unnoticed.
+    #[test]
+    fn files_keep_the_schemas_readers_know() {
+        let show = |schema: SchemaRef| -> Vec<String> {
+            schema
+                .fields()
+                .iter()
+                .map(|f| format!("{} {} {}", f.name(), f.data_type(), f.is_nullable()))
+                .collect()
+        };
+        let t = "t Timestamp(ns, \"UTC\") false";
+        let list = "List(Utf8)";
+        assert_eq!(
+            show(Quote::schema()),
+            [
+                t.to_string(),
+                "seq UInt32 false".into(),
+                "bid_exchange Utf8 false".into(),
+                "bid_price Float64 false".into(),
+                "bid_size UInt32 false".into(),
+                "ask_exchange Utf8 false".into(),
+                "ask_price Float64 false".into(),
+                "ask_size UInt32 false".into(),
+                format!("conditions {list} false"),
+                "tape Utf8 false".into(),
+            ]
+        );
+        assert_eq!(
+            show(Trade::schema()),
+            [
+                t.to_string(),
+                "exchange Utf8 false".into(),
+                "id UInt64 false".into(),
+                "price Float64 false".into(),
+                "size UInt64 false".into(),
+                format!("conditions {list} false"),
+                "tape Utf8 false".into(),
+                "update Utf8 true".into(),
+            ]
+        );
+        assert_eq!(
+            show(Bar::schema()),
+            [
+                t.to_string(),
+                "open Float64 false".into(),
+                "high Float64 false".into(),
+                "low Float64 false".into(),
+                "close Float64 false".into(),
+                "volume UInt64 false".into(),
+                "trade_count UInt64 false".into(),
+                "vwap Float64 false".into(),
+            ]
+        );
+    }
 }
