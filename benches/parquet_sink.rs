@@ -4,11 +4,12 @@
 //! (default 5) runs of `BENCH_ROWS` quotes (default 2,000,000, about 54 days of the
 //! stand-in's AAPL), each into a fresh folder, and the bytes written per quote.
 
+use arrow_array::RecordBatch;
 use data::dataset::DatasetId;
-use data::model::Quote;
 use data::pipeline::{Mark, Sink};
 use data::sink::parquet::ParquetSink;
 use data::standin::generate::quotes_between;
+use data::standin::generate::{quotes_batch, GenQuote};
 use data::time::DateRange;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,17 +37,11 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
 fn main() {
     let n = env_usize("BENCH_ROWS", 2_000_000);
     let runs = env_usize("BENCH_RUNS", 5).max(1);
-    let sym: Arc<str> = Arc::from("AAPL");
     let range = DateRange::parse("2024-01-01", "2024-12-31").expect("range");
-    let (mut last, mut seq) = (i64::MIN, 0);
-    let rows: Vec<Quote> = quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 37_000)
+    let gen: Vec<GenQuote> = quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 37_000)
         .take(n)
-        .map(|g| {
-            seq = if g.t == last { seq + 1 } else { 0 };
-            last = g.t;
-            g.to_quote(&sym, seq)
-        })
         .collect();
+    let rows = quotes_batch("AAPL", &gen).expect("batch");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -55,14 +50,17 @@ fn main() {
     // pipeline does, so each day's file is closed as soon as it is complete.
     let symbol = data::model::Symbol::parse("AAPL").expect("symbol");
     let shards = Arc::new(data::resume::day_shards(&symbol, range, i64::MAX));
-    let batches: Vec<(&[Quote], Vec<Mark>)> = {
-        let chunks: Vec<&[Quote]> = rows.chunks(10_000).collect();
+    let batches: Vec<(RecordBatch, Vec<Mark>)> = {
+        let chunks: Vec<(RecordBatch, i64)> = (0..rows.num_rows())
+            .step_by(10_000)
+            .map(|s| (rows.slice(s, 10_000.min(rows.num_rows() - s)), gen[s].t))
+            .collect();
         let mut marked = 0;
         chunks
             .iter()
             .enumerate()
             .map(|(i, batch)| {
-                let next_start = chunks.get(i + 1).and_then(|b| b.first()).map(|q| q.t);
+                let next_start = chunks.get(i + 1).map(|(_, t)| *t);
                 let mut marks = Vec::new();
                 while marked < shards.len() && next_start.is_none_or(|t| shards[marked].end_ns < t)
                 {
@@ -73,7 +71,7 @@ fn main() {
                     });
                     marked += 1;
                 }
-                (*batch, marks)
+                (batch.0.clone(), marks)
             })
             .collect()
     };
@@ -82,8 +80,8 @@ fn main() {
     for _ in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let t = rt.block_on(async {
-            let mut sink = ParquetSink::<Quote>::new(dir.path(), DatasetId::Quotes, shards.clone())
-                .expect("sink");
+            let mut sink =
+                ParquetSink::new(dir.path(), DatasetId::Quotes, shards.clone()).expect("sink");
             let started = Instant::now();
             for (batch, marks) in &batches {
                 sink.write_batch(batch, marks).await.expect("write");

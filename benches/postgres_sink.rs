@@ -9,14 +9,14 @@
 //! Run with `cargo bench --bench postgres_sink`; `BENCH_ROWS` (default 500,000) and
 //! `BENCH_RUNS` (default 3); medians reported.
 
-use data::model::Quote;
+use arrow_array::RecordBatch;
 use data::pipeline::Sink;
 use data::sink::postgres::PgSink;
 use data::sink::sqlite::WriteMode;
 use data::standin::generate::quotes_between;
+use data::standin::generate::{quotes_batch, GenQuote};
 use data::time::DateRange;
 use sqlx::{Connection, PgConnection};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 10_000;
@@ -32,22 +32,27 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn quotes(n: usize) -> Vec<Quote> {
-    let sym: Arc<str> = Arc::from("AAPL");
+/// `n` generated quotes with their `seq`, and the same as one pipeline batch.
+fn quotes(n: usize) -> (Vec<(GenQuote, u32)>, RecordBatch) {
     let range = DateRange::parse("2024-01-01", "2024-12-31").expect("range");
     let (mut last, mut seq) = (i64::MIN, 0);
-    quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 37_000)
+    let gen: Vec<GenQuote> = quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 37_000)
         .take(n)
+        .collect();
+    let batch = quotes_batch("AAPL", &gen).expect("batch");
+    let rows = gen
+        .into_iter()
         .map(|g| {
             seq = if g.t == last { seq + 1 } else { 0 };
             last = g.t;
-            g.to_quote(&sym, seq)
+            (g, seq)
         })
-        .collect()
+        .collect();
+    (rows, batch)
 }
 
 /// PostgreSQL text COPY encoding of quotes (symbol_id 1), for the text-vs-binary comparison.
-fn text_rows(rows: &[Quote]) -> Vec<u8> {
+fn text_rows(rows: &[(GenQuote, u32)]) -> Vec<u8> {
     fn esc(out: &mut Vec<u8>, s: &str) {
         for b in s.bytes() {
             match b {
@@ -61,33 +66,33 @@ fn text_rows(rows: &[Quote]) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(rows.len() * 100);
     let (mut ib, mut fb) = (itoa::Buffer::new(), ryu::Buffer::new());
-    for q in rows {
+    for (q, seq) in rows {
         out.extend_from_slice(b"1\t");
         out.extend_from_slice(ib.format(q.t).as_bytes());
         out.push(b'\t');
-        out.extend_from_slice(ib.format(q.seq).as_bytes());
+        out.extend_from_slice(ib.format(*seq).as_bytes());
         out.push(b'\t');
-        esc(&mut out, &q.bid_exchange);
+        esc(&mut out, &char::from(q.bid_exchange).to_string());
         out.push(b'\t');
-        out.extend_from_slice(fb.format(q.bid_price).as_bytes());
+        out.extend_from_slice(fb.format(q.bid_price()).as_bytes());
         out.push(b'\t');
         out.extend_from_slice(ib.format(q.bid_size).as_bytes());
         out.push(b'\t');
-        esc(&mut out, &q.ask_exchange);
+        esc(&mut out, &char::from(q.ask_exchange).to_string());
         out.push(b'\t');
-        out.extend_from_slice(fb.format(q.ask_price).as_bytes());
+        out.extend_from_slice(fb.format(q.ask_price()).as_bytes());
         out.push(b'\t');
         out.extend_from_slice(ib.format(q.ask_size).as_bytes());
         out.push(b'\t');
-        esc(&mut out, &q.conditions_json());
+        esc(&mut out, q.conditions);
         out.push(b'\t');
-        esc(&mut out, &q.tape);
+        esc(&mut out, &char::from(q.tape).to_string());
         out.push(b'\n');
     }
     out
 }
 
-async fn text_copy_direct(conn: &mut PgConnection, rows: &[Quote]) {
+async fn text_copy_direct(conn: &mut PgConnection, rows: &[(GenQuote, u32)]) {
     for batch in rows.chunks(BATCH) {
         let mut tx = conn.begin().await.expect("begin");
         let mut copy = tx
@@ -100,7 +105,7 @@ async fn text_copy_direct(conn: &mut PgConnection, rows: &[Quote]) {
     }
 }
 
-async fn multirow_insert(conn: &mut PgConnection, rows: &[Quote], upsert: bool) {
+async fn multirow_insert(conn: &mut PgConnection, rows: &[(GenQuote, u32)], upsert: bool) {
     // PostgreSQL allows 65,535 bound parameters per statement: 5,957 rows of 11 columns.
     let per = 65_535 / 11;
     for batch in rows.chunks(BATCH) {
@@ -126,19 +131,19 @@ async fn multirow_insert(conn: &mut PgConnection, rows: &[Quote], upsert: bool) 
                 sql.push_str(UPSERT_TAIL);
             }
             let mut q = sqlx::query(&sql);
-            for r in chunk {
+            for (r, seq) in chunk {
                 q = q
                     .bind(1i32)
                     .bind(r.t)
-                    .bind(r.seq as i32)
-                    .bind(r.bid_exchange.as_str())
-                    .bind(r.bid_price)
+                    .bind(*seq as i32)
+                    .bind(char::from(r.bid_exchange).to_string())
+                    .bind(r.bid_price())
                     .bind(r.bid_size as i64)
-                    .bind(r.ask_exchange.as_str())
-                    .bind(r.ask_price)
+                    .bind(char::from(r.ask_exchange).to_string())
+                    .bind(r.ask_price())
                     .bind(r.ask_size as i64)
-                    .bind(r.conditions_json())
-                    .bind(r.tape.as_str());
+                    .bind(r.conditions)
+                    .bind(char::from(r.tape).to_string());
             }
             q.execute(&mut *tx).await.expect("insert");
         }
@@ -190,7 +195,7 @@ fn main() {
     };
     let n = env_usize("BENCH_ROWS", 500_000);
     let runs = env_usize("BENCH_RUNS", 3).max(1);
-    let rows = quotes(n);
+    let (rows, batch) = quotes(n);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -217,7 +222,9 @@ fn main() {
                 let url = format!("{base}/{name}");
                 let mut sink = PgSink::open(&url).await.expect("open");
                 // Symbol id 1, as the raw paths assume.
-                sink.write_batch(&rows[..1], &[]).await.expect("symbol");
+                sink.write_batch(&batch.slice(0, 1), &[])
+                    .await
+                    .expect("symbol");
                 let mut conn = PgConnection::connect(&url).await.expect("connect");
                 sqlx::query("TRUNCATE quotes")
                     .execute(&mut conn)
@@ -232,8 +239,11 @@ fn main() {
                         if *case == Case::SinkStaging {
                             sink.set_optimistic(false);
                         }
-                        for batch in rows.chunks(BATCH) {
-                            sink.write_batch(batch, &[]).await.expect("write");
+                        for start in (0..n.min(batch.num_rows())).step_by(BATCH) {
+                            let len = BATCH.min(batch.num_rows() - start);
+                            sink.write_batch(&batch.slice(start, len), &[])
+                                .await
+                                .expect("write");
                         }
                     }
                     Case::TextDirect => text_copy_direct(&mut conn, &rows).await,

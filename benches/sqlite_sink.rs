@@ -7,13 +7,12 @@
 //! databases so machine noise hits them alike; each reports the median of `BENCH_RUNS`
 //! (default 5) runs of `BENCH_ROWS` rows (default 500,000).
 
-use data::model::Quote;
+use arrow_array::RecordBatch;
 use data::pipeline::Sink;
 use data::sink::sqlite::{SqliteSink, WriteMode, QUOTES};
-use data::standin::generate::quotes_between;
+use data::standin::generate::{quotes_batch, quotes_between, GenQuote};
 use data::time::DateRange;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 10_000;
@@ -25,18 +24,30 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn quotes(n: usize) -> Vec<Quote> {
-    let sym: Arc<str> = Arc::from("AAPL");
+/// `n` generated quotes with their `seq`, and the same as one pipeline batch.
+fn quotes(n: usize) -> (Vec<(GenQuote, u32)>, RecordBatch) {
     let range = DateRange::parse("2024-01-01", "2024-12-31").expect("range");
     let (mut last, mut seq) = (i64::MIN, 0);
-    quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 37_000)
+    let gen: Vec<GenQuote> = quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 37_000)
         .take(n)
+        .collect();
+    let batch = quotes_batch("AAPL", &gen).expect("batch");
+    let rows = gen
+        .into_iter()
         .map(|g| {
             seq = if g.t == last { seq + 1 } else { 0 };
             last = g.t;
-            g.to_quote(&sym, seq)
+            (g, seq)
         })
-        .collect()
+        .collect();
+    (rows, batch)
+}
+
+/// `rows` in slices of `BATCH`.
+fn batches(rows: &RecordBatch) -> impl Iterator<Item = RecordBatch> + '_ {
+    (0..rows.num_rows())
+        .step_by(BATCH)
+        .map(move |s| rows.slice(s, BATCH.min(rows.num_rows() - s)))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -71,7 +82,7 @@ impl Case {
 }
 
 /// The baseline: what a hand-written importer with a prepared statement reaches.
-fn baseline(path: &Path, rows: &[Quote]) -> Duration {
+fn baseline(path: &Path, rows: &[(GenQuote, u32)]) -> Duration {
     let mut conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;",
@@ -94,19 +105,19 @@ fn baseline(path: &Path, rows: &[Quote]) -> Duration {
                      ask_exchange, ask_price, ask_size, conditions, tape) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 )
                 .expect("prepare");
-            for q in batch {
+            for (q, seq) in batch {
                 stmt.execute(rusqlite::params![
                     symbol_id,
                     q.t,
-                    q.seq,
-                    q.bid_exchange,
-                    q.bid_price,
+                    seq,
+                    char::from(q.bid_exchange).to_string(),
+                    q.bid_price(),
                     q.bid_size,
-                    q.ask_exchange,
-                    q.ask_price,
+                    char::from(q.ask_exchange).to_string(),
+                    q.ask_price(),
                     q.ask_size,
-                    q.conditions_json(),
-                    q.tape
+                    q.conditions,
+                    char::from(q.tape).to_string()
                 ])
                 .expect("insert");
             }
@@ -116,7 +127,7 @@ fn baseline(path: &Path, rows: &[Quote]) -> Duration {
     started.elapsed()
 }
 
-async fn sink_run(path: &Path, rows: &[Quote], case: Case) -> Duration {
+async fn sink_run(path: &Path, rows: &RecordBatch, case: Case) -> Duration {
     let url = format!("sqlite:{}", path.display());
     let mut sink = SqliteSink::open(&url, Duration::from_secs(5))
         .await
@@ -128,13 +139,13 @@ async fn sink_run(path: &Path, rows: &[Quote], case: Case) -> Duration {
         sink.set_mode(WriteMode::Insert);
     }
     if case == Case::UpsertExisting {
-        for batch in rows.chunks(BATCH) {
-            sink.write_batch(batch, &[]).await.expect("prefill");
+        for batch in batches(rows) {
+            sink.write_batch(&batch, &[]).await.expect("prefill");
         }
     }
     let started = Instant::now();
-    for batch in rows.chunks(BATCH) {
-        sink.write_batch(batch, &[]).await.expect("write batch");
+    for batch in batches(rows) {
+        sink.write_batch(&batch, &[]).await.expect("write batch");
     }
     started.elapsed()
 }
@@ -142,7 +153,7 @@ async fn sink_run(path: &Path, rows: &[Quote], case: Case) -> Duration {
 fn main() {
     let n = env_usize("BENCH_ROWS", 500_000);
     let runs = env_usize("BENCH_RUNS", 5).max(1);
-    let rows = quotes(n);
+    let (rows, batch) = quotes(n);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,7 +176,7 @@ fn main() {
                     );
                     baseline(&path, &rows)
                 } else {
-                    sink_run(&path, &rows, *case).await
+                    sink_run(&path, &batch, *case).await
                 }
             });
             times[i].push(t);

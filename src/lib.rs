@@ -14,6 +14,7 @@
 //! the second-Ctrl-C handler does); credentials never reach a log or error.
 
 pub mod args;
+pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -11,10 +11,13 @@
 //! marks in one transaction before the next batch is written, so progress is never ahead of
 //! or behind the data. The pipeline knows nothing about Alpaca or SQL: any `Sink` plugs in.
 
-use crate::model::Record;
+use crate::batch;
 use crate::transform::Transform;
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -26,12 +29,13 @@ pub const CHANNEL_PAGES: usize = 2;
 /// The index of a shard in the run's plan.
 pub type ShardId = u32;
 
-/// What travels through the channel: some rows of one shard, in the shard's order. `last`
-/// says the shard is complete after these rows (the rows may be empty).
+/// What travels through the channel: some rows of one shard, in the shard's order, as one
+/// columnar batch (its schema is the dataset's row list, see [`crate::batch`]). `last` says
+/// the shard is complete after these rows (the batch may be empty).
 #[derive(Debug)]
-pub struct Chunk<T> {
+pub struct Chunk {
     pub shard: ShardId,
-    pub rows: Vec<T>,
+    pub rows: RecordBatch,
     pub last: bool,
 }
 
@@ -39,8 +43,8 @@ pub struct Chunk<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
     pub shard: ShardId,
-    /// The stream position of the shard's last row in this batch, when rows can resume
-    /// after it ([`Record::position`]).
+    /// The stream position `(t, seq)` of the shard's last row in this batch, when rows can
+    /// resume after it ([`batch::position`]).
     pub position: Option<(i64, u32)>,
     /// Every row of the shard is in this batch or an earlier one.
     pub done: bool,
@@ -48,11 +52,11 @@ pub struct Mark {
 
 /// A destination that commits each batch atomically: when `write_batch` returns `Ok`, every
 /// row of the batch and every mark is durable; when it returns `Err`, none of them is.
-/// `rows` may be empty when a batch only completes shards.
-pub trait Sink<R: Record>: Send {
+/// `rows` may be empty (of any schema) when a batch only completes shards.
+pub trait Sink: Send {
     fn write_batch(
         &mut self,
-        rows: &[R],
+        rows: &RecordBatch,
         marks: &[Mark],
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
@@ -101,24 +105,26 @@ pub fn cancellation() -> (watch::Sender<bool>, watch::Receiver<bool>) {
     watch::channel(false)
 }
 
-/// Rows waiting for the next batch, each tagged with its shard, and the shards whose last
-/// chunk has arrived.
-struct Pending<R> {
-    rows: Vec<R>,
-    shards: Vec<ShardId>,
+/// Rows waiting for the next batch: slices of the transforms' output, each of one shard,
+/// and the shards whose last chunk has arrived.
+struct Pending {
+    parts: Vec<(ShardId, RecordBatch)>,
+    rows: usize,
     ended: Vec<ShardId>,
+    /// The schema of the rows (known from the first chunk).
+    schema: Option<SchemaRef>,
 }
 
-impl<R: Record> Pending<R> {
+impl Pending {
     /// The marks for a batch of everything pending: each shard's last position, and `done`
     /// for the shards that ended.
     fn marks(&self) -> Vec<Mark> {
         let mut marks: Vec<Mark> = Vec::new();
-        for (row, &shard) in self.rows.iter().zip(&self.shards).rev() {
-            if !marks.iter().any(|m| m.shard == shard) {
+        for (shard, part) in self.parts.iter().rev() {
+            if part.num_rows() > 0 && !marks.iter().any(|m| m.shard == *shard) {
                 marks.push(Mark {
-                    shard,
-                    position: row.position(),
+                    shard: *shard,
+                    position: batch::position(part, part.num_rows() - 1),
                     done: false,
                 });
             }
@@ -145,7 +151,7 @@ impl<R: Record> Pending<R> {
 /// end. On cancellation the rows already received are written as a final batch, so Ctrl-C
 /// finishes the batch in hand rather than losing it.
 pub async fn run_batcher<T, S, M, F>(
-    rx: &mut mpsc::Receiver<Chunk<T::In>>,
+    rx: &mut mpsc::Receiver<Chunk>,
     mut make_transform: M,
     sink: &mut S,
     batch_size: usize,
@@ -154,18 +160,19 @@ pub async fn run_batcher<T, S, M, F>(
 ) -> anyhow::Result<BatcherTotals>
 where
     T: Transform,
-    S: Sink<T::Out>,
+    S: Sink,
     M: FnMut() -> T,
     F: FnMut(&BatchCommitted),
 {
     let batch_size = batch_size.max(1);
     let mut pending = Pending {
-        rows: Vec::with_capacity(batch_size),
-        shards: Vec::with_capacity(batch_size),
+        parts: Vec::new(),
+        rows: 0,
         ended: Vec::new(),
+        schema: None,
     };
     let mut transforms: HashMap<ShardId, T> = HashMap::new();
-    let mut kept: Vec<T::Out> = Vec::new();
+    let mut kept: Vec<RecordBatch> = Vec::new();
     let mut totals = BatcherTotals::default();
     loop {
         let chunk = tokio::select! {
@@ -180,49 +187,68 @@ where
         let transform = transforms
             .entry(chunk.shard)
             .or_insert_with(&mut make_transform);
-        transform.apply(chunk.rows, &mut kept);
+        transform.apply(chunk.rows, &mut kept)?;
         if chunk.last {
-            transform.finish(&mut kept);
+            transform.finish(&mut kept)?;
             transforms.remove(&chunk.shard);
         }
-        let mut rows = kept.drain(..);
+        let mut rest: Vec<RecordBatch> = kept.drain(..).filter(|b| b.num_rows() > 0).collect();
+        rest.reverse();
         let mut ended = false;
         loop {
-            let room = batch_size - pending.rows.len();
-            let before = pending.rows.len();
-            pending.rows.extend(rows.by_ref().take(room));
-            let added = pending.rows.len() - before;
-            pending
-                .shards
-                .extend(std::iter::repeat_n(chunk.shard, added));
+            // Fill the batch from the front of what the transform kept, slicing a part that
+            // does not fit.
+            while pending.rows < batch_size {
+                let Some(part) = rest.pop() else { break };
+                pending.schema.get_or_insert_with(|| part.schema());
+                let room = batch_size - pending.rows;
+                if part.num_rows() > room {
+                    rest.push(part.slice(room, part.num_rows() - room));
+                    pending.rows += room;
+                    pending.parts.push((chunk.shard, part.slice(0, room)));
+                } else {
+                    pending.rows += part.num_rows();
+                    pending.parts.push((chunk.shard, part));
+                }
+            }
             // The shard's last row is now pending: it is done with the batch that holds it.
-            if chunk.last && rows.len() == 0 && !ended {
+            if chunk.last && rest.is_empty() && !ended {
                 pending.ended.push(chunk.shard);
                 ended = true;
             }
-            if pending.rows.len() < batch_size {
+            if pending.rows < batch_size {
                 break;
             }
             let done = flush(&mut pending, &mut totals, sink).await?;
             on_commit(&done);
         }
     }
-    if !pending.rows.is_empty() || !pending.ended.is_empty() {
+    if pending.rows > 0 || !pending.ended.is_empty() {
         let done = flush(&mut pending, &mut totals, sink).await?;
         on_commit(&done);
     }
     Ok(totals)
 }
 
-async fn flush<R: Record, S: Sink<R>>(
-    pending: &mut Pending<R>,
+async fn flush<S: Sink>(
+    pending: &mut Pending,
     totals: &mut BatcherTotals,
     sink: &mut S,
 ) -> anyhow::Result<BatchCommitted> {
     let started = Instant::now();
     let marks = pending.marks();
-    sink.write_batch(&pending.rows, &marks).await?;
-    let rows = pending.rows.len();
+    let schema = pending
+        .schema
+        .clone()
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    let parts: Vec<RecordBatch> = pending.parts.drain(..).map(|(_, b)| b).collect();
+    let rows_batch = if parts.is_empty() {
+        RecordBatch::new_empty(schema)
+    } else {
+        batch::concat(&schema, &parts)?
+    };
+    sink.write_batch(&rows_batch, &marks).await?;
+    let rows = rows_batch.num_rows();
     if rows > 0 {
         totals.batches += 1;
     }
@@ -234,12 +260,14 @@ async fn flush<R: Record, S: Sink<R>>(
         number: totals.batches,
         rows,
         total_rows: totals.rows,
-        last_time_ns: pending.rows.last().map(|r| r.time_ns()).unwrap_or_default(),
+        last_time_ns: rows
+            .checked_sub(1)
+            .and_then(|i| batch::event_time(&rows_batch, i))
+            .unwrap_or_default(),
         write_time: started.elapsed(),
         shards_done,
     };
-    pending.rows.clear();
-    pending.shards.clear();
+    pending.rows = 0;
     pending.ended.clear();
     Ok(done)
 }
@@ -249,45 +277,60 @@ mod tests {
     use super::*;
     use crate::transform::Passthrough;
 
-    #[derive(Debug, Clone, PartialEq)]
-    struct Row(i64);
-    impl Record for Row {
-        fn time_ns(&self) -> i64 {
-            self.0
-        }
-        fn position(&self) -> Option<(i64, u32)> {
-            Some((self.0, 0))
-        }
-    }
-
-    /// Records every batch and its marks; fails the batch numbered `fail_on` (1-based).
+    /// Records every batch (as its times) and its marks; fails the batch numbered
+    /// `fail_on` (1-based).
     #[derive(Default)]
     struct MemSink {
         batches: Vec<Vec<i64>>,
         marks: Vec<Vec<Mark>>,
         fail_on: Option<usize>,
     }
-    impl Sink<Row> for MemSink {
-        async fn write_batch(&mut self, rows: &[Row], marks: &[Mark]) -> anyhow::Result<()> {
+    impl Sink for MemSink {
+        async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
             if Some(self.batches.len() + 1) == self.fail_on {
                 anyhow::bail!("disk full");
             }
-            self.batches.push(rows.iter().map(|r| r.0).collect());
+            let t = batch::times(rows, "t")
+                .map(<[i64]>::to_vec)
+                .unwrap_or_default();
+            self.batches.push(t);
             self.marks.push(marks.to_vec());
             Ok(())
         }
     }
 
-    fn chunk(shard: ShardId, rows: &[i64], last: bool) -> Chunk<Row> {
+    /// Rows with a time `t` and `seq` 0.
+    fn rows(times: &[i64]) -> RecordBatch {
+        use arrow_array::UInt32Array;
+        use arrow_schema::{DataType, Field, TimeUnit};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("seq", DataType::UInt32, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                batch::ts_array(times.to_vec()),
+                Arc::new(UInt32Array::from(vec![0; times.len()])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn chunk(shard: ShardId, times: &[i64], last: bool) -> Chunk {
         Chunk {
             shard,
-            rows: rows.iter().copied().map(Row).collect(),
+            rows: rows(times),
             last,
         }
     }
 
     async fn run(
-        chunks: Vec<Chunk<Row>>,
+        chunks: Vec<Chunk>,
         batch: usize,
         sink: &mut MemSink,
     ) -> anyhow::Result<(BatcherTotals, Vec<BatchCommitted>)> {
@@ -299,9 +342,14 @@ mod tests {
             }
         });
         let mut seen = Vec::new();
-        let totals = run_batcher(&mut rx, Passthrough::default, sink, batch, cancel_rx, |c| {
-            seen.push(*c)
-        })
+        let totals = run_batcher(
+            &mut rx,
+            || Passthrough,
+            sink,
+            batch,
+            cancel_rx,
+            |c| seen.push(*c),
+        )
         .await;
         producer.abort();
         totals.map(|t| (t, seen))
@@ -426,17 +474,8 @@ mod tests {
         let (cancel_tx, cancel_rx) = cancellation();
         tx.send(chunk(0, &[1, 2, 3], false)).await.unwrap();
         let mut sink = MemSink::default();
-        let batcher = async {
-            run_batcher(
-                &mut rx,
-                Passthrough::default,
-                &mut sink,
-                2,
-                cancel_rx,
-                |_| {},
-            )
-            .await
-        };
+        let batcher =
+            async { run_batcher(&mut rx, || Passthrough, &mut sink, 2, cancel_rx, |_| {}).await };
         let canceller = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             cancel_tx.send(true).unwrap();

@@ -138,7 +138,7 @@ pub struct Fetched {
 
 /// Where a pipeline's rows come from: a task feeding the channel, and what progress can
 /// show about it.
-pub trait Source<R> {
+pub trait Source {
     /// Shards to fetch, when the source works in shards.
     fn shard_count(&self) -> Option<u64> {
         None
@@ -153,7 +153,7 @@ pub trait Source<R> {
     }
     fn spawn(
         self,
-        tx: mpsc::Sender<Chunk<R>>,
+        tx: mpsc::Sender<Chunk>,
         cancel: watch::Receiver<bool>,
     ) -> JoinHandle<anyhow::Result<Fetched>>;
 }
@@ -282,9 +282,9 @@ pub async fn pipe<T, S, M, Src>(
 ) -> anyhow::Result<(Outcome, Fetched)>
 where
     T: Transform,
-    S: Sink<T::Out>,
+    S: Sink,
     M: FnMut() -> T,
-    Src: Source<T::In>,
+    Src: Source,
 {
     let who = report.who();
     let (cancel_tx, cancel_rx) = cancellation();

@@ -9,12 +9,14 @@
 //! point leaves the rows in the database, in the file, or both — and a rerun merges by key,
 //! so it neither loses nor duplicates anything.
 
+use crate::batch::{self, Value};
 use crate::dataset::DatasetId;
-use crate::model::{Bar, Quote, Symbol, Trade};
+use crate::model::Symbol;
 use crate::resume::ShardUnit;
 use crate::sink::database::{is_postgres_url, Database};
-use crate::sink::parquet::{list_units, read_file, rows_per_day, StoreRecord};
+use crate::sink::parquet::{list_units, read_file, rows_per_day};
 use crate::time::is_weekday;
+use arrow_array::RecordBatch;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -170,68 +172,6 @@ pub struct ArchiveReport {
     pub rows: u64,
 }
 
-/// A row type `archive` moves: how to read it from the database, and its identity when a
-/// unit's database rows are merged with a file already stored for it.
-pub trait Archivable: StoreRecord {
-    fn read(
-        db: &mut Database,
-        layout: &DatasetId,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> impl std::future::Future<Output = anyhow::Result<Vec<Self>>> + Send;
-    /// Quotes: (t, seq); trades: (exchange, id) within the day; bars: t.
-    fn merge_key(&self) -> (i64, u64, String);
-}
-
-impl Archivable for Quote {
-    async fn read(
-        db: &mut Database,
-        _layout: &DatasetId,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Self>> {
-        db.read_quotes(symbol, from_ns, until_ns).await
-    }
-    fn merge_key(&self) -> (i64, u64, String) {
-        (self.t, u64::from(self.seq), String::new())
-    }
-}
-
-impl Archivable for Trade {
-    async fn read(
-        db: &mut Database,
-        _layout: &DatasetId,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Self>> {
-        db.read_trades(symbol, from_ns, until_ns).await
-    }
-    fn merge_key(&self) -> (i64, u64, String) {
-        (0, self.id, self.exchange.clone())
-    }
-}
-
-impl Archivable for Bar {
-    async fn read(
-        db: &mut Database,
-        layout: &DatasetId,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Self>> {
-        let Some(spec) = layout.bar_spec() else {
-            anyhow::bail!("bars read as {}", layout.key());
-        };
-        db.read_bars(symbol, spec, from_ns, until_ns).await
-    }
-    fn merge_key(&self) -> (i64, u64, String) {
-        (self.t, 0, String::new())
-    }
-}
-
 /// The units (days; bars: months) of `symbol`'s rows of `dataset` in the database that lie
 /// wholly before `cutoff`, in order: what `archive` moves.
 pub async fn archivable_units(
@@ -257,32 +197,41 @@ pub async fn archivable_units(
 /// A unit's database rows merged with the file already stored for it, if any (an earlier
 /// archive or import, or a run that crashed after writing): keyed by identity, the
 /// database's row wins; in time order.
-pub fn merge_with_file<R: Archivable>(
+pub fn merge_with_file(
     root: &Path,
     dataset: &DatasetId,
     symbol: &Symbol,
     key: NaiveDate,
-    in_db: Vec<R>,
-) -> anyhow::Result<Vec<R>> {
+    in_db: RecordBatch,
+) -> anyhow::Result<RecordBatch> {
     let path = dataset.file(root, symbol.as_str(), key);
-    let mut merged: BTreeMap<(i64, u64, String), R> = BTreeMap::new();
-    if path.exists() {
-        for r in read_file::<R>(&path, &symbol.shared(), dataset)? {
-            merged.insert(r.merge_key(), r);
+    if !path.exists() {
+        return Ok(in_db);
+    }
+    let cols = dataset.kind().columns();
+    let identity = dataset.kind().identity();
+    let mut sources = read_file(&path, dataset, symbol.as_str())?;
+    sources.push(in_db);
+    // Identity -> (time, source, row): later sources (the database last) win.
+    let mut merged: BTreeMap<Vec<Value>, (i64, usize, usize)> = BTreeMap::new();
+    for (s, b) in sources.iter().enumerate() {
+        let cells = batch::all_cells(b, cols)?;
+        let t = batch::times(b, "t").unwrap_or_default();
+        for (i, &t) in t.iter().enumerate() {
+            merged.insert(batch::key_of(&cells, cols, identity, i), (t, s, i));
         }
     }
-    for r in in_db {
-        merged.insert(r.merge_key(), r);
-    }
-    let mut rows: Vec<R> = merged.into_values().collect();
-    rows.sort_by_key(|r| r.time());
-    Ok(rows)
+    let mut picks: Vec<(i64, usize, usize)> = merged.into_values().collect();
+    picks.sort_by_key(|p| p.0);
+    let picks: Vec<(usize, usize)> = picks.into_iter().map(|(_, s, i)| (s, i)).collect();
+    let refs: Vec<&RecordBatch> = sources.iter().collect();
+    batch::pick(&batch::schema(cols), &refs, &picks)
 }
 
 /// After a unit's file was written: reads it back and checks it holds `expected` rows, among
 /// them every database row of the unit with exactly its values; only then deletes the
 /// unit's rows (and progress records) from the database. Returns the rows deleted.
-pub async fn verify_and_delete<R: Archivable>(
+pub async fn verify_and_delete(
     db: &mut Database,
     dataset: &DatasetId,
     symbol: &Symbol,
@@ -291,20 +240,35 @@ pub async fn verify_and_delete<R: Archivable>(
     expected: usize,
 ) -> anyhow::Result<u64> {
     let (from, until) = dataset.unit_bounds(key);
-    let in_db: Vec<R> = R::read(db, dataset, symbol.as_str(), from, until).await?;
-    let back = read_file::<R>(path, &symbol.shared(), dataset)?;
-    let stored: BTreeMap<(i64, u64, String), &R> =
-        back.iter().map(|r| (r.merge_key(), r)).collect();
-    let missing = in_db
-        .iter()
-        .filter(|r| stored.get(&r.merge_key()) != Some(r))
+    let cols = dataset.kind().columns();
+    let identity = dataset.kind().identity();
+    let in_db = db.read_rows(dataset, symbol.as_str(), from, until).await?;
+    let back = read_file(path, dataset, symbol.as_str())?;
+    let back = match back.first() {
+        Some(first) => batch::concat(&first.schema(), &back)?,
+        None => RecordBatch::new_empty(batch::schema(cols)),
+    };
+    let (db_cells, file_cells) = (
+        batch::all_cells(&in_db, cols)?,
+        batch::all_cells(&back, cols)?,
+    );
+    let stored: BTreeMap<Vec<Value>, usize> = (0..back.num_rows())
+        .map(|i| (batch::key_of(&file_cells, cols, identity, i), i))
+        .collect();
+    let missing = (0..in_db.num_rows())
+        .filter(|&i| {
+            let key = batch::key_of(&db_cells, cols, identity, i);
+            !stored
+                .get(&key)
+                .is_some_and(|&j| batch::same_row(&db_cells, i, &file_cells, j))
+        })
         .count();
-    if back.len() != expected || stored.len() != back.len() || missing > 0 {
+    if back.num_rows() != expected || stored.len() != back.num_rows() || missing > 0 {
         anyhow::bail!(
             "verification of {} failed ({} rows read back, {expected} written, {missing} of the database's {} rows missing or different); nothing was deleted from the database",
             path.display(),
-            back.len(),
-            in_db.len()
+            back.num_rows(),
+            in_db.num_rows()
         );
     }
     let deleted = db
@@ -313,9 +277,9 @@ pub async fn verify_and_delete<R: Archivable>(
     tracing::info!(
         "[ARCHIVE] {symbol} {} {key}: {} database rows -> {} ({} rows, verified), {deleted} deleted from the database",
         dataset.key(),
-        in_db.len(),
+        in_db.num_rows(),
         path.display(),
-        back.len()
+        back.num_rows()
     );
     Ok(deleted)
 }

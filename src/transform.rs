@@ -7,50 +7,44 @@
 //! Stages see quotes in stream order across page boundaries; they know nothing about
 //! pages, batches or storage.
 
-use crate::model::{Quote, Record};
+use crate::batch::{self, Cells};
+use crate::dataset::{Kind, AGG_ROW};
+use anyhow::Context;
+use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
 use std::sync::Arc;
 
-/// A stage from pages of `In` to rows of `Out`, holding whatever state spans pages.
+/// A stage from pages of rows to rows, holding whatever state spans pages. Pages and output
+/// are columnar batches.
 pub trait Transform: Send {
-    type In: Send + 'static;
-    type Out: Record;
     /// Consumes one page, appending what it keeps to `out`.
-    fn apply(&mut self, page: Vec<Self::In>, out: &mut Vec<Self::Out>);
+    fn apply(&mut self, page: RecordBatch, out: &mut Vec<RecordBatch>) -> anyhow::Result<()>;
     /// The stream ended: append anything still held (e.g. the last interval).
-    fn finish(&mut self, out: &mut Vec<Self::Out>);
+    fn finish(&mut self, out: &mut Vec<RecordBatch>) -> anyhow::Result<()>;
 }
 
 /// No thinning: pages pass through unchanged.
-pub struct Passthrough<R>(std::marker::PhantomData<fn() -> R>);
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Passthrough;
 
-impl<R> Default for Passthrough<R> {
-    fn default() -> Self {
-        Passthrough(std::marker::PhantomData)
+impl Transform for Passthrough {
+    fn apply(&mut self, page: RecordBatch, out: &mut Vec<RecordBatch>) -> anyhow::Result<()> {
+        out.push(page);
+        Ok(())
     }
-}
-
-impl<R: Record> Transform for Passthrough<R> {
-    type In = R;
-    type Out = R;
-    fn apply(&mut self, mut page: Vec<R>, out: &mut Vec<R>) {
-        if out.is_empty() {
-            *out = page;
-        } else {
-            out.append(&mut page);
-        }
+    fn finish(&mut self, _out: &mut Vec<RecordBatch>) -> anyhow::Result<()> {
+        Ok(())
     }
-    fn finish(&mut self, _out: &mut Vec<R>) {}
 }
 
 /// Keeps a quote only when bid or ask price or size differs from the last kept quote.
 #[derive(Debug, Default, Clone)]
 pub struct NbboChanges {
-    last: Option<(f64, u32, f64, u32)>,
+    last: Option<(u64, u32, u64, u32)>,
 }
 
 impl NbboChanges {
-    pub fn keep(&mut self, q: &Quote) -> bool {
-        let key = (q.bid_price, q.bid_size, q.ask_price, q.ask_size);
+    pub fn keep(&mut self, bid_price: f64, bid_size: u32, ask_price: f64, ask_size: u32) -> bool {
+        let key = (bid_price.to_bits(), bid_size, ask_price.to_bits(), ask_size);
         if self.last == Some(key) {
             return false;
         }
@@ -88,62 +82,53 @@ pub struct QuoteFilters {
     pub sample: Option<Sample>,
 }
 
+fn f64s<'a>(page: &'a RecordBatch, name: &str) -> anyhow::Result<&'a [f64]> {
+    match batch::cells(page, Kind::Quotes.columns(), name)? {
+        Cells::F64(v) => Ok(v),
+        _ => anyhow::bail!("{name} is not a price"),
+    }
+}
+
+fn u32s<'a>(page: &'a RecordBatch, name: &str) -> anyhow::Result<&'a [u32]> {
+    match batch::cells(page, Kind::Quotes.columns(), name)? {
+        Cells::U32(v) => Ok(v),
+        _ => anyhow::bail!("{name} is not a size"),
+    }
+}
+
 impl QuoteFilters {
     pub fn is_empty(&self) -> bool {
         self.nbbo.is_none() && self.sample.is_none()
     }
 
-    fn filter(&mut self, page: &mut Vec<Quote>) {
-        if self.is_empty() {
-            return;
+    /// The quotes of `page` the filters keep.
+    fn filter(&mut self, page: RecordBatch) -> anyhow::Result<RecordBatch> {
+        if self.is_empty() || page.num_rows() == 0 {
+            return Ok(page);
         }
-        page.retain(|q| {
-            if let Some(n) = &mut self.nbbo {
-                if !n.keep(q) {
-                    return false;
+        let (bp, bs) = (f64s(&page, "bid_price")?, u32s(&page, "bid_size")?);
+        let (ap, asz) = (f64s(&page, "ask_price")?, u32s(&page, "ask_size")?);
+        let keep = (0..page.num_rows())
+            .map(|i| {
+                if let Some(n) = &mut self.nbbo {
+                    if !n.keep(bp[i], bs[i], ap[i], asz[i]) {
+                        return false;
+                    }
                 }
-            }
-            self.sample.as_mut().is_none_or(Sample::keep)
-        });
+                self.sample.as_mut().is_none_or(Sample::keep)
+            })
+            .collect();
+        batch::filter(&page, keep)
     }
 }
 
 impl Transform for QuoteFilters {
-    type In = Quote;
-    type Out = Quote;
-    fn apply(&mut self, mut page: Vec<Quote>, out: &mut Vec<Quote>) {
-        self.filter(&mut page);
-        if out.is_empty() {
-            *out = page;
-        } else {
-            out.append(&mut page);
-        }
+    fn apply(&mut self, page: RecordBatch, out: &mut Vec<RecordBatch>) -> anyhow::Result<()> {
+        out.push(self.filter(page)?);
+        Ok(())
     }
-    fn finish(&mut self, _out: &mut Vec<Quote>) {}
-}
-
-/// One interval of one symbol: the last quote's bid and ask, and how many quotes it stands for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AggQuote {
-    pub symbol: Arc<str>,
-    /// Start of the interval, nanoseconds UTC (a multiple of the width since the epoch).
-    pub bucket_t: i64,
-    /// Time of the interval's last quote.
-    pub last_t: i64,
-    pub bid_exchange: String,
-    pub bid_price: f64,
-    pub bid_size: u32,
-    pub ask_exchange: String,
-    pub ask_price: f64,
-    pub ask_size: u32,
-    pub conditions: Vec<String>,
-    pub tape: String,
-    pub quote_count: u64,
-}
-
-impl Record for AggQuote {
-    fn time_ns(&self) -> i64 {
-        self.last_t
+    fn finish(&mut self, _out: &mut Vec<RecordBatch>) -> anyhow::Result<()> {
+        Ok(())
     }
 }
 
@@ -194,12 +179,22 @@ pub fn format_width(ns: i64) -> String {
     format!("{ns}ns")
 }
 
-/// Filters, then one row per interval per symbol.
+/// The interval being aggregated: its last quote (a one-row slice of its page), its
+/// start, and how many quotes it stands for.
+#[derive(Debug, Clone)]
+struct Interval {
+    last: RecordBatch,
+    symbol: String,
+    bucket_t: i64,
+    count: u64,
+}
+
+/// Filters, then one row per interval per symbol ([`AGG_ROW`]).
 #[derive(Debug, Clone)]
 pub struct Aggregate {
     pub filters: QuoteFilters,
     width_ns: i64,
-    current: Option<AggQuote>,
+    current: Option<Interval>,
 }
 
 impl Aggregate {
@@ -210,55 +205,102 @@ impl Aggregate {
             current: None,
         }
     }
+
+    /// The rows of closed intervals: each one's last quote (picked from `sources`), its
+    /// start and its count.
+    fn rows(
+        sources: &[&RecordBatch],
+        picks: &[(usize, usize)],
+        buckets: Vec<i64>,
+        counts: Vec<u64>,
+    ) -> anyhow::Result<RecordBatch> {
+        let quotes = batch::pick(&batch::schema(Kind::Quotes.columns()), sources, picks)?;
+        let arrays = AGG_ROW
+            .iter()
+            .map(|c| -> anyhow::Result<ArrayRef> {
+                Ok(match c.name {
+                    "bucket_t" => batch::ts_array(buckets.clone()),
+                    "last_t" => quotes
+                        .column_by_name("t")
+                        .context("quotes without t")?
+                        .clone(),
+                    "quote_count" => Arc::new(UInt64Array::from(counts.clone())),
+                    name => quotes
+                        .column_by_name(name)
+                        .with_context(|| format!("quotes without {name}"))?
+                        .clone(),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        RecordBatch::try_new(batch::schema(AGG_ROW), arrays).context("cannot build intervals")
+    }
 }
 
 impl Transform for Aggregate {
-    type In = Quote;
-    type Out = AggQuote;
-    fn apply(&mut self, mut page: Vec<Quote>, out: &mut Vec<AggQuote>) {
-        self.filters.filter(&mut page);
-        for q in page {
-            let bucket_t = q.t - q.t.rem_euclid(self.width_ns);
-            match &mut self.current {
-                Some(cur) if cur.bucket_t == bucket_t && cur.symbol == q.symbol => {
-                    cur.last_t = q.t;
-                    cur.bid_exchange = q.bid_exchange;
-                    cur.bid_price = q.bid_price;
-                    cur.bid_size = q.bid_size;
-                    cur.ask_exchange = q.ask_exchange;
-                    cur.ask_price = q.ask_price;
-                    cur.ask_size = q.ask_size;
-                    cur.conditions = q.conditions;
-                    cur.tape = q.tape;
-                    cur.quote_count += 1;
+    fn apply(&mut self, page: RecordBatch, out: &mut Vec<RecordBatch>) -> anyhow::Result<()> {
+        let page = self.filters.filter(page)?;
+        let n = page.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let t = batch::times(&page, "t").context("quotes without t")?;
+        let symbols = batch::symbols(&page)?;
+        // Source 0: the interval held from the previous page; source 1: this page.
+        let held = self.current.as_ref().map(|c| c.last.clone());
+        let (mut picks, mut buckets, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+        let mut cur = self
+            .current
+            .take()
+            .map(|c| ((0usize, 0usize), c.symbol, c.bucket_t, c.count));
+        for (i, &t) in t.iter().enumerate() {
+            let bucket = t - t.rem_euclid(self.width_ns);
+            let symbol = symbols.value(i);
+            match &mut cur {
+                Some((at, s, b, count)) if *b == bucket && s == symbol => {
+                    *at = (1, i);
+                    *count += 1;
                 }
                 slot => {
-                    if let Some(done) = slot.take() {
-                        out.push(done);
+                    if let Some((at, _, b, count)) = slot.take() {
+                        picks.push(at);
+                        buckets.push(b);
+                        counts.push(count);
                     }
-                    *slot = Some(AggQuote {
-                        symbol: q.symbol,
-                        bucket_t,
-                        last_t: q.t,
-                        bid_exchange: q.bid_exchange,
-                        bid_price: q.bid_price,
-                        bid_size: q.bid_size,
-                        ask_exchange: q.ask_exchange,
-                        ask_price: q.ask_price,
-                        ask_size: q.ask_size,
-                        conditions: q.conditions,
-                        tape: q.tape,
-                        quote_count: 1,
-                    });
+                    *slot = Some(((1, i), symbol.to_string(), bucket, 1));
                 }
             }
         }
+        if !picks.is_empty() {
+            let empty = RecordBatch::new_empty(page.schema());
+            let sources = [held.as_ref().unwrap_or(&empty), &page];
+            out.push(Self::rows(&sources, &picks, buckets, counts)?);
+        }
+        if let Some(((src, i), symbol, bucket_t, count)) = cur {
+            let last = if src == 1 {
+                page.slice(i, 1)
+            } else {
+                held.context("no interval held")?
+            };
+            self.current = Some(Interval {
+                last,
+                symbol,
+                bucket_t,
+                count,
+            });
+        }
+        Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<AggQuote>) {
-        if let Some(done) = self.current.take() {
-            out.push(done);
+    fn finish(&mut self, out: &mut Vec<RecordBatch>) -> anyhow::Result<()> {
+        if let Some(c) = self.current.take() {
+            out.push(Self::rows(
+                &[&c.last],
+                &[(0, 0)],
+                vec![c.bucket_t],
+                vec![c.count],
+            )?);
         }
+        Ok(())
     }
 }
 
@@ -302,51 +344,65 @@ impl Thinning {
 mod tests {
     use super::*;
 
-    /// A quote at `ms` milliseconds with bid/ask prices in cents and sizes.
-    fn q(ms: i64, bid: i64, bs: u32, ask: i64, asz: u32) -> Quote {
-        Quote {
-            symbol: "AAPL".into(),
-            t: ms * 1_000_000,
-            seq: 0,
-            bid_exchange: "Q".into(),
-            bid_price: bid as f64 / 100.0,
-            bid_size: bs,
-            ask_exchange: "P".into(),
-            ask_price: ask as f64 / 100.0,
-            ask_size: asz,
-            conditions: vec!["R".into()],
-            tape: "C".into(),
+    /// Quotes at `ms` milliseconds with bid/ask prices in cents and sizes.
+    fn page(quotes: &[(i64, i64, u32, i64, u32)]) -> RecordBatch {
+        let cols = Kind::Quotes.columns();
+        let mut b = crate::batch::Builders::new(cols, quotes.len());
+        for &(ms, bid, bs, ask, asz) in quotes {
+            for (c, part) in cols.iter().zip(&mut b.parts) {
+                use crate::batch::Builder;
+                match (c.name, part) {
+                    ("symbol", Builder::Utf8(s)) => s.append_value("AAPL"),
+                    ("t", Builder::Ts(v)) => v.push(ms * 1_000_000),
+                    ("bid_price", Builder::F64(v)) => v.push(bid as f64 / 100.0),
+                    ("ask_price", Builder::F64(v)) => v.push(ask as f64 / 100.0),
+                    ("bid_size", Builder::U32(v)) => v.push(bs),
+                    ("ask_size", Builder::U32(v)) => v.push(asz),
+                    ("conditions", part) => part.push_json_list(r#"["R"]"#).unwrap(),
+                    (_, part) => part.push_default(false),
+                }
+            }
         }
+        b.finish().unwrap()
     }
 
-    fn fixture() -> Vec<Vec<Quote>> {
+    fn fixture() -> Vec<RecordBatch> {
         vec![
-            vec![
-                q(0, 100, 1, 101, 1),
-                q(200, 100, 1, 101, 1),
-                q(400, 100, 2, 101, 1),
-            ],
-            vec![q(900, 100, 2, 101, 1), q(1_000, 100, 2, 102, 1)],
-            vec![],
-            vec![
-                q(1_500, 100, 2, 102, 1),
-                q(2_999, 99, 2, 102, 1),
-                q(5_000, 99, 2, 102, 1),
-            ],
+            page(&[
+                (0, 100, 1, 101, 1),
+                (200, 100, 1, 101, 1),
+                (400, 100, 2, 101, 1),
+            ]),
+            page(&[(900, 100, 2, 101, 1), (1_000, 100, 2, 102, 1)]),
+            page(&[]),
+            page(&[
+                (1_500, 100, 2, 102, 1),
+                (2_999, 99, 2, 102, 1),
+                (5_000, 99, 2, 102, 1),
+            ]),
         ]
     }
 
-    fn run<T: Transform<In = Quote>>(mut t: T, pages: Vec<Vec<Quote>>) -> Vec<T::Out> {
+    fn run<T: Transform>(mut t: T, pages: Vec<RecordBatch>) -> RecordBatch {
         let mut out = Vec::new();
         for p in pages {
-            t.apply(p, &mut out);
+            t.apply(p, &mut out).unwrap();
         }
-        t.finish(&mut out);
-        out
+        t.finish(&mut out).unwrap();
+        let schema = out.first().map(|b| b.schema()).unwrap();
+        crate::batch::concat(&schema, &out).unwrap()
     }
 
-    fn times(qs: &[Quote]) -> Vec<i64> {
-        qs.iter().map(|q| q.t / 1_000_000).collect()
+    fn ms(rows: &RecordBatch, name: &str) -> Vec<i64> {
+        crate::batch::times(rows, name)
+            .unwrap()
+            .iter()
+            .map(|t| t / 1_000_000)
+            .collect()
+    }
+
+    fn times(rows: &RecordBatch) -> Vec<i64> {
+        ms(rows, "t")
     }
 
     #[test]
@@ -375,7 +431,7 @@ mod tests {
             aggregate_ns: None,
         }
         .filters();
-        assert_eq!(run(f, fixture()).len(), 8);
+        assert_eq!(run(f, fixture()).num_rows(), 8);
     }
 
     #[test]
@@ -399,29 +455,54 @@ mod tests {
         };
         assert_eq!(t.spec(), "aggregate=1s");
         let rows = run(Aggregate::new(t.filters(), 1_000_000_000), fixture());
-        let got: Vec<(i64, i64, u64, f64, u32, f64)> = rows
-            .iter()
-            .map(|r| {
+        let cells = crate::batch::all_cells(&rows, AGG_ROW).unwrap();
+        let value =
+            |name: &str, i: usize| cells[crate::batch::index_of(AGG_ROW, name).unwrap()].value(i);
+        use crate::batch::Value;
+        let got: Vec<(i64, i64, Value, Value, Value, Value)> = (0..rows.num_rows())
+            .map(|i| {
                 (
-                    r.bucket_t / 1_000_000,
-                    r.last_t / 1_000_000,
-                    r.quote_count,
-                    r.bid_price,
-                    r.bid_size,
-                    r.ask_price,
+                    ms(&rows, "bucket_t")[i],
+                    ms(&rows, "last_t")[i],
+                    value("quote_count", i),
+                    value("bid_price", i),
+                    value("bid_size", i),
+                    value("ask_price", i),
                 )
             })
             .collect();
+        let f = |x: f64| Value::Float(x.to_bits());
         assert_eq!(
             got,
             vec![
-                (0, 900, 4, 1.0, 2, 1.01),
-                (1_000, 1_500, 2, 1.0, 2, 1.02),
-                (2_000, 2_999, 1, 0.99, 2, 1.02),
-                (5_000, 5_000, 1, 0.99, 2, 1.02),
+                (0, 900, Value::UInt(4), f(1.0), Value::UInt(2), f(1.01)),
+                (
+                    1_000,
+                    1_500,
+                    Value::UInt(2),
+                    f(1.0),
+                    Value::UInt(2),
+                    f(1.02)
+                ),
+                (
+                    2_000,
+                    2_999,
+                    Value::UInt(1),
+                    f(0.99),
+                    Value::UInt(2),
+                    f(1.02)
+                ),
+                (
+                    5_000,
+                    5_000,
+                    Value::UInt(1),
+                    f(0.99),
+                    Value::UInt(2),
+                    f(1.02)
+                ),
             ]
         );
-        assert_eq!(rows.iter().map(|r| r.quote_count).sum::<u64>(), 8);
+        assert_eq!(value("conditions", 0), Value::List(vec!["R".into()]));
     }
 
     #[test]
@@ -433,11 +514,10 @@ mod tests {
         };
         assert_eq!(t.spec(), "nbbo-changes,aggregate=2s");
         let rows = run(Aggregate::new(t.filters(), 2_000_000_000), fixture());
-        let got: Vec<(i64, i64, u64)> = rows
-            .iter()
-            .map(|r| (r.bucket_t / 1_000_000, r.last_t / 1_000_000, r.quote_count))
-            .collect();
-        assert_eq!(got, vec![(0, 1_000, 3), (2_000, 2_999, 1)]);
+        assert_eq!(ms(&rows, "bucket_t"), vec![0, 2_000]);
+        assert_eq!(ms(&rows, "last_t"), vec![1_000, 2_999]);
+        let counts = crate::batch::cells(&rows, AGG_ROW, "quote_count").unwrap();
+        assert_eq!((counts.int(0), counts.int(1)), (3, 1));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! the Parquet sink writing each unit's file atomically), then each file verified and only
 //! then its rows deleted from the database (see [`crate::store`]).
 
-use super::for_rows;
 use crate::args::ArchiveArgs;
 use crate::dataset::DatasetId;
 use crate::job::ArchiveJob;
@@ -15,9 +14,7 @@ use crate::run::{pipe, Fetched, Outcome, Report, Source};
 use crate::sink::database::Database;
 use crate::sink::parquet::ParquetSink;
 use crate::source::alpaca::PAGE_LIMIT;
-use crate::store::{
-    archivable_units, merge_with_file, verify_and_delete, Archivable, ArchiveReport,
-};
+use crate::store::{archivable_units, merge_with_file, verify_and_delete, ArchiveReport};
 use crate::time::{new_york_date, DateRange};
 use crate::transform::Passthrough;
 use chrono::NaiveDate;
@@ -34,7 +31,7 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
     init_logging(job.settings.log_path())?;
     let started = Instant::now();
     let dataset = job.dataset;
-    let (outcome, report) = for_rows!(dataset, R => archive::<R>(&job).await?);
+    let (outcome, report) = archive(&job).await?;
     if outcome == Outcome::Completed {
         tracing::info!(
             "[DONE] archived {} {} before {}: {} {}, {} rows moved to {} in {:.1}s",
@@ -61,7 +58,7 @@ async fn open(job: &ArchiveJob) -> anyhow::Result<Database> {
 }
 
 /// Plans the units, runs them through the pipeline, then verifies and deletes each.
-async fn archive<R: Archivable>(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
+async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
     let (dataset, symbol) = (job.dataset, &job.symbol);
     let root = &job.settings.historical_path;
     let mut db = open(job).await?;
@@ -107,18 +104,11 @@ async fn archive<R: Archivable>(job: &ArchiveJob) -> anyhow::Result<(Outcome, Ar
         counts: Arc::default(),
     };
     let counts = source.counts.clone();
-    let mut sink = ParquetSink::<R>::new(root, dataset, shards)?;
+    let mut sink = ParquetSink::new(root, dataset, shards)?;
     let batch = job.settings.batch_size;
-    let (outcome, _) = pipe(
-        &report,
-        range,
-        batch,
-        &mut sink,
-        Passthrough::<R>::default,
-        source,
-    )
-    .await
-    .map_err(|e| e.context("nothing was deleted from the database"))?;
+    let (outcome, _) = pipe(&report, range, batch, &mut sink, || Passthrough, source)
+        .await
+        .map_err(|e| e.context("nothing was deleted from the database"))?;
     if outcome != Outcome::Completed {
         return Ok((outcome, ArchiveReport::default()));
     }
@@ -133,7 +123,7 @@ async fn archive<R: Archivable>(job: &ArchiveJob) -> anyhow::Result<(Outcome, Ar
                 file.path.display()
             );
         };
-        verify_and_delete::<R>(&mut db, &dataset, symbol, file.date, &file.path, merged).await?;
+        verify_and_delete(&mut db, &dataset, symbol, file.date, &file.path, merged).await?;
         done.units += 1;
         done.rows += in_db as u64;
     }
@@ -151,7 +141,7 @@ struct DatabaseSource {
     counts: Arc<Mutex<BTreeMap<NaiveDate, (usize, usize)>>>,
 }
 
-impl<R: Archivable> Source<R> for DatabaseSource {
+impl Source for DatabaseSource {
     fn shard_count(&self) -> Option<u64> {
         Some(self.shards.len() as u64)
     }
@@ -162,7 +152,7 @@ impl<R: Archivable> Source<R> for DatabaseSource {
 
     fn spawn(
         self,
-        tx: mpsc::Sender<Chunk<R>>,
+        tx: mpsc::Sender<Chunk>,
         cancel: watch::Receiver<bool>,
     ) -> JoinHandle<anyhow::Result<Fetched>> {
         let DatabaseSource {
@@ -180,25 +170,27 @@ impl<R: Archivable> Source<R> for DatabaseSource {
                 }
                 let symbol: &Symbol = &shard.symbol;
                 let (from, until) = (shard.start_ns, shard.end_ns + 1);
-                let in_db: Vec<R> =
-                    R::read(&mut db, &dataset, symbol.as_str(), from, until).await?;
-                let n_db = in_db.len();
+                let in_db = db.read_rows(&dataset, symbol.as_str(), from, until).await?;
+                let n_db = in_db.num_rows();
                 let merged = merge_with_file(&root, &dataset, symbol, shard.day, in_db)?;
+                let n = merged.num_rows();
                 if let Ok(mut c) = counts.lock() {
-                    c.insert(shard.day, (n_db, merged.len()));
+                    c.insert(shard.day, (n_db, n));
                 }
                 fetched.pages += 1;
-                fetched.rows += merged.len() as u64;
+                fetched.rows += n as u64;
                 // Page-sized chunks, so the channel holds what it holds for an import.
-                let mut rows = merged.into_iter();
+                let page = PAGE_LIMIT as usize;
+                let mut start = 0;
                 loop {
-                    let part: Vec<R> = rows.by_ref().take(PAGE_LIMIT as usize).collect();
-                    let last = rows.len() == 0;
+                    let len = page.min(n - start);
+                    let last = start + len == n;
                     let chunk = Chunk {
                         shard: index as u32,
-                        rows: part,
+                        rows: merged.slice(start, len),
                         last,
                     };
+                    start += len;
                     if tx.send(chunk).await.is_err() {
                         return Ok(fetched);
                     }

@@ -1,18 +1,18 @@
 //! `data import-api`: the Alpaca API into the database (optionally thinned) or the Parquet
 //! store, through the one planner and the one run function.
 
-use super::{close_database, for_rows, open_database};
+use super::{close_database, open_database};
 use crate::args::ImportArgs;
 use crate::config::{Format, Settings};
 use crate::dataset::DatasetId;
 use crate::job::Job;
-use crate::model::{ApiRecord, Symbol};
+use crate::model::Symbol;
 use crate::pipeline::Chunk;
 use crate::progress::init_logging;
 use crate::resume::{Saved, Shard, Tracking};
 use crate::run::{pipe, plan, report_symbols, Fetched, Outcome, ProgressStore, Report, Source};
 use crate::sink::database::Database;
-use crate::sink::parquet::{ParquetSink, StoreRecord};
+use crate::sink::parquet::ParquetSink;
 use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials, Request};
 use crate::source::pace::RequestStats;
 use crate::source::retry::RetryPolicy;
@@ -30,7 +30,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let client = client_for(&job.settings)?;
     init_logging(job.settings.log_path())?;
     match job.settings.format {
-        Format::Parquet => for_rows!(job.dataset, R => to_parquet::<R>(&job, client).await),
+        Format::Parquet => to_parquet(&job, client).await,
         Format::Database => to_database(&job, client).await,
     }
 }
@@ -60,7 +60,8 @@ async fn to_database(job: &Job, client: AlpacaClient) -> anyhow::Result<Outcome>
     let settings = &job.settings;
     let table = job.table();
     let report = Report::new(job, table.name, settings.api_url.clone());
-    let (mut sink, dropped) = open_database(settings, &report, table, job.range).await?;
+    let target = (table, job.dataset);
+    let (mut sink, dropped) = open_database(settings, &report, target, job.range).await?;
     let result = async {
         let raw = job.thinning.is_raw();
         let Some(shards) = plan(job, &report, &mut sink, job.range, raw).await? else {
@@ -73,9 +74,7 @@ async fn to_database(job: &Job, client: AlpacaClient) -> anyhow::Result<Outcome>
         let source = ApiSource::new(client, job.dataset, shards.clone(), settings);
         let (range, batch, sink) = (job.range, settings.batch_size, &mut sink);
         let (outcome, fetched) = match job.thinning.aggregate_ns {
-            None if raw => for_rows!(job.dataset, R => {
-                pipe(&report, range, batch, sink, Passthrough::<R>::default, source).await?
-            }),
+            None if raw => pipe(&report, range, batch, sink, || Passthrough, source).await?,
             None => {
                 pipe(
                     &report,
@@ -158,10 +157,7 @@ impl ProgressStore for StoreProgress {
 
 /// Into the Parquet store: whole New York days (bars: whole months). A file in place is its
 /// unit's resume record: a rerun fetches only days (months) without one.
-async fn to_parquet<R: ApiRecord + StoreRecord>(
-    job: &Job,
-    client: AlpacaClient,
-) -> anyhow::Result<Outcome> {
+async fn to_parquet(job: &Job, client: AlpacaClient) -> anyhow::Result<Outcome> {
     let settings = &job.settings;
     let layout = job.dataset;
     let unit = layout.unit();
@@ -185,7 +181,7 @@ async fn to_parquet<R: ApiRecord + StoreRecord>(
     let Some(shards) = plan(job, &report, &mut store, range, false).await? else {
         return Ok(Outcome::Completed);
     };
-    let mut sink = ParquetSink::<R>::new(root, layout, shards.clone())?;
+    let mut sink = ParquetSink::new(root, layout, shards.clone())?;
     tracing::info!(
         "[IMPORT] {} {range} (feed {}) into the Parquet store {}, batches of {}",
         report.label(),
@@ -194,7 +190,7 @@ async fn to_parquet<R: ApiRecord + StoreRecord>(
         settings.batch_size
     );
     let source = ApiSource::new(client, layout, shards.clone(), settings);
-    let make = Passthrough::<R>::default;
+    let make = || Passthrough;
     let result = pipe(&report, range, settings.batch_size, &mut sink, make, source).await;
     if let Ok((Outcome::Completed, fetched)) = &result {
         report_symbols(&report, &shards, fetched, range);
@@ -253,7 +249,7 @@ impl ApiSource {
     }
 }
 
-impl<R: ApiRecord> Source<R> for ApiSource {
+impl Source for ApiSource {
     fn shard_count(&self) -> Option<u64> {
         Some(self.shards.len() as u64)
     }
@@ -264,7 +260,7 @@ impl<R: ApiRecord> Source<R> for ApiSource {
 
     fn spawn(
         self,
-        tx: mpsc::Sender<Chunk<R>>,
+        tx: mpsc::Sender<Chunk>,
         cancel: watch::Receiver<bool>,
     ) -> JoinHandle<anyhow::Result<Fetched>> {
         tokio::spawn(async move {

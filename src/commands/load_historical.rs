@@ -1,7 +1,7 @@
 //! `data load-historical`: the Parquet store's files for the range, into the database,
 //! through the same batches, upserts and log lines as an API import.
 
-use super::{close_database, for_rows, open_database};
+use super::{close_database, open_database};
 use crate::args::LoadArgs;
 use crate::dataset::DatasetId;
 use crate::job::Job;
@@ -10,7 +10,6 @@ use crate::pipeline::Chunk;
 use crate::progress::init_logging;
 use crate::resume::ShardUnit;
 use crate::run::{pipe, Fetched, Outcome, Report, Source};
-use crate::sink::parquet::StoreRecord;
 use crate::source::parquet::stream_parquet;
 use crate::time::DateRange;
 use crate::transform::Passthrough;
@@ -26,7 +25,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
     let table = job.table();
     let from = format!("the Parquet store {}", root.display());
     let report = Report::new(&job, table.name, from);
-    let (mut sink, dropped) = open_database(settings, &report, table, job.range).await?;
+    let target = (table, job.dataset);
+    let (mut sink, dropped) = open_database(settings, &report, target, job.range).await?;
     let source = StoreSource {
         root,
         layout: job.dataset,
@@ -34,9 +34,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
         range: job.range,
     };
     let (range, batch) = (job.range, settings.batch_size);
-    let result = for_rows!(job.dataset, R => {
-        pipe(&report, range, batch, &mut sink, Passthrough::<R>::default, source).await
-    });
+    let result = pipe(&report, range, batch, &mut sink, || Passthrough, source).await;
     close_database(sink, dropped, result.map(|(outcome, _)| outcome)).await
 }
 
@@ -48,14 +46,14 @@ struct StoreSource {
     range: DateRange,
 }
 
-impl<R: StoreRecord> Source<R> for StoreSource {
+impl Source for StoreSource {
     fn page_word(&self) -> &'static str {
         "files"
     }
 
     fn spawn(
         self,
-        tx: mpsc::Sender<Chunk<R>>,
+        tx: mpsc::Sender<Chunk>,
         cancel: watch::Receiver<bool>,
     ) -> JoinHandle<anyhow::Result<Fetched>> {
         let StoreSource {

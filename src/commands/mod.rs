@@ -1,39 +1,18 @@
 //! The commands, each a thin file over [`crate::job`] and [`crate::run`]: `import-api`,
-//! `load-historical` and `archive`. What they share lives here: turning a dataset into the
-//! row type it travels as, and opening and closing the database sink.
+//! `load-historical` and `archive`. What they share lives here: opening and closing the
+//! database sink.
 
 pub mod archive;
 pub mod import_api;
 pub mod load_historical;
 
 use crate::config::Settings;
+use crate::dataset::DatasetId;
 use crate::run::{Outcome, Report};
 use crate::sink::database::Database;
 use crate::sink::sqlite::{TableSpec, WriteMode};
 use crate::time::DateRange;
 use std::time::{Duration, Instant};
-
-/// Runs `$body` with `$R` naming the row type `$dataset`'s rows travel as (`Quote`,
-/// `Trade`, `Bar`): the one place where a dataset chosen at run time becomes a static type.
-macro_rules! for_rows {
-    ($dataset:expr, $R:ident => $body:expr) => {
-        match $dataset.kind() {
-            $crate::dataset::Kind::Quotes => {
-                type $R = $crate::model::Quote;
-                $body
-            }
-            $crate::dataset::Kind::Trades => {
-                type $R = $crate::model::Trade;
-                $body
-            }
-            $crate::dataset::Kind::Bars => {
-                type $R = $crate::model::Bar;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use for_rows;
 
 /// Opens the database for a run into `table`: thinning id, the `--skip-duplicates` range
 /// check, `--drop-indexes`, and the opening log line. Returns whether indexes were dropped
@@ -41,7 +20,7 @@ pub(crate) use for_rows;
 pub(crate) async fn open_database(
     settings: &Settings,
     report: &Report,
-    table: &'static TableSpec,
+    (table, dataset): (&'static TableSpec, DatasetId),
     range: DateRange,
 ) -> anyhow::Result<(Database, bool)> {
     let mut sink = Database::open(
@@ -49,6 +28,7 @@ pub(crate) async fn open_database(
         Duration::from_secs(settings.busy_timeout_secs),
     )
     .await?;
+    sink.set_target(table, dataset);
     if !report.spec.is_empty() {
         sink.set_thinning(&report.spec).await?;
     }

@@ -2,14 +2,13 @@
 //! (`postgres://...`). One enum so the pipeline, `status` and `archive` stay one code path;
 //! each variant implements the same operations against its own SQL.
 
-use super::postgres::{PgDialect, PgSink};
-use super::sql::{BulkWrite, WriteMode};
-use super::sqlite::{SqliteDialect, SqliteSink};
-use super::SqlRow;
-use crate::dataset::{Adjustment, DatasetId, TableSpec, Timeframe};
-use crate::model::{Bar, Quote, Trade};
+use super::postgres::PgSink;
+use super::sql::WriteMode;
+use super::sqlite::SqliteSink;
+use crate::dataset::{DatasetId, TableSpec};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::{Saved, Tracking};
+use arrow_array::RecordBatch;
 use chrono::NaiveDate;
 use std::time::Duration;
 
@@ -61,6 +60,11 @@ impl Database {
     pub fn track(&mut self, tracking: Tracking) {
         each!(self, db => db.track(tracking))
     }
+
+    /// Write batches, rows of `dataset`, to `table`.
+    pub fn set_target(&mut self, table: &'static TableSpec, dataset: DatasetId) {
+        each!(self, db => db.set_target(table, dataset))
+    }
 }
 
 /// The `SqlSink` operations `Database` forwards to whichever backend it holds (each one
@@ -84,21 +88,12 @@ forward! {
     async fn drop_secondary_indexes(table: &TableSpec) -> Vec<String>;
     async fn rebuild_dropped_indexes(only_orphans: bool) -> Vec<String>;
     async fn day_counts(symbol: Option<&str>) -> Vec<(String, String, NaiveDate, i64)>;
-    async fn read_quotes(symbol: &str, from_ns: i64, until_ns: i64) -> Vec<Quote>;
-    async fn read_trades(symbol: &str, from_ns: i64, until_ns: i64) -> Vec<Trade>;
-    async fn read_bars(symbol: &str, spec: (Timeframe, Adjustment), from_ns: i64, until_ns: i64) -> Vec<Bar>;
+    async fn read_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> RecordBatch;
     async fn delete_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> u64;
 }
 
-impl<R: SqlRow> Sink<R> for Database
-where
-    SqliteDialect: BulkWrite<R>,
-    PgDialect: BulkWrite<R>,
-{
-    async fn write_batch(&mut self, rows: &[R], marks: &[Mark]) -> anyhow::Result<()> {
-        match self {
-            Database::Sqlite(db) => db.write_batch(rows, marks).await,
-            Database::Postgres(db) => db.write_batch(rows, marks).await,
-        }
+impl Sink for Database {
+    async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
+        each!(self, db => db.write_batch(rows, marks).await)
     }
 }

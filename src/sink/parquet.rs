@@ -20,18 +20,18 @@
 //! records arrive; when the day held corrections, committing it rewrites it once, streaming,
 //! without the records they replaced (only the corrected identities are held in memory).
 //!
-//! This module owns the layout, the schemas and the conversions between rows and Arrow
-//! batches, in both directions; it knows nothing about HTTP or SQL.
+//! Batches arrive as the pipeline carries them (with a `symbol` column); a file keeps the
+//! columns its dataset's row list marks as kept in files ([`crate::batch::to_file`]), and
+//! reads add the symbol back ([`read_file`]). This module knows nothing about HTTP or SQL.
 
-use super::parquet_schema::column;
-pub use super::parquet_schema::{quotes_schema, StoreRecord};
-use crate::dataset::DatasetId;
-use crate::model::Quote;
+use crate::batch::{self, Cells};
+use crate::dataset::{Column, DatasetId};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::Shard;
 use crate::time::new_york_date;
 use anyhow::Context;
-use arrow_array::TimestampNanosecondArray;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -47,11 +47,6 @@ pub use crate::dataset::FILE_NAME;
 /// Rows per row group: a day of a liquid symbol splits into several groups, each with
 /// min/max statistics on `t`, so a read of part of a day skips the groups outside it.
 pub const ROW_GROUP_ROWS: usize = 16_384;
-
-/// Backwards-compatible helper: the quotes file of `symbol` on `date`.
-pub fn day_file(root: &Path, symbol: &str, date: NaiveDate) -> PathBuf {
-    DatasetId::Quotes.file(root, symbol, date)
-}
 
 /// One file of the store, as listed: symbol, unit key (day, or a month's first day), rows
 /// from the footer, path.
@@ -91,11 +86,6 @@ pub fn list_units(root: &Path, layout: &DatasetId) -> anyhow::Result<Vec<Listed>
     Ok(out)
 }
 
-/// Every quotes day file in the store.
-pub fn list_days(root: &Path) -> anyhow::Result<Vec<Listed>> {
-    list_units(root, &DatasetId::Quotes)
-}
-
 /// Rows per New York day of one file (status of a monthly bars file): reads `t` only.
 pub fn rows_per_day(path: &Path) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -109,9 +99,9 @@ pub fn rows_per_day(path: &Path) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
     let mut days: Vec<(NaiveDate, i64)> = Vec::new();
     for batch in reader {
         let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
-        let t = column::<TimestampNanosecondArray>(&batch, "t")?;
-        for i in 0..t.len() {
-            let d = new_york_date(t.value(i));
+        let t = batch::times(&batch, "t").context("the file has no time column")?;
+        for &t in t {
+            let d = new_york_date(t);
             match days.last_mut() {
                 Some((last, n)) if *last == d => *n += 1,
                 _ => days.push((d, 1)),
@@ -121,37 +111,49 @@ pub fn rows_per_day(path: &Path) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
     Ok(days)
 }
 
-/// All rows of one file.
-pub fn read_file<R: StoreRecord>(
+/// The schema of the store's quotes files.
+pub fn quotes_schema() -> SchemaRef {
+    batch::file_schema(DatasetId::Quotes.kind().columns())
+}
+
+/// All rows of one file of `layout`'s, as pipeline batches of `symbol`'s rows.
+pub fn read_file(
     path: &Path,
-    symbol: &Arc<str>,
     layout: &DatasetId,
-) -> anyhow::Result<Vec<R>> {
+    symbol: &str,
+) -> anyhow::Result<Vec<RecordBatch>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))?
         .build()
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
-        out.extend(R::from_batch(&batch, symbol, layout, i64::MIN, i64::MAX)?);
-    }
-    Ok(out)
+    let cols = layout.kind().columns();
+    reader
+        .map(|b| {
+            let b = b.with_context(|| format!("cannot decode {}", path.display()))?;
+            batch::from_file(&b, cols, symbol)
+                .with_context(|| format!("unexpected schema in {}", path.display()))
+        })
+        .collect()
 }
 
-/// All quotes of one day file.
-pub fn read_day_file(path: &Path, symbol: &Arc<str>) -> anyhow::Result<Vec<Quote>> {
-    read_file(path, symbol, &DatasetId::Quotes)
+/// The columns a file of `cols` rows is sorted by: `t`, then `seq` where files keep it.
+fn sorted_by(cols: &[Column]) -> Vec<usize> {
+    cols.iter()
+        .filter(|c| c.in_file)
+        .enumerate()
+        .filter(|(_, c)| c.name == "t" || c.name == "seq")
+        .map(|(i, _)| i)
+        .collect()
 }
 
-fn writer_properties(sorted_by: &[usize]) -> anyhow::Result<WriterProperties> {
+fn writer_properties(sorted: &[usize]) -> anyhow::Result<WriterProperties> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_sorting_columns(Some(
-            sorted_by
+            sorted
                 .iter()
                 .map(|&i| SortingColumn {
                     column_idx: i as i32,
@@ -161,31 +163,6 @@ fn writer_properties(sorted_by: &[usize]) -> anyhow::Result<WriterProperties> {
                 .collect(),
         ))
         .build())
-}
-
-/// Writes `rows` (one symbol, one file's unit, sorted) as that unit's file, atomically.
-pub fn write_file<R: StoreRecord>(
-    root: &Path,
-    layout: &DatasetId,
-    symbol: &str,
-    key: NaiveDate,
-    rows: &[R],
-) -> anyhow::Result<PathBuf> {
-    let mut w = UnitWriter::<R>::create(root, layout, symbol.into(), key)?;
-    for chunk in rows.chunks(ROW_GROUP_ROWS) {
-        w.write(chunk)?;
-    }
-    Ok(w.commit()?.0)
-}
-
-/// Writes `rows` (one symbol, one day, sorted) as that day's quotes file, atomically.
-pub fn write_day_file(
-    root: &Path,
-    symbol: &str,
-    date: NaiveDate,
-    rows: &[Quote],
-) -> anyhow::Result<PathBuf> {
-    write_file(root, &DatasetId::Quotes, symbol, date, rows)
 }
 
 const TMP_MARK: &str = ".tmp-";
@@ -210,9 +187,10 @@ fn remove_stale_temp_files(dir: &Path) {
     }
 }
 
-fn start_writer<R: StoreRecord>(path: &Path) -> anyhow::Result<ArrowWriter<File>> {
+fn start_writer(path: &Path, cols: &'static [Column]) -> anyhow::Result<ArrowWriter<File>> {
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    ArrowWriter::try_new(file, R::schema(), Some(writer_properties(R::sorted_by())?))
+    let props = writer_properties(&sorted_by(cols))?;
+    ArrowWriter::try_new(file, batch::file_schema(cols), Some(props))
         .context("cannot start a Parquet file")
 }
 
@@ -225,8 +203,8 @@ fn finish_writer(writer: ArrowWriter<File>, path: &Path) -> anyhow::Result<()> {
 }
 
 /// One file being written under its temporary name.
-struct UnitWriter<R: StoreRecord> {
-    layout: DatasetId,
+struct UnitWriter {
+    cols: &'static [Column],
     symbol: Arc<str>,
     key: NaiveDate,
     /// The unit's bounds, UTC ns: New York midnight to midnight.
@@ -236,13 +214,14 @@ struct UnitWriter<R: StoreRecord> {
     path: PathBuf,
     writer: Option<ArrowWriter<File>>,
     rows: u64,
-    /// Trade id -> (exchange, index of the last record that updated it) for each identity a
-    /// correction touched; keyed by id so the rewrite looks rows up without allocating.
-    updates: HashMap<u64, Vec<(String, u64)>>,
-    _rows: std::marker::PhantomData<R>,
+    /// The identity columns of corrections (trades), if the dataset has them.
+    corrections: Option<crate::dataset::Corrections>,
+    /// Identity -> index of the last record that updated it, for each identity a
+    /// correction touched.
+    updates: HashMap<Vec<batch::Value>, u64>,
 }
 
-impl<R: StoreRecord> UnitWriter<R> {
+impl UnitWriter {
     fn create(
         root: &Path,
         layout: &DatasetId,
@@ -254,10 +233,11 @@ impl<R: StoreRecord> UnitWriter<R> {
             .with_context(|| format!("cannot create the Parquet folder {}", dir.display()))?;
         remove_stale_temp_files(&dir);
         let tmp = dir.join(format!(".{FILE_NAME}{TMP_MARK}{}", std::process::id()));
-        let writer = start_writer::<R>(&tmp)?;
+        let cols = layout.kind().columns();
+        let writer = start_writer(&tmp, cols)?;
         let (from_ns, until_ns) = layout.unit_bounds(key);
         Ok(UnitWriter {
-            layout: *layout,
+            cols,
             path: dir.join(FILE_NAME),
             symbol,
             key,
@@ -266,41 +246,49 @@ impl<R: StoreRecord> UnitWriter<R> {
             tmp,
             writer: Some(writer),
             rows: 0,
+            corrections: layout.kind().corrections(),
             updates: HashMap::new(),
-            _rows: std::marker::PhantomData,
         })
     }
 
-    fn holds(&self, r: &R) -> bool {
-        let t = r.time();
-        t >= self.from_ns && t < self.until_ns && r.symbol() == &*self.symbol
+    fn holds(&self, symbol: &str, t: i64) -> bool {
+        t >= self.from_ns && t < self.until_ns && symbol == &*self.symbol
     }
 
-    fn write(&mut self, rows: &[R]) -> anyhow::Result<()> {
-        for (i, r) in rows.iter().enumerate() {
-            if r.is_update() {
-                if let Some((x, id)) = r.identity() {
-                    let index = self.rows + i as u64;
-                    let slot = self.updates.entry(id).or_default();
-                    match slot.iter_mut().find(|(e, _)| e == x) {
-                        Some((_, last)) => *last = index,
-                        None => slot.push((x.to_string(), index)),
-                    }
+    /// The row's identity, if it is a correction.
+    fn update_of(
+        cells: &[Cells],
+        cols: &[Column],
+        c: &crate::dataset::Corrections,
+        i: usize,
+    ) -> Option<Vec<batch::Value>> {
+        let update = batch::index_of(cols, c.update)?;
+        matches!(&cells[update], Cells::Utf8(a) if arrow_array::Array::is_valid(*a, i))
+            .then(|| batch::key_of(cells, cols, &c.identity, i))
+    }
+
+    /// Appends `rows` (pipeline rows of this unit, in order).
+    fn write(&mut self, rows: &RecordBatch) -> anyhow::Result<()> {
+        if let Some(c) = &self.corrections {
+            let cells = batch::all_cells(rows, self.cols)?;
+            for i in 0..rows.num_rows() {
+                if let Some(identity) = Self::update_of(&cells, self.cols, c, i) {
+                    self.updates.insert(identity, self.rows + i as u64);
                 }
             }
         }
-        let batch = R::to_batch(rows)?;
+        let file_rows = batch::to_file(rows, self.cols)?;
         if let Some(w) = self.writer.as_mut() {
-            w.write(&batch)
+            w.write(&file_rows)
                 .with_context(|| format!("cannot write {}", self.tmp.display()))?;
         }
-        self.rows += rows.len() as u64;
+        self.rows += rows.num_rows() as u64;
         Ok(())
     }
 
     /// Rewrites the finished temporary file without the records a later update replaced,
     /// one batch at a time; returns the rows kept.
-    fn apply_updates(&self) -> anyhow::Result<u64> {
+    fn apply_updates(&self, c: &crate::dataset::Corrections) -> anyhow::Result<u64> {
         let file =
             File::open(&self.tmp).with_context(|| format!("cannot open {}", self.tmp.display()))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -309,30 +297,25 @@ impl<R: StoreRecord> UnitWriter<R> {
             .build()
             .with_context(|| format!("cannot read back {}", self.tmp.display()))?;
         let out_path = PathBuf::from(format!("{}-u", self.tmp.display()));
-        let mut out = start_writer::<R>(&out_path)?;
+        let mut out = start_writer(&out_path, self.cols)?;
         let (mut index, mut kept) = (0u64, 0u64);
-        for batch in reader {
-            let batch = batch.with_context(|| format!("cannot decode {}", self.tmp.display()))?;
-            let rows = R::from_batch(&batch, &self.symbol, &self.layout, i64::MIN, i64::MAX)?;
-            let keep: Vec<R> = rows
-                .into_iter()
-                .filter(|r| {
-                    let i = index;
-                    index += 1;
-                    let replaced = r.identity().and_then(|(x, id)| {
-                        self.updates
-                            .get(&id)?
-                            .iter()
-                            .find(|(e, _)| e == x)
-                            .map(|&(_, last)| last != i)
-                    });
-                    !replaced.unwrap_or(false)
+        let file_cols: Vec<Column> = self.cols.iter().copied().filter(|c| c.in_file).collect();
+        for b in reader {
+            let b = b.with_context(|| format!("cannot decode {}", self.tmp.display()))?;
+            let cells = batch::all_cells(&b, &file_cols)?;
+            let keep: Vec<bool> = (0..b.num_rows())
+                .map(|i| {
+                    let at = index + i as u64;
+                    let identity = batch::key_of(&cells, &file_cols, &c.identity, i);
+                    self.updates.get(&identity).is_none_or(|&last| last == at)
                 })
                 .collect();
-            if !keep.is_empty() {
-                out.write(&R::to_batch(&keep)?)
+            index += b.num_rows() as u64;
+            let b = batch::filter(&b, keep)?;
+            if b.num_rows() > 0 {
+                out.write(&b)
                     .with_context(|| format!("cannot write {}", out_path.display()))?;
-                kept += keep.len() as u64;
+                kept += b.num_rows() as u64;
             }
         }
         let done = finish_writer(out, &out_path).and_then(|()| {
@@ -349,12 +332,9 @@ impl<R: StoreRecord> UnitWriter<R> {
     /// and row count.
     fn commit(mut self) -> anyhow::Result<(PathBuf, u64)> {
         let writer = self.writer.take().context("file already closed")?;
-        let finished = finish_writer(writer, &self.tmp).and_then(|()| {
-            if self.updates.is_empty() {
-                Ok(self.rows)
-            } else {
-                self.apply_updates()
-            }
+        let finished = finish_writer(writer, &self.tmp).and_then(|()| match &self.corrections {
+            Some(c) if !self.updates.is_empty() => self.apply_updates(c),
+            _ => Ok(self.rows),
         });
         let rows = match finished {
             Ok(rows) => rows,
@@ -369,7 +349,7 @@ impl<R: StoreRecord> UnitWriter<R> {
     }
 }
 
-impl<R: StoreRecord> Drop for UnitWriter<R> {
+impl Drop for UnitWriter {
     fn drop(&mut self) {
         // Not committed: the partial unit must not survive under any name.
         if self.writer.is_some() {
@@ -394,15 +374,15 @@ pub struct DayWritten {
 /// and the file is the unit's resume record. [`Sink::finish`] commits any file still open; a
 /// failed or interrupted import ([`Sink::abort`]) deletes the files in progress; committed
 /// files stay.
-pub struct ParquetSink<R: StoreRecord> {
+pub struct ParquetSink {
     root: PathBuf,
     layout: DatasetId,
     shards: Arc<Vec<Shard>>,
-    open: Vec<UnitWriter<R>>,
+    open: Vec<UnitWriter>,
     pub written: Vec<DayWritten>,
 }
 
-impl<R: StoreRecord> ParquetSink<R> {
+impl ParquetSink {
     pub fn new(root: &Path, layout: DatasetId, shards: Arc<Vec<Shard>>) -> anyhow::Result<Self> {
         let dir = layout.dir(root);
         std::fs::create_dir_all(&dir)
@@ -425,23 +405,32 @@ impl<R: StoreRecord> ParquetSink<R> {
         Ok(())
     }
 
-    fn write_sync(&mut self, rows: &[R], marks: &[Mark]) -> anyhow::Result<()> {
+    fn write_sync(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
+        let n = rows.num_rows();
+        let (symbols, times) = match n {
+            0 => (None, &[][..]),
+            _ => (
+                Some(batch::symbols(rows)?),
+                batch::times(rows, "t").context("rows have no time")?,
+            ),
+        };
         let mut start = 0;
-        while start < rows.len() {
-            let first = &rows[start];
-            let index = match self.open.iter().position(|d| d.holds(first)) {
+        while let Some(symbols) = symbols.filter(|_| start < n) {
+            let (symbol, t) = (symbols.value(start), times[start]);
+            let index = match self.open.iter().position(|d| d.holds(symbol, t)) {
                 Some(i) => i,
                 None => {
-                    let key = self.layout.unit_key(first.time());
-                    let unit =
-                        UnitWriter::create(&self.root, &self.layout, first.symbol().into(), key)?;
+                    let key = self.layout.unit_key(t);
+                    let unit = UnitWriter::create(&self.root, &self.layout, symbol.into(), key)?;
                     self.open.push(unit);
                     self.open.len() - 1
                 }
             };
             let unit = &mut self.open[index];
-            let len = rows[start..].iter().take_while(|r| unit.holds(r)).count();
-            unit.write(&rows[start..start + len])?;
+            let len = (start..n)
+                .take_while(|&i| unit.holds(symbols.value(i), times[i]))
+                .count();
+            unit.write(&rows.slice(start, len))?;
             start += len;
         }
         for mark in marks.iter().filter(|m| m.done) {
@@ -460,12 +449,12 @@ impl<R: StoreRecord> ParquetSink<R> {
     }
 }
 
-impl<R: StoreRecord> Sink<R> for ParquetSink<R> {
+impl Sink for ParquetSink {
     fn label(&self) -> &'static str {
         "FILE"
     }
 
-    async fn write_batch(&mut self, rows: &[R], marks: &[Mark]) -> anyhow::Result<()> {
+    async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
         // Encoding a batch takes a few milliseconds of CPU; the sources run meanwhile on the
         // runtime's other worker.
         self.write_sync(rows, marks)
@@ -486,72 +475,39 @@ impl<R: StoreRecord> Sink<R> for ParquetSink<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Bar, Trade};
+    use crate::batch::{Builder, Builders, Value};
+    use crate::dataset::Kind;
     use crate::time::{new_york_time_nanos, DateRange};
-
-    fn quote(t: i64, seq: u32, conditions: &[&str]) -> Quote {
-        Quote {
-            symbol: "AAPL".into(),
-            t,
-            seq,
-            bid_exchange: " ".into(),
-            bid_price: 0.0,
-            bid_size: 0,
-            ask_exchange: "Q".into(),
-            ask_price: 187.25,
-            ask_size: 300,
-            conditions: conditions.iter().map(|c| c.to_string()).collect(),
-            tape: "C".into(),
-        }
-    }
-
-    #[test]
-    fn arrow_round_trip_keeps_every_field() {
-        let rows = vec![
-            quote(1_704_186_000_000_000_001, 0, &["R"]),
-            quote(1_704_186_000_000_000_001, 1, &[" ", "T"]),
-            quote(1_704_186_000_500_000_000, 0, &[]),
-        ];
-        let batch = Quote::to_batch(&rows).unwrap();
-        assert_eq!(batch.schema(), quotes_schema());
-        let sym: Arc<str> = "AAPL".into();
-        assert_eq!(
-            Quote::from_batch(&batch, &sym, &DatasetId::Quotes, i64::MIN, i64::MAX).unwrap(),
-            rows
-        );
-        let later = Quote::from_batch(
-            &batch,
-            &sym,
-            &DatasetId::Quotes,
-            1_704_186_000_000_000_002,
-            i64::MAX,
-        )
-        .unwrap();
-        assert_eq!(later, rows[2..]);
-    }
 
     #[test]
     fn layout_is_hive_style() {
         let d = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
         assert_eq!(
-            day_file(Path::new("data/historical"), "AAPL", d),
+            DatasetId::Quotes.file(Path::new("data/historical"), "AAPL", d),
             Path::new("data/historical/quotes/symbol=AAPL/date=2024-01-02/part-0.parquet")
         );
     }
 
-    fn trade(t: i64, id: u64, price: f64, update: Option<&str>) -> Trade {
-        Trade {
-            symbol: "AAPL".into(),
-            t,
-            seq: 0,
-            exchange: "V".into(),
-            price,
-            size: 100,
-            id,
-            conditions: vec!["@".into(), "T".into()],
-            tape: "C".into(),
-            update: update.map(str::to_string),
+    /// Trades of AAPL: (t, id, price, update).
+    fn trades(rows: &[(i64, u64, f64, Option<&str>)]) -> RecordBatch {
+        let cols = Kind::Trades.columns();
+        let mut b = Builders::new(cols, rows.len());
+        for &(t, id, price, update) in rows {
+            for (c, part) in cols.iter().zip(&mut b.parts) {
+                match (c.name, part) {
+                    ("symbol", Builder::Utf8(s)) => s.append_value("AAPL"),
+                    ("exchange", Builder::Utf8(s)) => s.append_value("V"),
+                    ("t", Builder::Ts(v)) => v.push(t),
+                    ("id", Builder::U64(v)) => v.push(id),
+                    ("price", Builder::F64(v)) => v.push(price),
+                    ("size", Builder::U64(v)) => v.push(100),
+                    ("conditions", part) => part.push_json_list(r#"["@","T"]"#).unwrap(),
+                    ("update", Builder::Utf8(s)) => s.append_option(update),
+                    (_, part) => part.push_default(c.nullable),
+                }
+            }
         }
+        b.finish().unwrap()
     }
 
     #[test]
@@ -559,18 +515,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let day = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
         let t0 = new_york_time_nanos(day, 9, 30);
-        let rows = [
-            trade(t0, 1, 10.0, None),
-            trade(t0 + 1, 2, 11.0, None),
-            trade(t0 + 2, 3, 12.0, None),
-            trade(t0 + 3, 2, 11.01, Some("corrected")),
-            trade(t0 + 4, 4, 13.0, None),
-            trade(t0 + 5, 1, 10.0, Some("canceled")),
-        ];
-        let mut w = UnitWriter::<Trade>::create(dir.path(), &DatasetId::Trades, "AAPL".into(), day)
-            .unwrap();
-        w.write(&rows[..2]).unwrap();
-        w.write(&rows[2..]).unwrap();
+        let rows = trades(&[
+            (t0, 1, 10.0, None),
+            (t0 + 1, 2, 11.0, None),
+            (t0 + 2, 3, 12.0, None),
+            (t0 + 3, 2, 11.01, Some("corrected")),
+            (t0 + 4, 4, 13.0, None),
+            (t0 + 5, 1, 10.0, Some("canceled")),
+        ]);
+        let mut w = UnitWriter::create(dir.path(), &DatasetId::Trades, "AAPL".into(), day).unwrap();
+        w.write(&rows.slice(0, 2)).unwrap();
+        w.write(&rows.slice(2, 4)).unwrap();
         let (path, kept) = w.commit().unwrap();
         assert_eq!(kept, 4);
         assert_eq!(
@@ -578,16 +533,12 @@ mod tests {
             dir.path()
                 .join("trades/symbol=AAPL/date=2024-01-02/part-0.parquet")
         );
-        let back: Vec<Trade> = read_file(&path, &"AAPL".into(), &DatasetId::Trades).unwrap();
-        assert_eq!(
-            back,
-            vec![
-                rows[2].clone(),
-                rows[3].clone(),
-                rows[4].clone(),
-                rows[5].clone()
-            ]
-        );
+        let back = read_file(&path, &DatasetId::Trades, "AAPL").unwrap();
+        let back = batch::concat(&back[0].schema(), &back).unwrap();
+        assert_eq!(back, rows.slice(2, 4));
+        let cells = batch::all_cells(&back, Kind::Trades.columns()).unwrap();
+        assert_eq!(cells[9].value(1), Value::Str("corrected".into()));
+        assert_eq!(cells[9].value(2), Value::Null);
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .flatten()
@@ -624,24 +575,7 @@ mod tests {
             end_ns: mid_jan + 1,
         });
         assert_eq!((whole.start_ns, whole.end_ns), (from, until - 1));
-        let bar = Bar {
-            symbol: "MSFT".into(),
-            timeframe: "1Min".into(),
-            adjustment: "split".into(),
-            t: mid_jan,
-            seq: 0,
-            open: 1.0,
-            high: 2.0,
-            low: 0.5,
-            close: 1.5,
-            volume: 1234,
-            trade_count: 17,
-            vwap: 1.25,
-        };
-        let batch = Bar::to_batch(std::slice::from_ref(&bar)).unwrap();
-        assert_eq!(
-            Bar::from_batch(&batch, &"MSFT".into(), &l, i64::MIN, i64::MAX).unwrap(),
-            vec![bar]
-        );
+        assert_eq!(sorted_by(Kind::Bars.columns()), [0]);
+        assert_eq!(sorted_by(Kind::Quotes.columns()), [0, 1]);
     }
 }

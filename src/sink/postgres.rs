@@ -10,18 +10,15 @@
 //! reconnected and the batch retried: a batch is one transaction, so it is either all there
 //! or not at all.
 
+use super::encode::{Encoder, Val};
 use super::sql::{BulkWrite, Conn, Dialect, SqlSink, WriteMode};
-use super::{trade_day, SqlRow};
 use crate::dataset::TableSpec;
-use crate::model::{Bar, Quote, Trade};
-use crate::pipeline::Mark;
+use crate::pipeline::{Mark, Sink};
 use crate::source::retry::{Next, RetryPolicy, Verdict};
-use crate::transform::AggQuote;
+use arrow_array::RecordBatch;
 use sqlx::postgres::{PgConnectOptions, PgConnection, Postgres};
 use sqlx::{ConnectOptions, Connection};
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Session advisory-lock key held by an import that has dropped indexes (any machine).
@@ -32,22 +29,6 @@ const BATCH_RETRY: RetryPolicy = RetryPolicy {
     base_delay: Duration::from_millis(200),
     max_delay: Duration::from_secs(2),
 };
-
-/// A row the sink can COPY: its symbol, its time key, and its own values in PostgreSQL's
-/// binary COPY format (measured faster than text: no number formatting on our side, no
-/// parsing on the server's; see benches/RESULTS.md).
-pub trait CopyRow: SqlRow + Clone {
-    /// How many of its own columns the row writes.
-    const COLUMNS: i16;
-    /// Appends this row's own fields (after `thinning_id` and `symbol_id`).
-    fn write_copy(&self, out: &mut Vec<u8>);
-    /// The rows one statement can write: a key may appear only once in PostgreSQL's
-    /// `INSERT ... ON CONFLICT`, so rows whose key a later row of the batch repeats are
-    /// dropped (as the upsert would leave it). `None`: all of them.
-    fn distinct(_rows: &[Self]) -> Option<Vec<Self>> {
-        None
-    }
-}
 
 /// Binary COPY field writers: a 4-byte length, then the value in network byte order.
 fn int4(out: &mut Vec<u8>, v: i32) {
@@ -75,81 +56,14 @@ const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// The binary COPY trailer: a tuple with field count -1.
 const COPY_TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 
-impl CopyRow for Quote {
-    const COLUMNS: i16 = 10;
-    fn write_copy(&self, out: &mut Vec<u8>) {
-        int8(out, self.t);
-        int4(out, self.seq as i32);
-        text(out, &self.bid_exchange);
-        float8(out, self.bid_price);
-        int8(out, self.bid_size as i64);
-        text(out, &self.ask_exchange);
-        float8(out, self.ask_price);
-        int8(out, self.ask_size as i64);
-        text(out, &self.conditions_json());
-        text(out, &self.tape);
-    }
-}
-
-impl CopyRow for Trade {
-    const COLUMNS: i16 = 9;
-    /// A correction in the same batch as the trade it corrects has the same key: only the
-    /// later record (the correction) is kept.
-    fn distinct(rows: &[Self]) -> Option<Vec<Self>> {
-        let mut last: HashMap<(&str, i64, &str, u64), usize> = HashMap::with_capacity(rows.len());
-        for (i, r) in rows.iter().enumerate() {
-            last.insert((&*r.symbol, trade_day(r.t), &r.exchange, r.id), i);
-        }
-        if last.len() == rows.len() {
-            return None;
-        }
-        let mut keep: Vec<usize> = last.into_values().collect();
-        keep.sort_unstable();
-        Some(keep.into_iter().map(|i| rows[i].clone()).collect())
-    }
-    fn write_copy(&self, out: &mut Vec<u8>) {
-        int4(out, trade_day(self.t) as i32);
-        text(out, &self.exchange);
-        int8(out, self.id as i64);
-        int8(out, self.t);
-        float8(out, self.price);
-        int8(out, self.size as i64);
-        text(out, &crate::model::conditions_json(&self.conditions));
-        text(out, &self.tape);
-        text(out, self.update.as_deref().unwrap_or(""));
-    }
-}
-
-impl CopyRow for Bar {
-    const COLUMNS: i16 = 10;
-    fn write_copy(&self, out: &mut Vec<u8>) {
-        text(out, &self.timeframe);
-        text(out, &self.adjustment);
-        int8(out, self.t);
-        float8(out, self.open);
-        float8(out, self.high);
-        float8(out, self.low);
-        float8(out, self.close);
-        int8(out, self.volume as i64);
-        int8(out, self.trade_count as i64);
-        float8(out, self.vwap);
-    }
-}
-
-impl CopyRow for AggQuote {
-    const COLUMNS: i16 = 11;
-    fn write_copy(&self, out: &mut Vec<u8>) {
-        int8(out, self.bucket_t);
-        int8(out, self.last_t);
-        text(out, &self.bid_exchange);
-        float8(out, self.bid_price);
-        int8(out, self.bid_size as i64);
-        text(out, &self.ask_exchange);
-        float8(out, self.ask_price);
-        int8(out, self.ask_size as i64);
-        text(out, &crate::model::conditions_json(&self.conditions));
-        text(out, &self.tape);
-        int8(out, self.quote_count as i64);
+/// Appends one value as a binary COPY field.
+fn field(out: &mut Vec<u8>, v: Val) {
+    match v {
+        Val::Int(v) => int8(out, v),
+        Val::Int4(v) => int4(out, v),
+        Val::Float(v) => float8(out, v),
+        Val::Text(s) => text(out, s),
+        Val::Json(s) => text(out, &s),
     }
 }
 
@@ -315,21 +229,18 @@ impl SqlSink<PgDialect> {
     /// Whether `table` holds no rows of the batch's symbols (and thinning) within the batch's
     /// time spans: one span per symbol and UTC day, so a batch that interleaves several
     /// days fetched concurrently is not mistaken for an overlap by the days between them.
-    async fn span_is_empty<T: CopyRow>(
+    async fn span_is_empty(
         thinning_id: Option<i64>,
         tx: &mut PgConnection,
         table: &TableSpec,
-        rows: &[T],
-        ids: &[(Arc<str>, i64)],
+        rows: &Encoder<'_>,
+        keep: Option<&[bool]>,
     ) -> Result<bool, sqlx::Error> {
         const DAY_NS: i64 = 86_400 * 1_000_000_000;
         let mut spans: Vec<(i64, i64, i64, i64)> = Vec::new(); // (symbol id, day, lo, hi)
-        for r in rows {
-            let t = r.time_key();
-            let id = ids
-                .iter()
-                .find(|(s, _)| s == r.symbol())
-                .map_or(0, |(_, id)| *id);
+        for i in (0..rows.rows()).filter(|&i| keep.is_none_or(|k| k[i])) {
+            let t = rows.time_key(i);
+            let id = rows.symbol_id(i);
             let day = t.div_euclid(DAY_NS);
             match spans.iter_mut().find(|s| s.0 == id && s.1 == day) {
                 Some(s) => {
@@ -361,36 +272,29 @@ impl SqlSink<PgDialect> {
         Ok(true)
     }
 
-    /// Binary COPY data for `rows` in `table`'s column order.
-    fn encode<T: CopyRow>(&mut self, table: &TableSpec, rows: &[T], ids: &[(Arc<str>, i64)]) {
-        self.dialect.buf.clear();
-        self.dialect.buf.extend_from_slice(COPY_HEADER);
-        let thinning = self.thinning_id.unwrap_or(0) as i32;
-        let fields = T::COLUMNS + if table.thinned { 2 } else { 1 };
-        for r in rows {
-            let id = ids
-                .iter()
-                .find(|(s, _)| s == r.symbol())
-                .map(|(_, id)| *id)
-                .unwrap_or(0);
-            self.dialect.buf.extend_from_slice(&fields.to_be_bytes());
-            if table.thinned {
-                int4(&mut self.dialect.buf, thinning);
+    /// Binary COPY data for `rows` (those `keep` says, if given) in `table`'s column order.
+    fn encode(&mut self, rows: &Encoder<'_>, keep: Option<&[bool]>) {
+        let buf = &mut self.dialect.buf;
+        buf.clear();
+        buf.extend_from_slice(COPY_HEADER);
+        let fields = rows.width() as i16;
+        for i in (0..rows.rows()).filter(|&i| keep.is_none_or(|k| k[i])) {
+            buf.extend_from_slice(&fields.to_be_bytes());
+            for k in 0..rows.width() {
+                field(buf, rows.value(k, i));
             }
-            int4(&mut self.dialect.buf, id as i32);
-            r.write_copy(&mut self.dialect.buf);
         }
-        self.dialect.buf.extend_from_slice(&COPY_TRAILER);
+        buf.extend_from_slice(&COPY_TRAILER);
     }
 
-    async fn try_write<T: CopyRow>(
+    async fn try_write(
         &mut self,
         table: &TableSpec,
-        rows: &[T],
+        rows: &Encoder<'_>,
+        keep: Option<&[bool]>,
         marks: &[Mark],
     ) -> Result<(), sqlx::Error> {
-        let ids = self.symbol_ids(rows).await?;
-        self.encode(table, rows, &ids);
+        self.encode(rows, keep);
         let columns = table.columns();
         let cols = columns.join(", ");
         let mut tx = self.conn.begin().await?;
@@ -398,11 +302,12 @@ impl SqlSink<PgDialect> {
         // with COPY straight into the table, as fast as --skip-duplicates. The probe is one
         // index range lookup per symbol; if another importer writes the span meanwhile, the
         // COPY meets its rows, the batch rolls back, and the caller retries it through staging.
-        let direct = rows.is_empty()
+        let empty = rows.rows() == 0;
+        let direct = empty
             || self.mode == WriteMode::Insert
             || (self.dialect.optimistic
-                && Self::span_is_empty(self.thinning_id, &mut tx, table, rows, &ids).await?);
-        if rows.is_empty() {
+                && Self::span_is_empty(self.thinning_id, &mut tx, table, rows, keep).await?);
+        if empty {
             // Only shard progress to commit.
         } else if direct {
             let mut copy = tx
@@ -461,18 +366,17 @@ impl SqlSink<PgDialect> {
 
 /// Writes one batch, retrying it on a lost connection (after reconnecting) or a deadlock,
 /// and falling back from plain insert to upsert on existing rows.
-impl<R: CopyRow> BulkWrite<R> for PgDialect {
+impl BulkWrite for PgDialect {
     async fn write_rows(
         sink: &mut PgSink,
         table: &'static TableSpec,
-        rows: &[R],
+        rows: Encoder<'_>,
         marks: &[Mark],
     ) -> anyhow::Result<()> {
-        let distinct = R::distinct(rows);
-        let rows = distinct.as_deref().unwrap_or(rows);
+        let keep = rows.repeated_keys(table);
         let mut attempts = BATCH_RETRY.attempts();
         loop {
-            let err = match sink.try_write(table, rows, marks).await {
+            let err = match sink.try_write(table, &rows, keep.as_deref(), marks).await {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
@@ -521,6 +425,12 @@ impl<R: CopyRow> BulkWrite<R> for PgDialect {
     }
 }
 
+impl Sink for PgSink {
+    async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
+        self.write(rows, marks).await
+    }
+}
+
 async fn connect(opts: &PgConnectOptions, shown: &str) -> anyhow::Result<PgConnection> {
     PgConnection::connect_with(opts)
         .await
@@ -533,21 +443,12 @@ mod tests {
 
     #[test]
     fn binary_copy_fields_are_length_prefixed_big_endian() {
-        let q = Quote {
-            symbol: "AAPL".into(),
-            t: 1_704_186_000_000_000_001,
-            seq: 2,
-            bid_exchange: "\t".into(),
-            bid_price: 0.1 + 0.2,
-            bid_size: 3,
-            ask_exchange: "Q".into(),
-            ask_price: 187.23,
-            ask_size: 4,
-            conditions: vec![" ".into(), "R".into()],
-            tape: "C".into(),
-        };
         let mut out = Vec::new();
-        q.write_copy(&mut out);
+        field(&mut out, Val::Int(1_704_186_000_000_000_001));
+        field(&mut out, Val::Int4(2));
+        field(&mut out, Val::Text("\t"));
+        field(&mut out, Val::Float(0.1 + 0.2));
+        field(&mut out, Val::Json(r#"[" "]"#.into()));
         let mut expected = Vec::new();
         expected.extend_from_slice(&[0, 0, 0, 8]);
         expected.extend_from_slice(&1_704_186_000_000_000_001i64.to_be_bytes());
@@ -555,8 +456,8 @@ mod tests {
         expected.extend_from_slice(&[0, 0, 0, 1, b'\t']);
         expected.extend_from_slice(&[0, 0, 0, 8]);
         expected.extend_from_slice(&(0.1f64 + 0.2).to_bits().to_be_bytes());
-        assert_eq!(&out[..expected.len()], expected.as_slice());
-        assert!(out.ends_with(&[0, 0, 0, 1, b'C']));
+        expected.extend_from_slice(&[0, 0, 0, 5, b'[', b'"', b' ', b'"', b']']);
+        assert_eq!(out, expected);
         assert_eq!(COPY_HEADER.len(), 19);
     }
 }

@@ -9,17 +9,18 @@
 //! Statements are written with PostgreSQL's `$n` placeholders; [`Dialect::sql`] turns them
 //! into the backend's.
 
-use super::{
-    delete_sql, BarColumns, QuoteColumns, SqlRow, TradeColumns, SELECT_BARS, SELECT_QUOTES,
-    SELECT_TRADES,
-};
-use crate::dataset::{Adjustment, DatasetId, TableSpec, Timeframe};
-use crate::model::{Bar, Quote, Trade};
-use crate::pipeline::{Mark, Sink};
+use super::delete_sql;
+use super::encode::Encoder;
+use crate::batch::{self, Builder, Builders};
+use crate::dataset::{ColumnType, Computed, DatasetId, TableSpec};
+use crate::pipeline::Mark;
 use crate::resume::{ProgressRecord, Saved, Tracking};
 use anyhow::Context;
+use arrow_array::{Array, RecordBatch};
 use chrono::NaiveDate;
-use sqlx::{Connection, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::{
+    ColumnIndex, Connection, Database, Decode, Encode, Executor, FromRow, IntoArguments, Row, Type,
+};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -92,11 +93,11 @@ pub trait Dialect: Send + Sized + 'static {
 
 /// The bulk write of one batch, the part each backend does its own way. It must commit the
 /// rows and [`SqlSink::commit_progress`] in one transaction.
-pub trait BulkWrite<R: SqlRow>: Dialect {
+pub trait BulkWrite: Dialect {
     fn write_rows<'a>(
         sink: &'a mut SqlSink<Self>,
         table: &'static TableSpec,
-        rows: &'a [R],
+        rows: Encoder<'a>,
         marks: &'a [Mark],
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
 }
@@ -111,6 +112,8 @@ pub struct SqlSink<D: Dialect> {
     pub(crate) thinning_id: Option<i64>,
     /// Set for an import that commits resume points with its batches.
     pub(crate) tracking: Option<Tracking>,
+    /// The table batches are written to, and the dataset they are rows of.
+    target: Option<(&'static TableSpec, DatasetId)>,
 }
 
 impl<D> SqlSink<D>
@@ -130,9 +133,9 @@ where
     for<'r> (String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
     for<'r> (String, String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
     for<'r> ProgressRecord: FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> QuoteColumns: FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> TradeColumns: FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> BarColumns: FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> f64: Decode<'r, D::DB> + Type<D::DB>,
+    for<'r> String: Decode<'r, D::DB>,
+    usize: ColumnIndex<<D::DB as Database>::Row>,
 {
     /// A sink over an open, migrated connection; rebuilds indexes a killed `--drop-indexes`
     /// import left dropped.
@@ -144,6 +147,7 @@ where
             mode: WriteMode::Upsert,
             thinning_id: None,
             tracking: None,
+            target: None,
         };
         for name in sink.rebuild_dropped_indexes(true).await? {
             tracing::warn!(
@@ -159,6 +163,11 @@ where
 
     pub fn mode(&self) -> WriteMode {
         self.mode
+    }
+
+    /// Write batches, rows of `dataset`, to `table`.
+    pub fn set_target(&mut self, table: &'static TableSpec, dataset: DatasetId) {
+        self.target = Some((table, dataset));
     }
 
     /// Commit each batch's shard progress (`import_progress`) in the batch's transaction.
@@ -266,25 +275,29 @@ where
         Ok(())
     }
 
-    /// The ids of the symbols of `rows`, in order of first appearance.
-    pub(crate) async fn symbol_ids<R: SqlRow>(
-        &mut self,
-        rows: &[R],
-    ) -> Result<Vec<(Arc<str>, i64)>, sqlx::Error> {
-        let mut ids: Vec<(Arc<str>, i64)> = Vec::new();
-        for r in rows {
-            if ids.iter().any(|(s, _)| s == r.symbol()) {
-                continue;
-            }
-            let id = match self.symbol_ids.get(r.symbol()) {
-                Some(id) => *id,
-                None => {
-                    let id = self.upsert_name("symbols", "symbol", r.symbol()).await?;
-                    self.symbol_ids.insert(r.symbol().clone(), id);
-                    id
-                }
+    /// Each row's symbol id (rows of one symbol come in runs: one lookup per run).
+    pub(crate) async fn symbol_ids(&mut self, rows: &RecordBatch) -> anyhow::Result<Vec<i64>> {
+        let symbols = batch::symbols(rows)?;
+        let mut ids = Vec::with_capacity(rows.num_rows());
+        let mut run: Option<(&str, i64)> = None;
+        for i in 0..symbols.len() {
+            let symbol = symbols.value(i);
+            let id = match run {
+                Some((s, id)) if s == symbol => id,
+                _ => match self.symbol_ids.get(symbol) {
+                    Some(id) => *id,
+                    None => {
+                        let id = self
+                            .upsert_name("symbols", "symbol", symbol)
+                            .await
+                            .map_err(|e| self.err(e, "cannot record the symbol"))?;
+                        self.symbol_ids.insert(symbol.into(), id);
+                        id
+                    }
+                },
             };
-            ids.push((r.symbol().clone(), id));
+            run = Some((symbol, id));
+            ids.push(id);
         }
         Ok(ids)
     }
@@ -452,79 +465,112 @@ where
             .collect()
     }
 
-    /// The stored columns of `symbol`'s rows with `from_ns <= t < until_ns` (bars: of
-    /// `bars`' timeframe and adjustment), by one of the `SELECT_*` statements.
-    async fn fetch<C>(
-        &mut self,
-        sql: &str,
-        symbol: &str,
-        (from_ns, until_ns): (i64, i64),
-        bars: Option<(Timeframe, Adjustment)>,
-    ) -> anyhow::Result<Vec<C>>
+    /// Writes one batch to the target table with its marks, in one transaction (the
+    /// backend's bulk write): the `Sink` of both backends.
+    pub async fn write(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()>
     where
-        C: for<'r> FromRow<'r, <D::DB as Database>::Row> + Send + Unpin,
+        D: BulkWrite,
     {
-        let sql = D::sql(sql);
-        let mut q = sqlx::query_as::<_, C>(&sql)
-            .bind(symbol)
-            .bind(from_ns)
-            .bind(until_ns);
-        if let Some((timeframe, adjustment)) = bars {
+        let (table, dataset) = self
+            .target
+            .context("the database sink was given no table to write")?;
+        let empty;
+        let (rows, ids) = if rows.num_rows() == 0 {
+            empty = RecordBatch::new_empty(batch::schema(table.row));
+            (&empty, Vec::new())
+        } else {
+            (rows, self.symbol_ids(rows).await?)
+        };
+        let encoder = Encoder::new(table, dataset, rows, ids, self.thinning_id)?;
+        D::write_rows(self, table, encoder, marks).await
+    }
+
+    /// The rows of `dataset` (its raw table) of `symbol` with `from_ns <= t < until_ns`,
+    /// in the table's order, as one batch: each stored column read back into its row
+    /// column (conditions from their JSON text, `''` as null where the column is nullable).
+    pub async fn read_rows(
+        &mut self,
+        dataset: &DatasetId,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<RecordBatch> {
+        let table = dataset.table();
+        let stored: Vec<(usize, &str, bool)> = (table.row.iter().enumerate())
+            .filter_map(|(i, c)| c.sql.map(|sql| (i, sql, c.narrow)))
+            .collect();
+        let select: Vec<String> = stored
+            .iter()
+            .map(|(_, sql, narrow)| match narrow {
+                true => format!("CAST(q.{sql} AS BIGINT)"),
+                false => format!("q.{sql}"),
+            })
+            .collect();
+        let order: Vec<String> = table.order.iter().map(|c| format!("q.{c}")).collect();
+        let mut filter = String::new();
+        for (n, (name, computed)) in table.computed.iter().enumerate() {
+            if matches!(computed, Computed::Timeframe | Computed::Adjustment) {
+                filter.push_str(&format!(" AND q.{name} = ${}", n + 4));
+            }
+        }
+        let sql = D::sql(&format!(
+            "SELECT {} FROM {} q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE s.symbol = $1 AND q.{time} >= $2 AND q.{time} < $3{filter} ORDER BY {}",
+            select.join(", "),
+            table.name,
+            order.join(", "),
+            time = table.time_column,
+        ));
+        let mut q = sqlx::query(&sql).bind(symbol).bind(from_ns).bind(until_ns);
+        if let Some((timeframe, adjustment)) = dataset.bar_spec() {
             q = q.bind(timeframe.as_str()).bind(adjustment.as_str());
         }
-        q.fetch_all(&mut self.conn)
+        let rows = q
+            .fetch_all(&mut self.conn)
             .await
-            .map_err(|e| self.err(e, "cannot read rows back"))
-    }
-
-    /// The raw quotes of `symbol` with `from_ns <= t < until_ns`, in key order.
-    pub async fn read_quotes(
-        &mut self,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Quote>> {
-        let rows: Vec<QuoteColumns> = self
-            .fetch(SELECT_QUOTES, symbol, (from_ns, until_ns), None)
-            .await?;
-        let sym: Arc<str> = symbol.into();
-        rows.into_iter()
-            .map(|r| super::quote_from_columns(&sym, r))
-            .collect()
-    }
-
-    /// The trades of `symbol` with `from_ns <= t < until_ns`, in time order.
-    pub async fn read_trades(
-        &mut self,
-        symbol: &str,
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Trade>> {
-        let rows: Vec<TradeColumns> = self
-            .fetch(SELECT_TRADES, symbol, (from_ns, until_ns), None)
-            .await?;
-        let sym: Arc<str> = symbol.into();
-        rows.into_iter()
-            .map(|r| super::trade_from_columns(&sym, r))
-            .collect()
-    }
-
-    /// The bars of `symbol`, `timeframe` and `adjustment` with `from_ns <= t < until_ns`.
-    pub async fn read_bars(
-        &mut self,
-        symbol: &str,
-        spec: (Timeframe, Adjustment),
-        from_ns: i64,
-        until_ns: i64,
-    ) -> anyhow::Result<Vec<Bar>> {
-        let rows: Vec<BarColumns> = self
-            .fetch(SELECT_BARS, symbol, (from_ns, until_ns), Some(spec))
-            .await?;
-        let sym: Arc<str> = symbol.into();
-        let (timeframe, adjustment) = (spec.0.as_str().into(), spec.1.as_str().into());
-        rows.into_iter()
-            .map(|r| super::bar_from_columns(&sym, &timeframe, &adjustment, r))
-            .collect()
+            .map_err(|e| self.err(e, "cannot read rows back"))?;
+        let mut out = Builders::new(table.row, rows.len());
+        let decode = |e: sqlx::Error| anyhow::anyhow!("cannot decode a stored row: {e}");
+        for row in &rows {
+            for (j, &(i, name, _)) in stored.iter().enumerate() {
+                let col = &table.row[i];
+                match (&mut out.parts[i], col.ty) {
+                    (Builder::F64(v), _) => v.push(row.try_get::<f64, _>(j).map_err(decode)?),
+                    (b @ (Builder::Utf8(_) | Builder::List(_)), ty) => {
+                        let text: String = row.try_get(j).map_err(decode)?;
+                        match b {
+                            Builder::Utf8(s) if col.nullable && text.is_empty() => s.append_null(),
+                            Builder::Utf8(s) => s.append_value(&text),
+                            list => {
+                                debug_assert_eq!(ty, ColumnType::Utf8List);
+                                list.push_json_list(&text)?
+                            }
+                        }
+                    }
+                    (b, _) => {
+                        let v: i64 = row.try_get(j).map_err(decode)?;
+                        let range = || format!("{name} {v} is out of range");
+                        match b {
+                            Builder::Ts(t) => t.push(v),
+                            Builder::U32(u) => u.push(u32::try_from(v).with_context(range)?),
+                            Builder::U64(u) => u.push(u64::try_from(v).with_context(range)?),
+                            _ => anyhow::bail!("column {name} cannot hold an integer"),
+                        }
+                    }
+                }
+            }
+        }
+        for (c, part) in table.row.iter().zip(&mut out.parts) {
+            if c.sql.is_none() {
+                for _ in 0..rows.len() {
+                    match &mut *part {
+                        Builder::Utf8(s) if c.name == "symbol" => s.append_value(symbol),
+                        other => other.push_default(c.nullable),
+                    }
+                }
+            }
+        }
+        out.finish()
     }
 
     /// Deletes `dataset`'s rows of `symbol` with `from_ns <= t < until_ns` in one
@@ -581,12 +627,5 @@ impl<D: Dialect> SqlSink<D> {
         );
         self.mode = WriteMode::Upsert;
         true
-    }
-}
-
-impl<D: BulkWrite<R>, R: SqlRow> Sink<R> for SqlSink<D> {
-    async fn write_batch(&mut self, rows: &[R], marks: &[Mark]) -> anyhow::Result<()> {
-        let table = R::table(self.thinning_id.is_some());
-        D::write_rows(self, table, rows, marks).await
     }
 }

@@ -3,13 +3,11 @@
 //! in one transaction as multi-row upserts sized under SQLite's bound-parameter limit, each
 //! statement text built once per size and reused.
 
+use super::encode::{Encoder, Val};
 use super::sql::{BulkWrite, Conn, Dialect, SqlSink};
-use super::{trade_day, SqlRow};
-use crate::model::{Bar, Quote, Trade};
-use crate::pipeline::Mark;
-use crate::transform::AggQuote;
+use crate::pipeline::{Mark, Sink};
 use anyhow::Context;
-use sqlx::sqlite::SqliteArguments;
+use arrow_array::RecordBatch;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::Sqlite;
 use sqlx::{ConnectOptions, Connection};
@@ -31,74 +29,6 @@ pub const SQLITE_MAX_PARAMS: usize = 32_766;
 /// 10,000-row batch is four statements, each prepared once and reused).
 pub fn rows_per_statement(table: &TableSpec) -> usize {
     SQLITE_MAX_PARAMS / table.columns().len()
-}
-
-type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
-
-/// A row bound into a multi-row INSERT: its own values in column order (after
-/// `thinning_id` and `symbol_id`).
-pub trait SqliteBind: SqlRow {
-    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q>;
-}
-
-impl SqliteBind for Quote {
-    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        q.bind(self.t)
-            .bind(self.seq as i64)
-            .bind(self.bid_exchange.as_str())
-            .bind(self.bid_price)
-            .bind(self.bid_size as i64)
-            .bind(self.ask_exchange.as_str())
-            .bind(self.ask_price)
-            .bind(self.ask_size as i64)
-            .bind(self.conditions_json())
-            .bind(self.tape.as_str())
-    }
-}
-
-impl SqliteBind for Trade {
-    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        q.bind(trade_day(self.t))
-            .bind(self.exchange.as_str())
-            .bind(self.id as i64)
-            .bind(self.t)
-            .bind(self.price)
-            .bind(self.size as i64)
-            .bind(crate::model::conditions_json(&self.conditions))
-            .bind(self.tape.as_str())
-            .bind(self.update.as_deref().unwrap_or(""))
-    }
-}
-
-impl SqliteBind for Bar {
-    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        q.bind(&*self.timeframe)
-            .bind(&*self.adjustment)
-            .bind(self.t)
-            .bind(self.open)
-            .bind(self.high)
-            .bind(self.low)
-            .bind(self.close)
-            .bind(self.volume as i64)
-            .bind(self.trade_count as i64)
-            .bind(self.vwap)
-    }
-}
-
-impl SqliteBind for AggQuote {
-    fn bind_values<'q>(&'q self, q: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        q.bind(self.bucket_t)
-            .bind(self.last_t)
-            .bind(self.bid_exchange.as_str())
-            .bind(self.bid_price)
-            .bind(self.bid_size as i64)
-            .bind(self.ask_exchange.as_str())
-            .bind(self.ask_price)
-            .bind(self.ask_size as i64)
-            .bind(crate::model::conditions_json(&self.conditions))
-            .bind(self.tape.as_str())
-            .bind(self.quote_count as i64)
-    }
 }
 
 /// Turns `--database-url` into connect options: `sqlite:PATH`, `sqlite://PATH`, or a bare path.
@@ -236,40 +166,35 @@ impl SqlSink<SqliteDialect> {
         &self.dialect.path
     }
 
-    async fn try_write_rows<T: SqliteBind>(
+    async fn try_write_rows(
         &mut self,
         table: &'static TableSpec,
-        rows: &[T],
+        rows: &Encoder<'_>,
         marks: &[Mark],
     ) -> Result<(), sqlx::Error> {
-        // Symbol ids first (usually one symbol per batch; the map makes this free after the
-        // first batch). Inserting a symbol row outside the batch transaction is harmless.
-        let ids = self.symbol_ids(rows).await?;
-        let per = rows_per_statement(table);
-        let mode = self.mode;
-        for chunk in rows.chunks(per) {
+        let (per, mode, n) = (rows_per_statement(table), self.mode, rows.rows());
+        for start in (0..n).step_by(per) {
+            let len = per.min(n - start);
             self.dialect
                 .statements
-                .entry((table.name, chunk.len(), mode))
-                .or_insert_with(|| insert_sql(table, chunk.len(), mode));
+                .entry((table.name, len, mode))
+                .or_insert_with(|| insert_sql(table, len, mode));
         }
-        let thinning_id = self.thinning_id.unwrap_or(0);
         let mut tx = self.conn.begin().await?;
-        for chunk in rows.chunks(per) {
-            let sql = &self.dialect.statements[&(table.name, chunk.len(), mode)];
+        for start in (0..n).step_by(per) {
+            let len = per.min(n - start);
+            let sql = &self.dialect.statements[&(table.name, len, mode)];
             let mut q = sqlx::query(sql.as_str());
-            for r in chunk {
-                let id = match ids.as_slice() {
-                    [(_, only)] => *only,
-                    many => many
-                        .iter()
-                        .find(|(s, _)| s == r.symbol())
-                        .map_or(0, |(_, id)| *id),
-                };
-                if table.thinned {
-                    q = q.bind(thinning_id);
+            for i in start..start + len {
+                for k in 0..rows.width() {
+                    q = match rows.value(k, i) {
+                        Val::Int(v) => q.bind(v),
+                        Val::Int4(v) => q.bind(v),
+                        Val::Float(v) => q.bind(v),
+                        Val::Text(v) => q.bind(v),
+                        Val::Json(v) => q.bind(v),
+                    };
                 }
-                q = r.bind_values(q.bind(id));
             }
             q.execute(&mut *tx).await?;
         }
@@ -281,20 +206,26 @@ impl SqlSink<SqliteDialect> {
 /// Writes a batch in one transaction. In `Insert` mode, a key violation (rows that appeared
 /// since the range check, e.g. from another importer) rolls the batch back and it is
 /// written again as an upsert, and the sink stays in upsert mode.
-impl<R: SqliteBind> BulkWrite<R> for SqliteDialect {
+impl BulkWrite for SqliteDialect {
     async fn write_rows(
         sink: &mut SqliteSink,
         table: &'static TableSpec,
-        rows: &[R],
+        rows: Encoder<'_>,
         marks: &[Mark],
     ) -> anyhow::Result<()> {
-        match sink.try_write_rows(table, rows, marks).await {
+        match sink.try_write_rows(table, &rows, marks).await {
             Err(e) if sink.upsert_after_duplicate(&e, table) => sink
-                .try_write_rows(table, rows, marks)
+                .try_write_rows(table, &rows, marks)
                 .await
                 .map_err(|e| sink.err(e, "cannot write a batch (rolled back)")),
             other => other.map_err(|e| sink.err(e, "cannot write a batch (rolled back)")),
         }
+    }
+}
+
+impl Sink for SqliteSink {
+    async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
+        self.write(rows, marks).await
     }
 }
 
@@ -354,9 +285,8 @@ mod tests {
     #[test]
     fn statements_stay_under_the_parameter_limit() {
         assert_eq!(rows_per_statement(&QUOTES), 2978);
-        for t in [&QUOTES, &QUOTES_THINNED, &QUOTES_AGGREGATED] {
+        for t in [&QUOTES, &QUOTES_THINNED, &QUOTES_AGGREGATED, &TRADES, &BARS] {
             assert!(rows_per_statement(t) * t.columns().len() <= SQLITE_MAX_PARAMS);
-            assert!(t.key.iter().all(|k| t.columns().contains(k)));
         }
         assert_eq!(QUOTES.columns()[..2], ["symbol_id", "t"]);
         assert_eq!(

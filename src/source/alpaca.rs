@@ -7,17 +7,16 @@
 //! marked sensitive; no error or log line built here contains them.
 
 use super::pace::{Pacer, RequestStats};
-pub use super::response::{
-    api_message, decode_multi_page, decode_page, decode_quotes_page, ApiError, Page, QuotesPage,
-    SeqAssigner,
-};
+pub use super::response::{api_message, decode_page, ApiError, Page, SeqAssigner};
 use super::retry::RetryPolicy;
-use crate::dataset::{DatasetId, Timeframe};
-use crate::model::{ApiRecord, Feed, Symbol};
+use crate::batch;
+use crate::dataset::{Column, DatasetId, Timeframe};
+use crate::model::{Feed, Symbol};
 use crate::pipeline::{Chunk, ShardId};
 use crate::resume::Shard;
 use crate::time::{format_for_api, DateRange};
 use anyhow::Context;
+use arrow_array::RecordBatch;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 use std::collections::HashMap;
@@ -84,8 +83,10 @@ impl Credentials {
 pub struct Request {
     pub path: &'static str,
     pub extra: Vec<(&'static str, String)>,
-    /// For bars: (timeframe, adjustment), stamped on every bar.
-    pub bar_spec: Option<(Arc<str>, Arc<str>)>,
+    /// The columns of the records it returns.
+    pub cols: &'static [Column],
+    /// What one request's shard covers, for messages: `days`, `months`.
+    pub unit: &'static str,
     /// How many symbols' shards of the same day (month) one request may ask for together
     /// (the multi-symbol endpoint; `limit` is shared across them). 1 for quotes and trades,
     /// whose pages fill with one symbol anyway; more for coarse bars.
@@ -96,18 +97,9 @@ impl Request {
     /// The request for `dataset`: its endpoint and parameters, and how many symbols one
     /// request may name.
     pub fn for_dataset(dataset: DatasetId) -> Self {
-        let (bar_spec, symbols_per_request) = match dataset {
-            DatasetId::Bars {
-                timeframe,
-                adjustment,
-            } => (
-                Some((
-                    Arc::from(timeframe.as_str()),
-                    Arc::from(adjustment.as_str()),
-                )),
-                symbols_per_bars_request(timeframe),
-            ),
-            _ => (None, 1),
+        let symbols_per_request = match dataset {
+            DatasetId::Bars { timeframe, .. } => symbols_per_bars_request(timeframe),
+            _ => 1,
         };
         Request {
             path: dataset.api_path(),
@@ -116,7 +108,8 @@ impl Request {
                 .into_iter()
                 .map(|(k, v)| (k, v.to_string()))
                 .collect(),
-            bar_spec,
+            cols: dataset.kind().columns(),
+            unit: dataset.unit().noun(),
             symbols_per_request,
         }
     }
@@ -285,13 +278,13 @@ impl AlpacaClient {
     }
 
     /// Fetches and decodes one page of `req`, retrying transient failures per the policy.
-    pub async fn page<T: ApiRecord>(
+    pub async fn page(
         &self,
         req: &Request,
         symbols: &[Symbol],
         range: &DateRange,
         token: Option<&str>,
-    ) -> Result<Page<T>, ApiError> {
+    ) -> Result<Page, ApiError> {
         let url = self.page_url(req, symbols, range, token);
         let mut calls = 0u32;
         let what = format!("GET {} page", req.path);
@@ -305,7 +298,7 @@ impl AlpacaClient {
                 }
                 async {
                     let body = self.get_once(&url).await?;
-                    decode_multi_page::<T>(&body, symbols)
+                    decode_page(&body, req.cols, symbols)
                 }
             })
             .await
@@ -361,12 +354,12 @@ pub fn group_shards(shards: &[Shard], per_request: usize) -> Vec<Vec<ShardId>> {
 /// resumed shard (always alone) starts at its last committed row's nanosecond and drops the
 /// rows up to and including it. Returns `None` when stopped early (cancelled, or the
 /// receiver is gone) without error.
-async fn stream_group<T: ApiRecord>(
+async fn stream_group(
     client: &AlpacaClient,
     req: &Request,
     group: &[ShardId],
     shards: &[Shard],
-    tx: &mpsc::Sender<Chunk<T>>,
+    tx: &mpsc::Sender<Chunk>,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<Option<SourceStats>, ApiError> {
     let members: Vec<(ShardId, &Shard)> = group
@@ -388,32 +381,11 @@ async fn stream_group<T: ApiRecord>(
         let page = tokio::select! {
             biased;
             _ = cancel.wait_for(|c| *c) => return Ok(None),
-            page = client.page::<T>(req, &symbols, &range, token.as_deref()) => page?,
+            page = client.page(req, &symbols, &range, token.as_deref()) => page?,
         };
         stats.pages += 1;
         let last = page.next_page_token.is_none();
-        // Each asked symbol's records on this page, in page order (pages are sorted by
-        // symbol, so each symbol's records are one run).
-        let mut runs: Vec<(usize, Vec<T>)> = Vec::new();
-        let mut rows = page.rows.into_iter().peekable();
-        while let Some(head) = rows.peek() {
-            let Some(m) = members
-                .iter()
-                .position(|(_, s)| s.symbol.as_str() == head.symbol_name())
-            else {
-                rows.next();
-                continue;
-            };
-            let symbol = members[m].1.symbol.as_str();
-            let mut run: Vec<T> = Vec::new();
-            while let Some(r) = rows.next_if(|r| r.symbol_name() == symbol) {
-                run.push(r);
-            }
-            match runs.iter_mut().find(|(k, _)| *k == m) {
-                Some((_, earlier)) => earlier.append(&mut run),
-                None => runs.push((m, run)),
-            }
-        }
+        let mut runs = page.runs;
         if let Some(&(m, _)) = runs.iter().find(|(m, _)| finished[*m]) {
             return Err(ApiError::Decode(format!(
                 "records for {} arrived after those of a later symbol: the multi-symbol order \
@@ -436,28 +408,29 @@ async fn stream_group<T: ApiRecord>(
         };
         for (m, done) in finished.iter().enumerate() {
             if complete(m) && !done && !runs.iter().any(|(k, _)| *k == m) {
-                runs.push((m, Vec::new()));
+                runs.push((m, RecordBatch::new_empty(batch::schema(req.cols))));
             }
         }
-        for (m, mut run) in runs {
+        for (m, run) in runs {
             let (id, shard) = members[m];
             let last = complete(m);
             finished[m] = last;
-            seq[m].assign(&mut run);
-            if let Some((tf, adj)) = &req.bar_spec {
-                for b in &mut run {
-                    b.set_bar_spec(tf, adj);
-                }
-            }
+            let mut run = seq[m]
+                .assign(run)
+                .map_err(|e| ApiError::Decode(format!("{e:#}")))?;
             if let Some(after) = shard.resume_after {
-                run.retain(|q| (q.t(), q.seq()) > after);
+                let keep = (0..run.num_rows())
+                    .map(|i| batch::position(&run, i).is_some_and(|p| p > after))
+                    .collect();
+                run = batch::filter(&run, keep).map_err(|e| ApiError::Decode(format!("{e:#}")))?;
             }
-            stats.rows += run.len() as u64;
+            let n = run.num_rows() as u64;
+            stats.rows += n;
             *stats
                 .by_symbol
                 .entry(shard.symbol.as_str().to_string())
-                .or_default() += run.len() as u64;
-            if (last || !run.is_empty())
+                .or_default() += n;
+            if (last || n > 0)
                 && tx
                     .send(Chunk {
                         shard: id,
@@ -482,12 +455,12 @@ async fn stream_group<T: ApiRecord>(
 /// a day (month) together where the request allows ([`group_shards`]). The first request
 /// that fails (after the retry policy gave up) stops the others and fails the run; stopping
 /// early on cancellation is not an error.
-pub async fn stream_shards<T: ApiRecord>(
+pub async fn stream_shards(
     client: AlpacaClient,
     req: Request,
     shards: Arc<Vec<Shard>>,
     concurrency: usize,
-    tx: mpsc::Sender<Chunk<T>>,
+    tx: mpsc::Sender<Chunk>,
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<SourceStats> {
     let groups = Arc::new(group_shards(&shards, req.symbols_per_request));
@@ -495,11 +468,7 @@ pub async fn stream_shards<T: ApiRecord>(
         tracing::info!(
             "[API] {} symbol-{} share {} multi-symbol request{} (up to {} symbols each)",
             shards.len(),
-            if req.bar_spec.is_some() {
-                "months"
-            } else {
-                "days"
-            },
+            req.unit,
             groups.len(),
             if groups.len() == 1 { "" } else { "s" },
             req.symbols_per_request
@@ -559,10 +528,30 @@ pub async fn stream_shards<T: ApiRecord>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Quote;
+    use crate::batch::Value;
+    use crate::dataset::Kind;
 
     fn aapl() -> Symbol {
         Symbol::parse("AAPL").unwrap()
+    }
+
+    fn decode(body: &[u8], kind: Kind, symbols: &[Symbol]) -> Result<Page, ApiError> {
+        decode_page(body, kind.columns(), symbols)
+    }
+
+    /// Column `name` of the `run`th run of the page.
+    fn column(page: &Page, kind: Kind, run: usize, name: &str) -> Vec<Value> {
+        let rows = &page.runs[run].1;
+        let cells = batch::cells(rows, kind.columns(), name).unwrap();
+        (0..rows.num_rows()).map(|i| cells.value(i)).collect()
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    fn f(v: f64) -> Value {
+        Value::Float(v.to_bits())
     }
 
     #[test]
@@ -571,16 +560,17 @@ mod tests {
             {"t":"2024-03-01T14:30:00.001234567Z","bx":"Q","bp":411.2,"bs":3,"ax":"P","ap":411.25,"as":1,"c":["R"],"z":"C"},
             {"t":"2024-03-01T14:30:00.001234567Z","bx":"Q","bp":411.2,"bs":3,"ax":"Z","ap":411.25,"as":2,"c":["R"],"z":"C"}]},
             "next_page_token":"TVNGVHwy"}"#;
-        let page = decode_quotes_page(body, &aapl()).unwrap();
+        let page = decode(body, Kind::Quotes, &[aapl()]).unwrap();
         assert_eq!(page.next_page_token.as_deref(), Some("TVNGVHwy"));
-        assert_eq!(page.quotes.len(), 2);
-        let q = &page.quotes[1];
-        assert_eq!(&*q.symbol, "AAPL");
-        assert_eq!(q.t, 1_709_303_400_001_234_567);
-        assert_eq!((q.bid_price, q.ask_price, q.ask_size), (411.2, 411.25, 2));
-        assert_eq!(q.ask_exchange, "Z");
-        assert_eq!(q.conditions, vec!["R"]);
-        assert_eq!(q.tape, "C");
+        assert_eq!(page.rows(), 2);
+        let q = |name| column(&page, Kind::Quotes, 0, name)[1].clone();
+        assert_eq!(q("symbol"), s("AAPL"));
+        assert_eq!(q("t"), Value::Int(1_709_303_400_001_234_567));
+        assert_eq!((q("bid_price"), q("ask_price")), (f(411.2), f(411.25)));
+        assert_eq!(q("ask_size"), Value::UInt(2));
+        assert_eq!(q("ask_exchange"), s("Z"));
+        assert_eq!(q("conditions"), Value::List(vec!["R".into()]));
+        assert_eq!(q("tape"), s("C"));
     }
 
     #[test]
@@ -625,9 +615,16 @@ mod tests {
             "IBM":[{"t":"2024-03-01T05:00:00Z","o":4,"h":4,"l":4,"c":4,"v":4,"n":4,"vw":4}]},
             "next_page_token":"n"}"#;
         let syms = [aapl(), Symbol::parse("MSFT").unwrap()];
-        let page = decode_multi_page::<crate::model::Bar>(body, &syms).unwrap();
-        let got: Vec<(&str, f64)> = page.rows.iter().map(|b| (&*b.symbol, b.open)).collect();
-        assert_eq!(got, vec![("AAPL", 2.0), ("AAPL", 3.0), ("MSFT", 1.0)]);
+        let page = decode(body, Kind::Bars, &syms).unwrap();
+        let runs: Vec<usize> = page.runs.iter().map(|(m, _)| *m).collect();
+        assert_eq!(runs, [0, 1]);
+        assert_eq!(column(&page, Kind::Bars, 0, "open"), [f(2.0), f(3.0)]);
+        assert_eq!(
+            column(&page, Kind::Bars, 0, "symbol"),
+            [s("AAPL"), s("AAPL")]
+        );
+        assert_eq!(column(&page, Kind::Bars, 1, "open"), [f(1.0)]);
+        assert_eq!(column(&page, Kind::Bars, 1, "symbol"), [s("MSFT")]);
     }
 
     #[test]
@@ -637,26 +634,45 @@ mod tests {
             {"t":"2024-03-01T09:00:01Z","x":"P","p":411.0,"s":40,"c":["@"],"i":3,"z":"C","u":"corrected"}],
             "MSFT":[{"t":"2024-03-01T09:00:00Z","x":"Q","p":1.0,"s":1,"c":[],"i":9,"z":"C"}]},
             "next_page_token":"x"}"#;
-        let page = decode_page::<crate::model::Trade>(body, &aapl()).unwrap();
-        assert_eq!(page.rows.len(), 2);
-        let t = &page.rows[1];
-        assert_eq!(&*t.symbol, "AAPL");
-        assert_eq!((t.id, t.price, t.size), (3, 411.0, 40));
-        assert_eq!(t.update.as_deref(), Some("corrected"));
-        assert_eq!(page.rows[0].conditions, vec!["@", "T", "I"]);
+        let page = decode(body, Kind::Trades, &[aapl()]).unwrap();
+        assert_eq!(page.rows(), 2);
+        let t = |name| column(&page, Kind::Trades, 0, name);
+        assert_eq!(t("id"), [Value::UInt(3), Value::UInt(3)]);
+        assert_eq!(t("price")[1], f(411.0));
+        assert_eq!(t("size")[1], Value::UInt(40));
+        assert_eq!(t("update"), [Value::Null, s("corrected")]);
+        assert_eq!(
+            t("conditions")[0],
+            Value::List(vec!["@".into(), "T".into(), "I".into()])
+        );
         assert_eq!(page.next_page_token.as_deref(), Some("x"));
-        let msft = decode_page::<crate::model::Trade>(body, &Symbol::parse("MSFT").unwrap());
-        assert_eq!(msft.unwrap().rows[0].exchange, "Q");
+        let msft = decode(body, Kind::Trades, &[Symbol::parse("MSFT").unwrap()]).unwrap();
+        assert_eq!(column(&msft, Kind::Trades, 0, "exchange"), [s("Q")]);
 
         let body = br#"{"bars":{"AAPL":[{"t":"2024-03-01T05:00:00Z","o":411.27,"h":415.87,"l":410.88,"c":415.5,"v":17823400,"n":254000,"vw":414.1}]},"next_page_token":null}"#;
-        let page = decode_page::<crate::model::Bar>(body, &aapl()).unwrap();
-        let b = &page.rows[0];
-        assert_eq!(b.t, 1_709_269_200_000_000_000);
+        let page = decode(body, Kind::Bars, &[aapl()]).unwrap();
+        let b = |name: &str| column(&page, Kind::Bars, 0, name)[0].clone();
+        assert_eq!(b("t"), Value::Int(1_709_269_200_000_000_000));
         assert_eq!(
-            (b.open, b.close, b.volume, b.trade_count, b.vwap),
-            (411.27, 415.5, 17_823_400, 254_000, 414.1)
+            (b("open"), b("close"), b("vwap")),
+            (f(411.27), f(415.5), f(414.1))
+        );
+        assert_eq!(
+            (b("volume"), b("trade_count")),
+            (Value::UInt(17_823_400), Value::UInt(254_000))
         );
         assert!(page.next_page_token.is_none());
+        // Optional fields left out take their defaults; required ones fail the page.
+        let body =
+            br#"{"bars":{"AAPL":[{"t":"2024-03-01T05:00:00Z","o":1,"h":1,"l":1,"c":1,"v":5}]}}"#;
+        let page = decode(body, Kind::Bars, &[aapl()]).unwrap();
+        assert_eq!(
+            column(&page, Kind::Bars, 0, "trade_count"),
+            [Value::UInt(0)]
+        );
+        let body = br#"{"bars":{"AAPL":[{"t":"2024-03-01T05:00:00Z","o":1,"h":1,"l":1,"c":1}]}}"#;
+        let err = decode(body, Kind::Bars, &[aapl()]).unwrap_err();
+        assert!(err.to_string().contains("missing field `v`"), "{err}");
     }
 
     #[test]
@@ -665,16 +681,21 @@ mod tests {
             r#"{"quotes":{},"next_page_token":null}"#,
             r#"{"quotes":{"MSFT":[]},"next_page_token":null}"#,
             r#"{"quotes":{"AAPL":null},"next_page_token":null}"#,
+            r#"{"quotes":{"AAPL":[]},"next_page_token":null}"#,
             r#"{"quotes":null}"#,
             r#"{}"#,
         ] {
-            let page = decode_quotes_page(body.as_bytes(), &aapl()).unwrap();
-            assert!(page.quotes.is_empty(), "{body}");
+            let page = decode(body.as_bytes(), Kind::Quotes, &[aapl()]).unwrap();
+            assert!(page.runs.is_empty(), "{body}");
             assert!(page.next_page_token.is_none(), "{body}");
         }
         // A short (even empty) page with a token is not the end.
-        let page =
-            decode_quotes_page(br#"{"quotes":{},"next_page_token":"abc"}"#, &aapl()).unwrap();
+        let page = decode(
+            br#"{"quotes":{},"next_page_token":"abc"}"#,
+            Kind::Quotes,
+            &[aapl()],
+        )
+        .unwrap();
         assert_eq!(page.next_page_token.as_deref(), Some("abc"));
     }
 
@@ -682,16 +703,21 @@ mod tests {
     fn truncated_and_malformed_bodies_are_told_apart() {
         let cut = br#"{"quotes":{"AAPL":[{"t":"2024-03-01T14:30:00Z","bx":"Q","bp":41"#;
         assert!(matches!(
-            decode_quotes_page(cut, &aapl()),
+            decode(cut, Kind::Quotes, &[aapl()]),
             Err(ApiError::Truncated(_))
         ));
         let bad = br#"{"quotes":{"AAPL":[{"t":"yesterday","bx":"Q"}]}}"#;
-        let err = decode_quotes_page(bad, &aapl()).unwrap_err();
+        let err = decode(bad, Kind::Quotes, &[aapl()]).unwrap_err();
         assert!(matches!(err, ApiError::Decode(_)), "{err}");
         assert!(
             err.to_string().contains("invalid RFC 3339 timestamp"),
             "{err}"
         );
+        let trailing = br#"{"quotes":{}} x"#;
+        assert!(matches!(
+            decode(trailing, Kind::Quotes, &[aapl()]),
+            Err(ApiError::Decode(_))
+        ));
     }
 
     #[test]
@@ -715,25 +741,30 @@ mod tests {
 
     #[test]
     fn seq_numbers_equal_timestamps_across_pages() {
-        let mk = |t| Quote {
-            symbol: "AAPL".into(),
-            t,
-            seq: 99,
-            bid_exchange: "Q".into(),
-            bid_price: 1.0,
-            bid_size: 1,
-            ask_exchange: "Q".into(),
-            ask_price: 1.01,
-            ask_size: 1,
-            conditions: vec![],
-            tape: "C".into(),
+        let page = |times: &[i64]| {
+            let quotes: Vec<_> = times
+                .iter()
+                .map(|&t| crate::standin::generate::GenQuote {
+                    t,
+                    bid_exchange: b'Q',
+                    bid_cents: 100,
+                    bid_size: 1,
+                    ask_exchange: b'Q',
+                    ask_cents: 101,
+                    ask_size: 1,
+                    conditions: "[]",
+                    tape: b'C',
+                })
+                .collect();
+            crate::standin::generate::quotes_batch("AAPL", &quotes).unwrap()
         };
         let mut a = SeqAssigner::default();
-        let mut p1 = vec![mk(1), mk(2), mk(2)];
-        let mut p2 = vec![mk(2), mk(3), mk(3), mk(4)];
-        a.assign(&mut p1);
-        a.assign(&mut p2);
-        let seqs: Vec<u32> = p1.iter().chain(&p2).map(|q| q.seq).collect();
+        let p1 = a.assign(page(&[1, 2, 2])).unwrap();
+        let p2 = a.assign(page(&[2, 3, 3, 4])).unwrap();
+        let seqs: Vec<u32> = (0..3)
+            .map(|i| batch::position(&p1, i).unwrap().1)
+            .chain((0..4).map(|i| batch::position(&p2, i).unwrap().1))
+            .collect();
         assert_eq!(seqs, vec![0, 0, 1, 2, 0, 1, 0]);
     }
 

@@ -3,10 +3,10 @@
 //! bounded channel like the API source. Weekdays without a file are reported, not skipped
 //! silently. Runs on a blocking thread (file IO and decompression).
 
+use crate::batch;
 use crate::dataset::DatasetId;
 use crate::model::Symbol;
 use crate::pipeline::Chunk;
-use crate::sink::parquet::StoreRecord;
 use crate::time::DateRange;
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -50,16 +50,16 @@ fn overlapping_groups(
 /// Streams `symbol`'s stored rows of `layout` in `range` into `tx`, in time order, as
 /// chunks of one shard (0): a local read is fast and simply rerun, so it keeps no resume
 /// points.
-pub fn stream_parquet<R: StoreRecord>(
+pub fn stream_parquet(
     root: &Path,
     layout: &DatasetId,
     symbol: &Symbol,
     range: DateRange,
-    tx: mpsc::Sender<Chunk<R>>,
+    tx: mpsc::Sender<Chunk>,
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<ParquetStats> {
     let mut stats = ParquetStats::default();
-    let shared = symbol.shared();
+    let cols = layout.kind().columns();
     for date in layout.units_in(range.start_ns, range.end_ns) {
         if *cancel.borrow() {
             break;
@@ -92,15 +92,21 @@ pub fn stream_parquet<R: StoreRecord>(
             .with_context(|| format!("cannot read {}", path.display()))?;
         for batch in reader {
             let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
-            let rows = R::from_batch(&batch, &shared, layout, range.start_ns, range.end_ns)
+            let rows = batch::from_file(&batch, cols, symbol.as_str())
                 .with_context(|| format!("unexpected schema in {}", path.display()))?;
-            stats.rows += rows.len() as u64;
+            let t = batch::times(&rows, "t").unwrap_or_default();
+            let keep = t
+                .iter()
+                .map(|t| (range.start_ns..=range.end_ns).contains(t))
+                .collect();
+            let rows = batch::filter(&rows, keep)?;
+            stats.rows += rows.num_rows() as u64;
             let chunk = Chunk {
                 shard: 0,
                 rows,
                 last: false,
             };
-            if !chunk.rows.is_empty() && tx.blocking_send(chunk).is_err() {
+            if chunk.rows.num_rows() > 0 && tx.blocking_send(chunk).is_err() {
                 return Ok(stats);
             }
         }

@@ -3,10 +3,17 @@
 //! classified for the shared retry (fatal, worth another attempt, or rate limited).
 
 use super::retry::{Retryable, Verdict};
-use crate::model::{ApiRecord, Quote, Symbol};
+use crate::batch::{Builder, Builders};
+use crate::dataset::Column;
+use crate::model::Symbol;
+use anyhow::Context;
+use arrow_array::builder::{ListBuilder, StringBuilder};
+use arrow_array::{RecordBatch, UInt32Array};
 use reqwest::StatusCode;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A failed request, classified for the retry policy.
@@ -159,76 +166,379 @@ pub fn api_message(body: &[u8]) -> String {
     line
 }
 
-/// One decoded page: this symbol's records (possibly none) and the continuation token.
+/// One decoded page: each asked symbol's records on it (in the order the symbols were
+/// asked, only those with records), and the continuation token.
 #[derive(Debug)]
-pub struct Page<T> {
-    pub rows: Vec<T>,
+pub struct Page {
+    pub runs: Vec<(usize, RecordBatch)>,
     pub next_page_token: Option<String>,
 }
 
-/// One decoded quotes page.
-#[derive(Debug)]
-pub struct QuotesPage {
-    pub quotes: Vec<Quote>,
-    pub next_page_token: Option<String>,
-}
-
-/// Decodes a multi-symbol page (`{"quotes"|"trades"|"bars":{SYM:[...]}, "next_page_token": ...}`).
-/// An empty map, a missing symbol key or a null array all mean "no data on this page".
-/// Records are stamped with the symbol; `seq` is left for [`SeqAssigner`].
-pub fn decode_page<T: ApiRecord>(body: &[u8], symbol: &Symbol) -> Result<Page<T>, ApiError> {
-    decode_multi_page(body, std::slice::from_ref(symbol))
-}
-
-/// Decodes one page of a request for several `symbols`: their records, the first symbol's
-/// first, each stamped with its symbol (a page may hold the end of one symbol's records and
-/// the start of the next's; records of symbols not asked for are ignored).
-pub fn decode_multi_page<T: ApiRecord>(
-    body: &[u8],
-    symbols: &[Symbol],
-) -> Result<Page<T>, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(bound = "T: serde::de::DeserializeOwned")]
-    struct Raw<T> {
-        #[serde(default, alias = "quotes", alias = "trades", alias = "bars")]
-        data: Option<HashMap<String, Option<Vec<T>>>>,
-        #[serde(default)]
-        next_page_token: Option<String>,
+impl Page {
+    pub fn rows(&self) -> usize {
+        self.runs.iter().map(|(_, b)| b.num_rows()).sum()
     }
-    let page: Raw<T> = serde_json::from_slice(body).map_err(|e| {
+}
+
+/// Decodes one page of a request for `symbols` (`{"quotes"|"trades"|"bars":{SYM:[...]},
+/// "next_page_token": ...}`) straight into column builders of `cols` rows, walking the row
+/// list's JSON field names: no record is materialised, and strings are copied once, into
+/// their column. An empty map, a missing symbol key or a null array all mean "no data on
+/// this page"; records of symbols not asked for are skipped. `seq` is left 0 for
+/// [`SeqAssigner`].
+pub fn decode_page(
+    body: &[u8],
+    cols: &'static [Column],
+    symbols: &[Symbol],
+) -> Result<Page, ApiError> {
+    let mut builders: Vec<Option<Builders>> = symbols.iter().map(|_| None).collect();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let token = (PageSeed {
+        cols,
+        symbols,
+        builders: &mut builders,
+    })
+    .deserialize(&mut de)
+    .and_then(|t| de.end().map(|()| t))
+    .map_err(|e| {
         if e.is_eof() {
             ApiError::Truncated(e.to_string())
         } else {
             ApiError::Decode(e.to_string())
         }
     })?;
-    let mut data = page.data.unwrap_or_default();
-    let mut rows = Vec::new();
-    for symbol in symbols {
-        let mut these = data.remove(symbol.as_str()).flatten().unwrap_or_default();
-        let shared = symbol.shared();
-        for r in &mut these {
-            r.set_symbol(&shared);
+    let mut runs = Vec::new();
+    for (m, b) in builders.into_iter().enumerate() {
+        let Some(mut b) = b else { continue };
+        let n = b.parts.iter().map(Builder::len).max().unwrap_or(0);
+        if n == 0 {
+            continue;
         }
-        if rows.is_empty() {
-            rows = these;
-        } else {
-            rows.append(&mut these);
+        for (c, part) in b.cols.iter().zip(&mut b.parts) {
+            if c.json.is_none() {
+                match part {
+                    Builder::Utf8(s) if c.name == "symbol" => {
+                        for _ in 0..n {
+                            s.append_value(symbols[m].as_str());
+                        }
+                    }
+                    other => {
+                        for _ in 0..n {
+                            other.push_default(c.nullable);
+                        }
+                    }
+                }
+            }
         }
+        let batch = b.finish().map_err(|e| ApiError::Decode(format!("{e:#}")))?;
+        runs.push((m, batch));
     }
     Ok(Page {
-        rows,
-        next_page_token: page.next_page_token.filter(|t| !t.is_empty()),
+        runs,
+        next_page_token: token.filter(|t| !t.is_empty()),
     })
 }
 
-/// [`decode_page`] for quotes.
-pub fn decode_quotes_page(body: &[u8], symbol: &Symbol) -> Result<QuotesPage, ApiError> {
-    let page = decode_page::<Quote>(body, symbol)?;
-    Ok(QuotesPage {
-        quotes: page.rows,
-        next_page_token: page.next_page_token,
-    })
+/// The page object: the data map under any key but `next_page_token`; returns the token.
+struct PageSeed<'a> {
+    cols: &'static [Column],
+    symbols: &'a [Symbol],
+    builders: &'a mut [Option<Builders>],
+}
+
+impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PageSeed<'_> {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a page object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut token = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match &*key {
+                "next_page_token" => token = map.next_value::<Option<String>>()?,
+                "quotes" | "trades" | "bars" => map.next_value_seed(SymbolsSeed {
+                    cols: self.cols,
+                    symbols: self.symbols,
+                    builders: &mut *self.builders,
+                })?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(token)
+    }
+}
+
+/// `{SYM: [records] | null, ...}` or null.
+struct SymbolsSeed<'a> {
+    cols: &'static [Column],
+    symbols: &'a [Symbol],
+    builders: &'a mut [Option<Builders>],
+}
+
+impl<'de> DeserializeSeed<'de> for SymbolsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SymbolsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of symbols to records")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match self.symbols.iter().position(|s| s.as_str() == &*key) {
+                Some(m) => {
+                    let b = self.builders[m].get_or_insert_with(|| Builders::new(self.cols, 0));
+                    map.next_value_seed(RecordsSeed(b))?;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[record, ...]` or null, appended to the builders.
+struct RecordsSeed<'a>(&'a mut Builders);
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of records")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(RecordSeed(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+/// One record: each field into its column's builder; fields left out get their default,
+/// or fail the page when the column is required. Unknown fields are skipped.
+struct RecordSeed<'a>(&'a mut Builders);
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let b = self.0;
+        let mut seen: u64 = 0;
+        while let Some(field) = map.next_key_seed(FieldSeed(b.cols))? {
+            match field {
+                Some(c) if seen & (1u64 << c) == 0 => {
+                    seen |= 1u64 << c;
+                    let col = &b.cols[c];
+                    map.next_value_seed(CellSeed {
+                        builder: &mut b.parts[c],
+                        nullable: col.nullable,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        for (c, col) in b.cols.iter().enumerate() {
+            if let (Some(json), false) = (col.json, seen & (1u64 << c) != 0) {
+                if col.required {
+                    return Err(serde::de::Error::missing_field(json));
+                }
+                b.parts[c].push_default(col.nullable);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A record's key, as the index of the column with that JSON field (`None`: not ours).
+struct FieldSeed(&'static [Column]);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|c| c.json == Some(key)))
+    }
+}
+
+/// One field's value, appended to its column.
+struct CellSeed<'a> {
+    builder: &'a mut Builder,
+    nullable: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        use serde::de::Error;
+        match self.builder {
+            Builder::Ts(v) => d.deserialize_str(TimeVisitor(v)),
+            Builder::Utf8(b) => d.deserialize_option(StrVisitor {
+                b,
+                nullable: self.nullable,
+            }),
+            Builder::F64(v) => {
+                v.push(f64::deserialize(d)?);
+                Ok(())
+            }
+            Builder::U32(v) => {
+                let n = u64::deserialize(d)?;
+                v.push(
+                    u32::try_from(n).map_err(|_| D::Error::custom(format!("{n} is too large")))?,
+                );
+                Ok(())
+            }
+            Builder::U64(v) => {
+                v.push(u64::deserialize(d)?);
+                Ok(())
+            }
+            Builder::List(b) => d.deserialize_option(ListVisitor(b)),
+        }
+    }
+}
+
+struct TimeVisitor<'a>(&'a mut Vec<i64>);
+
+impl<'de> Visitor<'de> for TimeVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an RFC 3339 time")
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<(), E> {
+        self.0
+            .push(crate::time::parse_rfc3339_nanos(s).map_err(E::custom)?);
+        Ok(())
+    }
+}
+
+struct StrVisitor<'a> {
+    b: &'a mut StringBuilder,
+    nullable: bool,
+}
+
+impl<'de> Visitor<'de> for StrVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        self.b.append_value(s);
+        Ok(())
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        if self.nullable {
+            self.b.append_null();
+        } else {
+            self.b.append_value("");
+        }
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_none()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+struct ListVisitor<'a>(&'a mut ListBuilder<StringBuilder>);
+
+impl<'de> Visitor<'de> for ListVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of strings")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.0.append(true);
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_none()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(ItemSeed(self.0.values()))?.is_some() {}
+        self.0.append(true);
+        Ok(())
+    }
+}
+
+struct ItemSeed<'a>(&'a mut StringBuilder);
+
+impl<'de> DeserializeSeed<'de> for ItemSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a condition code")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        self.0.append_value(s);
+        Ok(())
+    }
 }
 
 /// Numbers records that share a nanosecond timestamp, in API order, across page boundaries.
@@ -240,17 +550,25 @@ pub struct SeqAssigner {
 }
 
 impl SeqAssigner {
-    pub fn assign<T: ApiRecord>(&mut self, rows: &mut [T]) {
-        for r in rows {
-            let t = r.t();
+    /// `batch` (one symbol's records, in API order) with its `seq` column numbered.
+    pub fn assign(&mut self, batch: RecordBatch) -> anyhow::Result<RecordBatch> {
+        let Some(i) = batch.schema().index_of("seq").ok() else {
+            return Ok(batch);
+        };
+        let t = crate::batch::times(&batch, "t").context("records have no time")?;
+        let mut seq = Vec::with_capacity(t.len());
+        for &t in t {
             if self.last_t == Some(t) {
-                r.set_seq(self.next);
+                seq.push(self.next);
                 self.next += 1;
             } else {
-                r.set_seq(0);
+                seq.push(0);
                 self.next = 1;
                 self.last_t = Some(t);
             }
         }
+        let mut columns = batch.columns().to_vec();
+        columns[i] = Arc::new(UInt32Array::from(seq));
+        RecordBatch::try_new(batch.schema(), columns).context("cannot number records")
     }
 }

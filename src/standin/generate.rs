@@ -60,23 +60,38 @@ impl GenQuote {
     pub fn ask_price(&self) -> f64 {
         self.ask_cents as f64 / 100.0
     }
+}
 
-    /// The quote as the importer holds it after decoding (for benchmarks and checks).
-    pub fn to_quote(&self, symbol: &std::sync::Arc<str>, seq: u32) -> crate::model::Quote {
-        crate::model::Quote {
-            symbol: symbol.clone(),
-            t: self.t,
-            seq,
-            bid_exchange: (self.bid_exchange as char).to_string(),
-            bid_price: self.bid_price(),
-            bid_size: self.bid_size,
-            ask_exchange: (self.ask_exchange as char).to_string(),
-            ask_price: self.ask_price(),
-            ask_size: self.ask_size,
-            conditions: serde_json::from_str(self.conditions).unwrap_or_default(),
-            tape: (self.tape as char).to_string(),
+/// `quotes` of `symbol` as the importer holds them after decoding (for benchmarks and
+/// checks): one pipeline batch, `seq` numbering equal timestamps.
+pub fn quotes_batch(symbol: &str, quotes: &[GenQuote]) -> anyhow::Result<arrow_array::RecordBatch> {
+    use crate::batch::{Builder, Builders};
+    let cols = crate::dataset::Kind::Quotes.columns();
+    let mut b = Builders::new(cols, quotes.len());
+    let mut last_t = None;
+    let mut seq = 0u32;
+    let char_of = |c: u8| char::from(c).to_string();
+    for q in quotes {
+        seq = if last_t == Some(q.t) { seq + 1 } else { 0 };
+        last_t = Some(q.t);
+        for (c, part) in cols.iter().zip(&mut b.parts) {
+            match (c.name, part) {
+                ("symbol", Builder::Utf8(s)) => s.append_value(symbol),
+                ("t", Builder::Ts(v)) => v.push(q.t),
+                ("seq", Builder::U32(v)) => v.push(seq),
+                ("bid_exchange", Builder::Utf8(s)) => s.append_value(char_of(q.bid_exchange)),
+                ("bid_price", Builder::F64(v)) => v.push(q.bid_price()),
+                ("bid_size", Builder::U32(v)) => v.push(q.bid_size),
+                ("ask_exchange", Builder::Utf8(s)) => s.append_value(char_of(q.ask_exchange)),
+                ("ask_price", Builder::F64(v)) => v.push(q.ask_price()),
+                ("ask_size", Builder::U32(v)) => v.push(q.ask_size),
+                ("conditions", list) => list.push_json_list(q.conditions)?,
+                ("tape", Builder::Utf8(s)) => s.append_value(char_of(q.tape)),
+                (name, _) => anyhow::bail!("quotes have no column {name}"),
+            }
         }
     }
+    b.finish()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -650,16 +665,25 @@ mod tests {
 
     #[test]
     fn json_round_trips_through_the_importers_parser() {
+        use crate::source::response::{decode_page, SeqAssigner};
         let d = DayQuotes::new("AAPL", "sip", day("2024-07-01"), 2_000).unwrap();
-        for i in 0..d.len() {
-            let g = d.quote(i);
-            let mut buf = Vec::new();
-            write_quote(&mut buf, &g);
-            let q: crate::model::Quote = serde_json::from_slice(&buf).unwrap();
-            assert_eq!(q.t, g.t);
-            assert_eq!(q.bid_price, g.bid_price());
-            assert_eq!(q.ask_price, g.ask_price());
-            assert_eq!(q.conditions_json(), g.conditions);
+        let quotes: Vec<GenQuote> = (0..d.len()).map(|i| d.quote(i)).collect();
+        let mut body = br#"{"quotes":{"AAPL":["#.to_vec();
+        for (i, g) in quotes.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            write_quote(&mut body, g);
+        }
+        body.extend_from_slice(br#"]},"next_page_token":null}"#);
+        let symbol = crate::model::Symbol::parse("AAPL").unwrap();
+        let cols = crate::dataset::Kind::Quotes.columns();
+        let mut page = decode_page(&body, cols, &[symbol]).unwrap();
+        assert_eq!(page.runs.len(), 1);
+        let (_, rows) = page.runs.remove(0);
+        let rows = SeqAssigner::default().assign(rows).unwrap();
+        assert_eq!(rows, quotes_batch("AAPL", &quotes).unwrap());
+        for g in quotes {
             let mut tb = Vec::new();
             write_time(&mut tb, g.t);
             let text = String::from_utf8(tb).unwrap();

@@ -75,22 +75,26 @@ async fn plain_insert_meeting_existing_rows_mid_import_rewrites_the_batch_as_ups
     use data::sink::sqlite::{SqliteSink, WriteMode};
     let w = Workdir::new();
     let url = format!("sqlite:{}", w.db_path().display());
-    let sym: std::sync::Arc<str> = "AAPL".into();
     let range = data::time::DateRange::parse("2024-01-02", "2024-01-02").unwrap();
-    let quotes: Vec<_> =
+    let generated: Vec<_> =
         data::standin::generate::quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 500)
-            .enumerate()
-            .map(|(i, g)| g.to_quote(&sym, i as u32))
             .collect();
+    let quotes = data::standin::generate::quotes_batch("AAPL", &generated).unwrap();
+    assert_eq!(quotes.num_rows(), 500);
     let mut sink = SqliteSink::open(&url, Duration::from_secs(1))
         .await
         .unwrap();
-    sink.write_batch(&quotes[100..200], &[]).await.unwrap();
+    sink.set_target(&data::dataset::QUOTES, data::dataset::DatasetId::Quotes);
+    sink.write_batch(&quotes.slice(100, 100), &[])
+        .await
+        .unwrap();
     // Another importer wrote rows 100..200; this one believed the range empty.
     sink.set_mode(WriteMode::Insert);
-    sink.write_batch(&quotes[..150], &[]).await.unwrap();
+    sink.write_batch(&quotes.slice(0, 150), &[]).await.unwrap();
     assert_eq!(sink.mode(), WriteMode::Upsert, "switched to upsert");
-    sink.write_batch(&quotes[150..], &[]).await.unwrap();
+    sink.write_batch(&quotes.slice(150, 350), &[])
+        .await
+        .unwrap();
     drop(sink);
     assert_eq!(w.count().await, 500, "no row lost or duplicated");
 }

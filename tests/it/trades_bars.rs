@@ -313,26 +313,26 @@ async fn trades_in_the_parquet_store_have_corrections_applied_and_round_trip() {
                 "data/historical/trades/symbol={symbol}/date={day}/part-0.parquet"
             ));
             assert_eq!(parquet_rows(&f), 990, "{}", f.display());
-            let rows: Vec<data::model::Trade> = data::sink::parquet::read_file(
-                &f,
-                &symbol.into(),
-                &data::dataset::DatasetId::Trades,
-            )
-            .unwrap();
-            assert!(
-                rows.windows(2).all(|p| p[0].t <= p[1].t),
-                "not in time order"
-            );
-            let corrected = rows
-                .iter()
-                .filter(|r| r.update.as_deref() == Some("corrected"))
+            use data::batch::{self, Value};
+            let trades = data::dataset::DatasetId::Trades;
+            let parts = data::sink::parquet::read_file(&f, &trades, symbol).unwrap();
+            let rows = batch::concat(&parts[0].schema(), &parts).unwrap();
+            let t = batch::times(&rows, "t").unwrap();
+            assert!(t.windows(2).all(|p| p[0] <= p[1]), "not in time order");
+            let cols = trades.kind().columns();
+            let cells = batch::all_cells(&rows, cols).unwrap();
+            let value = |name: &str, i: usize| cells[batch::index_of(cols, name).unwrap()].value(i);
+            let corrected = (0..rows.num_rows())
+                .filter(|&i| value("update", i) == Value::Str("corrected".into()))
                 .count();
             assert_eq!(corrected, 10);
-            let mut ids: Vec<(&str, u64)> =
-                rows.iter().map(|r| (r.exchange.as_str(), r.id)).collect();
+            let mut ids: Vec<(Value, Value)> = (0..rows.num_rows())
+                .map(|i| (value("exchange", i), value("id", i)))
+                .collect();
             ids.sort();
             ids.dedup();
             assert_eq!(ids.len(), 990, "an identity appears twice");
+            assert_eq!(value("symbol", 0), Value::Str(symbol.into()));
         }
     }
     // A rerun finds the days' files in place and fetches nothing.

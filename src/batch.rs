@@ -1,0 +1,524 @@
+//! Columnar rows: the Arrow batches that carry rows through the pipeline, built from and
+//! read through a row list of [`crate::dataset`] (whose order is the batch's column order).
+//!
+//! Everything a stage needs to build or read a batch generically lives here: the schemas,
+//! one builder per column type, typed views of a batch's columns ([`Cells`]), the
+//! conversions between a pipeline batch and a Parquet file's batch, and row values for the
+//! rare paths that compare rows one by one (archive's merge and verification).
+
+use crate::dataset::{Column, ColumnType};
+use anyhow::Context;
+use arrow_array::builder::{ArrayBuilder, ListBuilder, StringBuilder};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, ListArray, RecordBatch, StringArray,
+    TimestampNanosecondArray, UInt32Array, UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use std::sync::{Arc, Mutex, OnceLock};
+
+fn data_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::TimestampNs => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        ColumnType::Utf8 => DataType::Utf8,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::UInt32 => DataType::UInt32,
+        ColumnType::UInt64 => DataType::UInt64,
+        ColumnType::Utf8List => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+    }
+}
+
+type SchemaCache = Mutex<Vec<(usize, bool, SchemaRef)>>;
+
+fn cached(cols: &'static [Column], file: bool) -> SchemaRef {
+    static CACHE: OnceLock<SchemaCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    let key = cols.as_ptr() as usize;
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, s)) = cache.iter().find(|(k, f, _)| *k == key && *f == file) {
+        return s.clone();
+    }
+    let fields: Vec<Field> = cols
+        .iter()
+        .filter(|c| !file || c.in_file)
+        .map(|c| Field::new(c.name, data_type(c.ty), c.nullable))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    cache.push((key, file, schema.clone()));
+    schema
+}
+
+/// The schema of pipeline batches of a row list: every column, in order.
+pub fn schema(cols: &'static [Column]) -> SchemaRef {
+    cached(cols, false)
+}
+
+/// The schema of the Parquet files of a row list: the columns kept in files.
+pub fn file_schema(cols: &'static [Column]) -> SchemaRef {
+    cached(cols, true)
+}
+
+/// The index of the column named `name`, if the row list has it.
+pub fn index_of(cols: &[Column], name: &str) -> Option<usize> {
+    cols.iter().position(|c| c.name == name)
+}
+
+/// A timestamp array (UTC), as every schema here declares them.
+pub fn ts_array(values: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"))
+}
+
+/// One column being built.
+pub enum Builder {
+    Ts(Vec<i64>),
+    Utf8(StringBuilder),
+    F64(Vec<f64>),
+    U32(Vec<u32>),
+    U64(Vec<u64>),
+    List(ListBuilder<StringBuilder>),
+}
+
+impl Builder {
+    pub fn new(ty: ColumnType, rows: usize) -> Self {
+        match ty {
+            ColumnType::TimestampNs => Builder::Ts(Vec::with_capacity(rows)),
+            ColumnType::Utf8 => Builder::Utf8(StringBuilder::with_capacity(rows, rows * 2)),
+            ColumnType::Float64 => Builder::F64(Vec::with_capacity(rows)),
+            ColumnType::UInt32 => Builder::U32(Vec::with_capacity(rows)),
+            ColumnType::UInt64 => Builder::U64(Vec::with_capacity(rows)),
+            ColumnType::Utf8List => Builder::List(
+                ListBuilder::with_capacity(StringBuilder::with_capacity(rows, rows * 2), rows)
+                    .with_field(Arc::new(Field::new("item", DataType::Utf8, true))),
+            ),
+        }
+    }
+
+    /// Appends the value of a field the record left out: null, or `""`, 0, `[]`.
+    pub fn push_default(&mut self, nullable: bool) {
+        match self {
+            Builder::Ts(v) => v.push(0),
+            Builder::Utf8(b) if nullable => b.append_null(),
+            Builder::Utf8(b) => b.append_value(""),
+            Builder::F64(v) => v.push(0.0),
+            Builder::U32(v) => v.push(0),
+            Builder::U64(v) => v.push(0),
+            Builder::List(b) => b.append(true),
+        }
+    }
+
+    /// Appends a list from its stored JSON text (e.g. `[" ","T"]`).
+    pub fn push_json_list(&mut self, text: &str) -> anyhow::Result<()> {
+        let Builder::List(b) = self else {
+            anyhow::bail!("not a list column");
+        };
+        let items: Vec<String> = serde_json::from_str(text)
+            .with_context(|| format!("conditions {text:?} are not a JSON array of strings"))?;
+        for item in &items {
+            b.values().append_value(item);
+        }
+        b.append(true);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Builder::Ts(v) => v.len(),
+            Builder::Utf8(b) => b.len(),
+            Builder::F64(v) => v.len(),
+            Builder::U32(v) => v.len(),
+            Builder::U64(v) => v.len(),
+            Builder::List(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn finish(self) -> ArrayRef {
+        match self {
+            Builder::Ts(v) => ts_array(v),
+            Builder::Utf8(mut b) => Arc::new(b.finish()),
+            Builder::F64(v) => Arc::new(Float64Array::from(v)),
+            Builder::U32(v) => Arc::new(UInt32Array::from(v)),
+            Builder::U64(v) => Arc::new(UInt64Array::from(v)),
+            Builder::List(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Builders for every column of a row list.
+pub struct Builders {
+    pub cols: &'static [Column],
+    pub parts: Vec<Builder>,
+}
+
+impl Builders {
+    pub fn new(cols: &'static [Column], rows: usize) -> Self {
+        Builders {
+            cols,
+            parts: cols.iter().map(|c| Builder::new(c.ty, rows)).collect(),
+        }
+    }
+
+    pub fn finish(self) -> anyhow::Result<RecordBatch> {
+        let arrays = self.parts.into_iter().map(Builder::finish).collect();
+        RecordBatch::try_new(schema(self.cols), arrays).context("inconsistent row columns")
+    }
+}
+
+/// A typed view of one column of a batch.
+pub enum Cells<'a> {
+    Ts(&'a [i64]),
+    Utf8(&'a StringArray),
+    F64(&'a [f64]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    List(&'a ListArray, &'a StringArray),
+}
+
+fn downcast<'a, T: 'static>(array: &'a ArrayRef, what: &str) -> anyhow::Result<&'a T> {
+    array
+        .as_any()
+        .downcast_ref::<T>()
+        .with_context(|| format!("column {what} has an unexpected type {}", array.data_type()))
+}
+
+impl<'a> Cells<'a> {
+    pub fn of(array: &'a ArrayRef, ty: ColumnType, name: &str) -> anyhow::Result<Self> {
+        Ok(match ty {
+            ColumnType::TimestampNs => {
+                Cells::Ts(downcast::<TimestampNanosecondArray>(array, name)?.values())
+            }
+            ColumnType::Utf8 => Cells::Utf8(downcast::<StringArray>(array, name)?),
+            ColumnType::Float64 => Cells::F64(downcast::<Float64Array>(array, name)?.values()),
+            ColumnType::UInt32 => Cells::U32(downcast::<UInt32Array>(array, name)?.values()),
+            ColumnType::UInt64 => Cells::U64(downcast::<UInt64Array>(array, name)?.values()),
+            ColumnType::Utf8List => {
+                let list = downcast::<ListArray>(array, name)?;
+                let items = list
+                    .values()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .with_context(|| format!("the items of {name} are not strings"))?;
+                Cells::List(list, items)
+            }
+        })
+    }
+
+    /// Row `i`'s value as a database integer (timestamps and unsigned integers).
+    pub fn int(&self, i: usize) -> i64 {
+        match self {
+            Cells::Ts(v) => v[i],
+            Cells::U32(v) => i64::from(v[i]),
+            Cells::U64(v) => v[i] as i64,
+            Cells::F64(v) => v[i] as i64,
+            _ => 0,
+        }
+    }
+
+    /// Row `i`'s text (`""` for null).
+    pub fn str(&self, i: usize) -> &'a str {
+        match self {
+            Cells::Utf8(a) if a.is_valid(i) => a.value(i),
+            _ => "",
+        }
+    }
+
+    /// Row `i`'s list as stored in databases: a compact JSON array, e.g. `["R"]` or
+    /// `[" ","T"]` (a single-space code is a real value, so a delimiter-joined string would
+    /// be lossy).
+    pub fn list_json(&self, i: usize, out: &mut String) {
+        out.clear();
+        out.push('[');
+        if let Cells::List(list, items) = self {
+            let offsets = list.value_offsets();
+            let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+            for (n, j) in (a..b).enumerate() {
+                if n > 0 {
+                    out.push(',');
+                }
+                let code = items.value(j);
+                if code.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\') {
+                    out.push('"');
+                    out.push_str(code);
+                    out.push('"');
+                } else {
+                    out.push_str(&serde_json::Value::from(code).to_string());
+                }
+            }
+        }
+        out.push(']');
+    }
+
+    /// Row `i`'s value, for comparisons and keys.
+    pub fn value(&self, i: usize) -> Value {
+        match self {
+            Cells::Ts(v) => Value::Int(v[i]),
+            Cells::U32(v) => Value::UInt(u64::from(v[i])),
+            Cells::U64(v) => Value::UInt(v[i]),
+            Cells::F64(v) => Value::Float(v[i].to_bits()),
+            Cells::Utf8(a) if a.is_null(i) => Value::Null,
+            Cells::Utf8(a) => Value::Str(a.value(i).to_string()),
+            Cells::List(list, items) => {
+                let offsets = list.value_offsets();
+                let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+                Value::List((a..b).map(|j| items.value(j).to_string()).collect())
+            }
+        }
+    }
+}
+
+/// One cell's value (floats by their bits: equal means identical).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Float(u64),
+    Str(String),
+    List(Vec<String>),
+}
+
+/// The typed view of the column `name` of a batch of `cols` rows.
+pub fn cells<'a>(batch: &'a RecordBatch, cols: &[Column], name: &str) -> anyhow::Result<Cells<'a>> {
+    let i = index_of(cols, name).with_context(|| format!("rows have no column {name}"))?;
+    let array = batch
+        .columns()
+        .get(i)
+        .with_context(|| format!("the batch has no column {name}"))?;
+    Cells::of(array, cols[i].ty, name)
+}
+
+/// Typed views of every column of a batch of `cols` rows.
+pub fn all_cells<'a>(batch: &'a RecordBatch, cols: &[Column]) -> anyhow::Result<Vec<Cells<'a>>> {
+    cols.iter()
+        .zip(batch.columns())
+        .map(|(c, a)| Cells::of(a, c.ty, c.name))
+        .collect()
+}
+
+/// The values of a timestamp column.
+pub fn times<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a [i64]> {
+    batch
+        .column_by_name(name)?
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .map(|a| a.values().as_ref())
+}
+
+/// The symbol column of a pipeline batch.
+pub fn symbols(batch: &RecordBatch) -> anyhow::Result<&StringArray> {
+    batch
+        .column_by_name("symbol")
+        .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+        .context("rows have no symbol column")
+}
+
+/// Row `i`'s stream position `(t, seq)`, when the rows carry one (raw rows do; aggregates
+/// do not).
+pub fn position(batch: &RecordBatch, i: usize) -> Option<(i64, u32)> {
+    let t = times(batch, "t")?;
+    let seq = batch
+        .column_by_name("seq")?
+        .as_any()
+        .downcast_ref::<UInt32Array>()?;
+    Some((*t.get(i)?, seq.values().get(i).copied()?))
+}
+
+/// Row `i`'s event time: `last_t` for aggregates, else `t`.
+pub fn event_time(batch: &RecordBatch, i: usize) -> Option<i64> {
+    times(batch, "last_t")
+        .or_else(|| times(batch, "t"))
+        .and_then(|t| t.get(i).copied())
+}
+
+/// The rows of `batch` where `keep` is true.
+pub fn filter(batch: &RecordBatch, keep: Vec<bool>) -> anyhow::Result<RecordBatch> {
+    if keep.iter().all(|k| *k) {
+        return Ok(batch.clone());
+    }
+    arrow_select::filter::filter_record_batch(batch, &BooleanArray::from(keep))
+        .context("cannot filter rows")
+}
+
+/// `batches` (all of `schema`) as one batch.
+pub fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> anyhow::Result<RecordBatch> {
+    match batches {
+        [one] => Ok(one.clone()),
+        _ => arrow_select::concat::concat_batches(schema, batches).context("cannot join rows"),
+    }
+}
+
+/// The rows picked by `(batch, row)` pairs from `batches`, in that order.
+pub fn pick(
+    schema: &SchemaRef,
+    batches: &[&RecordBatch],
+    picks: &[(usize, usize)],
+) -> anyhow::Result<RecordBatch> {
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow_select::interleave::interleave(&arrays, picks)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot pick rows")?;
+    RecordBatch::try_new(schema.clone(), columns).context("cannot pick rows")
+}
+
+/// A pipeline batch as its Parquet file keeps it: the columns kept in files.
+pub fn to_file(batch: &RecordBatch, cols: &[Column]) -> anyhow::Result<RecordBatch> {
+    let keep: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].in_file).collect();
+    batch.project(&keep).context("cannot project rows")
+}
+
+/// A batch read from a Parquet file of `symbol`, as a pipeline batch of `cols` rows: the
+/// symbol added, columns not kept in files (trades' and bars' `seq`) zero.
+pub fn from_file(
+    file: &RecordBatch,
+    cols: &'static [Column],
+    symbol: &str,
+) -> anyhow::Result<RecordBatch> {
+    let n = file.num_rows();
+    let arrays = cols
+        .iter()
+        .map(|c| -> anyhow::Result<ArrayRef> {
+            if c.in_file {
+                let a = file
+                    .column_by_name(c.name)
+                    .with_context(|| format!("the file has no column {}", c.name))?;
+                anyhow::ensure!(
+                    a.data_type() == &data_type(c.ty),
+                    "column {} is {}, not {}",
+                    c.name,
+                    a.data_type(),
+                    data_type(c.ty)
+                );
+                Ok(a.clone())
+            } else if c.name == "symbol" {
+                Ok(Arc::new(StringArray::from_iter_values(
+                    std::iter::repeat_n(symbol, n),
+                )))
+            } else {
+                let mut b = Builder::new(c.ty, n);
+                for _ in 0..n {
+                    b.push_default(c.nullable);
+                }
+                Ok(b.finish())
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema(cols), arrays).context("unexpected columns in the file")
+}
+
+/// Whether row `i` of `a` and row `j` of `b` (both of `cols` rows) hold the same values.
+pub fn same_row(a: &[Cells], i: usize, b: &[Cells], j: usize) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.value(i) == y.value(j))
+}
+
+/// The values of the columns `names` in row `i`: a row's identity or key.
+pub fn key_of(cells: &[Cells], cols: &[Column], names: &[&str], i: usize) -> Vec<Value> {
+    names
+        .iter()
+        .filter_map(|n| index_of(cols, n))
+        .map(|c| cells[c].value(i))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Kind;
+
+    #[test]
+    fn a_pipeline_batch_round_trips_through_its_file_form() {
+        let cols = Kind::Trades.columns();
+        let mut b = Builders::new(cols, 2);
+        for (i, c) in cols.iter().enumerate() {
+            for _ in 0..2 {
+                b.parts[i].push_default(c.nullable);
+            }
+        }
+        let batch = b.finish().unwrap();
+        let file = to_file(&batch, cols).unwrap();
+        assert_eq!(file.schema(), file_schema(cols));
+        assert!(file.column_by_name("seq").is_none());
+        let back = from_file(&file, cols, "").unwrap();
+        assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn conditions_json_is_exact() {
+        let cols = Kind::Quotes.columns();
+        let mut b = Builders::new(cols, 3);
+        let at = index_of(cols, "conditions").unwrap();
+        for text in [r#"[" ","T"]"#, "[]", r#"["\"","\\"]"#] {
+            b.parts[at].push_json_list(text).unwrap();
+        }
+        let list = b.parts.swap_remove(at).finish();
+        let cells = Cells::of(&list, ColumnType::Utf8List, "conditions").unwrap();
+        let mut out = String::new();
+        cells.list_json(0, &mut out);
+        assert_eq!(out, r#"[" ","T"]"#);
+        cells.list_json(1, &mut out);
+        assert_eq!(out, "[]");
+        cells.list_json(2, &mut out);
+        assert_eq!(out, r#"["\"","\\"]"#);
+    }
+
+    /// What outside readers (pyarrow, DuckDB, Polars) see: names, types and nullability of
+    /// every column, spelled out so a change to the dataset's column list cannot change the
+    /// files unnoticed.
+    #[test]
+    fn files_keep_the_schemas_readers_know() {
+        let show = |schema: SchemaRef| -> Vec<String> {
+            schema
+                .fields()
+                .iter()
+                .map(|f| format!("{} {} {}", f.name(), f.data_type(), f.is_nullable()))
+                .collect()
+        };
+        let t = "t Timestamp(ns, \"UTC\") false";
+        let list = "List(Utf8)";
+        assert_eq!(
+            show(file_schema(Kind::Quotes.columns())),
+            [
+                t.to_string(),
+                "seq UInt32 false".into(),
+                "bid_exchange Utf8 false".into(),
+                "bid_price Float64 false".into(),
+                "bid_size UInt32 false".into(),
+                "ask_exchange Utf8 false".into(),
+                "ask_price Float64 false".into(),
+                "ask_size UInt32 false".into(),
+                format!("conditions {list} false"),
+                "tape Utf8 false".into(),
+            ]
+        );
+        assert_eq!(
+            show(file_schema(Kind::Trades.columns())),
+            [
+                t.to_string(),
+                "exchange Utf8 false".into(),
+                "id UInt64 false".into(),
+                "price Float64 false".into(),
+                "size UInt64 false".into(),
+                format!("conditions {list} false"),
+                "tape Utf8 false".into(),
+                "update Utf8 true".into(),
+            ]
+        );
+        assert_eq!(
+            show(file_schema(Kind::Bars.columns())),
+            [
+                t.to_string(),
+                "open Float64 false".into(),
+                "high Float64 false".into(),
+                "low Float64 false".into(),
+                "close Float64 false".into(),
+                "volume UInt64 false".into(),
+                "trade_count UInt64 false".into(),
+                "vwap Float64 false".into(),
+            ]
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! A batch's rows as a table's column values, for both SQL dialects: the table's columns
+//! (see [`TableSpec::columns`]) walked once per batch into a plan, then each row's values
+//! read straight from the batch's columns. SQLite binds them, PostgreSQL writes them as
+//! binary COPY fields; neither knows which kind of row it writes.
+
+use crate::batch::{self, Cells, Value};
+use crate::dataset::{Computed, DatasetId, TableSpec};
+use anyhow::Context;
+use arrow_array::RecordBatch;
+
+/// One database value.
+pub enum Val<'a> {
+    Int(i64),
+    /// A 32-bit integer column (PostgreSQL `INTEGER`).
+    Int4(i32),
+    Float(f64),
+    Text(&'a str),
+    /// Conditions as their stored JSON text.
+    Json(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Thinning,
+    Symbol,
+    Computed(Computed),
+    Row { index: usize, narrow: bool },
+}
+
+/// The values of a batch's rows, in the table's column order.
+pub struct Encoder<'a> {
+    plan: Vec<Source>,
+    cells: Vec<Cells<'a>>,
+    /// Each row's symbol id.
+    ids: Vec<i64>,
+    thinning: i64,
+    times: &'a [i64],
+    bar_spec: (&'static str, &'static str),
+    /// The table's columns, in plan order.
+    columns: Vec<&'static str>,
+    /// The row column holding the table's time column.
+    time_col: usize,
+}
+
+impl<'a> Encoder<'a> {
+    /// `rows` must be of `table`'s row list; `ids` holds each row's symbol id.
+    pub fn new(
+        table: &TableSpec,
+        dataset: DatasetId,
+        rows: &'a RecordBatch,
+        ids: Vec<i64>,
+        thinning: Option<i64>,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            rows.schema() == batch::schema(table.row),
+            "rows of another kind cannot be written to table {}",
+            table.name
+        );
+        let mut plan = Vec::new();
+        if table.thinned {
+            plan.push(Source::Thinning);
+        }
+        plan.push(Source::Symbol);
+        plan.extend(table.computed.iter().map(|(_, c)| Source::Computed(*c)));
+        for (index, c) in table.row.iter().enumerate() {
+            if c.sql.is_some() {
+                plan.push(Source::Row {
+                    index,
+                    narrow: c.narrow,
+                });
+            }
+        }
+        let times = batch::times(rows, table.row.get(1).map_or("t", |c| c.name))
+            .context("rows have no time")?;
+        let bar_spec = dataset
+            .bar_spec()
+            .map_or(("", ""), |(tf, adj)| (tf.as_str(), adj.as_str()));
+        let time_col = table
+            .row
+            .iter()
+            .position(|c| c.sql == Some(table.time_column))
+            .context("the table's time column is not a row column")?;
+        Ok(Encoder {
+            columns: table.columns(),
+            time_col,
+            plan,
+            cells: batch::all_cells(rows, table.row)?,
+            ids,
+            thinning: thinning.unwrap_or(0),
+            times,
+            bar_spec,
+        })
+    }
+
+    /// Values per row.
+    pub fn width(&self) -> usize {
+        self.plan.len()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Row `i`'s symbol id.
+    pub fn symbol_id(&self, i: usize) -> i64 {
+        self.ids[i]
+    }
+
+    /// The `k`th value of row `i`.
+    pub fn value(&self, k: usize, i: usize) -> Val<'a> {
+        match self.plan[k] {
+            Source::Thinning => Val::Int4(self.thinning as i32),
+            Source::Symbol => Val::Int4(self.ids[i] as i32),
+            Source::Computed(Computed::NyDay) => Val::Int4(super::trade_day(self.times[i]) as i32),
+            Source::Computed(Computed::Timeframe) => Val::Text(self.bar_spec.0),
+            Source::Computed(Computed::Adjustment) => Val::Text(self.bar_spec.1),
+            Source::Row { index, narrow } => match &self.cells[index] {
+                Cells::F64(v) => Val::Float(v[i]),
+                c @ Cells::Utf8(_) => Val::Text(c.str(i)),
+                c @ Cells::List(..) => {
+                    let mut s = String::with_capacity(8);
+                    c.list_json(i, &mut s);
+                    Val::Json(s)
+                }
+                c if narrow => Val::Int4(c.int(i) as i32),
+                c => Val::Int(c.int(i)),
+            },
+        }
+    }
+
+    /// The value of the table column `name` in row `i`, by its place in the plan.
+    fn key_value(&self, name: &str, i: usize) -> Value {
+        let at = self.columns.iter().position(|c| *c == name);
+        match at.map(|k| self.value(k, i)) {
+            Some(Val::Int(v)) => Value::Int(v),
+            Some(Val::Int4(v)) => Value::Int(i64::from(v)),
+            Some(Val::Float(v)) => Value::Float(v.to_bits()),
+            Some(Val::Text(s)) => Value::Str(s.to_string()),
+            Some(Val::Json(s)) => Value::Str(s),
+            None => Value::Null,
+        }
+    }
+
+    /// Rows whose key a later row of the batch repeats (a trade and its correction in one
+    /// batch): one statement may write a key only once, and the later record wins, as the
+    /// upsert would leave it. `None` when every key is distinct.
+    pub fn repeated_keys(&self, table: &TableSpec) -> Option<Vec<bool>> {
+        if !table.repeats_keys {
+            return None;
+        }
+        let mut last = std::collections::HashMap::with_capacity(self.rows());
+        for i in 0..self.rows() {
+            let key: Vec<Value> = table.key.iter().map(|k| self.key_value(k, i)).collect();
+            last.insert(key, i);
+        }
+        if last.len() == self.rows() {
+            return None;
+        }
+        let mut keep = vec![false; self.rows()];
+        for i in last.into_values() {
+            keep[i] = true;
+        }
+        Some(keep)
+    }
+
+    /// Row `i`'s value of the table's time column.
+    pub fn time_key(&self, i: usize) -> i64 {
+        self.cells[self.time_col].int(i)
+    }
+}
