@@ -136,6 +136,13 @@ pub struct Fetched {
     pub by_symbol: BTreeMap<String, u64>,
 }
 
+/// The channel a source feeds.
+pub type Feed = mpsc::Sender<Chunk>;
+/// The run's cancellation switch, as the source sees it.
+pub type Cancel = watch::Receiver<bool>;
+/// The source's task: what it fetched, or why it failed.
+pub type SourceTask = JoinHandle<anyhow::Result<Fetched>>;
+
 /// Where a pipeline's rows come from: a task feeding the channel, and what progress can
 /// show about it.
 pub trait Source {
@@ -151,12 +158,13 @@ pub trait Source {
     fn page_word(&self) -> &'static str {
         "pages"
     }
-    fn spawn(
-        self,
-        tx: mpsc::Sender<Chunk>,
-        cancel: watch::Receiver<bool>,
-    ) -> JoinHandle<anyhow::Result<Fetched>>;
+    fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask;
 }
+
+/// The units (days, months) a progress query covers, first to last.
+pub type Units = std::ops::RangeInclusive<NaiveDate>;
+/// What a progress store holds for them.
+pub type Saves = anyhow::Result<Vec<Saved>>;
 
 /// Where the progress of earlier runs is kept: `import_progress` in the database, or the
 /// files present in the Parquet store. (Used generically, never as `dyn`, so the async
@@ -165,13 +173,7 @@ pub trait Source {
 pub trait ProgressStore {
     /// The saved records of `dataset` (a [`crate::job::Job::progress_key`]) for `symbol`
     /// from unit `first` to unit `last`.
-    async fn saved(
-        &mut self,
-        dataset: &str,
-        symbol: &Symbol,
-        first: NaiveDate,
-        last: NaiveDate,
-    ) -> anyhow::Result<Vec<Saved>>;
+    async fn saved(&mut self, dataset: &str, symbol: &Symbol, units: Units) -> Saves;
 
     /// How a finished plan is described: `were imported by earlier runs`.
     fn done_phrase(&self) -> &'static str;
@@ -196,7 +198,7 @@ pub async fn plan<P: ProgressStore>(
     for symbol in &job.symbols {
         let all = shards_of(symbol, range, now, unit);
         let saved = match (job.restart, all.first(), all.last()) {
-            (false, Some(a), Some(b)) => store.saved(&dataset, symbol, a.day, b.day).await?,
+            (false, Some(a), Some(b)) => store.saved(&dataset, symbol, a.day..=b.day).await?,
             _ => Vec::new(),
         };
         let (mut left, c) = apply_progress(all, &saved, positions_usable);

@@ -456,52 +456,28 @@ mod tests {
         assert_eq!(t.spec(), "aggregate=1s");
         let rows = run(Aggregate::new(t.filters(), 1_000_000_000), fixture());
         let cells = crate::batch::all_cells(&rows, AGG_ROW).unwrap();
-        let value =
-            |name: &str, i: usize| cells[crate::batch::index_of(AGG_ROW, name).unwrap()].value(i);
+        let at = |name: &str| &cells[crate::batch::index_of(AGG_ROW, name).unwrap()];
+        let value = |name: &str, i: usize| at(name).value(i);
+        let price = |name: &str, i: usize| match value(name, i) {
+            Value::Float(bits) => f64::from_bits(bits),
+            _ => f64::NAN,
+        };
         use crate::batch::Value;
-        let got: Vec<(i64, i64, Value, Value, Value, Value)> = (0..rows.num_rows())
+        type Row = (i64, i64, i64, f64, i64, f64);
+        let got: Vec<Row> = (0..rows.num_rows())
             .map(|i| {
-                (
-                    ms(&rows, "bucket_t")[i],
-                    ms(&rows, "last_t")[i],
-                    value("quote_count", i),
-                    value("bid_price", i),
-                    value("bid_size", i),
-                    value("ask_price", i),
-                )
+                let (b, l) = (ms(&rows, "bucket_t")[i], ms(&rows, "last_t")[i]);
+                let (n, bs) = (at("quote_count").int(i), at("bid_size").int(i));
+                (b, l, n, price("bid_price", i), bs, price("ask_price", i))
             })
             .collect();
-        let f = |x: f64| Value::Float(x.to_bits());
-        assert_eq!(
-            got,
-            vec![
-                (0, 900, Value::UInt(4), f(1.0), Value::UInt(2), f(1.01)),
-                (
-                    1_000,
-                    1_500,
-                    Value::UInt(2),
-                    f(1.0),
-                    Value::UInt(2),
-                    f(1.02)
-                ),
-                (
-                    2_000,
-                    2_999,
-                    Value::UInt(1),
-                    f(0.99),
-                    Value::UInt(2),
-                    f(1.02)
-                ),
-                (
-                    5_000,
-                    5_000,
-                    Value::UInt(1),
-                    f(0.99),
-                    Value::UInt(2),
-                    f(1.02)
-                ),
-            ]
-        );
+        let want: [Row; 4] = [
+            (0, 900, 4, 1.0, 2, 1.01),
+            (1_000, 1_500, 2, 1.0, 2, 1.02),
+            (2_000, 2_999, 1, 0.99, 2, 1.02),
+            (5_000, 5_000, 1, 0.99, 2, 1.02),
+        ];
+        assert_eq!(got, want);
         assert_eq!(value("conditions", 0), Value::List(vec!["R".into()]));
     }
 

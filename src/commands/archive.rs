@@ -10,7 +10,7 @@ use crate::model::Symbol;
 use crate::pipeline::Chunk;
 use crate::progress::init_logging;
 use crate::resume::Shard;
-use crate::run::{pipe, Fetched, Outcome, Report, Source};
+use crate::run::{pipe, Cancel, Feed, Fetched, Outcome, Report, Source, SourceTask};
 use crate::sink::database::Database;
 use crate::sink::parquet::ParquetSink;
 use crate::source::alpaca::PAGE_LIMIT;
@@ -22,8 +22,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
     let today = new_york_date(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX));
@@ -150,11 +148,7 @@ impl Source for DatabaseSource {
         self.dataset.unit().noun()
     }
 
-    fn spawn(
-        self,
-        tx: mpsc::Sender<Chunk>,
-        cancel: watch::Receiver<bool>,
-    ) -> JoinHandle<anyhow::Result<Fetched>> {
+    fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask {
         let DatabaseSource {
             mut db,
             root,

@@ -7,10 +7,12 @@ use crate::config::{Format, Settings};
 use crate::dataset::DatasetId;
 use crate::job::Job;
 use crate::model::Symbol;
-use crate::pipeline::Chunk;
 use crate::progress::init_logging;
 use crate::resume::{Saved, Shard, Tracking};
-use crate::run::{pipe, plan, report_symbols, Fetched, Outcome, ProgressStore, Report, Source};
+use crate::run::{
+    pipe, plan, report_symbols, Cancel, Feed, Fetched, Outcome, ProgressStore, Report, Saves,
+    Source, SourceTask, Units,
+};
 use crate::sink::database::Database;
 use crate::sink::parquet::ParquetSink;
 use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials, Request};
@@ -18,12 +20,9 @@ use crate::source::pace::RequestStats;
 use crate::source::retry::RetryPolicy;
 use crate::transform::{Aggregate, Passthrough};
 use anyhow::anyhow;
-use chrono::NaiveDate;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let job = Job::import_api(&args)?;
@@ -101,13 +100,8 @@ async fn to_database(job: &Job, client: AlpacaClient) -> anyhow::Result<Outcome>
 }
 
 impl ProgressStore for Database {
-    async fn saved(
-        &mut self,
-        dataset: &str,
-        symbol: &Symbol,
-        first: NaiveDate,
-        last: NaiveDate,
-    ) -> anyhow::Result<Vec<Saved>> {
+    async fn saved(&mut self, dataset: &str, symbol: &Symbol, units: Units) -> Saves {
+        let (first, last) = units.into_inner();
         self.load_progress(dataset, symbol.as_str(), first, last)
             .await
     }
@@ -125,13 +119,8 @@ struct StoreProgress {
 }
 
 impl ProgressStore for StoreProgress {
-    async fn saved(
-        &mut self,
-        _dataset: &str,
-        symbol: &Symbol,
-        first: NaiveDate,
-        last: NaiveDate,
-    ) -> anyhow::Result<Vec<Saved>> {
+    async fn saved(&mut self, _dataset: &str, symbol: &Symbol, units: Units) -> Saves {
+        let (first, last) = units.into_inner();
         let d = self.dataset;
         let (from, until) = (d.unit_bounds(first).0, d.unit_bounds(last).1);
         Ok(d.units_in(from, until - 1)
@@ -258,11 +247,7 @@ impl Source for ApiSource {
         Some(self.client.stats())
     }
 
-    fn spawn(
-        self,
-        tx: mpsc::Sender<Chunk>,
-        cancel: watch::Receiver<bool>,
-    ) -> JoinHandle<anyhow::Result<Fetched>> {
+    fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask {
         tokio::spawn(async move {
             let stats = stream_shards(
                 self.client,

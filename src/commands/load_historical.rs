@@ -6,16 +6,13 @@ use crate::args::LoadArgs;
 use crate::dataset::DatasetId;
 use crate::job::Job;
 use crate::model::Symbol;
-use crate::pipeline::Chunk;
 use crate::progress::init_logging;
 use crate::resume::ShardUnit;
-use crate::run::{pipe, Fetched, Outcome, Report, Source};
+use crate::run::{pipe, Cancel, Feed, Fetched, Outcome, Report, Source, SourceTask};
 use crate::source::parquet::stream_parquet;
 use crate::time::DateRange;
 use crate::transform::Passthrough;
 use std::path::PathBuf;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
     let job = Job::load_historical(&args)?;
@@ -51,11 +48,7 @@ impl Source for StoreSource {
         "files"
     }
 
-    fn spawn(
-        self,
-        tx: mpsc::Sender<Chunk>,
-        cancel: watch::Receiver<bool>,
-    ) -> JoinHandle<anyhow::Result<Fetched>> {
+    fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask {
         let StoreSource {
             root,
             layout,

@@ -92,6 +92,19 @@ forward! {
     async fn delete_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> u64;
 }
 
+/// Each backend's SQL sink is a pipeline sink through [`super::sql::SqlSink::write`].
+macro_rules! sql_sinks {
+    ($($sink:ty),*) => {$(
+        impl Sink for $sink {
+            async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
+                self.write(rows, marks).await
+            }
+        }
+    )*};
+}
+
+sql_sinks!(SqliteSink, PgSink);
+
 impl Sink for Database {
     async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
         each!(self, db => db.write_batch(rows, marks).await)

@@ -5,6 +5,7 @@
 //! a trade's day key.
 
 pub mod database;
+pub mod dialect;
 pub mod encode;
 pub mod parquet;
 pub mod postgres;

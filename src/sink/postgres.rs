@@ -13,9 +13,8 @@
 use super::encode::{Encoder, Val};
 use super::sql::{BulkWrite, Conn, Dialect, SqlSink, WriteMode};
 use crate::dataset::TableSpec;
-use crate::pipeline::{Mark, Sink};
+use crate::pipeline::Mark;
 use crate::source::retry::{Next, RetryPolicy, Verdict};
-use arrow_array::RecordBatch;
 use sqlx::postgres::{PgConnectOptions, PgConnection, Postgres};
 use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;
@@ -422,12 +421,6 @@ impl BulkWrite for PgDialect {
                 }
             }
         }
-    }
-}
-
-impl Sink for PgSink {
-    async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
-        self.write(rows, marks).await
     }
 }
 

@@ -5,9 +5,8 @@
 
 use super::encode::{Encoder, Val};
 use super::sql::{BulkWrite, Conn, Dialect, SqlSink};
-use crate::pipeline::{Mark, Sink};
+use crate::pipeline::Mark;
 use anyhow::Context;
-use arrow_array::RecordBatch;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::Sqlite;
 use sqlx::{ConnectOptions, Connection};
@@ -220,12 +219,6 @@ impl BulkWrite for SqliteDialect {
                 .map_err(|e| sink.err(e, "cannot write a batch (rolled back)")),
             other => other.map_err(|e| sink.err(e, "cannot write a batch (rolled back)")),
         }
-    }
-}
-
-impl Sink for SqliteSink {
-    async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
-        self.write(rows, marks).await
     }
 }
 

@@ -263,17 +263,84 @@ impl<'de> Visitor<'de> for PageSeed<'_> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match &*key {
                 "next_page_token" => token = map.next_value::<Option<String>>()?,
-                "quotes" | "trades" | "bars" => map.next_value_seed(SymbolsSeed {
+                "quotes" | "trades" | "bars" => map.next_value_seed(OrNull(SymbolsSeed {
                     cols: self.cols,
                     symbols: self.symbols,
                     builders: &mut *self.builders,
-                })?,
+                }))?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         Ok(token)
+    }
+}
+
+/// A value that may be JSON null: [`OrNull`] runs `none` for null, `some` otherwise.
+trait Nullable<'de>: Sized {
+    fn none(self) {}
+    fn some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error>;
+}
+
+/// Deserializes `T`, or null.
+struct OrNull<T>(T);
+
+impl<'de, T: Nullable<'de>> DeserializeSeed<'de> for OrNull<T> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, T: Nullable<'de>> Visitor<'de> for OrNull<T> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a value or null")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.0.none();
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_none()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.0.some(d)
+    }
+}
+
+impl<'de> Nullable<'de> for SymbolsSeed<'_> {
+    fn some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Nullable<'de> for RecordsSeed<'_> {
+    fn some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Nullable<'de> for StrVisitor<'_> {
+    fn none(self) {
+        if self.nullable {
+            self.b.append_null();
+        } else {
+            self.b.append_value("");
+        }
+    }
+    fn some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Nullable<'de> for ListVisitor<'_> {
+    fn none(self) {
+        self.0.append(true);
+    }
+    fn some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
     }
 }
 
@@ -284,33 +351,17 @@ struct SymbolsSeed<'a> {
     builders: &'a mut [Option<Builders>],
 }
 
-impl<'de> DeserializeSeed<'de> for SymbolsSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
 impl<'de> Visitor<'de> for SymbolsSeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a map of symbols to records")
-    }
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match self.symbols.iter().position(|s| s.as_str() == &*key) {
                 Some(m) => {
                     let b = self.builders[m].get_or_insert_with(|| Builders::new(self.cols, 0));
-                    map.next_value_seed(RecordsSeed(b))?;
+                    map.next_value_seed(OrNull(RecordsSeed(b)))?;
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -324,26 +375,10 @@ impl<'de> Visitor<'de> for SymbolsSeed<'_> {
 /// `[record, ...]` or null, appended to the builders.
 struct RecordsSeed<'a>(&'a mut Builders);
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_option(self)
-    }
-}
-
 impl<'de> Visitor<'de> for RecordsSeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("an array of records")
-    }
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element_seed(RecordSeed(&mut *self.0))?.is_some() {}
@@ -429,10 +464,11 @@ impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
         use serde::de::Error;
         match self.builder {
             Builder::Ts(v) => d.deserialize_str(TimeVisitor(v)),
-            Builder::Utf8(b) => d.deserialize_option(StrVisitor {
+            Builder::Utf8(b) => OrNull(StrVisitor {
                 b,
                 nullable: self.nullable,
-            }),
+            })
+            .deserialize(d),
             Builder::F64(v) => {
                 v.push(f64::deserialize(d)?);
                 Ok(())
@@ -448,7 +484,7 @@ impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
                 v.push(u64::deserialize(d)?);
                 Ok(())
             }
-            Builder::List(b) => d.deserialize_option(ListVisitor(b)),
+            Builder::List(b) => OrNull(ListVisitor(b)).deserialize(d),
         }
     }
 }
@@ -481,20 +517,6 @@ impl<'de> Visitor<'de> for StrVisitor<'_> {
         self.b.append_value(s);
         Ok(())
     }
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        if self.nullable {
-            self.b.append_null();
-        } else {
-            self.b.append_value("");
-        }
-        Ok(())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        self.visit_none()
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_str(self)
-    }
 }
 
 struct ListVisitor<'a>(&'a mut ListBuilder<StringBuilder>);
@@ -504,39 +526,17 @@ impl<'de> Visitor<'de> for ListVisitor<'_> {
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("an array of strings")
     }
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        self.0.append(true);
-        Ok(())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        self.visit_none()
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(ItemSeed(self.0.values()))?.is_some() {}
+        loop {
+            let b = self.0.values();
+            if seq
+                .next_element_seed(OrNull(StrVisitor { b, nullable: false }))?
+                .is_none()
+            {
+                break;
+            }
+        }
         self.0.append(true);
-        Ok(())
-    }
-}
-
-struct ItemSeed<'a>(&'a mut StringBuilder);
-
-impl<'de> DeserializeSeed<'de> for ItemSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ItemSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a condition code")
-    }
-    fn visit_str<E>(self, s: &str) -> Result<(), E> {
-        self.0.append_value(s);
         Ok(())
     }
 }
