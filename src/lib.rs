@@ -5,7 +5,8 @@
 //! a source (`source::alpaca` pages or `source::parquet` files) into the bounded channel of
 //! `pipeline` → `transform` → the batcher → a sink (`sink::sqlite`, `sink::postgres`,
 //! `sink::parquet`), with `progress` (bar and batch log) watching. `dataset` describes every
-//! dataset once. `standin` is the offline Alpaca stand-in used by tests, CI and benchmarks.
+//! dataset once, its rows' columns included; rows travel as Arrow batches built from and read
+//! through those column lists (`batch`). `standin` is the offline Alpaca stand-in used by tests, CI and benchmarks.
 //! ARCHITECTURE.md has the code map.
 //!
 //! Invariants: the source knows nothing about sinks; progress commits with the batch it

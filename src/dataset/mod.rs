@@ -8,12 +8,12 @@
 //! planner shards by [`DatasetId::unit`], the SQL sinks write [`DatasetId::table`], and the
 //! Parquet store files rows under [`DatasetId::dir`].
 
+pub(crate) mod calendar;
 mod columns;
-pub use columns::*;
-
-use crate::resume::ShardUnit;
 use crate::time::DateRange;
+pub use calendar::ShardUnit;
 use chrono::NaiveDate;
+pub use columns::*;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

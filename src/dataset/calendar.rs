@@ -1,0 +1,135 @@
+//! The sharding calendar: how a range of a dataset is cut into units of work (and of the
+//! Parquet store's files).
+
+use crate::time::{
+    is_weekday, new_york_date, new_york_dates, new_york_time_nanos, SESSION_CLOSE, SESSION_OPEN,
+};
+use chrono::NaiveDate;
+
+/// How a range is cut into shards: the sharding calendar. A unit is keyed by a date (a day,
+/// or a month's first day); it has the span a file of the Parquet store covers
+/// ([`ShardUnit::bounds`]) and the span a shard asks the API for ([`ShardUnit::span`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardUnit {
+    /// Each weekday's 04:00-20:00 New York session (quotes, trades).
+    Session,
+    /// Each New York calendar month, midnight to midnight (bars: a month of even 1-minute
+    /// bars is a page or two, and a daily bar opens at midnight). Keyed by the month's
+    /// first day.
+    Month,
+    /// Each UTC day, midnight to midnight, weekends included: for markets that trade around
+    /// the clock (crypto).
+    UtcDay,
+}
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// UTC midnight of `day`, in ns.
+pub(crate) fn utc_midnight(day: NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_utc().timestamp_nanos_opt())
+        .unwrap_or(i64::MAX)
+}
+
+/// The UTC date of `t_ns`.
+fn utc_date(t_ns: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_nanos(t_ns).date_naive()
+}
+
+impl ShardUnit {
+    /// The word for progress lines: `days`, `months`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ShardUnit::Month => "months",
+            ShardUnit::Session | ShardUnit::UtcDay => "days",
+        }
+    }
+
+    /// What one file of the Parquet store holds: `day`, `month`.
+    pub fn file_noun(self) -> &'static str {
+        match self {
+            ShardUnit::Month => "month",
+            ShardUnit::Session | ShardUnit::UtcDay => "day",
+        }
+    }
+
+    /// The key of the unit holding time `t_ns`: its day, or its month's first day.
+    pub fn key_of(self, t_ns: i64) -> NaiveDate {
+        use chrono::Datelike;
+        match self {
+            ShardUnit::Session => new_york_date(t_ns),
+            ShardUnit::Month => {
+                let day = new_york_date(t_ns);
+                day.with_day(1).unwrap_or(day)
+            }
+            ShardUnit::UtcDay => utc_date(t_ns),
+        }
+    }
+
+    /// Whether the market trades in unit `key` (no request is made for one it does not).
+    pub fn trades_on(self, key: NaiveDate) -> bool {
+        match self {
+            ShardUnit::Session => is_weekday(key),
+            ShardUnit::Month | ShardUnit::UtcDay => true,
+        }
+    }
+
+    /// The whole span of unit `key`, `[from, until)` in ns UTC: midnight to midnight (New
+    /// York, or UTC for `UtcDay`). A file of the store covers this.
+    pub fn bounds(self, key: NaiveDate) -> (i64, i64) {
+        match self {
+            ShardUnit::Session => {
+                let next = key.succ_opt().unwrap_or(key);
+                (
+                    new_york_time_nanos(key, 0, 0),
+                    new_york_time_nanos(next, 0, 0),
+                )
+            }
+            ShardUnit::Month => {
+                let next = key
+                    .checked_add_months(chrono::Months::new(1))
+                    .unwrap_or(key);
+                (
+                    new_york_time_nanos(key, 0, 0),
+                    new_york_time_nanos(next, 0, 0),
+                )
+            }
+            ShardUnit::UtcDay => {
+                let from = utc_midnight(key);
+                (from, from.saturating_add(DAY_NS))
+            }
+        }
+    }
+
+    /// The span a shard of unit `key` asks for, inclusive: the 04:00-20:00 New York session
+    /// for `Session`, the whole unit otherwise.
+    pub fn span(self, key: NaiveDate) -> (i64, i64) {
+        match self {
+            ShardUnit::Session => (
+                new_york_time_nanos(key, SESSION_OPEN.0, SESSION_OPEN.1),
+                new_york_time_nanos(key, SESSION_CLOSE.0, SESSION_CLOSE.1),
+            ),
+            _ => {
+                let (from, until) = self.bounds(key);
+                (from, until - 1)
+            }
+        }
+    }
+
+    /// The keys of the units overlapping `start..=end`, in order (traded or not).
+    pub fn keys_in(self, start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
+        use chrono::Datelike;
+        let mut keys: Vec<NaiveDate> = match self {
+            ShardUnit::UtcDay => utc_date(start_ns)
+                .iter_days()
+                .take_while(|d| *d <= utc_date(end_ns))
+                .collect(),
+            ShardUnit::Session => new_york_dates(start_ns, end_ns).collect(),
+            ShardUnit::Month => new_york_dates(start_ns, end_ns)
+                .map(|d| d.with_day(1).unwrap_or(d))
+                .collect(),
+        };
+        keys.dedup();
+        keys
+    }
+}
