@@ -1,7 +1,7 @@
 //! The SQLite dialect of the SQL sink (`sink::sql`): opens (creating folders and file) the
 //! database in WAL mode, applies the migrations in migrations/sqlite, and writes each batch
-//! in one transaction as multi-row upserts sized under SQLite's bound-parameter limit, each
-//! statement text built once per size and reused.
+//! in one transaction as 64-row upserts (statement text built once per size), bound straight
+//! from the batch's columns on sqlx's own connection handle.
 
 use super::encode::{Encoder, Val};
 use super::sql::{BulkWrite, Conn, Dialect, SqlSink};
@@ -24,10 +24,14 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/market.db";
 /// since 3.32).
 pub const SQLITE_MAX_PARAMS: usize = 32_766;
 
-/// Rows per INSERT statement: as many as the parameter limit allows (2,978 for quotes, so a
-/// 10,000-row batch is four statements, each prepared once and reused).
+/// Rows per INSERT statement, when the parameter limit allows: few enough that preparing
+/// the statement (once per batch) costs nothing next to running it 150 times, many enough
+/// that each step does real work (measured: see benches/RESULTS.md, session 5).
+pub const ROWS_PER_INSERT: usize = 64;
+
+/// Rows per INSERT statement of `table`: [`ROWS_PER_INSERT`], under SQLite's parameter limit.
 pub fn rows_per_statement(table: &TableSpec) -> usize {
-    SQLITE_MAX_PARAMS / table.columns().len()
+    ROWS_PER_INSERT.min(SQLITE_MAX_PARAMS / table.columns().len())
 }
 
 /// Turns `--database-url` into connect options: `sqlite:PATH`, `sqlite://PATH`, or a bare path.
@@ -180,26 +184,104 @@ impl SqlSink<SqliteDialect> {
                 .or_insert_with(|| insert_sql(table, len, mode));
         }
         let mut tx = self.conn.begin().await?;
-        for start in (0..n).step_by(per) {
-            let len = per.min(n - start);
-            let sql = &self.dialect.statements[&(table.name, len, mode)];
-            let mut q = sqlx::query(sql.as_str());
-            for i in start..start + len {
-                for k in 0..rows.width() {
-                    q = match rows.value(k, i) {
-                        Val::Int(v) => q.bind(v),
-                        Val::Int4(v) => q.bind(v),
-                        Val::Float(v) => q.bind(v),
-                        Val::Text(v) => q.bind(v),
-                        Val::Json(v) => q.bind(v),
-                    };
-                }
-            }
-            q.execute(&mut *tx).await?;
+        if n > 0 {
+            let mut handle = tx.lock_handle().await?;
+            let db = handle.as_raw_handle();
+            let sql = |len: usize| self.dialect.statements[&(table.name, len, mode)].as_str();
+            insert_rows(db, per, sql, rows)?;
         }
         Self::commit_progress(self.tracking.as_ref(), &mut *tx, marks).await?;
         tx.commit().await
     }
+}
+
+/// Inserts every row of `rows` in statements of up to `per` rows (`sql(len)`: the statement
+/// text for `len` rows), on sqlx's own connection handle, inside its open transaction:
+/// values are bound straight from the batch's columns (text without a Rust-side copy).
+/// Statements are prepared once per batch and finalized before the handle is given back,
+/// so sqlx can always close the connection.
+fn insert_rows<'s>(
+    db: std::ptr::NonNull<rusqlite::ffi::sqlite3>,
+    per: usize,
+    sql: impl Fn(usize) -> &'s str,
+    rows: &Encoder<'_>,
+) -> Result<(), sqlx::Error> {
+    // SAFETY: `db` is sqlx's open connection, locked for this call (`lock_handle`); the
+    // rusqlite view of it does not close it and is dropped, with its statements, here.
+    let conn = unsafe { rusqlite::Connection::from_handle(db.as_ptr()) }.map_err(raw_error)?;
+    let (n, width) = (rows.rows(), rows.width());
+    for start in (0..n).step_by(per) {
+        let len = per.min(n - start);
+        let mut stmt = conn.prepare_cached(sql(len)).map_err(raw_error)?;
+        let mut p = 1;
+        for i in start..start + len {
+            for k in 0..width {
+                match rows.value(k, i) {
+                    Val::Int(v) => stmt.raw_bind_parameter(p, v),
+                    Val::Int4(v) => stmt.raw_bind_parameter(p, v),
+                    Val::Float(v) => stmt.raw_bind_parameter(p, v),
+                    Val::Text(v) => stmt.raw_bind_parameter(p, v),
+                    Val::Json(v) => stmt.raw_bind_parameter(p, v),
+                }
+                .map_err(raw_error)?;
+                p += 1;
+            }
+        }
+        stmt.raw_execute().map_err(raw_error)?;
+    }
+    conn.flush_prepared_statement_cache();
+    Ok(())
+}
+
+/// An error of the raw insert, as sqlx reports SQLite's: its extended code and message, so
+/// the duplicate and busy checks classify it as they do sqlx's own.
+#[derive(Debug)]
+struct RawError {
+    code: Option<i32>,
+    message: String,
+}
+
+impl std::fmt::Display for RawError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RawError {}
+
+impl sqlx::error::DatabaseError for RawError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.code.map(|c| c.to_string().into())
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        match self.code {
+            Some(1555 | 2067) => sqlx::error::ErrorKind::UniqueViolation,
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}
+
+fn raw_error(e: rusqlite::Error) -> sqlx::Error {
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
+        _ => None,
+    };
+    sqlx::Error::Database(Box::new(RawError {
+        code,
+        message: e.to_string(),
+    }))
 }
 
 /// Writes a batch in one transaction. In `Insert` mode, a key violation (rows that appeared
@@ -277,7 +359,7 @@ mod tests {
 
     #[test]
     fn statements_stay_under_the_parameter_limit() {
-        assert_eq!(rows_per_statement(&QUOTES), 2978);
+        assert_eq!(rows_per_statement(&QUOTES), ROWS_PER_INSERT);
         for t in [&QUOTES, &QUOTES_THINNED, &QUOTES_AGGREGATED, &TRADES, &BARS] {
             assert!(rows_per_statement(t) * t.columns().len() <= SQLITE_MAX_PARAMS);
         }
