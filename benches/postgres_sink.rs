@@ -221,6 +221,7 @@ fn main() {
                     .expect("create");
                 let url = format!("{base}/{name}");
                 let mut sink = PgSink::open(&url).await.expect("open");
+                sink.set_target(&data::dataset::QUOTES, data::dataset::DatasetId::Quotes);
                 // Symbol id 1, as the raw paths assume.
                 sink.write_batch(&batch.slice(0, 1), &[])
                     .await

@@ -132,6 +132,7 @@ async fn sink_run(path: &Path, rows: &RecordBatch, case: Case) -> Duration {
     let mut sink = SqliteSink::open(&url, Duration::from_secs(5))
         .await
         .expect("open");
+    sink.set_target(&QUOTES, data::dataset::DatasetId::Quotes);
     if matches!(case, Case::UpsertNoIndex | Case::InsertNoIndex) {
         sink.drop_secondary_indexes(&QUOTES).await.expect("drop");
     }
