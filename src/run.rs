@@ -23,6 +23,17 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+/// CPU time this process has used so far (user and system), in seconds.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// The exit code of a run stopped by Ctrl-C (or SIGTERM).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -289,6 +300,7 @@ where
     Src: Source,
 {
     let who = report.who();
+    let cpu_at_start = cpu_seconds();
     let (cancel_tx, cancel_rx) = cancellation();
     watch_signals(cancel_tx);
     let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
@@ -364,9 +376,15 @@ where
     }
     sink.finish().await?;
     let rate = fetched.rows as f64 / secs.max(1e-9);
+    let cpu = cpu_seconds() - cpu_at_start;
+    let cpu = format!(
+        ", CPU {cpu:.1}s ({:.2} us/row, {:.2} cores)",
+        cpu * 1e6 / (fetched.rows.max(1)) as f64,
+        cpu / secs.max(1e-9)
+    );
     if report.spec.is_empty() {
         tracing::info!(
-            "[DONE] {who} {}: {} rows, {} {page_word}, {} batches, {:.1}s elapsed, {:.0} rows/s, into {}{api}",
+            "[DONE] {who} {}: {} rows, {} {page_word}, {} batches, {:.1}s elapsed, {:.0} rows/s{cpu}, into {}{api}",
             report.noun,
             totals.rows,
             fetched.pages,
@@ -377,7 +395,7 @@ where
         );
     } else {
         tracing::info!(
-            "[DONE] {}: {} quotes in, {} rows kept ({:.2}%), {} pages, {} batches, {:.1}s elapsed, {:.0} quotes/s{api}",
+            "[DONE] {}: {} quotes in, {} rows kept ({:.2}%), {} pages, {} batches, {:.1}s elapsed, {:.0} quotes/s{cpu}{api}",
             report.label(),
             fetched.rows,
             totals.rows,

@@ -48,6 +48,9 @@ struct Args {
     /// Send 403 and 5xx errors as nginx-style HTML pages instead of JSON
     #[arg(long)]
     html_errors: bool,
+    /// Never gzip bodies (by default, requests that accept gzip get gzip, as from Alpaca)
+    #[arg(long)]
+    no_gzip: bool,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         delay: Duration::from_millis(args.delay_ms),
         html_errors: args.html_errors,
         no_data_symbols: Vec::new(),
+        gzip: !args.no_gzip,
     };
     let runtime = match data::cli::runtime() {
         Ok(rt) => rt,

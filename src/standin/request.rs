@@ -45,6 +45,8 @@ pub struct StandinConfig {
     pub html_errors: bool,
     /// Symbols with no data at all (as Alpaca answers for a ticker that does not exist).
     pub no_data_symbols: Vec<String>,
+    /// Answer requests that accept gzip with gzip bodies, as Alpaca does.
+    pub gzip: bool,
 }
 
 impl Default for StandinConfig {
@@ -61,6 +63,7 @@ impl Default for StandinConfig {
             max_page: None,
             delay: Duration::ZERO,
             html_errors: false,
+            gzip: true,
             no_data_symbols: Vec::new(),
         }
     }

@@ -500,3 +500,34 @@ async fn slow_responses_time_out_and_are_retried_within_the_budget() {
     );
     assert_eq!(s.requests(), 2);
 }
+
+/// Alpaca gzips bodies for clients that accept it; the stand-in does too, and the import is
+/// the same row for row either way. The summary reports the importer's CPU time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bodies_import_exactly_like_plain_ones() {
+    let expected = expected_rows("AAPL", "2024-01-05", "2024-01-08", 3_000);
+    for gzip in [true, false] {
+        let s = standin(StandinConfig {
+            gzip,
+            ..small(3_000)
+        })
+        .await;
+        let w = Workdir::new();
+        let run = w
+            .import(&s.url(), "AAPL", "2024-01-05", "2024-01-08", &[])
+            .await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_eq!(w.rows("AAPL").await, expected, "gzip {gzip}");
+        let log = s.request_log();
+        assert!(!log.is_empty());
+        assert!(log.iter().all(|r| r.gzip == gzip), "{log:?}");
+        assert!(run.stderr.contains(" rows/s, CPU "), "{}", run.stderr);
+    }
+    let body = br#"{"quotes":{},"next_page_token":null}"#;
+    let mut back = Vec::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(&data::standin::gzip(body)[..])
+        .read_to_end(&mut back)
+        .unwrap();
+    assert_eq!(back, body);
+}
