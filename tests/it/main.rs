@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod decode;
 mod import;
 mod options;
 mod parquet;
