@@ -1,0 +1,345 @@
+//! How close the import runs to what this machine allows, all measured in one run on the
+//! same pages of AAPL quotes from the in-process stand-in:
+//!
+//! - **decode only**: the pages' bodies (fetched untimed) through the page decoder;
+//! - **raw sink**: the decoded rows into the same `quotes` table with the best hand-written
+//!   path (rusqlite, one 64-row prepared plain INSERT reused, 10,000 rows per transaction,
+//!   values bound straight from the columns);
+//! - **INSERT … SELECT**: SQLite copying those rows into the same table of a fresh database
+//!   (its own ceiling: no binding at all);
+//! - **end to end**: `data import-api quotes` (this build), and with `BENCH_BASELINE=<binary>`
+//!   an earlier release on the same range.
+//!
+//! Each is reported in rows/s (median of `BENCH_RUNS`, default 3) and the end-to-end import
+//! as a percentage of each ceiling. `BENCH_MONTHS` (default 12) sets the range from
+//! 2024-01-01.
+//!
+//! ```sh
+//! BENCH_BASELINE=../base/target/release/data cargo bench --bench ceilings
+//! ```
+
+use arrow_array::RecordBatch;
+use data::dataset::{DatasetId, QUOTES};
+use data::model::{Feed, Symbol};
+use data::resume::{shards_of, ShardUnit};
+use data::sink::encode::{Encoder, Val};
+use data::sink::sqlite::SqliteSink;
+use data::source::alpaca::{AlpacaClient, ClientConfig, Credentials, Request};
+use data::source::response::{decode_page, SeqAssigner};
+use data::source::retry::RetryPolicy;
+use data::standin::{Standin, StandinConfig};
+use data::time::DateRange;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 10_000;
+const ROWS_PER_INSERT: usize = 64;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn range(months: usize) -> DateRange {
+    let end = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+        .and_then(|d| d.checked_add_months(chrono::Months::new(months as u32)))
+        .and_then(|d| d.pred_opt())
+        .expect("end date");
+    DateRange::parse("2024-01-01", &end.to_string()).expect("range")
+}
+
+/// Every page body of the range's shards, one at a time, to `each` (untimed fetches).
+async fn pages(url: &str, range: DateRange, mut each: impl FnMut(&[u8])) {
+    let client = AlpacaClient::new(
+        &ClientConfig {
+            base_url: url.to_string(),
+            feed: Feed::Sip,
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(60),
+            rate_limit: 0,
+        },
+        &Credentials::new("bench", "bench"),
+    )
+    .expect("client");
+    let http = reqwest::Client::new();
+    let symbol = Symbol::parse("AAPL").expect("symbol");
+    let req = Request::quotes();
+    for shard in shards_of(&symbol, range, i64::MAX, ShardUnit::Session) {
+        let span = shard.fetch_range();
+        let mut token: Option<String> = None;
+        loop {
+            let url = client.page_url(&req, std::slice::from_ref(&symbol), &span, token.as_deref());
+            let body = http
+                .get(url)
+                .header("APCA-API-KEY-ID", "bench")
+                .header("APCA-API-SECRET-KEY", "bench")
+                .send()
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("body");
+            each(&body);
+            token = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["next_page_token"].as_str().map(str::to_string));
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+}
+
+/// `INSERT INTO quotes (...) VALUES (...) x rows`.
+fn insert_sql(rows: usize) -> String {
+    let cols = QUOTES.columns();
+    let one = format!("({})", vec!["?"; cols.len()].join(","));
+    format!(
+        "INSERT INTO quotes ({}) VALUES {}",
+        cols.join(", "),
+        vec![one.as_str(); rows].join(",")
+    )
+}
+
+/// Writes `rows` (decoded quotes) with 64-row prepared statements in one transaction.
+fn raw_insert(conn: &mut rusqlite::Connection, rows: &RecordBatch, symbol_id: i64) {
+    let enc = Encoder::new(
+        &QUOTES,
+        DatasetId::Quotes,
+        rows,
+        vec![symbol_id; rows.num_rows()],
+        None,
+    )
+    .expect("encoder");
+    let tx = conn.transaction().expect("begin");
+    let (n, width) = (enc.rows(), enc.width());
+    for start in (0..n).step_by(ROWS_PER_INSERT) {
+        let len = ROWS_PER_INSERT.min(n - start);
+        let mut stmt = tx.prepare_cached(&insert_sql(len)).expect("prepare");
+        let mut p = 1;
+        for i in start..start + len {
+            for k in 0..width {
+                match enc.value(k, i) {
+                    Val::Int(v) => stmt.raw_bind_parameter(p, v),
+                    Val::Int4(v) => stmt.raw_bind_parameter(p, v),
+                    Val::Float(v) => stmt.raw_bind_parameter(p, v),
+                    Val::Text(v) => stmt.raw_bind_parameter(p, v),
+                    Val::Json(v) => stmt.raw_bind_parameter(p, v),
+                }
+                .expect("bind");
+                p += 1;
+            }
+        }
+        stmt.raw_execute().expect("insert");
+    }
+    tx.commit().expect("commit");
+}
+
+/// A fresh database with the importer's schema, opened with its pragmas.
+async fn fresh_db(path: &Path) -> rusqlite::Connection {
+    let sink = SqliteSink::open(
+        &format!("sqlite:{}", path.display()),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("schema");
+    drop(sink);
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;",
+    )
+    .expect("pragmas");
+    conn
+}
+
+struct Round {
+    decode: Duration,
+    raw_sink: Duration,
+    insert_select: Duration,
+    rows: u64,
+}
+
+async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
+    let raw_path = dir.join("raw.db");
+    let mut conn = fresh_db(&raw_path).await;
+    let symbol_id: i64 = conn
+        .query_row(
+            "INSERT INTO symbols (symbol) VALUES ('AAPL') RETURNING id",
+            [],
+            |r| r.get(0),
+        )
+        .expect("symbol");
+    let aapl = [Symbol::parse("AAPL").expect("symbol")];
+    let cols = DatasetId::Quotes.kind().columns();
+    let (mut decode, mut raw_sink, mut rows) = (Duration::ZERO, Duration::ZERO, 0u64);
+    let mut seq = SeqAssigner::default();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    let mut flush = |pending: &mut Vec<RecordBatch>, raw_sink: &mut Duration| {
+        if pending.is_empty() {
+            return;
+        }
+        let all = data::batch::concat(&pending[0].schema(), pending).expect("concat");
+        pending.clear();
+        let started = Instant::now();
+        raw_insert(&mut conn, &all, symbol_id);
+        *raw_sink += started.elapsed();
+    };
+    pages(url, range, |body| {
+        let started = Instant::now();
+        let page = decode_page(body, cols, &aapl).expect("decode");
+        decode += started.elapsed();
+        for (_, run) in page.runs {
+            let run = seq.assign(run).expect("seq");
+            rows += run.num_rows() as u64;
+            pending_rows += run.num_rows();
+            pending.push(run);
+        }
+        if pending_rows >= BATCH {
+            pending_rows = 0;
+            flush(&mut pending, &mut raw_sink);
+        }
+    })
+    .await;
+    flush(&mut pending, &mut raw_sink);
+    let copy = fresh_db(&dir.join("copy.db")).await;
+    let started = Instant::now();
+    copy.execute_batch(&format!(
+        "ATTACH DATABASE '{}' AS src; BEGIN; INSERT INTO quotes SELECT * FROM src.quotes; COMMIT;",
+        raw_path.display()
+    ))
+    .expect("insert select");
+    let insert_select = started.elapsed();
+    Round {
+        decode,
+        raw_sink,
+        insert_select,
+        rows,
+    }
+}
+
+fn import(bin: &Path, url: &str, range: DateRange, dir: &Path) -> Duration {
+    let (start, end) = (
+        data::time::new_york_date(range.start_ns).to_string(),
+        data::time::new_york_date(range.end_ns).to_string(),
+    );
+    let log = dir.join("stderr.log");
+    let started = Instant::now();
+    let status = Command::new(bin)
+        .args([
+            "import-api",
+            "quotes",
+            "AAPL",
+            &start,
+            &end,
+            "--api-url",
+            url,
+        ])
+        .current_dir(dir)
+        .env("APCA_API_KEY_ID", "bench")
+        .env("APCA_API_SECRET_KEY", "bench")
+        .env("BULK_IMPORT_RATE_LIMIT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .status()
+        .expect("spawn data");
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    started.elapsed()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let runs = env_usize("BENCH_RUNS", 3).max(1);
+    let range = range(env_usize("BENCH_MONTHS", 12).clamp(1, 12));
+    let ours = Path::new(env!("CARGO_BIN_EXE_data")).to_path_buf();
+    let baseline = std::env::var_os("BENCH_BASELINE").map(std::path::PathBuf::from);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let standin = rt
+        .block_on(Standin::start(StandinConfig::default()))
+        .expect("stand-in");
+    let url = standin.url();
+    let mut rounds = Vec::new();
+    let (mut e2e, mut base) = (Vec::new(), Vec::new());
+    for round in 0..runs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let r = rt.block_on(ceilings(&url, range, dir.path()));
+        drop(dir);
+        let mut imports: Vec<(&Path, &mut Vec<Duration>)> = vec![(&ours, &mut e2e)];
+        if let Some(b) = &baseline {
+            imports.push((b, &mut base));
+        }
+        if round % 2 == 1 {
+            imports.reverse();
+        }
+        for (bin, out) in imports {
+            let dir = tempfile::tempdir().expect("temp dir");
+            out.push(import(bin, &url, range, dir.path()));
+        }
+        println!(
+            "round {}: decode {:.2}s, raw sink {:.2}s, INSERT...SELECT {:.2}s, import {:.2}s{}",
+            round + 1,
+            r.decode.as_secs_f64(),
+            r.raw_sink.as_secs_f64(),
+            r.insert_select.as_secs_f64(),
+            e2e[round].as_secs_f64(),
+            base.get(round).map_or(String::new(), |b| format!(
+                ", baseline {:.2}s",
+                b.as_secs_f64()
+            ))
+        );
+        rounds.push(r);
+    }
+    let rows = rounds[0].rows as f64;
+    let rate = |d: Duration| rows / d.as_secs_f64().max(1e-9);
+    let decode = median(rounds.iter().map(|r| r.decode).collect());
+    let raw = median(rounds.iter().map(|r| r.raw_sink).collect());
+    let copy = median(rounds.iter().map(|r| r.insert_select).collect());
+    let ours_t = median(e2e);
+    println!(
+        "\nCeilings: AAPL quotes {range} ({} rows), median of {runs}",
+        rounds[0].rows
+    );
+    println!("| stage | time | rows/s | import as % of it |");
+    println!("|---|---:|---:|---:|");
+    for (name, d) in [
+        ("decode only", decode),
+        ("raw sink (64-row prepared INSERT)", raw),
+        ("SQLite INSERT ... SELECT", copy),
+    ] {
+        println!(
+            "| {name} | {:.2} s | {:.0} | {:.0}% |",
+            d.as_secs_f64(),
+            rate(d),
+            100.0 * rate(ours_t) / rate(d)
+        );
+    }
+    println!(
+        "| import, this build | {:.2} s | {:.0} | |",
+        ours_t.as_secs_f64(),
+        rate(ours_t)
+    );
+    if !base.is_empty() {
+        let b = median(base);
+        println!(
+            "| import, baseline | {:.2} s | {:.0} | this build: {:.2}x |",
+            b.as_secs_f64(),
+            rate(b),
+            b.as_secs_f64() / ours_t.as_secs_f64()
+        );
+    }
+}
