@@ -51,8 +51,9 @@ fn range(months: usize) -> DateRange {
     DateRange::parse("2024-01-01", &end.to_string()).expect("range")
 }
 
-/// Every page body of the range's shards, one at a time, to `each` (untimed fetches).
-async fn pages(url: &str, range: DateRange, mut each: impl FnMut(&[u8])) {
+/// Every page body of the range's shards, one at a time, to `each` (untimed fetches), which
+/// returns the page's continuation token.
+async fn pages(url: &str, range: DateRange, mut each: impl FnMut(&[u8]) -> Option<String>) {
     let client = AlpacaClient::new(
         &ClientConfig {
             base_url: url.to_string(),
@@ -82,10 +83,7 @@ async fn pages(url: &str, range: DateRange, mut each: impl FnMut(&[u8])) {
                 .bytes()
                 .await
                 .expect("body");
-            each(&body);
-            token = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["next_page_token"].as_str().map(str::to_string));
+            token = each(&body);
             if token.is_none() {
                 break;
             }
@@ -190,9 +188,9 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
     };
     pages(url, range, |body| {
         let started = Instant::now();
-        let page = decode_page(body, cols, &aapl).expect("decode");
+        let mut page = decode_page(body, cols, &aapl).expect("decode");
         decode += started.elapsed();
-        for (_, run) in page.runs {
+        for (_, run) in page.runs.drain(..) {
             let run = seq.assign(run).expect("seq");
             rows += run.num_rows() as u64;
             pending_rows += run.num_rows();
@@ -202,6 +200,7 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
             pending_rows = 0;
             flush(&mut pending, &mut raw_sink);
         }
+        page.next_page_token
     })
     .await;
     flush(&mut pending, &mut raw_sink);
