@@ -114,18 +114,18 @@ fn raw_insert(conn: &mut rusqlite::Connection, rows: &RecordBatch, symbol_id: i6
     .expect("encoder");
     let tx = conn.transaction().expect("begin");
     let (n, width) = (enc.rows(), enc.width());
+    let mut json = String::new();
     for start in (0..n).step_by(ROWS_PER_INSERT) {
         let len = ROWS_PER_INSERT.min(n - start);
         let mut stmt = tx.prepare_cached(&insert_sql(len)).expect("prepare");
         let mut p = 1;
         for i in start..start + len {
             for k in 0..width {
-                match enc.value(k, i) {
+                match enc.value(k, i, &mut json) {
                     Val::Int(v) => stmt.raw_bind_parameter(p, v),
                     Val::Int4(v) => stmt.raw_bind_parameter(p, v),
                     Val::Float(v) => stmt.raw_bind_parameter(p, v),
                     Val::Text(v) => stmt.raw_bind_parameter(p, v),
-                    Val::Json(v) => stmt.raw_bind_parameter(p, v),
                 }
                 .expect("bind");
                 p += 1;

@@ -14,9 +14,8 @@ pub enum Val<'a> {
     /// A 32-bit integer column (PostgreSQL `INTEGER`).
     Int4(i32),
     Float(f64),
+    /// Text; conditions as their stored JSON text.
     Text(&'a str),
-    /// Conditions as their stored JSON text.
-    Json(String),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -106,8 +105,9 @@ impl<'a> Encoder<'a> {
         self.ids[i]
     }
 
-    /// The `k`th value of row `i`.
-    pub fn value(&self, k: usize, i: usize) -> Val<'a> {
+    /// The `k`th value of row `i`; a list is written as JSON text into `json` (reused from
+    /// value to value: no allocation per row).
+    pub fn value<'b>(&'b self, k: usize, i: usize, json: &'b mut String) -> Val<'b> {
         match self.plan[k] {
             Source::Thinning => Val::Int4(self.thinning as i32),
             Source::Symbol => Val::Int4(self.ids[i] as i32),
@@ -118,9 +118,8 @@ impl<'a> Encoder<'a> {
                 Cells::F64(v) => Val::Float(v[i]),
                 c @ Cells::Utf8(_) => Val::Text(c.str(i)),
                 c @ Cells::List(..) => {
-                    let mut s = String::with_capacity(8);
-                    c.list_json(i, &mut s);
-                    Val::Json(s)
+                    c.list_json(i, json);
+                    Val::Text(json)
                 }
                 c if narrow => Val::Int4(c.int(i) as i32),
                 c => Val::Int(c.int(i)),
@@ -131,12 +130,12 @@ impl<'a> Encoder<'a> {
     /// The value of the table column `name` in row `i`, by its place in the plan.
     fn key_value(&self, name: &str, i: usize) -> Value {
         let at = self.columns.iter().position(|c| *c == name);
-        match at.map(|k| self.value(k, i)) {
+        let mut json = String::new();
+        match at.map(|k| self.value(k, i, &mut json)) {
             Some(Val::Int(v)) => Value::Int(v),
             Some(Val::Int4(v)) => Value::Int(i64::from(v)),
             Some(Val::Float(v)) => Value::Float(v.to_bits()),
             Some(Val::Text(s)) => Value::Str(s.to_string()),
-            Some(Val::Json(s)) => Value::Str(s),
             None => Value::Null,
         }
     }

@@ -210,18 +210,18 @@ fn insert_rows<'s>(
     // rusqlite view of it does not close it and is dropped, with its statements, here.
     let conn = unsafe { rusqlite::Connection::from_handle(db.as_ptr()) }.map_err(raw_error)?;
     let (n, width) = (rows.rows(), rows.width());
+    let mut json = String::new();
     for start in (0..n).step_by(per) {
         let len = per.min(n - start);
         let mut stmt = conn.prepare_cached(sql(len)).map_err(raw_error)?;
         let mut p = 1;
         for i in start..start + len {
             for k in 0..width {
-                match rows.value(k, i) {
+                match rows.value(k, i, &mut json) {
                     Val::Int(v) => stmt.raw_bind_parameter(p, v),
                     Val::Int4(v) => stmt.raw_bind_parameter(p, v),
                     Val::Float(v) => stmt.raw_bind_parameter(p, v),
                     Val::Text(v) => stmt.raw_bind_parameter(p, v),
-                    Val::Json(v) => stmt.raw_bind_parameter(p, v),
                 }
                 .map_err(raw_error)?;
                 p += 1;
