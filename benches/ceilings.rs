@@ -1,7 +1,9 @@
 //! How close the import runs to what this machine allows, all measured in one run on the
 //! same pages of AAPL quotes from the in-process stand-in:
 //!
-//! - **decode only**: the pages' bodies (fetched untimed) through the page decoder;
+//! - **decode only**: the pages' bodies (fetched untimed, gzip-compressed as the stand-in
+//!   and Alpaca send them) through the page decoder, and apart from it the client's gunzip of
+//!   those bodies — what a user's cores pay, without the server's compression;
 //! - **raw sink**: the decoded rows into the same `quotes` table with the best hand-written
 //!   path (rusqlite, one 64-row prepared plain INSERT reused, 10,000 rows per transaction,
 //!   values bound straight from the columns);
@@ -65,7 +67,8 @@ async fn pages(url: &str, range: DateRange, mut each: impl FnMut(&[u8]) -> Optio
         &Credentials::new("bench", "bench"),
     )
     .expect("client");
-    let http = reqwest::Client::new();
+    // Bodies as sent (gzip): the benchmark times the gunzip itself.
+    let http = reqwest::Client::builder().no_gzip().build().expect("http");
     let symbol = Symbol::parse("AAPL").expect("symbol");
     let req = Request::quotes();
     for shard in shards_of(&symbol, range, i64::MAX, ShardUnit::Session) {
@@ -77,6 +80,7 @@ async fn pages(url: &str, range: DateRange, mut each: impl FnMut(&[u8]) -> Optio
                 .get(url)
                 .header("APCA-API-KEY-ID", "bench")
                 .header("APCA-API-SECRET-KEY", "bench")
+                .header("Accept-Encoding", "gzip")
                 .send()
                 .await
                 .expect("get")
@@ -154,6 +158,10 @@ async fn fresh_db(path: &Path) -> rusqlite::Connection {
 }
 
 struct Round {
+    gunzip: Duration,
+    /// Bytes on the wire, and as JSON.
+    wire: u64,
+    json: u64,
     decode: Duration,
     raw_sink: Duration,
     insert_select: Duration,
@@ -173,6 +181,8 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
     let aapl = [Symbol::parse("AAPL").expect("symbol")];
     let cols = DatasetId::Quotes.kind().columns();
     let (mut decode, mut raw_sink, mut rows) = (Duration::ZERO, Duration::ZERO, 0u64);
+    let (mut gunzip, mut wire, mut json) = (Duration::ZERO, 0u64, 0u64);
+    let mut plain = Vec::new();
     let mut seq = SeqAssigner::default();
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0;
@@ -188,7 +198,15 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
     };
     pages(url, range, |body| {
         let started = Instant::now();
-        let mut page = decode_page(body, cols, &aapl).expect("decode");
+        plain.clear();
+        use std::io::Read;
+        flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut plain)
+            .expect("a gzip body");
+        gunzip += started.elapsed();
+        (wire, json) = (wire + body.len() as u64, json + plain.len() as u64);
+        let started = Instant::now();
+        let mut page = decode_page(&plain, cols, &aapl).expect("decode");
         decode += started.elapsed();
         for (_, run) in page.runs.drain(..) {
             let run = seq.assign(run).expect("seq");
@@ -213,6 +231,9 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
     .expect("insert select");
     let insert_select = started.elapsed();
     Round {
+        gunzip,
+        wire,
+        json,
         decode,
         raw_sink,
         insert_select,
@@ -220,7 +241,8 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
     }
 }
 
-fn import(bin: &Path, url: &str, range: DateRange, dir: &Path) -> Duration {
+/// One import: its wall time, and the CPU time its summary reports (this build only).
+fn import(bin: &Path, url: &str, range: DateRange, dir: &Path) -> (Duration, Option<f64>) {
     let (start, end) = (
         data::time::new_york_date(range.start_ns).to_string(),
         data::time::new_york_date(range.end_ns).to_string(),
@@ -246,12 +268,15 @@ fn import(bin: &Path, url: &str, range: DateRange, dir: &Path) -> Duration {
         .stderr(std::fs::File::create(&log).expect("log"))
         .status()
         .expect("spawn data");
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    started.elapsed()
+    let wall = started.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{text}");
+    let cpu = text
+        .split(", CPU ")
+        .nth(1)
+        .and_then(|s| s.split('s').next())
+        .and_then(|s| s.parse().ok());
+    (wall, cpu)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -273,7 +298,7 @@ fn main() {
         .expect("stand-in");
     let url = standin.url();
     let mut rounds = Vec::new();
-    let (mut e2e, mut base) = (Vec::new(), Vec::new());
+    let (mut e2e, mut base, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let r = rt.block_on(ceilings(&url, range, dir.path()));
@@ -287,11 +312,16 @@ fn main() {
         }
         for (bin, out) in imports {
             let dir = tempfile::tempdir().expect("temp dir");
-            out.push(import(bin, &url, range, dir.path()));
+            let (wall, used) = import(bin, &url, range, dir.path());
+            out.push(wall);
+            if bin == ours.as_path() {
+                cpu.extend(used);
+            }
         }
         println!(
-            "round {}: decode {:.2}s, raw sink {:.2}s, INSERT...SELECT {:.2}s, import {:.2}s{}",
+            "round {}: gunzip {:.2}s, decode {:.2}s, raw sink {:.2}s, INSERT...SELECT {:.2}s, import {:.2}s{}",
             round + 1,
+            r.gunzip.as_secs_f64(),
             r.decode.as_secs_f64(),
             r.raw_sink.as_secs_f64(),
             r.insert_select.as_secs_f64(),
@@ -309,6 +339,9 @@ fn main() {
     let raw = median(rounds.iter().map(|r| r.raw_sink).collect());
     let copy = median(rounds.iter().map(|r| r.insert_select).collect());
     let ours_t = median(e2e);
+    let gunzip = median(rounds.iter().map(|r| r.gunzip).collect());
+    cpu.sort_by(f64::total_cmp);
+    let cpu = cpu.get(cpu.len() / 2).copied().unwrap_or(f64::NAN);
     println!(
         "\nCeilings: AAPL quotes {range} ({} rows), median of {runs}",
         rounds[0].rows
@@ -341,4 +374,14 @@ fn main() {
             b.as_secs_f64() / ours_t.as_secs_f64()
         );
     }
+    println!(
+        "\nThe import used {cpu:.1} s of CPU ({:.2} us/row). Its pages came gzip-compressed: {:.0} MB on \
+         the wire for {:.0} MB of JSON; the client's gunzip of them takes {:.2} s, {:.1}% of the \
+         import's CPU.",
+        cpu * 1e6 / rows,
+        rounds[0].wire as f64 / 1e6,
+        rounds[0].json as f64 / 1e6,
+        gunzip.as_secs_f64(),
+        100.0 * gunzip.as_secs_f64() / cpu
+    );
 }
