@@ -192,7 +192,24 @@ pub fn decode_page(
     symbols: &[Symbol],
 ) -> Result<Page, ApiError> {
     let mut builders: Vec<Option<Builders>> = symbols.iter().map(|_| None).collect();
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // One UTF-8 check of the whole body, then a parser that trusts it (serde_json's slice
+    // reader would validate every string again, one call per field).
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) if e.error_len().is_none() => {
+            return Err(ApiError::Truncated(format!(
+                "the body ends inside a UTF-8 character at byte {}",
+                e.valid_up_to()
+            )))
+        }
+        Err(e) => {
+            return Err(ApiError::Decode(format!(
+                "the body is not UTF-8 text (byte {})",
+                e.valid_up_to()
+            )))
+        }
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
     let token = (PageSeed {
         cols,
         symbols,
