@@ -24,8 +24,8 @@ use arrow_array::RecordBatch;
 use data::dataset::{DatasetId, QUOTES};
 use data::model::{Feed, Symbol};
 use data::resume::{shards_of, ShardUnit};
-use data::sink::encode::{Encoder, Val};
-use data::sink::sqlite::SqliteSink;
+use data::sink::encode::Encoder;
+use data::sink::sqlite::{bind_and_insert, SqliteSink};
 use data::source::alpaca::{AlpacaClient, ClientConfig, Credentials, Request};
 use data::source::response::{decode_page, SeqAssigner};
 use data::source::retry::RetryPolicy;
@@ -117,26 +117,8 @@ fn raw_insert(conn: &mut rusqlite::Connection, rows: &RecordBatch, symbol_id: i6
     )
     .expect("encoder");
     let tx = conn.transaction().expect("begin");
-    let (n, width) = (enc.rows(), enc.width());
-    let mut json = String::new();
-    for start in (0..n).step_by(ROWS_PER_INSERT) {
-        let len = ROWS_PER_INSERT.min(n - start);
-        let mut stmt = tx.prepare_cached(&insert_sql(len)).expect("prepare");
-        let mut p = 1;
-        for i in start..start + len {
-            for k in 0..width {
-                match enc.value(k, i, &mut json) {
-                    Val::Int(v) => stmt.raw_bind_parameter(p, v),
-                    Val::Int4(v) => stmt.raw_bind_parameter(p, v),
-                    Val::Float(v) => stmt.raw_bind_parameter(p, v),
-                    Val::Text(v) => stmt.raw_bind_parameter(p, v),
-                }
-                .expect("bind");
-                p += 1;
-            }
-        }
-        stmt.raw_execute().expect("insert");
-    }
+    let sql: Vec<String> = (0..=ROWS_PER_INSERT).map(insert_sql).collect();
+    bind_and_insert(&tx, ROWS_PER_INSERT, |len| sql[len].as_str(), &enc).expect("insert");
     tx.commit().expect("commit");
 }
 

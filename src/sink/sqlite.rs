@@ -209,11 +209,26 @@ fn insert_rows<'s>(
     // SAFETY: `db` is sqlx's open connection, locked for this call (`lock_handle`); the
     // rusqlite view of it does not close it and is dropped, with its statements, here.
     let conn = unsafe { rusqlite::Connection::from_handle(db.as_ptr()) }.map_err(raw_error)?;
+    let done = bind_and_insert(&conn, per, sql, rows).map_err(raw_error);
+    conn.flush_prepared_statement_cache();
+    done
+}
+
+/// Inserts every row of `rows` on `conn` in statements of up to `per` rows (`sql(len)`: the
+/// statement text for `len` rows, each prepared once through the connection's cache), each
+/// value bound straight from its column. The sink's write, and the benchmarks' raw-sink
+/// ceiling.
+pub fn bind_and_insert<'s>(
+    conn: &rusqlite::Connection,
+    per: usize,
+    sql: impl Fn(usize) -> &'s str,
+    rows: &Encoder<'_>,
+) -> rusqlite::Result<()> {
     let (n, width) = (rows.rows(), rows.width());
     let mut json = String::new();
-    for start in (0..n).step_by(per) {
+    for start in (0..n).step_by(per.max(1)) {
         let len = per.min(n - start);
-        let mut stmt = conn.prepare_cached(sql(len)).map_err(raw_error)?;
+        let mut stmt = conn.prepare_cached(sql(len))?;
         let mut p = 1;
         for i in start..start + len {
             for k in 0..width {
@@ -222,14 +237,12 @@ fn insert_rows<'s>(
                     Val::Int4(v) => stmt.raw_bind_parameter(p, v),
                     Val::Float(v) => stmt.raw_bind_parameter(p, v),
                     Val::Text(v) => stmt.raw_bind_parameter(p, v),
-                }
-                .map_err(raw_error)?;
+                }?;
                 p += 1;
             }
         }
-        stmt.raw_execute().map_err(raw_error)?;
+        stmt.raw_execute()?;
     }
-    conn.flush_prepared_statement_cache();
     Ok(())
 }
 
