@@ -137,7 +137,15 @@ pub fn parse_rfc3339_nanos(text: &str) -> Result<i64, TimestampError> {
         + minute as i64 * 60
         + second as i64
         - offset_secs;
-    Ok(secs * NANOS_PER_SEC + frac)
+    // Nanoseconds in an i64 span 1677-09-21 to 2262-04-11.
+    secs.checked_mul(NANOS_PER_SEC)
+        .and_then(|ns| ns.checked_add(frac))
+        .ok_or_else(|| {
+            ts_err(
+                text,
+                "outside the years 1677-2262 that nanoseconds can hold",
+            )
+        })
 }
 
 /// Formats nanoseconds since the epoch as RFC 3339 UTC with all nine fractional digits,
@@ -295,6 +303,19 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_nanos(s).unwrap(), chrono_nanos(s), "{s}");
         }
+    }
+
+    #[test]
+    fn years_beyond_nanoseconds_are_errors_not_overflows() {
+        // Found by tests/it/decode.rs's mutated pages: 9024 overflowed the multiplication.
+        let e = parse_rfc3339_nanos("9024-01-03T14:30:00Z").unwrap_err();
+        assert!(e.to_string().contains("1677-2262"), "{e}");
+        assert!(parse_rfc3339_nanos("1600-01-03T14:30:00Z").is_err());
+        assert_eq!(
+            parse_rfc3339_nanos("2262-04-11T23:47:16.854775807Z").unwrap(),
+            i64::MAX
+        );
+        assert!(parse_rfc3339_nanos("2262-04-11T23:47:16.854775808Z").is_err());
     }
 
     #[test]
