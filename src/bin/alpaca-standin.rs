@@ -51,6 +51,10 @@ struct Args {
     /// Never gzip bodies (by default, requests that accept gzip get gzip, as from Alpaca)
     #[arg(long)]
     no_gzip: bool,
+    /// Keep every page as sent and serve it again from memory to the same request (for
+    /// profiling the client alone; memory grows with the pages served)
+    #[arg(long)]
+    replay: bool,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         html_errors: args.html_errors,
         no_data_symbols: Vec::new(),
         gzip: !args.no_gzip,
+        replay: args.replay,
     };
     let runtime = match data::cli::runtime() {
         Ok(rt) => rt,

@@ -18,7 +18,7 @@ mod request;
 use request::{now_ms, page_body};
 pub use request::{StandinConfig, DEFAULT_LIMIT, DEFAULT_QUOTES_PER_DAY, MAX_LIMIT};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -37,6 +37,8 @@ struct AppState {
     requests: AtomicU64,
     window: Mutex<(u64, u32)>,
     log: Mutex<Vec<Logged>>,
+    /// Bodies as sent, by request ([`StandinConfig::replay`]).
+    replay: Mutex<HashMap<String, Bytes>>,
 }
 
 /// One data request as received, for tests that check what was (not) fetched again.
@@ -74,6 +76,7 @@ impl Standin {
             requests: AtomicU64::new(0),
             window: Mutex::new((0, 0)),
             log: Mutex::new(Vec::new()),
+            replay: Mutex::new(HashMap::new()),
         });
         let app = router(state.clone());
         let task = tokio::spawn(async move {
@@ -300,22 +303,39 @@ async fn handle(
         );
     }
 
-    let body = match page_body(cfg, kind, params, symbols, single) {
-        Ok(b) => b,
-        Err(r) => return with_rate_headers(json_error(r.0, &r.1)),
+    let truncate = cfg
+        .truncate_every
+        .is_some_and(|k| k > 0 && n.is_multiple_of(k));
+    let gz = cfg.gzip && accepts_gzip(headers) && !truncate;
+    let key = (cfg.replay && !truncate).then(|| replay_key(kind, single, params, gz));
+    let kept = key.as_ref().and_then(|k| {
+        let kept = st.replay.lock().unwrap_or_else(|p| p.into_inner());
+        kept.get(k).cloned()
+    });
+    let body = match kept {
+        Some(body) => body,
+        None => {
+            let body = match page_body(cfg, kind, params, symbols, single) {
+                Ok(b) => b,
+                Err(r) => return with_rate_headers(json_error(r.0, &r.1)),
+            };
+            let sent = Bytes::from(if gz { gzip(&body) } else { body });
+            if let Some(k) = key {
+                let mut kept = st.replay.lock().unwrap_or_else(|p| p.into_inner());
+                kept.insert(k, sent.clone());
+            }
+            sent
+        }
     };
     if !cfg.delay.is_zero() {
         tokio::time::sleep(cfg.delay).await;
     }
-    let truncate = cfg
-        .truncate_every
-        .is_some_and(|k| k > 0 && n.is_multiple_of(k));
-    let body = if truncate {
+    let mut r = if truncate {
         // Half the body, then an error: hyper aborts the chunked response mid-stream, so the
         // client sees the connection close before the message completes.
         // The pause lets hyper flush the status line and the first half before the abort.
         use futures_util::StreamExt;
-        let half = body[..body.len() / 2].to_vec();
+        let half = body.slice(..body.len() / 2);
         let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(half) });
         let cut = futures_util::stream::once(async {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -325,18 +345,24 @@ async fn handle(
             ))
         });
         Response::new(Body::from_stream(first.chain(cut)))
-    } else if cfg.gzip && accepts_gzip(headers) {
-        let mut r = Response::new(Body::from(gzip(&body)));
-        r.headers_mut()
-            .insert("content-encoding", HeaderValue::from_static("gzip"));
-        r
     } else {
         Response::new(Body::from(body))
     };
-    let mut r = body;
+    if gz {
+        r.headers_mut()
+            .insert("content-encoding", HeaderValue::from_static("gzip"));
+    }
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
     with_rate_headers(r)
+}
+
+/// A data request's identity for [`StandinConfig::replay`]: endpoint, parameters in a fixed
+/// order, and whether the body goes out gzip-compressed.
+fn replay_key(kind: &str, single: bool, params: &HashMap<String, String>, gzip: bool) -> String {
+    let mut sorted: Vec<_> = params.iter().collect();
+    sorted.sort();
+    format!("{kind} {single} {gzip} {sorted:?}")
 }
 
 /// Whether the request's `Accept-Encoding` lists gzip.
