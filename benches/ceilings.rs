@@ -5,12 +5,16 @@
 //!   and Alpaca send them) through the page decoder, and apart from it the client's gunzip of
 //!   those bodies — what a user's cores pay, without the server's compression;
 //! - **raw sink**: the decoded rows into the same `quotes` table with the best hand-written
-//!   path (rusqlite, one 64-row prepared plain INSERT reused, 10,000 rows per transaction,
-//!   values bound straight from the columns);
+//!   path (the sink's own binding loop: one 64-row prepared plain INSERT reused, 10,000 rows
+//!   per transaction, values bound straight from the columns, no transaction bookkeeping);
 //! - **INSERT … SELECT**: SQLite copying those rows into the same table of a fresh database
 //!   (its own ceiling: no binding at all);
-//! - **end to end**: `data import-api quotes` (this build), and with `BENCH_BASELINE=<binary>`
-//!   an earlier release on the same range.
+//! - **end to end**: `data import-api quotes` into SQLite and into Parquet (this build), and
+//!   with `BENCH_BASELINE=<binary>` an earlier release on the same range.
+//!
+//! The stand-in replays the pages it has served (`StandinConfig::replay`), filled by one
+//! untimed import per binary, so the timed imports pay for the client alone, not for the
+//! JSON generation and gzip compression of a server sharing their two cores.
 //!
 //! Each is reported in rows/s (median of `BENCH_RUNS`, default 3) and the end-to-end import
 //! as a percentage of each ceiling. `BENCH_MONTHS` (default 12) sets the range from
@@ -118,7 +122,11 @@ fn raw_insert(conn: &mut rusqlite::Connection, rows: &RecordBatch, symbol_id: i6
     .expect("encoder");
     let tx = conn.transaction().expect("begin");
     let sql: Vec<String> = (0..=ROWS_PER_INSERT).map(insert_sql).collect();
-    bind_and_insert(&tx, ROWS_PER_INSERT, |len| sql[len].as_str(), &enc).expect("insert");
+    // SAFETY: the transaction's own open connection, used by nothing else meanwhile.
+    unsafe {
+        let db = std::ptr::NonNull::new(tx.handle()).expect("handle");
+        bind_and_insert(db, ROWS_PER_INSERT, |len| sql[len].as_str(), &enc).expect("insert");
+    }
     tx.commit().expect("commit");
 }
 
@@ -223,8 +231,15 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
     }
 }
 
-/// One import: its wall time, and the CPU time its summary reports (this build only).
-fn import(bin: &Path, url: &str, range: DateRange, dir: &Path) -> (Duration, Option<f64>) {
+/// One import (`extra`: more options, e.g. `--format parquet`): its wall time, and the CPU
+/// time its summary reports (this build only).
+fn import(
+    bin: &Path,
+    url: &str,
+    range: DateRange,
+    dir: &Path,
+    extra: &[&str],
+) -> (Duration, Option<f64>) {
     let (start, end) = (
         data::time::new_york_date(range.start_ns).to_string(),
         data::time::new_york_date(range.end_ns).to_string(),
@@ -241,6 +256,7 @@ fn import(bin: &Path, url: &str, range: DateRange, dir: &Path) -> (Duration, Opt
             "--api-url",
             url,
         ])
+        .args(extra)
         .current_dir(dir)
         .env("APCA_API_KEY_ID", "bench")
         .env("APCA_API_SECRET_KEY", "bench")
@@ -266,6 +282,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The imports timed: a label, the options that choose the store.
+const IMPORTS: [(&str, &[&str]); 2] = [("SQLite", &[]), ("Parquet", &["--format", "parquet"])];
+
 fn main() {
     let runs = env_usize("BENCH_RUNS", 3).max(1);
     let range = range(env_usize("BENCH_MONTHS", 12).clamp(1, 12));
@@ -275,44 +294,56 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // The stand-in keeps every page as sent and replays it (a caching proxy's work: no JSON
+    // generation or compression on the shared cores during the timed imports), so the rounds
+    // time the clients. One untimed import per binary fills it: gzip bodies for this build,
+    // plain ones for a baseline that does not ask for gzip.
     let standin = rt
-        .block_on(Standin::start(StandinConfig::default()))
+        .block_on(Standin::start(StandinConfig {
+            replay: true,
+            ..StandinConfig::default()
+        }))
         .expect("stand-in");
     let url = standin.url();
+    let bins: Vec<(&str, &Path)> = std::iter::once(("this build", ours.as_path()))
+        .chain(baseline.as_deref().map(|b| ("baseline", b)))
+        .collect();
+    for (_, bin) in &bins {
+        let dir = tempfile::tempdir().expect("temp dir");
+        import(bin, &url, range, dir.path(), &[]);
+    }
     let mut rounds = Vec::new();
-    let (mut e2e, mut base, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+    // Wall times by (import, binary), and this build's CPU by import.
+    let mut walls = vec![vec![Vec::new(); bins.len()]; IMPORTS.len()];
+    let mut cpus = vec![Vec::new(); IMPORTS.len()];
     for round in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let r = rt.block_on(ceilings(&url, range, dir.path()));
         drop(dir);
-        let mut imports: Vec<(&Path, &mut Vec<Duration>)> = vec![(&ours, &mut e2e)];
-        if let Some(b) = &baseline {
-            imports.push((b, &mut base));
-        }
-        if round % 2 == 1 {
-            imports.reverse();
-        }
-        for (bin, out) in imports {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let (wall, used) = import(bin, &url, range, dir.path());
-            out.push(wall);
-            if bin == ours.as_path() {
-                cpu.extend(used);
-            }
-        }
-        println!(
-            "round {}: gunzip {:.2}s, decode {:.2}s, raw sink {:.2}s, INSERT...SELECT {:.2}s, import {:.2}s{}",
+        let mut line = format!(
+            "round {}: gunzip {:.2}s, decode {:.2}s, raw sink {:.2}s, INSERT...SELECT {:.2}s",
             round + 1,
             r.gunzip.as_secs_f64(),
             r.decode.as_secs_f64(),
             r.raw_sink.as_secs_f64(),
             r.insert_select.as_secs_f64(),
-            e2e[round].as_secs_f64(),
-            base.get(round).map_or(String::new(), |b| format!(
-                ", baseline {:.2}s",
-                b.as_secs_f64()
-            ))
         );
+        for (m, (label, extra)) in IMPORTS.iter().enumerate() {
+            let mut order: Vec<usize> = (0..bins.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for b in order {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let (wall, used) = import(bins[b].1, &url, range, dir.path(), extra);
+                walls[m][b].push(wall);
+                if b == 0 {
+                    cpus[m].extend(used);
+                }
+                line += &format!(", {label} {} {:.2}s", bins[b].0, wall.as_secs_f64());
+            }
+        }
+        println!("{line}");
         rounds.push(r);
     }
     let rows = rounds[0].rows as f64;
@@ -320,50 +351,61 @@ fn main() {
     let decode = median(rounds.iter().map(|r| r.decode).collect());
     let raw = median(rounds.iter().map(|r| r.raw_sink).collect());
     let copy = median(rounds.iter().map(|r| r.insert_select).collect());
-    let ours_t = median(e2e);
     let gunzip = median(rounds.iter().map(|r| r.gunzip).collect());
-    cpu.sort_by(f64::total_cmp);
-    let cpu = cpu.get(cpu.len() / 2).copied().unwrap_or(f64::NAN);
+    let ours_sqlite = median(walls[0][0].clone());
+    let ours_parquet = median(walls[1][0].clone());
     println!(
         "\nCeilings: AAPL quotes {range} ({} rows), median of {runs}",
         rounds[0].rows
     );
-    println!("| stage | time | rows/s | import as % of it |");
-    println!("|---|---:|---:|---:|");
-    for (name, d) in [
-        ("decode only", decode),
-        ("raw sink (64-row prepared INSERT)", raw),
-        ("SQLite INSERT ... SELECT", copy),
+    println!("| stage | time | rows/s | SQLite import as % of it | Parquet import as % of it |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, d, parquet) in [
+        ("decode only", decode, true),
+        ("raw sink (64-row prepared INSERT)", raw, false),
+        ("SQLite INSERT ... SELECT", copy, false),
     ] {
         println!(
-            "| {name} | {:.2} s | {:.0} | {:.0}% |",
+            "| {name} | {:.2} s | {:.0} | {:.0}% | {} |",
             d.as_secs_f64(),
             rate(d),
-            100.0 * rate(ours_t) / rate(d)
+            100.0 * rate(ours_sqlite) / rate(d),
+            if parquet {
+                format!("{:.0}%", 100.0 * rate(ours_parquet) / rate(d))
+            } else {
+                String::new()
+            }
         );
     }
-    println!(
-        "| import, this build | {:.2} s | {:.0} | |",
-        ours_t.as_secs_f64(),
-        rate(ours_t)
-    );
-    if !base.is_empty() {
-        let b = median(base);
+    for (m, (label, _)) in IMPORTS.iter().enumerate() {
+        let ours_t = median(walls[m][0].clone());
         println!(
-            "| import, baseline | {:.2} s | {:.0} | this build: {:.2}x |",
-            b.as_secs_f64(),
-            rate(b),
-            b.as_secs_f64() / ours_t.as_secs_f64()
+            "| import into {label}, this build | {:.2} s | {:.0} | | |",
+            ours_t.as_secs_f64(),
+            rate(ours_t)
+        );
+        if bins.len() > 1 {
+            let b = median(walls[m][1].clone());
+            println!(
+                "| import into {label}, baseline | {:.2} s | {:.0} | this build: {:.2}x | |",
+                b.as_secs_f64(),
+                rate(b),
+                b.as_secs_f64() / ours_t.as_secs_f64()
+            );
+        }
+    }
+    for (m, (label, _)) in IMPORTS.iter().enumerate() {
+        let mut cpu = std::mem::take(&mut cpus[m]);
+        cpu.sort_by(f64::total_cmp);
+        let cpu = cpu.get(cpu.len() / 2).copied().unwrap_or(f64::NAN);
+        println!(
+            "\nThe import into {label} used {cpu:.1} s of CPU ({:.2} us/row); the client's gunzip \
+             of its pages ({:.0} MB on the wire for {:.0} MB of JSON) takes {:.2} s, {:.1}% of it.",
+            cpu * 1e6 / rows,
+            rounds[0].wire as f64 / 1e6,
+            rounds[0].json as f64 / 1e6,
+            gunzip.as_secs_f64(),
+            100.0 * gunzip.as_secs_f64() / cpu
         );
     }
-    println!(
-        "\nThe import used {cpu:.1} s of CPU ({:.2} us/row). Its pages came gzip-compressed: {:.0} MB on \
-         the wire for {:.0} MB of JSON; the client's gunzip of them takes {:.2} s, {:.1}% of the \
-         import's CPU.",
-        cpu * 1e6 / rows,
-        rounds[0].wire as f64 / 1e6,
-        rounds[0].json as f64 / 1e6,
-        gunzip.as_secs_f64(),
-        100.0 * gunzip.as_secs_f64() / cpu
-    );
 }

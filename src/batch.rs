@@ -226,9 +226,8 @@ impl<'a> Cells<'a> {
 
     /// Row `i`'s list as stored in databases: a compact JSON array, e.g. `["R"]` or
     /// `[" ","T"]` (a single-space code is a real value, so a delimiter-joined string would
-    /// be lossy).
+    /// be lossy), appended to `out`.
     pub fn list_json(&self, i: usize, out: &mut String) {
-        out.clear();
         out.push('[');
         if let Cells::List(list, items) = self {
             let offsets = list.value_offsets();
@@ -459,8 +458,10 @@ mod tests {
         let mut out = String::new();
         cells.list_json(0, &mut out);
         assert_eq!(out, r#"[" ","T"]"#);
+        out.clear();
         cells.list_json(1, &mut out);
         assert_eq!(out, "[]");
+        out.clear();
         cells.list_json(2, &mut out);
         assert_eq!(out, r#"["\"","\\"]"#);
     }

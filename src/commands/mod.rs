@@ -79,7 +79,8 @@ pub(crate) async fn open_database(
     Ok((sink, dropped))
 }
 
-/// Rebuilds dropped indexes whatever the outcome, then returns the outcome.
+/// Rebuilds dropped indexes whatever the outcome and refreshes the planner's statistics,
+/// then returns the outcome.
 pub(crate) async fn close_database(
     mut sink: Database,
     dropped: bool,
@@ -98,6 +99,9 @@ pub(crate) async fn close_database(
             names.join(", "),
             started.elapsed().as_secs_f64()
         );
+    }
+    if let Err(e) = sink.refresh_stats().await {
+        tracing::warn!("[DB] {e:#}; queries may plan less well until the next import");
     }
     result
 }

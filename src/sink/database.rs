@@ -87,6 +87,7 @@ forward! {
     async fn has_rows_in(table: &TableSpec, symbol: &str, start_ns: i64, end_ns: i64) -> bool;
     async fn drop_secondary_indexes(table: &TableSpec) -> Vec<String>;
     async fn rebuild_dropped_indexes(only_orphans: bool) -> Vec<String>;
+    async fn refresh_stats() -> ();
     async fn day_counts(symbol: Option<&str>) -> Vec<(String, String, NaiveDate, i64)>;
     async fn read_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> RecordBatch;
     async fn delete_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> u64;

@@ -22,6 +22,12 @@ pub trait Dialect: Send + Sized + 'static {
     /// `(name, CREATE statement)` of table `$1`'s secondary indexes (never the key).
     const LIST_INDEXES: &'static str;
 
+    /// The statements that refresh the planner's statistics of `table` after an import
+    /// (none where the server keeps them itself).
+    fn refresh_stats(_table: &str) -> Option<String> {
+        None
+    }
+
     /// Rows a statement changed.
     fn rows_affected(result: &<Self::DB as Database>::QueryResult) -> u64;
 

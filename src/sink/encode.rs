@@ -39,6 +39,37 @@ pub struct Encoder<'a> {
     columns: Vec<&'static str>,
     /// The row column holding the table's time column.
     time_col: usize,
+    /// Each list column's rows as JSON text, written once per batch (by row column; empty
+    /// for other columns): every value the encoder gives borrows from the batch or from
+    /// here, so a statement can hold all of a chunk's values at once.
+    json: Vec<JsonColumn>,
+}
+
+/// A list column's rows as JSON text, one after another, and where each row's ends.
+#[derive(Default)]
+struct JsonColumn {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl JsonColumn {
+    fn of(cells: &Cells<'_>, rows: usize) -> Self {
+        let mut col = JsonColumn::default();
+        if matches!(cells, Cells::List(..)) {
+            col.text.reserve(rows * 8);
+            col.ends.reserve(rows);
+            for i in 0..rows {
+                cells.list_json(i, &mut col.text);
+                col.ends.push(col.text.len());
+            }
+        }
+        col
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
 }
 
 impl<'a> Encoder<'a> {
@@ -79,11 +110,17 @@ impl<'a> Encoder<'a> {
             .iter()
             .position(|c| c.sql == Some(table.time_column))
             .context("the table's time column is not a row column")?;
+        let cells = batch::all_cells(rows, table.row)?;
+        let json = cells
+            .iter()
+            .map(|c| JsonColumn::of(c, rows.num_rows()))
+            .collect();
         Ok(Encoder {
             columns: table.columns(),
             time_col,
             plan,
-            cells: batch::all_cells(rows, table.row)?,
+            cells,
+            json,
             ids,
             thinning: thinning.unwrap_or(0),
             times,
@@ -105,9 +142,9 @@ impl<'a> Encoder<'a> {
         self.ids[i]
     }
 
-    /// The `k`th value of row `i`; a list is written as JSON text into `json` (reused from
-    /// value to value: no allocation per row).
-    pub fn value<'b>(&'b self, k: usize, i: usize, json: &'b mut String) -> Val<'b> {
+    /// The `k`th value of row `i`; a list as JSON text. Text borrows from the batch (or the
+    /// encoder's JSON of it): no allocation per value.
+    pub fn value(&self, k: usize, i: usize) -> Val<'_> {
         match self.plan[k] {
             Source::Thinning => Val::Int4(self.thinning as i32),
             Source::Symbol => Val::Int4(self.ids[i] as i32),
@@ -117,10 +154,7 @@ impl<'a> Encoder<'a> {
             Source::Row { index, narrow } => match &self.cells[index] {
                 Cells::F64(v) => Val::Float(v[i]),
                 c @ Cells::Utf8(_) => Val::Text(c.str(i)),
-                c @ Cells::List(..) => {
-                    c.list_json(i, json);
-                    Val::Text(json)
-                }
+                Cells::List(..) => Val::Text(self.json[index].get(i)),
                 c if narrow => Val::Int4(c.int(i) as i32),
                 c => Val::Int(c.int(i)),
             },
@@ -130,8 +164,7 @@ impl<'a> Encoder<'a> {
     /// The value of the table column `name` in row `i`, by its place in the plan.
     fn key_value(&self, name: &str, i: usize) -> Value {
         let at = self.columns.iter().position(|c| *c == name);
-        let mut json = String::new();
-        match at.map(|k| self.value(k, i, &mut json)) {
+        match at.map(|k| self.value(k, i)) {
             Some(Val::Int(v)) => Value::Int(v),
             Some(Val::Int4(v)) => Value::Int(i64::from(v)),
             Some(Val::Float(v)) => Value::Float(v.to_bits()),

@@ -276,11 +276,10 @@ impl SqlSink<PgDialect> {
         buf.clear();
         buf.extend_from_slice(COPY_HEADER);
         let fields = rows.width() as i16;
-        let mut json = String::new();
         for i in (0..rows.rows()).filter(|&i| keep.is_none_or(|k| k[i])) {
             buf.extend_from_slice(&fields.to_be_bytes());
             for k in 0..rows.width() {
-                field(buf, rows.value(k, i, &mut json));
+                field(buf, rows.value(k, i));
             }
         }
         buf.extend_from_slice(&COPY_TRAILER);

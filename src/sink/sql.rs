@@ -276,6 +276,18 @@ where
             .map_err(|e| self.err(e, "cannot check the range for existing rows"))
     }
 
+    /// Refreshes the planner's statistics of the table written ([`Dialect::refresh_stats`]).
+    pub async fn refresh_stats(&mut self) -> anyhow::Result<()> {
+        let Some(sql) = self.target.and_then(|(t, _)| D::refresh_stats(t.name)) else {
+            return Ok(());
+        };
+        sqlx::raw_sql(&sql)
+            .execute(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot refresh the table's statistics"))?;
+        Ok(())
+    }
+
     /// Drops `table`'s secondary indexes, recording each (with its CREATE statement) in
     /// `dropped_indexes` in the same transaction, so a killed import leaves a record that
     /// the next open acts on. The primary key is the table itself and is never touched.

@@ -7,11 +7,14 @@ use super::encode::{Encoder, Val};
 use super::sql::{BulkWrite, Conn, Dialect, SqlSink};
 use crate::pipeline::Mark;
 use anyhow::Context;
+use rusqlite::ffi;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::Sqlite;
 use sqlx::{ConnectOptions, Connection};
 use std::collections::HashMap;
+use std::ffi::{c_int, c_uint};
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -95,6 +98,12 @@ impl Dialect for SqliteDialect {
 
     const LIST_INDEXES: &'static str =
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 AND sql IS NOT NULL";
+
+    /// A sampled `ANALYZE` (a few milliseconds whatever the table's size): it is what lets
+    /// the planner serve time slices across symbols from the primary key by skip-scan.
+    fn refresh_stats(table: &str) -> Option<String> {
+        Some(format!("PRAGMA analysis_limit = 1000; ANALYZE \"{table}\""))
+    }
 
     fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         result.rows_affected()
@@ -186,7 +195,7 @@ impl SqlSink<SqliteDialect> {
         let mut tx = self.conn.begin().await?;
         if n > 0 {
             let mut handle = tx.lock_handle().await?;
-            let db = handle.as_raw_handle();
+            let db = handle.as_raw_handle().cast();
             let sql = |len: usize| self.dialect.statements[&(table.name, len, mode)].as_str();
             insert_rows(db, per, sql, rows)?;
         }
@@ -196,62 +205,162 @@ impl SqlSink<SqliteDialect> {
 }
 
 /// Inserts every row of `rows` in statements of up to `per` rows (`sql(len)`: the statement
-/// text for `len` rows), on sqlx's own connection handle, inside its open transaction:
-/// values are bound straight from the batch's columns (text without a Rust-side copy).
-/// Statements are prepared once per batch and finalized before the handle is given back,
-/// so sqlx can always close the connection.
+/// text for `len` rows), on sqlx's own connection handle, inside its open transaction.
 fn insert_rows<'s>(
-    db: std::ptr::NonNull<rusqlite::ffi::sqlite3>,
+    db: NonNull<ffi::sqlite3>,
     per: usize,
     sql: impl Fn(usize) -> &'s str,
     rows: &Encoder<'_>,
 ) -> Result<(), sqlx::Error> {
-    // SAFETY: `db` is sqlx's open connection, locked for this call (`lock_handle`); the
-    // rusqlite view of it does not close it and is dropped, with its statements, here.
-    let conn = unsafe { rusqlite::Connection::from_handle(db.as_ptr()) }.map_err(raw_error)?;
-    let done = bind_and_insert(&conn, per, sql, rows).map_err(raw_error);
-    conn.flush_prepared_statement_cache();
-    done
+    // SAFETY: `db` is sqlx's open connection, locked for this call (`lock_handle`);
+    // `bind_and_insert` finalizes its statements before returning, so sqlx can always
+    // close the connection.
+    unsafe { bind_and_insert(db, per, sql, rows) }.map_err(|e| sqlx::Error::Database(Box::new(e)))
 }
 
-/// Inserts every row of `rows` on `conn` in statements of up to `per` rows (`sql(len)`: the
-/// statement text for `len` rows, each prepared once through the connection's cache), each
-/// value bound straight from its column. The sink's write, and the benchmarks' raw-sink
-/// ceiling.
-pub fn bind_and_insert<'s>(
-    conn: &rusqlite::Connection,
+/// Inserts every row of `rows` on the connection `db` in statements of up to `per` rows
+/// (`sql(len)`: the statement text for `len` rows; the full size prepared once per call),
+/// each value bound straight from its column without a copy (`SQLITE_STATIC`: text stays in
+/// the batch, which outlives the statements). The sink's write, and the benchmarks'
+/// raw-sink ceiling.
+///
+/// # Safety
+/// `db` must be an open connection that nothing else uses during the call.
+pub unsafe fn bind_and_insert<'s>(
+    db: NonNull<ffi::sqlite3>,
     per: usize,
     sql: impl Fn(usize) -> &'s str,
     rows: &Encoder<'_>,
-) -> rusqlite::Result<()> {
-    let (n, width) = (rows.rows(), rows.width());
-    let mut json = String::new();
-    for start in (0..n).step_by(per.max(1)) {
+) -> Result<(), RawError> {
+    let (n, width, per) = (rows.rows(), rows.width(), per.max(1));
+    let mut full: Option<Statement> = None;
+    for start in (0..n).step_by(per) {
         let len = per.min(n - start);
-        let mut stmt = conn.prepare_cached(sql(len))?;
+        let mut tail = None;
+        let stmt = if len == per {
+            match &mut full {
+                Some(s) => s,
+                None => full.insert(Statement::prepare(db, sql(len))?),
+            }
+        } else {
+            tail.insert(Statement::prepare(db, sql(len))?)
+        };
         let mut p = 1;
         for i in start..start + len {
             for k in 0..width {
-                match rows.value(k, i, &mut json) {
-                    Val::Int(v) => stmt.raw_bind_parameter(p, v),
-                    Val::Int4(v) => stmt.raw_bind_parameter(p, v),
-                    Val::Float(v) => stmt.raw_bind_parameter(p, v),
-                    Val::Text(v) => stmt.raw_bind_parameter(p, v),
-                }?;
+                stmt.bind(p, rows.value(k, i))?;
                 p += 1;
             }
         }
-        stmt.raw_execute()?;
+        stmt.run()?;
     }
     Ok(())
+}
+
+/// A statement prepared on a raw connection handle, finalized when dropped.
+struct Statement {
+    db: NonNull<ffi::sqlite3>,
+    stmt: NonNull<ffi::sqlite3_stmt>,
+}
+
+impl Statement {
+    fn prepare(db: NonNull<ffi::sqlite3>, sql: &str) -> Result<Self, RawError> {
+        let len = c_int::try_from(sql.len()).map_err(|_| RawError {
+            code: None,
+            message: "statement too long".into(),
+        })?;
+        let mut stmt = std::ptr::null_mut();
+        // SAFETY: `db` is open (the caller's contract); `sql` is valid for `len` bytes.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                db.as_ptr(),
+                sql.as_ptr().cast(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT as c_uint,
+                &mut stmt,
+                std::ptr::null_mut(),
+            )
+        };
+        match NonNull::new(stmt) {
+            Some(stmt) if rc == ffi::SQLITE_OK => Ok(Statement { db, stmt }),
+            _ => Err(RawError::last(db)),
+        }
+    }
+
+    /// Binds parameter `p` (1-based). Text is bound without a copy: it must stay valid
+    /// until the statement is stepped for the last time, reset with new values or dropped.
+    fn bind(&mut self, p: c_int, value: Val<'_>) -> Result<(), RawError> {
+        let s = self.stmt.as_ptr();
+        // SAFETY: `s` is a live statement; text lives in the batch the caller holds for
+        // the whole insert, longer than this statement.
+        let rc = unsafe {
+            match value {
+                Val::Int(v) => ffi::sqlite3_bind_int64(s, p, v),
+                Val::Int4(v) => ffi::sqlite3_bind_int(s, p, v),
+                Val::Float(v) => ffi::sqlite3_bind_double(s, p, v),
+                Val::Text(v) => match c_int::try_from(v.len()) {
+                    Ok(len) => {
+                        ffi::sqlite3_bind_text(s, p, v.as_ptr().cast(), len, ffi::SQLITE_STATIC())
+                    }
+                    Err(_) => ffi::SQLITE_TOOBIG,
+                },
+            }
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(RawError::last(self.db))
+        }
+    }
+
+    /// Runs the statement (an INSERT: no rows come back), then resets it for new values.
+    fn run(&mut self) -> Result<(), RawError> {
+        // SAFETY: a live statement of an open connection.
+        let rc = unsafe { ffi::sqlite3_step(self.stmt.as_ptr()) };
+        let result = if rc == ffi::SQLITE_DONE {
+            Ok(())
+        } else {
+            Err(RawError::last(self.db))
+        };
+        // SAFETY: as above; reset keeps the bindings, which the next run overwrites.
+        unsafe { ffi::sqlite3_reset(self.stmt.as_ptr()) };
+        result
+    }
+}
+
+impl Drop for Statement {
+    fn drop(&mut self) {
+        // SAFETY: the statement is live and finalized once.
+        unsafe { ffi::sqlite3_finalize(self.stmt.as_ptr()) };
+    }
 }
 
 /// An error of the raw insert, as sqlx reports SQLite's: its extended code and message, so
 /// the duplicate and busy checks classify it as they do sqlx's own.
 #[derive(Debug)]
-struct RawError {
+pub struct RawError {
     code: Option<i32>,
     message: String,
+}
+
+impl RawError {
+    /// The connection's last error.
+    fn last(db: NonNull<ffi::sqlite3>) -> Self {
+        // SAFETY: `db` is an open connection; the message is copied before any other call.
+        unsafe {
+            let code = ffi::sqlite3_extended_errcode(db.as_ptr());
+            let msg = ffi::sqlite3_errmsg(db.as_ptr());
+            let message = if msg.is_null() {
+                format!("SQLite error {code}")
+            } else {
+                std::ffi::CStr::from_ptr(msg).to_string_lossy().into_owned()
+            };
+            RawError {
+                code: Some(code),
+                message,
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for RawError {
@@ -284,17 +393,6 @@ impl sqlx::error::DatabaseError for RawError {
             _ => sqlx::error::ErrorKind::Other,
         }
     }
-}
-
-fn raw_error(e: rusqlite::Error) -> sqlx::Error {
-    let code = match &e {
-        rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
-        _ => None,
-    };
-    sqlx::Error::Database(Box::new(RawError {
-        code,
-        message: e.to_string(),
-    }))
 }
 
 /// Writes a batch in one transaction. In `Insert` mode, a key violation (rows that appeared

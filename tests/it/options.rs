@@ -5,6 +5,23 @@ use crate::common::*;
 use data::standin::StandinConfig;
 use std::time::Duration;
 
+/// Creates the database (the importer's schema) with a secondary index of the user's own on
+/// `quotes(t)`: the schema keeps none (the primary key serves time slices), but
+/// `--drop-indexes` drops and rebuilds whatever secondary indexes a table has.
+async fn with_time_index(w: &Workdir) {
+    let url = format!("sqlite:{}", w.db_path().display());
+    drop(
+        data::sink::sqlite::SqliteSink::open(&url, Duration::from_secs(5))
+            .await
+            .expect("create the database"),
+    );
+    let mut c = w.connect().await;
+    sqlx::query("CREATE INDEX quotes_time_idx ON quotes (t)")
+        .execute(&mut c)
+        .await
+        .expect("create the index");
+}
+
 async fn index_names(w: &Workdir) -> Vec<String> {
     let mut c = w.connect().await;
     sqlx::query_scalar(
@@ -103,6 +120,7 @@ async fn plain_insert_meeting_existing_rows_mid_import_rewrites_the_batch_as_ups
 async fn drop_indexes_drops_and_rebuilds_the_time_index() {
     let s = standin(small(2_000)).await;
     let w = Workdir::new();
+    with_time_index(&w).await;
     let run = w
         .import(
             &s.url(),
@@ -151,6 +169,7 @@ async fn a_killed_drop_indexes_import_leaves_a_record_and_the_next_run_rebuilds_
     })
     .await;
     let w = Workdir::new();
+    with_time_index(&w).await;
     let url = s.url();
     let args = [
         "import-api",
@@ -467,4 +486,54 @@ async fn config_show_prints_each_value_with_its_source_and_redacts_secrets() {
         2,
         "invalid format \"csv\" from env HISTORICAL_DATA_FORMAT: must be database or parquet",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_slices_across_symbols_are_served_by_the_primary_key() {
+    let s = standin(small(2_000)).await;
+    let w = Workdir::new();
+    let url = s.url();
+    let run = w
+        .run(&[
+            "import-api",
+            "quotes",
+            "AAPL,MSFT",
+            "2024-01-02",
+            "2024-01-03",
+            "--api-url",
+            &url,
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(index_names(&w).await.is_empty(), "no secondary index");
+    // 2024-01-02 14:30-15:30 UTC, both symbols.
+    let (from, until) = (1_704_205_800_000_000_000_i64, 1_704_209_400_000_000_000_i64);
+    let slice = "SELECT count(*) FROM quotes WHERE t BETWEEN ?1 AND ?2";
+    let mut c = w.connect().await;
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {slice}"))
+        .bind(from)
+        .bind(until)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.3.contains("PRIMARY KEY (ANY(symbol_id) AND t>? AND t<?)")),
+        "the import's statistics let the planner skip-scan the key: {plan:?}"
+    );
+    let counted: i64 = sqlx::query_scalar(slice)
+        .bind(from)
+        .bind(until)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let scanned: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM quotes NOT INDEXED WHERE t + 0 BETWEEN ?1 AND ?2")
+            .bind(from)
+            .bind(until)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(counted, scanned);
+    assert!(counted > 0 && counted < 8_000, "{counted}");
 }
