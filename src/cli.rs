@@ -43,6 +43,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// The program: parse, run, print one line on failure, return the exit code.
 pub fn main() -> ExitCode {
+    crate::sink::sqlite::configure_library();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -60,15 +60,21 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
+#[inline(always)]
 fn digits(b: &[u8], text: &str) -> Result<u32, TimestampError> {
     let mut v = 0u32;
     for &c in b {
         if !c.is_ascii_digit() {
-            return Err(ts_err(text, "expected a digit"));
+            return Err(not_a_digit(text));
         }
         v = v * 10 + (c - b'0') as u32;
     }
     Ok(v)
+}
+
+#[cold]
+fn not_a_digit(text: &str) -> TimestampError {
+    ts_err(text, "expected a digit")
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fffffffff](Z|±HH:MM)` into nanoseconds since the Unix epoch.

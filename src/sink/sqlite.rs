@@ -37,6 +37,17 @@ pub fn rows_per_statement(table: &TableSpec) -> usize {
     ROWS_PER_INSERT.min(SQLITE_MAX_PARAMS / table.columns().len())
 }
 
+/// Process-wide SQLite settings, before the library is first used: no memory statistics
+/// (SQLite would otherwise take a global mutex around every allocation to count it).
+/// Later calls, and calls after SQLite started, change nothing.
+pub fn configure_library() {
+    // SAFETY: sqlite3_config is documented as callable before sqlite3_initialize; after it,
+    // it returns SQLITE_MISUSE and changes nothing.
+    unsafe {
+        ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int);
+    }
+}
+
 /// Turns `--database-url` into connect options: `sqlite:PATH`, `sqlite://PATH`, or a bare path.
 pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
     if url.starts_with("sqlite:") {

@@ -398,14 +398,40 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         f.write_str("an array of records")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(RecordSeed(&mut *self.0))?.is_some() {}
+        let mut order = KeyOrder::default();
+        while seq
+            .next_element_seed(RecordSeed(&mut *self.0, &mut order))?
+            .is_some()
+        {}
         Ok(())
+    }
+}
+
+/// The column each key of the previous record named, by the key's place in the record:
+/// records of a page list their fields in one order, so a key is found with one comparison.
+struct KeyOrder([u8; 32]);
+
+impl Default for KeyOrder {
+    fn default() -> Self {
+        KeyOrder([u8::MAX; 32])
+    }
+}
+
+impl KeyOrder {
+    fn guess(&self, k: usize) -> Option<usize> {
+        self.0.get(k).map(|&c| usize::from(c))
+    }
+
+    fn learn(&mut self, k: usize, column: usize) {
+        if let (Some(slot), Ok(c)) = (self.0.get_mut(k), u8::try_from(column)) {
+            *slot = c;
+        }
     }
 }
 
 /// One record: each field into its column's builder; fields left out get their default,
 /// or fail the page when the column is required. Unknown fields are skipped.
-struct RecordSeed<'a>(&'a mut Builders);
+struct RecordSeed<'a>(&'a mut Builders, &'a mut KeyOrder);
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
     type Value = ();
@@ -420,12 +446,14 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
         f.write_str("a record object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let b = self.0;
+        let (b, order) = (self.0, self.1);
         let mut seen: u64 = 0;
-        while let Some(field) = map.next_key_seed(FieldSeed(b.cols))? {
+        let mut k = 0;
+        while let Some(field) = map.next_key_seed(FieldSeed(b.cols, order.guess(k)))? {
             match field {
                 Some(c) if seen & (1u64 << c) == 0 => {
                     seen |= 1u64 << c;
+                    order.learn(k, c);
                     let col = &b.cols[c];
                     map.next_value_seed(CellSeed {
                         builder: &mut b.parts[c],
@@ -436,6 +464,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
+            k += 1;
         }
         for (c, col) in b.cols.iter().enumerate() {
             if let (Some(json), false) = (col.json, seen & (1u64 << c) != 0) {
@@ -449,8 +478,9 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     }
 }
 
-/// A record's key, as the index of the column with that JSON field (`None`: not ours).
-struct FieldSeed(&'static [Column]);
+/// A record's key, as the index of the column with that JSON field (`None`: not ours),
+/// trying the guessed column first.
+struct FieldSeed(&'static [Column], Option<usize>);
 
 impl<'de> DeserializeSeed<'de> for FieldSeed {
     type Value = Option<usize>;
@@ -459,13 +489,26 @@ impl<'de> DeserializeSeed<'de> for FieldSeed {
     }
 }
 
+/// Byte equality inlined for keys of a few bytes (a `memcmp` call costs more than them).
+#[inline]
+fn same_key(name: Option<&str>, key: &[u8]) -> bool {
+    name.is_some_and(|n| n.len() == key.len() && n.bytes().zip(key).all(|(a, b)| a == *b))
+}
+
 impl<'de> Visitor<'de> for FieldSeed {
     type Value = Option<usize>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a field name")
     }
     fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|c| c.json == Some(key)))
+        let key = key.as_bytes();
+        if let Some(g) = self
+            .1
+            .filter(|&g| self.0.get(g).is_some_and(|c| same_key(c.json, key)))
+        {
+            return Ok(Some(g));
+        }
+        Ok(self.0.iter().position(|c| same_key(c.json, key)))
     }
 }
 
