@@ -3,7 +3,9 @@
 //! `pace` spaces requests to the plan's rate limit and counts them.
 
 pub mod alpaca;
+pub mod json;
 pub mod pace;
+pub mod page;
 pub mod parquet;
 pub mod response;
 pub mod retry;
