@@ -9,6 +9,7 @@ use anyhow::Context;
 use arrow_array::RecordBatch;
 
 /// One database value.
+#[derive(Clone, Copy)]
 pub enum Val<'a> {
     Int(i64),
     /// A 32-bit integer column (PostgreSQL `INTEGER`).
@@ -45,9 +46,27 @@ pub struct Encoder<'a> {
     json: Vec<JsonColumn>,
 }
 
+/// One table column's values for all of a batch's rows, typed once (see
+/// [`Encoder::column`]): a writer walks a slice instead of matching every value.
+pub enum ColumnValues<'a> {
+    /// The same value in every row.
+    Same(Val<'a>),
+    /// Integers (symbol ids, times).
+    I64(&'a [i64]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    F64(&'a [f64]),
+    /// Text (`""` for null).
+    Text(&'a arrow_array::StringArray),
+    /// Lists as JSON text.
+    Json(&'a JsonColumn),
+    /// Computed row by row: [`Encoder::value`].
+    Each,
+}
+
 /// A list column's rows as JSON text, one after another, and where each row's ends.
 #[derive(Default)]
-struct JsonColumn {
+pub struct JsonColumn {
     text: String,
     ends: Vec<usize>,
 }
@@ -66,7 +85,7 @@ impl JsonColumn {
         col
     }
 
-    fn get(&self, i: usize) -> &str {
+    pub fn get(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.text[start..self.ends[i]]
     }
@@ -157,6 +176,28 @@ impl<'a> Encoder<'a> {
                 Cells::List(..) => Val::Text(self.json[index].get(i)),
                 c if narrow => Val::Int4(c.int(i) as i32),
                 c => Val::Int(c.int(i)),
+            },
+        }
+    }
+
+    /// The `k`th value of every row, typed once; its 32-bit narrowing is left to the
+    /// writer ([`Encoder::value`] gives it).
+    pub fn column(&self, k: usize) -> ColumnValues<'_> {
+        match self.plan[k] {
+            Source::Thinning => ColumnValues::Same(Val::Int4(self.thinning as i32)),
+            Source::Symbol => ColumnValues::I64(&self.ids),
+            Source::Computed(Computed::Timeframe) => ColumnValues::Same(Val::Text(self.bar_spec.0)),
+            Source::Computed(Computed::Adjustment) => {
+                ColumnValues::Same(Val::Text(self.bar_spec.1))
+            }
+            Source::Computed(Computed::NyDay) => ColumnValues::Each,
+            Source::Row { index, .. } => match &self.cells[index] {
+                Cells::Ts(v) => ColumnValues::I64(v),
+                Cells::U32(v) => ColumnValues::U32(v),
+                Cells::U64(v) => ColumnValues::U64(v),
+                Cells::F64(v) => ColumnValues::F64(v),
+                Cells::Utf8(a) => ColumnValues::Text(a),
+                Cells::List(..) => ColumnValues::Json(&self.json[index]),
             },
         }
     }

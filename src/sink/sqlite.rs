@@ -3,10 +3,11 @@
 //! in one transaction as 64-row upserts (statement text built once per size), bound straight
 //! from the batch's columns on sqlx's own connection handle.
 
-use super::encode::{Encoder, Val};
+use super::encode::{ColumnValues, Encoder, Val};
 use super::sql::{BulkWrite, Conn, Dialect, SqlSink};
 use crate::pipeline::Mark;
 use anyhow::Context;
+use arrow_array::Array;
 use rusqlite::ffi;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::Sqlite;
@@ -244,6 +245,7 @@ pub unsafe fn bind_and_insert<'s>(
     rows: &Encoder<'_>,
 ) -> Result<(), RawError> {
     let (n, width, per) = (rows.rows(), rows.width(), per.max(1));
+    let columns: Vec<ColumnValues<'_>> = (0..width).map(|k| rows.column(k)).collect();
     let mut full: Option<Statement> = None;
     for start in (0..n).step_by(per) {
         let len = per.min(n - start);
@@ -256,11 +258,51 @@ pub unsafe fn bind_and_insert<'s>(
         } else {
             tail.insert(Statement::prepare(db, sql(len))?)
         };
-        let mut p = 1;
-        for i in start..start + len {
-            for k in 0..width {
-                stmt.bind(p, rows.value(k, i))?;
-                p += 1;
+        // Column by column: parameter k+1 of the first row, then every `width`th.
+        let rows_here = start..start + len;
+        let params = |k: usize| (0..len).map(move |j| (j * width + k + 1) as c_int);
+        for (k, column) in columns.iter().enumerate() {
+            match column {
+                ColumnValues::Same(v) => {
+                    for p in params(k) {
+                        stmt.bind(p, *v)?;
+                    }
+                }
+                ColumnValues::I64(v) => {
+                    for (p, &x) in params(k).zip(&v[rows_here.clone()]) {
+                        stmt.bind_i64(p, x)?;
+                    }
+                }
+                ColumnValues::U32(v) => {
+                    for (p, &x) in params(k).zip(&v[rows_here.clone()]) {
+                        stmt.bind_i64(p, i64::from(x))?;
+                    }
+                }
+                ColumnValues::U64(v) => {
+                    for (p, &x) in params(k).zip(&v[rows_here.clone()]) {
+                        stmt.bind_i64(p, x as i64)?;
+                    }
+                }
+                ColumnValues::F64(v) => {
+                    for (p, &x) in params(k).zip(&v[rows_here.clone()]) {
+                        stmt.bind_f64(p, x)?;
+                    }
+                }
+                ColumnValues::Text(a) => {
+                    for (p, i) in params(k).zip(rows_here.clone()) {
+                        stmt.bind_text(p, if a.is_valid(i) { a.value(i) } else { "" })?;
+                    }
+                }
+                ColumnValues::Json(j) => {
+                    for (p, i) in params(k).zip(rows_here.clone()) {
+                        stmt.bind_text(p, j.get(i))?;
+                    }
+                }
+                ColumnValues::Each => {
+                    for (p, i) in params(k).zip(rows_here.clone()) {
+                        stmt.bind(p, rows.value(k, i))?;
+                    }
+                }
             }
         }
         stmt.run()?;
@@ -301,22 +343,47 @@ impl Statement {
     /// Binds parameter `p` (1-based). Text is bound without a copy: it must stay valid
     /// until the statement is stepped for the last time, reset with new values or dropped.
     fn bind(&mut self, p: c_int, value: Val<'_>) -> Result<(), RawError> {
-        let s = self.stmt.as_ptr();
-        // SAFETY: `s` is a live statement; text lives in the batch the caller holds for
-        // the whole insert, longer than this statement.
-        let rc = unsafe {
-            match value {
-                Val::Int(v) => ffi::sqlite3_bind_int64(s, p, v),
-                Val::Int4(v) => ffi::sqlite3_bind_int(s, p, v),
-                Val::Float(v) => ffi::sqlite3_bind_double(s, p, v),
-                Val::Text(v) => match c_int::try_from(v.len()) {
-                    Ok(len) => {
-                        ffi::sqlite3_bind_text(s, p, v.as_ptr().cast(), len, ffi::SQLITE_STATIC())
-                    }
-                    Err(_) => ffi::SQLITE_TOOBIG,
-                },
-            }
+        match value {
+            Val::Int(v) => self.bind_i64(p, v),
+            Val::Int4(v) => self.bind_i64(p, i64::from(v)),
+            Val::Float(v) => self.bind_f64(p, v),
+            Val::Text(v) => self.bind_text(p, v),
+        }
+    }
+
+    #[inline]
+    fn bind_i64(&mut self, p: c_int, v: i64) -> Result<(), RawError> {
+        // SAFETY: a live statement.
+        self.check(unsafe { ffi::sqlite3_bind_int64(self.stmt.as_ptr(), p, v) })
+    }
+
+    #[inline]
+    fn bind_f64(&mut self, p: c_int, v: f64) -> Result<(), RawError> {
+        // SAFETY: a live statement.
+        self.check(unsafe { ffi::sqlite3_bind_double(self.stmt.as_ptr(), p, v) })
+    }
+
+    /// Text without a copy (`SQLITE_STATIC`): see [`Statement::bind`].
+    #[inline]
+    fn bind_text(&mut self, p: c_int, v: &str) -> Result<(), RawError> {
+        let Ok(len) = c_int::try_from(v.len()) else {
+            return self.check(ffi::SQLITE_TOOBIG);
         };
+        // SAFETY: a live statement; the text lives in the batch the caller holds for the
+        // whole insert, longer than this statement.
+        self.check(unsafe {
+            ffi::sqlite3_bind_text(
+                self.stmt.as_ptr(),
+                p,
+                v.as_ptr().cast(),
+                len,
+                ffi::SQLITE_STATIC(),
+            )
+        })
+    }
+
+    #[inline]
+    fn check(&self, rc: c_int) -> Result<(), RawError> {
         if rc == ffi::SQLITE_OK {
             Ok(())
         } else {
