@@ -30,9 +30,23 @@ impl Fail {
 
 pub type Read<T> = Result<T, Fail>;
 
+#[cold]
 pub fn bad<T>(why: impl Into<String>) -> Read<T> {
     Err(Fail::Bad(why.into()))
 }
+
+/// Bytes that go on a string unchanged: all but `"`, `\\` and control characters.
+static PLAIN: [bool; 256] = {
+    let mut plain = [true; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        plain[c] = false;
+        c += 1;
+    }
+    plain[b'"' as usize] = false;
+    plain[b'\\' as usize] = false;
+    plain
+};
 
 /// A position in the page's text.
 pub struct Reader<'a> {
@@ -159,23 +173,27 @@ impl<'a> Reader<'a> {
             return bad("expected a string");
         }
         let start = self.at + 1;
-        let mut i = start;
-        while let Some(&c) = self.b.get(i) {
-            match c {
-                b'"' => {
-                    self.at = i + 1;
-                    return Ok(Cow::Borrowed(&self.text[start..i]));
-                }
-                b'\\' => return self.escaped(start, i).map(Cow::Owned),
-                0..=0x1f => {
-                    self.at = i;
-                    return bad("control character in a string");
-                }
-                _ => i += 1,
+        let rest = self.b.get(start..).unwrap_or_default();
+        let i = start
+            + rest
+                .iter()
+                .position(|&c| !PLAIN[usize::from(c)])
+                .unwrap_or(rest.len());
+        match self.b.get(i) {
+            Some(b'"') => {
+                self.at = i + 1;
+                Ok(Cow::Borrowed(&self.text[start..i]))
+            }
+            Some(b'\\') => self.escaped(start, i).map(Cow::Owned),
+            Some(_) => {
+                self.at = i;
+                bad("control character in a string")
+            }
+            None => {
+                self.at = i;
+                Err(Fail::Eof)
             }
         }
-        self.at = i;
-        Err(Fail::Eof)
     }
 
     /// The rest of a string that holds escapes, from `start` (the first byte after the
