@@ -492,17 +492,8 @@ async fn config_show_prints_each_value_with_its_source_and_redacts_secrets() {
 async fn time_slices_across_symbols_are_served_by_the_primary_key() {
     let s = standin(small(2_000)).await;
     let w = Workdir::new();
-    let url = s.url();
     let run = w
-        .run(&[
-            "import-api",
-            "quotes",
-            "AAPL,MSFT",
-            "2024-01-02",
-            "2024-01-03",
-            "--api-url",
-            &url,
-        ])
+        .import(&s.url(), "AAPL,MSFT", "2024-01-02", "2024-01-03", &[])
         .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(index_names(&w).await.is_empty(), "no secondary index");
