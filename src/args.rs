@@ -62,7 +62,7 @@ pub enum Command {
     )]
     Archive(ArchiveArgs),
     /// List what the database and the Parquet store hold: per dataset and symbol, the date
-    /// span, days, rows and weekday gaps
+    /// span, days, rows and missing trading days (NYSE calendar)
     Status(StatusArgs),
     /// Show the resolved settings
     Config {

@@ -91,6 +91,13 @@ pub const KEYS: &[Key] = &[
         about: "Alpaca feed: sip or iex",
     },
     Key {
+        name: "sip_delay",
+        env: "BULK_IMPORT_SIP_DELAY",
+        flag: "--sip-delay",
+        default: "15",
+        about: "minutes before now that feed=sip data is asked up to (Alpaca's free plan refuses the last 15); 0 on a paid plan",
+    },
+    Key {
         name: "max_attempts",
         env: "BULK_IMPORT_MAX_ATTEMPTS",
         flag: "--max-attempts",
@@ -210,6 +217,11 @@ pub struct SettingsArgs {
     /// Alpaca feed: sip (all exchanges) or iex (free plan) [env: APCA_API_FEED] [default: sip]
     #[arg(long, value_name = "FEED")]
     pub feed: Option<String>,
+    /// Minutes before now that feed=sip data is asked up to: an END later than that is
+    /// clamped (Alpaca's free plan refuses the last 15 minutes of SIP data); 0 on a paid plan
+    /// [env: BULK_IMPORT_SIP_DELAY] [default: 15]
+    #[arg(long, value_name = "MINUTES")]
+    pub sip_delay: Option<String>,
     /// Attempts per API request before giving up, 1-100 [env: BULK_IMPORT_MAX_ATTEMPTS]
     /// [default: 8]
     #[arg(long, value_name = "N")]
@@ -254,6 +266,7 @@ impl SettingsArgs {
             "log_file" => self.log_file.clone(),
             "api_url" => self.api_url.clone(),
             "feed" => self.feed.clone(),
+            "sip_delay" => self.sip_delay.clone(),
             "max_attempts" => self.max_attempts.clone(),
             "retry_base_ms" => self.retry_base_ms.clone(),
             "request_timeout" => self.request_timeout.clone(),
@@ -278,6 +291,8 @@ pub struct Settings {
     pub log_file: PathBuf,
     pub api_url: String,
     pub feed: Feed,
+    /// Minutes before now that SIP data is asked up to.
+    pub sip_delay_minutes: u64,
     pub max_attempts: u32,
     pub retry_base_ms: u64,
     pub request_timeout_secs: u64,
@@ -454,6 +469,9 @@ pub fn resolve(
         "iex" => Ok(Feed::Iex),
         _ => Err("must be sip or iex".to_string()),
     })?;
+    let sip_delay_minutes = check("sip_delay", raw("sip_delay")?, |r| {
+        parse_int(r, 0u64, 7 * 24 * 60)
+    })?;
     let max_attempts = check("max_attempts", raw("max_attempts")?, |r| {
         parse_int(r, 1u32, 100)
     })?;
@@ -498,6 +516,7 @@ pub fn resolve(
         log_file,
         api_url,
         feed,
+        sip_delay_minutes,
         max_attempts,
         retry_base_ms,
         request_timeout_secs,

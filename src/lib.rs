@@ -22,6 +22,7 @@ pub mod config;
 pub mod dataset;
 pub mod job;
 pub mod model;
+pub mod nyse;
 pub mod pipeline;
 pub mod progress;
 pub mod resume;

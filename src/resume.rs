@@ -119,7 +119,10 @@ pub fn day_shards(symbol: &Symbol, range: DateRange, now_ns: i64) -> Vec<Shard> 
     shards_of(symbol, range, now_ns, ShardUnit::Session)
 }
 
-/// The shards of `range` for `symbol` in `unit`s, each clipped to the range.
+/// The shards of `range` for `symbol` in `unit`s, each clipped to the range. Data exists up
+/// to `now_ns` (now, or SIP's delayed now): a unit starting later is no shard yet, and one
+/// that `now_ns` cuts short is asked for up to it and can never be recorded as done (a
+/// later run completes it).
 pub fn shards_of(symbol: &Symbol, range: DateRange, now_ns: i64, unit: ShardUnit) -> Vec<Shard> {
     unit.keys_in(range.start_ns, range.end_ns)
         .into_iter()
@@ -127,11 +130,11 @@ pub fn shards_of(symbol: &Symbol, range: DateRange, now_ns: i64, unit: ShardUnit
         .filter_map(|day| {
             let (from, until) = unit.span(day);
             let (start_ns, end_ns) = (range.start_ns.max(from), range.end_ns.min(until));
-            (start_ns <= end_ns).then(|| Shard {
+            (start_ns <= end_ns && start_ns <= now_ns).then(|| Shard {
                 symbol: symbol.clone(),
                 day,
                 start_ns,
-                end_ns,
+                end_ns: end_ns.min(now_ns),
                 record_start_ns: start_ns,
                 resume_after: None,
                 can_finish: end_ns <= now_ns,
@@ -207,6 +210,23 @@ mod tests {
     }
 
     #[test]
+    fn holidays_are_no_shards_and_early_closes_end_at_17() {
+        // Wednesday 2024-07-03 (early close) to Friday 2024-07-05; the 4th is a holiday.
+        let range = DateRange::parse("2024-07-03", "2024-07-05").unwrap();
+        let shards = day_shards(&aapl(), range, i64::MAX);
+        let days: Vec<NaiveDate> = shards.iter().map(|s| s.day).collect();
+        assert_eq!(days, vec![d("2024-07-03"), d("2024-07-05")]);
+        assert_eq!(
+            shards[0].end_ns,
+            new_york_time_nanos(d("2024-07-03"), 17, 0)
+        );
+        assert_eq!(
+            shards[1].end_ns,
+            new_york_time_nanos(d("2024-07-05"), 20, 0)
+        );
+    }
+
+    #[test]
     fn weekdays_become_shards_clipped_to_the_range() {
         // Friday 2024-01-05 to Tuesday 2024-01-09: the weekend is skipped.
         let range = DateRange::parse("2024-01-05", "2024-01-09").unwrap();
@@ -232,13 +252,16 @@ mod tests {
             shards[0].end_ns - shards[0].start_ns
         );
         assert!(shards.iter().all(|s| s.can_finish));
-        // A day still in progress cannot be finished.
+        // A day still in progress cannot be finished, and is asked for up to now; a day
+        // not begun is no shard yet.
         let now = shards[2].start_ns + NANOS_PER_SEC;
         let shards = day_shards(&aapl(), range, now);
         assert_eq!(
             shards.iter().map(|s| s.can_finish).collect::<Vec<_>>(),
             vec![true, true, false]
         );
+        assert_eq!(shards[2].end_ns, now);
+        assert_eq!(day_shards(&aapl(), range, shards[1].end_ns).len(), 2);
     }
 
     #[test]

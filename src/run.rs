@@ -190,18 +190,26 @@ pub trait ProgressStore {
     fn done_phrase(&self) -> &'static str;
 }
 
+/// Now, in ns UTC.
+pub fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
 /// Plans a job: each symbol's shards of `range` in the dataset's unit, against the progress
-/// `store` holds (unless `--restart`), logged. Started shards resume after their last
-/// committed row when `positions_usable` (raw rows, not thinned output). `None` when every
-/// shard was done already.
+/// `store` holds (unless `--restart`), logged. Data exists up to `available_ns` (now, or
+/// the SIP delay before it): later units are not planned, and one it cuts short is never
+/// recorded as done. Started shards resume after their last committed row when
+/// `positions_usable` (raw rows, not thinned output). `None` when every shard was done
+/// already.
 pub async fn plan<P: ProgressStore>(
     job: &Job,
     report: &Report,
     store: &mut P,
     range: DateRange,
+    available_ns: i64,
     positions_usable: bool,
 ) -> anyhow::Result<Option<Arc<Vec<Shard>>>> {
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+    let now = available_ns;
     let unit = job.dataset.unit();
     let dataset = job.progress_key();
     let mut todo = Vec::new();
@@ -342,8 +350,19 @@ where
         Ok(Ok(stats)) => stats,
         Ok(Err(e)) => {
             sink.abort();
+            // A refusal (keys, plan, a parameter) needs a change first: running the same
+            // command again cannot help.
+            let refused = e.chain().any(|c| {
+                c.downcast_ref::<crate::source::response::ApiError>()
+                    .is_some_and(|a| !a.rerun_helps())
+            });
+            let next = if refused {
+                "the committed rows are kept, and once this is fixed the command resumes there"
+            } else {
+                "rerun the same command to finish"
+            };
             return Err(anyhow!(
-                "importing {} from {} failed: {e:#}; {}; rerun the same command to finish",
+                "importing {} from {} failed: {e:#}; {}; {next}",
                 report.label(),
                 report.from,
                 how_far(last)

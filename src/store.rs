@@ -12,10 +12,10 @@
 use crate::batch::{self, Value};
 use crate::dataset::DatasetId;
 use crate::model::Symbol;
+use crate::nyse::is_trading_day;
 use crate::resume::ShardUnit;
 use crate::sink::database::{is_postgres_url, Database};
 use crate::sink::parquet::{list_units, read_file, rows_per_day};
-use crate::time::is_weekday;
 use arrow_array::RecordBatch;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
@@ -31,7 +31,8 @@ pub struct Holding {
     pub last: NaiveDate,
     pub days: usize,
     pub rows: i64,
-    /// Weekdays between first and last with no rows (exchange holidays show here too).
+    /// NYSE trading days between first and last with no rows (weekends and exchange
+    /// holidays are never gaps).
     pub gaps: Vec<NaiveDate>,
 }
 
@@ -47,7 +48,7 @@ fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>)
             let gaps = first
                 .iter_days()
                 .take_while(|d| *d <= last)
-                .filter(|d| is_weekday(*d) && !days.contains_key(d))
+                .filter(|d| is_trading_day(*d) && !days.contains_key(d))
                 .collect();
             Some(Holding {
                 dataset,
@@ -116,7 +117,7 @@ pub fn render(holdings: &[Holding], notes: &[String]) -> String {
         "LAST".into(),
         "DAYS".into(),
         "ROWS".into(),
-        "WEEKDAY GAPS".into(),
+        "MISSING TRADING DAYS".into(),
     ]];
     for h in holdings {
         let gaps = match h.gaps.len() {
@@ -157,6 +158,12 @@ pub fn render(holdings: &[Holding], notes: &[String]) -> String {
             out.push_str(cells.join("  ").trim_end());
             out.push('\n');
         }
+    }
+    if holdings.iter().any(|h| !h.gaps.is_empty()) {
+        out.push_str(
+            "missing trading days: NYSE sessions between FIRST and LAST with no rows (weekends and \
+             exchange holidays are not counted)\n",
+        );
     }
     for n in notes {
         out.push_str(n);
@@ -289,16 +296,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gaps_are_missing_weekdays() {
+    fn gaps_are_missing_trading_days() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // 2024-01-12 (Fri) to 2024-01-17: the weekend and MLK day (Mon 15th) are no gap,
+        // Tuesday the 16th is.
         let per_day = vec![
-            ("quotes".into(), "AAPL".into(), d("2024-01-04"), 5),
-            ("quotes".into(), "AAPL".into(), d("2024-01-05"), 5),
-            ("quotes".into(), "AAPL".into(), d("2024-01-09"), 7),
+            ("quotes".into(), "AAPL".into(), d("2024-01-12"), 5),
+            ("quotes".into(), "AAPL".into(), d("2024-01-17"), 7),
         ];
         let h = holdings("database", per_day);
         assert_eq!(h.len(), 1);
-        assert_eq!((h[0].days, h[0].rows), (3, 17));
-        assert_eq!(h[0].gaps, vec![d("2024-01-08")]);
+        assert_eq!((h[0].days, h[0].rows), (2, 12));
+        assert_eq!(h[0].gaps, vec![d("2024-01-16")]);
+        assert!(render(&h, &[]).contains("1: 2024-01-16"));
+        assert!(render(&h, &[]).contains("exchange holidays are not counted"));
     }
 }

@@ -8,7 +8,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Offline stand-in for the Alpaca Market Data v2 stock quotes endpoints
+/// Offline stand-in for the Alpaca Market Data v2 stock endpoints (and the trading API's
+/// /v2/calendar)
 #[derive(Debug, Parser)]
 #[command(name = "alpaca-standin", version)]
 struct Args {
@@ -55,6 +56,10 @@ struct Args {
     /// profiling the client alone; memory grows with the pages served)
     #[arg(long)]
     replay: bool,
+    /// Act as Alpaca's free plan: refuse feed=sip requests whose end is within the last 15
+    /// minutes (HTTP 403 "subscription does not permit querying recent SIP data")
+    #[arg(long)]
+    free_plan: bool,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         no_data_symbols: Vec::new(),
         gzip: !args.no_gzip,
         replay: args.replay,
+        sip_delay: args.free_plan.then_some(Duration::from_secs(15 * 60)),
     };
     let runtime = match data::cli::runtime() {
         Ok(rt) => rt,

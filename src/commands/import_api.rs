@@ -6,18 +6,19 @@ use crate::args::ImportArgs;
 use crate::config::{Format, Settings};
 use crate::dataset::DatasetId;
 use crate::job::Job;
-use crate::model::Symbol;
+use crate::model::{Feed as ModelFeed, Symbol};
 use crate::progress::init_logging;
 use crate::resume::{Saved, Shard, Tracking};
 use crate::run::{
-    pipe, plan, report_symbols, Cancel, Feed, Fetched, Outcome, ProgressStore, Report, Saves,
-    Source, SourceTask, Units,
+    now_ns, pipe, plan, report_symbols, Cancel, Feed, Fetched, Outcome, ProgressStore, Report,
+    Saves, Source, SourceTask, Units,
 };
 use crate::sink::database::Database;
 use crate::sink::parquet::ParquetSink;
 use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials, Request};
 use crate::source::pace::RequestStats;
 use crate::source::retry::RetryPolicy;
+use crate::time::{format_nanos, NANOS_PER_SEC};
 use crate::transform::{Aggregate, Passthrough};
 use anyhow::anyhow;
 use std::path::PathBuf;
@@ -28,10 +29,48 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let job = Job::import_api(&args)?;
     let client = client_for(&job.settings)?;
     init_logging(job.settings.log_path())?;
+    let Some(available) = available_until(&job) else {
+        return Ok(Outcome::Completed);
+    };
     match job.settings.format {
-        Format::Parquet => to_parquet(&job, client).await,
-        Format::Database => to_database(&job, client).await,
+        Format::Parquet => to_parquet(&job, client, available).await,
+        Format::Database => to_database(&job, client, available).await,
     }
+}
+
+/// Up to when the API has data for the job: now, or for feed sip `--sip-delay` minutes
+/// before now (Alpaca's free plan refuses the last 15 minutes of SIP data), logged when that
+/// cuts the range short. `None` (logged) when the whole range is later than that.
+fn available_until(job: &Job) -> Option<i64> {
+    let (now, settings) = (now_ns(), &job.settings);
+    let delay = settings.sip_delay_minutes as i64;
+    let available = match settings.feed {
+        ModelFeed::Sip => now - delay * 60 * NANOS_PER_SEC,
+        ModelFeed::Iex => now,
+    };
+    if job.range.start_ns > available {
+        tracing::info!(
+            "[DONE] nothing to import yet: START {} is later than {} ({})",
+            format_nanos(job.range.start_ns),
+            format_nanos(available),
+            if available < now {
+                format!("feed sip data ends {delay} minutes before now: --sip-delay")
+            } else {
+                "now".to_string()
+            }
+        );
+        return None;
+    }
+    if job.range.end_ns > available && available < now {
+        tracing::info!(
+            "[API] feed sip: importing up to {} ({delay} minutes ago, --sip-delay: Alpaca's free \
+             plan refuses SIP data of the last 15 minutes) instead of {}; the day this cuts \
+             short stays unfinished, and a later run completes it",
+            format_nanos(available),
+            format_nanos(job.range.end_ns)
+        );
+    }
+    Some(available)
 }
 
 fn client_for(settings: &Settings) -> anyhow::Result<AlpacaClient> {
@@ -55,7 +94,7 @@ fn client_for(settings: &Settings) -> anyhow::Result<AlpacaClient> {
 
 /// Into the database: plan against `import_progress`, then run with the thinning asked for.
 /// Thinned rows are not the raw stream: a started day of them is fetched again whole.
-async fn to_database(job: &Job, client: AlpacaClient) -> anyhow::Result<Outcome> {
+async fn to_database(job: &Job, client: AlpacaClient, available: i64) -> anyhow::Result<Outcome> {
     let settings = &job.settings;
     let table = job.table();
     let report = Report::new(job, table.name, settings.api_url.clone());
@@ -63,7 +102,7 @@ async fn to_database(job: &Job, client: AlpacaClient) -> anyhow::Result<Outcome>
     let (mut sink, dropped) = open_database(settings, &report, target, job.range).await?;
     let result = async {
         let raw = job.thinning.is_raw();
-        let Some(shards) = plan(job, &report, &mut sink, job.range, raw).await? else {
+        let Some(shards) = plan(job, &report, &mut sink, job.range, available, raw).await? else {
             return Ok(Outcome::Completed);
         };
         sink.track(Tracking {
@@ -146,7 +185,7 @@ impl ProgressStore for StoreProgress {
 
 /// Into the Parquet store: whole New York days (bars: whole months). A file in place is its
 /// unit's resume record: a rerun fetches only days (months) without one.
-async fn to_parquet(job: &Job, client: AlpacaClient) -> anyhow::Result<Outcome> {
+async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::Result<Outcome> {
     let settings = &job.settings;
     let layout = job.dataset;
     let unit = layout.unit();
@@ -167,9 +206,30 @@ async fn to_parquet(job: &Job, client: AlpacaClient) -> anyhow::Result<Outcome> 
         root: root.clone(),
         dataset: layout,
     };
-    let Some(shards) = plan(job, &report, &mut store, range, false).await? else {
+    let Some(shards) = plan(job, &report, &mut store, range, available, false).await? else {
         return Ok(Outcome::Completed);
     };
+    // A file is a whole day (month): one the data does not reach the end of yet waits.
+    let (whole, waiting): (Vec<Shard>, Vec<Shard>) =
+        shards.iter().cloned().partition(|s| s.can_finish);
+    if let Some(first) = waiting.first() {
+        tracing::info!(
+            "[FILE] the Parquet store keeps whole {}: {} {} not over yet (data up to {}), so a \
+             later run imports it",
+            unit.noun(),
+            first.day,
+            if waiting.len() == 1 {
+                "is"
+            } else {
+                "and later are"
+            },
+            format_nanos(available)
+        );
+    }
+    if whole.is_empty() {
+        return Ok(Outcome::Completed);
+    }
+    let shards = Arc::new(whole);
     let mut sink = ParquetSink::new(root, layout, shards.clone())?;
     tracing::info!(
         "[IMPORT] {} {range} (feed {}) into the Parquet store {}, batches of {}",

@@ -73,7 +73,7 @@ impl Source for StoreSource {
                         "[FILE] {} {}(s) in the range have no file for {symbol} in {}: {}{}",
                         stats.missing.len(),
                         match layout.unit() {
-                            ShardUnit::Session => "weekday",
+                            ShardUnit::Session => "trading day",
                             unit => unit.file_noun(),
                         },
                         layout.dir(&root).display(),

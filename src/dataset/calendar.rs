@@ -1,9 +1,8 @@
 //! The sharding calendar: how a range of a dataset is cut into units of work (and of the
 //! Parquet store's files).
 
-use crate::time::{
-    is_weekday, new_york_date, new_york_dates, new_york_time_nanos, SESSION_CLOSE, SESSION_OPEN,
-};
+use crate::nyse;
+use crate::time::{new_york_date, new_york_dates, new_york_time_nanos, SESSION_OPEN};
 use chrono::NaiveDate;
 
 /// How a range is cut into shards: the sharding calendar. A unit is keyed by a date (a day,
@@ -11,7 +10,8 @@ use chrono::NaiveDate;
 /// ([`ShardUnit::bounds`]) and the span a shard asks the API for ([`ShardUnit::span`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardUnit {
-    /// Each weekday's 04:00-20:00 New York session (quotes, trades).
+    /// Each NYSE trading day's extended session, 04:00-20:00 New York, to 17:00 on an early
+    /// close (quotes, trades); weekends and holidays are no unit of work.
     Session,
     /// Each New York calendar month, midnight to midnight (bars: a month of even 1-minute
     /// bars is a page or two, and a daily bar opens at midnight). Keyed by the month's
@@ -69,7 +69,7 @@ impl ShardUnit {
     /// Whether the market trades in unit `key` (no request is made for one it does not).
     pub fn trades_on(self, key: NaiveDate) -> bool {
         match self {
-            ShardUnit::Session => is_weekday(key),
+            ShardUnit::Session => nyse::is_trading_day(key),
             ShardUnit::Month | ShardUnit::UtcDay => true,
         }
     }
@@ -101,14 +101,17 @@ impl ShardUnit {
         }
     }
 
-    /// The span a shard of unit `key` asks for, inclusive: the 04:00-20:00 New York session
-    /// for `Session`, the whole unit otherwise.
+    /// The span a shard of unit `key` asks for, inclusive: the extended session (04:00 to
+    /// 20:00 New York, 17:00 on an early close) for `Session`, the whole unit otherwise.
     pub fn span(self, key: NaiveDate) -> (i64, i64) {
         match self {
-            ShardUnit::Session => (
-                new_york_time_nanos(key, SESSION_OPEN.0, SESSION_OPEN.1),
-                new_york_time_nanos(key, SESSION_CLOSE.0, SESSION_CLOSE.1),
-            ),
+            ShardUnit::Session => {
+                let (h, m) = nyse::session(key).extended_close().unwrap_or((20, 0));
+                (
+                    new_york_time_nanos(key, SESSION_OPEN.0, SESSION_OPEN.1),
+                    new_york_time_nanos(key, h, m),
+                )
+            }
             _ => {
                 let (from, until) = self.bounds(key);
                 (from, until - 1)

@@ -274,7 +274,17 @@ impl AlpacaClient {
         }
         // A failed read of an error body still leaves the status to act on.
         let body = resp.bytes().await.unwrap_or_default();
-        Err(ApiError::from_status(status, reset, &body))
+        let request = match url.query() {
+            Some(q) => format!("GET {}?{q}", url.path()),
+            None => format!("GET {}", url.path()),
+        };
+        Err(ApiError::from_status(
+            status,
+            reset,
+            &body,
+            self.feed.as_str(),
+            &request,
+        ))
     }
 
     /// Fetches and decodes one page of `req`, retrying transient failures per the policy.
@@ -369,7 +379,10 @@ async fn stream_group(
     let Some((_, first)) = members.first() else {
         return Ok(Some(SourceStats::default()));
     };
-    let range = first.fetch_range();
+    let mut range = first.fetch_range();
+    // Set when Alpaca refused SIP data of the last 15 minutes and the request was cut
+    // short: its shards then get no last chunk, so none is recorded as done.
+    let mut cut_short = false;
     let symbols: Vec<Symbol> = members.iter().map(|(_, s)| s.symbol.clone()).collect();
     let mut seq: Vec<SeqAssigner> = vec![SeqAssigner::default(); members.len()];
     let mut finished = vec![false; members.len()];
@@ -381,7 +394,33 @@ async fn stream_group(
         let page = tokio::select! {
             biased;
             _ = cancel.wait_for(|c| *c) => return Ok(None),
-            page = client.page(req, &symbols, &range, token.as_deref()) => page?,
+            page = client.page(req, &symbols, &range, token.as_deref()) => page,
+        };
+        let page = match page {
+            Err(e) if token.is_none() && e.is_recent_sip_refusal() => {
+                let Some(until) = recent_sip_clamp(&range) else {
+                    return Err(e);
+                };
+                tracing::warn!(
+                    "[API] {} {}: Alpaca refused SIP data of the last 15 minutes (the free \
+                     plan's rule); asking up to {} instead, and the day stays unfinished for \
+                     a later run (--sip-delay sets the margin)",
+                    symbols
+                        .iter()
+                        .map(Symbol::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    first.day,
+                    crate::time::format_nanos(until)
+                );
+                range.end_ns = until;
+                cut_short = true;
+                if range.end_ns < range.start_ns {
+                    return Ok(Some(stats));
+                }
+                continue;
+            }
+            other => other?,
         };
         stats.pages += 1;
         let last = page.next_page_token.is_none();
@@ -413,8 +452,8 @@ async fn stream_group(
         }
         for (m, run) in runs {
             let (id, shard) = members[m];
-            let last = complete(m);
-            finished[m] = last;
+            finished[m] = complete(m);
+            let last = finished[m] && !cut_short;
             let mut run = seq[m]
                 .assign(run)
                 .map_err(|e| ApiError::Decode(format!("{e:#}")))?;
@@ -448,6 +487,15 @@ async fn stream_group(
             None => return Ok(Some(stats)),
         }
     }
+}
+
+/// The end to ask for after Alpaca refused recent SIP data for `range`: 16 minutes ago (the
+/// free plan's 15, and a minute for clocks that disagree), or `None` when that would not
+/// shorten the request (asking again could not help).
+fn recent_sip_clamp(range: &DateRange) -> Option<i64> {
+    let now = chrono::Utc::now().timestamp_nanos_opt()?;
+    let until = now - 16 * 60 * crate::time::NANOS_PER_SEC;
+    (until < range.end_ns).then_some(until)
 }
 
 /// Fetches `shards` with up to `concurrency` requests in flight, each paging sequentially,

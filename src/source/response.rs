@@ -13,9 +13,17 @@ use std::time::Duration;
 /// A failed request, classified for the retry policy.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400/401/403/404/422 and other 4xx: retrying cannot help.
-    #[error("Alpaca API refused the request with HTTP {status}: {message}")]
-    Fatal { status: u16, message: String },
+    /// 400/401/403/404/422 and other 4xx: retrying cannot help. The text says what to do
+    /// ([`fatal_text`]): check the keys, change the feed or plan, fix a parameter.
+    #[error("{}", fatal_text(*status, message, feed, request))]
+    Fatal {
+        status: u16,
+        message: String,
+        /// The feed asked for (`sip`, `iex`).
+        feed: &'static str,
+        /// The request's path and query (no credentials: those travel in headers).
+        request: String,
+    },
     #[error("HTTP {status} from Alpaca: {message}")]
     Server { status: u16, message: String },
     #[error("HTTP 429 rate limited by Alpaca: {message}")]
@@ -64,8 +72,68 @@ impl Retryable for ApiError {
     }
 }
 
+/// What a refused request means for the user, and what to do about it.
+pub fn fatal_text(status: u16, message: &str, feed: &str, request: &str) -> String {
+    let subscription = message.to_ascii_lowercase().contains("subscription");
+    match status {
+        403 if is_recent_sip(message) => format!(
+            "Alpaca refused SIP data of the last 15 minutes (HTTP 403: {message}): the free plan \
+             has SIP data only up to 15 minutes ago; keep --sip-delay at 15 (the default) or \
+             more, and 0 only on a paid plan"
+        ),
+        403 if subscription => format!(
+            "Alpaca refused feed {feed} (HTTP 403: {message}): your Alpaca plan does not \
+             include it; the free plan has --feed iex, and sip older than 15 minutes"
+        ),
+        401 | 403 => format!(
+            "Alpaca refused the credentials (HTTP {status}: {message}): check APCA_API_KEY_ID \
+             and APCA_API_SECRET_KEY (both must be the key pair of your Alpaca account)"
+        ),
+        400 | 422 => format!("Alpaca rejected a parameter (HTTP {status}: {message}) of {request}"),
+        404 => format!(
+            "Alpaca has no such endpoint (HTTP 404: {message}): {request}; check --api-url \
+             (APCA_API_DATA_URL)"
+        ),
+        _ => format!("Alpaca API refused the request with HTTP {status}: {message}"),
+    }
+}
+
+/// Whether an error message is Alpaca's refusal of recent SIP data (the free plan's rule).
+pub fn is_recent_sip(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("does not permit querying recent sip data")
+}
+
 impl ApiError {
-    pub(crate) fn from_status(status: StatusCode, reset_epoch: Option<u64>, body: &[u8]) -> Self {
+    /// A refusal that retrying cannot change.
+    pub fn fatal(status: u16, message: &str) -> Self {
+        ApiError::Fatal {
+            status,
+            message: message.to_string(),
+            feed: "sip",
+            request: String::new(),
+        }
+    }
+
+    /// Whether running the same command again can get further: not after a refusal (keys,
+    /// plan, parameters), which needs a change first.
+    pub fn rerun_helps(&self) -> bool {
+        !matches!(self, ApiError::Fatal { .. })
+    }
+
+    /// Alpaca's 403 for SIP data of the last 15 minutes (answered by asking for less).
+    pub fn is_recent_sip_refusal(&self) -> bool {
+        matches!(self, ApiError::Fatal { status: 403, message, .. } if is_recent_sip(message))
+    }
+
+    pub(crate) fn from_status(
+        status: StatusCode,
+        reset_epoch: Option<u64>,
+        body: &[u8],
+        feed: &'static str,
+        request: &str,
+    ) -> Self {
         let message = api_message(body);
         match status.as_u16() {
             429 => ApiError::RateLimited {
@@ -76,7 +144,12 @@ impl ApiError {
                 status: status.as_u16(),
                 message,
             },
-            s => ApiError::Fatal { status: s, message },
+            s => ApiError::Fatal {
+                status: s,
+                message,
+                feed,
+                request: request.to_string(),
+            },
         }
     }
 
@@ -191,5 +264,62 @@ impl SeqAssigner {
         let mut columns = batch.columns().to_vec();
         columns[i] = Arc::new(UInt32Array::from(seq));
         RecordBatch::try_new(batch.schema(), columns).context("cannot number records")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, body: &str, feed: &'static str) -> ApiError {
+        ApiError::from_status(
+            StatusCode::from_u16(status).unwrap(),
+            None,
+            body.as_bytes(),
+            feed,
+            "GET /v2/stocks/bars?symbols=AAPL&timeframe=7Min",
+        )
+    }
+
+    #[test]
+    fn refusals_say_what_to_do_and_only_transient_failures_ask_for_a_rerun() {
+        let keys = refused(
+            401,
+            r#"{"code":40110000,"message":"request is not authorized"}"#,
+            "sip",
+        );
+        let text = keys.to_string();
+        assert!(text.starts_with("Alpaca refused the credentials (HTTP 401: request is not authorized (code 40110000)): check APCA_API_KEY_ID and APCA_API_SECRET_KEY"), "{text}");
+        assert!(!keys.rerun_helps());
+        let forbidden = refused(403, r#"{"message":"forbidden."}"#, "sip").to_string();
+        assert!(forbidden.contains("check APCA_API_KEY_ID and APCA_API_SECRET_KEY"));
+        let plan = refused(
+            403,
+            r#"{"message":"subscription does not permit querying OTC data"}"#,
+            "iex",
+        )
+        .to_string();
+        assert!(plan.starts_with("Alpaca refused feed iex (HTTP 403: subscription does not permit querying OTC data): your Alpaca plan does not include it"), "{plan}");
+        let recent = refused(
+            403,
+            &format!(r#"{{"message":"{}"}}"#, crate::standin::RECENT_SIP_MESSAGE),
+            "sip",
+        );
+        assert!(recent.is_recent_sip_refusal());
+        assert!(recent.to_string().contains("keep --sip-delay at 15"));
+        for status in [400, 422] {
+            let bad = refused(
+                status,
+                r#"{"code":42210000,"message":"invalid timeframe"}"#,
+                "sip",
+            )
+            .to_string();
+            assert_eq!(
+                bad,
+                format!("Alpaca rejected a parameter (HTTP {status}: invalid timeframe (code 42210000)) of GET /v2/stocks/bars?symbols=AAPL&timeframe=7Min")
+            );
+        }
+        assert!(refused(503, "", "sip").rerun_helps());
+        assert!(ApiError::Transport("reset".into()).rerun_helps());
     }
 }

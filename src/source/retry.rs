@@ -240,10 +240,7 @@ mod tests {
             d > Duration::from_secs(1) && d <= Duration::from_secs(4),
             "{d:?}"
         );
-        let fatal = ApiError::Fatal {
-            status: 403,
-            message: "forbidden".into(),
-        };
+        let fatal = ApiError::fatal(403, "forbidden");
         assert!(p.delay_for(&fatal, 1).is_none());
     }
 
@@ -290,10 +287,7 @@ mod tests {
         let r: Result<(), _> = quick(5)
             .run("test", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
-                Err(ApiError::Fatal {
-                    status: 401,
-                    message: "request is not authorized".into(),
-                })
+                Err(ApiError::fatal(401, "request is not authorized"))
             })
             .await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);

@@ -1,15 +1,17 @@
 //! Deterministic synthetic quotes for the stand-in, computed by index so that any page of any
 //! day can be produced without generating the ones before it.
 //!
-//! A (symbol, feed, New York date) has `per_day` quotes on weekdays and none at weekends,
-//! between 04:00 and 20:00 New York time: 10% pre-market, 80% in regular hours (09:30–16:00),
-//! 10% after hours, so regular hours are denser. Quote `i` lies in its own time slot, which
+//! A (symbol, feed, New York date) has `per_day` quotes on NYSE trading days and none at
+//! weekends and exchange holidays (`crate::nyse`), between 04:00 and 20:00 New York time:
+//! 10% pre-market, 80% in regular hours (09:30–16:00), 10% after hours, so regular hours are
+//! denser. On an early close the session is cut short: regular hours end at 13:00 and
+//! extended hours at 17:00. Quote `i` lies in its own time slot, which
 //! keeps times non-decreasing; about one quote in 40 repeats the previous quote's exact
 //! nanosecond, as real feeds do. Prices are whole cents with bid < ask; sizes are round lots
 //! before 2025-11-03 and shares from then on, as Alpaca documents.
 
 use crate::time::{civil_from_days, days_from_civil, new_york_time_nanos, NANOS_PER_SEC};
-use chrono::{Datelike, NaiveDate, Weekday};
+use chrono::{Datelike, NaiveDate};
 
 const EXCHANGES: &[u8] = b"QPZKVJYXNHAUMB";
 /// 2025-11-03: Alpaca's quote sizes switch from round lots to shares.
@@ -102,7 +104,7 @@ struct Segment {
     count: u32,
 }
 
-/// The quotes of one symbol on one New York weekday.
+/// The quotes of one symbol on one NYSE trading day.
 #[derive(Debug, Clone)]
 pub struct DayQuotes {
     seed: u64,
@@ -115,9 +117,13 @@ pub struct DayQuotes {
 }
 
 impl DayQuotes {
-    /// `None` at weekends (no trading, no quotes).
+    /// `None` at weekends and on exchange holidays (no trading, no quotes).
     pub fn new(symbol: &str, feed: &str, date: NaiveDate, per_day: u32) -> Option<Self> {
-        if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) || per_day == 0 {
+        let session = crate::nyse::session(date);
+        let (Some(close), Some(end)) = (session.regular_close(), session.extended_close()) else {
+            return None;
+        };
+        if per_day == 0 {
             return None;
         }
         let n = per_day_for_feed(per_day, feed);
@@ -129,8 +135,8 @@ impl DayQuotes {
         let seed = mix(sym_seed ^ fnv(feed) ^ (day as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
         let open = new_york_time_nanos(date, 4, 0);
         let regular = new_york_time_nanos(date, 9, 30);
-        let close = new_york_time_nanos(date, 16, 0);
-        let end = new_york_time_nanos(date, 20, 0);
+        let close = new_york_time_nanos(date, close.0, close.1);
+        let end = new_york_time_nanos(date, end.0, end.1);
         let pre = n / 10;
         let post = n / 10;
         let reg = n - pre - post;
@@ -621,6 +627,15 @@ mod tests {
         }
         assert!((50..250).contains(&shared), "{shared} shared timestamps");
         assert!(DayQuotes::new("AAPL", "sip", day("2024-01-06"), 5_000).is_none());
+        assert!(
+            DayQuotes::new("AAPL", "sip", day("2024-07-04"), 5_000).is_none(),
+            "a holiday"
+        );
+        // The day after Thanksgiving closes early: nothing after 17:00 New York.
+        let early = DayQuotes::new("AAPL", "sip", day("2024-11-29"), 5_000).unwrap();
+        let until = new_york_time_nanos(day("2024-11-29"), 17, 0);
+        assert!((0..early.len()).all(|i| early.time(i) < until));
+        assert!(early.time(early.len() - 1) > new_york_time_nanos(day("2024-11-29"), 13, 0));
         assert_eq!(
             DayQuotes::new("AAPL", "iex", day("2024-01-02"), 5_000)
                 .unwrap()

@@ -16,7 +16,9 @@ pub mod generate;
 mod request;
 
 use request::{now_ms, page_body};
-pub use request::{StandinConfig, DEFAULT_LIMIT, DEFAULT_QUOTES_PER_DAY, MAX_LIMIT};
+pub use request::{
+    StandinConfig, DEFAULT_LIMIT, DEFAULT_QUOTES_PER_DAY, MAX_LIMIT, RECENT_SIP_MESSAGE,
+};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -121,6 +123,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2/stocks/{kind}", get(multi_symbols))
         .route("/v2/stocks/{symbol}/{kind}", get(single_symbol))
+        .route("/v2/calendar", get(calendar))
         .fallback(|| async {
             json_error(
                 StatusCode::NOT_FOUND,
@@ -192,6 +195,70 @@ async fn single_symbol(
     let r = handle(&st, kind, &params, &headers, vec![symbol], true).await;
     log_request(&st, &params, &r);
     r
+}
+
+/// The trading API's `GET /v2/calendar`: NYSE's sessions from `start` to `end` (dates,
+/// inclusive; by default 1970 to 2029, as Alpaca lists them), from the embedded calendar.
+async fn calendar(Query(params): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+    let present = |h: &str| headers.get(h).is_some_and(|v| !v.is_empty());
+    if !present("APCA-API-KEY-ID") || !present("APCA-API-SECRET-KEY") {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            r#"{"code":40110000,"message":"request is not authorized"}"#,
+        );
+    }
+    let date = |name: &str, default: &str| {
+        let text = params.get(name).map_or(default, String::as_str);
+        text.get(..10)
+            .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
+            .ok_or_else(|| format!("invalid {name}: {text}"))
+    };
+    let (start, end) = match (date("start", "1970-01-01"), date("end", "2029-12-31")) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(message), _) | (_, Err(message)) => {
+            let body = serde_json::json!({"code": 40010001, "message": message});
+            return json_error(StatusCode::BAD_REQUEST, &body.to_string());
+        }
+    };
+    let days: Vec<serde_json::Value> = start
+        .iter_days()
+        .take_while(|d| *d <= end)
+        .filter_map(|d| {
+            let session = crate::nyse::session(d);
+            let (close, ext) = (session.regular_close()?, session.extended_close()?);
+            Some(serde_json::json!({
+                "date": d.to_string(),
+                "open": "09:30",
+                "close": format!("{:02}:{:02}", close.0, close.1),
+                "session_open": "0400",
+                "session_close": format!("{:02}{:02}", ext.0, ext.1),
+                "settlement_date": settlement_date(d).to_string(),
+            }))
+        })
+        .collect();
+    let mut r = Response::new(Body::from(serde_json::Value::Array(days).to_string()));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The settlement day of a trade on `d`: T+1 from 2024-05-28, T+2 from 2017-09-05, T+3
+/// before, counted in NYSE sessions (bank holidays that are trading days are not known here).
+fn settlement_date(d: chrono::NaiveDate) -> chrono::NaiveDate {
+    let cycle = match d.to_string().as_str() {
+        s if s >= "2024-05-28" => 1,
+        s if s >= "2017-09-05" => 2,
+        _ => 3,
+    };
+    let mut out = d;
+    for _ in 0..cycle {
+        out = out
+            .iter_days()
+            .skip(1)
+            .find(|x| crate::nyse::is_trading_day(*x))
+            .unwrap_or(out);
+    }
+    out
 }
 
 fn json_error(status: StatusCode, body: &str) -> Response {

@@ -52,6 +52,10 @@ pub struct StandinConfig {
     /// stand-in's JSON generation and compression on the same cores. Memory grows with the
     /// pages served (a year of one symbol's quotes: ~1.1 GB plain, ~0.3 GB gzip).
     pub replay: bool,
+    /// The free plan's rule: a `feed=sip` request whose `end` is later than this long ago is
+    /// refused with Alpaca's 403 (`subscription does not permit querying recent SIP data`).
+    /// `None`: a paid plan, no delay.
+    pub sip_delay: Option<Duration>,
 }
 
 impl Default for StandinConfig {
@@ -70,6 +74,7 @@ impl Default for StandinConfig {
             html_errors: false,
             gzip: true,
             replay: false,
+            sip_delay: None,
             no_data_symbols: Vec::new(),
         }
     }
@@ -85,6 +90,9 @@ pub(super) fn bad_request(message: &str) -> Refusal {
         serde_json::json!({"code": 40010001, "message": message}).to_string(),
     )
 }
+
+/// Alpaca's answer to a free plan asking for SIP data of the last 15 minutes.
+pub const RECENT_SIP_MESSAGE: &str = "subscription does not permit querying recent SIP data";
 
 pub(super) fn unprocessable(message: &str) -> Refusal {
     Refusal(
@@ -267,6 +275,14 @@ pub(super) fn page_body(
     if end < start {
         return Err(unprocessable("end should not be before start"));
     }
+    if let Some(delay) = cfg.sip_delay.filter(|_| feed == "sip") {
+        if end > now - delay.as_nanos() as i64 {
+            return Err(Refusal(
+                StatusCode::FORBIDDEN,
+                serde_json::json!({ "message": RECENT_SIP_MESSAGE }).to_string(),
+            ));
+        }
+    }
     let hash = param_hash(&symbols, start, end, &series_key);
     let first_day = crate::time::new_york_date(start);
     let first_day = days_from_civil(
@@ -315,7 +331,8 @@ pub(super) fn page_body(
             let lo = dq
                 .lower_bound(start)
                 .max(if day == cursor.day { cursor.i } else { 0 });
-            let hi = dq.lower_bound(end.saturating_add(1));
+            // Nothing from the future: a session still in progress is served up to now.
+            let hi = dq.lower_bound(end.min(now).saturating_add(1));
             if lo >= hi {
                 continue;
             }

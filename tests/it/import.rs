@@ -347,7 +347,13 @@ async fn api_refusals_are_fatal_and_show_the_message_without_secrets() {
     assert_one_line_failure(
         &run,
         1,
-        "Alpaca API refused the request with HTTP 403: forbidden.",
+        "Alpaca refused the credentials (HTTP 403: forbidden.): check APCA_API_KEY_ID and \
+         APCA_API_SECRET_KEY",
+    );
+    assert!(
+        !run.stderr.contains("rerun the same command"),
+        "rerunning cannot help: {}",
+        run.stderr
     );
     assert_eq!(s.requests(), 1, "a 403 is not retried");
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod calendar;
 mod cli;
 mod decode;
 mod import;

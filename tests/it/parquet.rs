@@ -277,7 +277,7 @@ async fn load_historical_reports_missing_weekdays() {
         .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
-        run.stderr.contains("3 weekday(s) in the range have no file for AAPL in data/historical/quotes: 2024-01-04, 2024-01-08, 2024-01-09"),
+        run.stderr.contains("3 trading day(s) in the range have no file for AAPL in data/historical/quotes: 2024-01-04, 2024-01-08, 2024-01-09"),
         "{}",
         run.stderr
     );
@@ -317,7 +317,10 @@ async fn archive_moves_old_days_to_files_and_load_historical_restores_them() {
         .collect();
     assert_eq!(
         lines[0],
-        vec!["DATASET", "SYMBOL", "STORE", "FIRST", "LAST", "DAYS", "ROWS", "WEEKDAY", "GAPS"]
+        vec![
+            "DATASET", "SYMBOL", "STORE", "FIRST", "LAST", "DAYS", "ROWS", "MISSING", "TRADING",
+            "DAYS"
+        ]
     );
     assert!(
         lines.contains(&vec![
