@@ -67,6 +67,7 @@ async fn pages(url: &str, range: DateRange, mut each: impl FnMut(&[u8]) -> Optio
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(60),
             rate_limit: 0,
+            asof: None,
         },
         &Credentials::new("bench", "bench"),
     )

@@ -91,6 +91,11 @@ pub struct ImportArgs {
     /// upserted, so nothing is duplicated)
     #[arg(long)]
     pub restart: bool,
+    /// Alpaca's `asof` for renamed tickers: the date (YYYY-MM-DD) whose ticker names the
+    /// company, so its history under former tickers comes labelled with this one; `-` turns
+    /// the mapping off (raw per-ticker history). Left out, Alpaca maps as of today
+    #[arg(long, value_name = "DATE|-")]
+    pub asof: Option<String>,
     #[command(flatten)]
     pub settings: SettingsArgs,
     #[command(flatten)]

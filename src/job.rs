@@ -28,6 +28,8 @@ pub struct Job {
     pub range: DateRange,
     pub thinning: Thinning,
     pub restart: bool,
+    /// Alpaca's `asof` (a date or `-`), when given.
+    pub asof: Option<String>,
     pub settings: Settings,
 }
 
@@ -57,6 +59,7 @@ impl Job {
             symbols,
             thinning,
             restart: args.restart,
+            asof: asof_of(args.asof.as_deref())?,
             settings,
         })
     }
@@ -75,6 +78,7 @@ impl Job {
             symbols,
             thinning: Thinning::default(),
             restart: false,
+            asof: None,
             settings,
         })
     }
@@ -96,6 +100,20 @@ impl Job {
         } else {
             format!("{}/{}", self.table().name, self.thinning.spec())
         }
+    }
+}
+
+/// `--asof`: a date `YYYY-MM-DD` or `-`, as Alpaca takes it.
+fn asof_of(asof: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(text) = asof.map(str::trim) else {
+        return Ok(None);
+    };
+    if text == "-" || chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok() {
+        Ok(Some(text.to_string()))
+    } else {
+        Err(usage(format!(
+            "--asof {text:?}: expected a date YYYY-MM-DD, or - to turn Alpaca's ticker mapping off"
+        )))
     }
 }
 

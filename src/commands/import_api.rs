@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let job = Job::import_api(&args)?;
-    let client = client_for(&job.settings)?;
+    let client = client_for(&job.settings, job.asof.clone())?;
     init_logging(job.settings.log_path())?;
     let Some(available) = available_until(&job) else {
         return Ok(Outcome::Completed);
@@ -73,7 +73,7 @@ fn available_until(job: &Job) -> Option<i64> {
     Some(available)
 }
 
-fn client_for(settings: &Settings) -> anyhow::Result<AlpacaClient> {
+fn client_for(settings: &Settings, asof: Option<String>) -> anyhow::Result<AlpacaClient> {
     let creds = Credentials::from_env().map_err(|e| anyhow!(e))?;
     AlpacaClient::new(
         &ClientConfig {
@@ -86,6 +86,7 @@ fn client_for(settings: &Settings) -> anyhow::Result<AlpacaClient> {
             },
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
             rate_limit: settings.rate_limit,
+            asof,
         },
         &creds,
     )

@@ -139,6 +139,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Requests per minute for the pacer; 0 = no client-side limit.
     pub rate_limit: u32,
+    /// Alpaca's `asof` (renamed tickers), sent when set.
+    pub asof: Option<String>,
 }
 
 /// The Alpaca data client. Cheap to clone.
@@ -148,6 +150,7 @@ pub struct AlpacaClient {
     base: Arc<Url>,
     base_display: Arc<str>,
     feed: Feed,
+    asof: Option<Arc<str>>,
     retry: RetryPolicy,
     pacer: Arc<Pacer>,
     stats: Arc<RequestStats>,
@@ -186,6 +189,7 @@ impl AlpacaClient {
             base_display: trimmed.into(),
             base: Arc::new(base),
             feed: cfg.feed,
+            asof: cfg.asof.as_deref().map(Arc::from),
             retry: cfg.retry,
             pacer: Arc::new(Pacer::per_minute(cfg.rate_limit)),
             stats: Arc::new(RequestStats::default()),
@@ -227,6 +231,9 @@ impl AlpacaClient {
                 .append_pair("sort", "asc");
             for (k, v) in &req.extra {
                 q.append_pair(k, v);
+            }
+            if let Some(asof) = &self.asof {
+                q.append_pair("asof", asof);
             }
             if let Some(t) = token {
                 q.append_pair("page_token", t);
@@ -824,6 +831,7 @@ mod tests {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(5),
             rate_limit: 0,
+            asof: None,
         };
         let c = AlpacaClient::new(&cfg, &Credentials::new("k", "s")).unwrap();
         let r = DateRange::parse("2024-01-02", "2024-01-02T15:00:00.5+00:00").unwrap();
@@ -832,6 +840,18 @@ mod tests {
             "http://127.0.0.1:9/v2/stocks/quotes?symbols=AAPL&start=2024-01-02T09%3A00%3A00Z\
              &end=2024-01-02T15%3A00%3A00.5Z&limit=10000&feed=iex&sort=asc&page_token=a%2Bb%2Fc%3D"
         );
+        let renamed = AlpacaClient::new(
+            &ClientConfig {
+                asof: Some("-".into()),
+                ..cfg.clone()
+            },
+            &Credentials::new("k", "s"),
+        )
+        .unwrap();
+        assert!(renamed
+            .quotes_url(&aapl(), &r, None)
+            .as_str()
+            .ends_with("&feed=iex&sort=asc&asof=-"));
         let bad = ClientConfig {
             base_url: "data.alpaca.markets".into(),
             ..cfg

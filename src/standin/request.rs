@@ -220,6 +220,35 @@ impl DaySeries {
     }
 }
 
+/// Renamed tickers the stand-in knows: (former, current, first day under the current one).
+pub const RENAMES: [(&str, &str, &str); 1] = [("FB", "META", "2022-06-09")];
+
+/// Whose data `symbol` has on `date` under Alpaca's `asof` mapping (`None`: not sent, i.e.
+/// as of today; `Some(None)`: `-`, no mapping): its own, a former ticker's (labelled with
+/// `symbol`), or none (a former ticker after its rename, or a current one before it when the
+/// mapping is off or dated before the rename).
+fn traded_as<'a>(
+    symbol: &'a str,
+    date: chrono::NaiveDate,
+    asof: Option<Option<chrono::NaiveDate>>,
+) -> Option<&'a str> {
+    for (former, current, since) in RENAMES {
+        let since: chrono::NaiveDate = since.parse().ok()?;
+        if symbol == former && date >= since {
+            return None;
+        }
+        if symbol == current && date < since {
+            let mapped = match asof {
+                None => true,
+                Some(None) => false,
+                Some(Some(day)) => day >= since,
+            };
+            return mapped.then_some(former);
+        }
+    }
+    Some(symbol)
+}
+
 /// Builds one page of `kind` (quotes, trades, bars) for the request, or the API's error
 /// response.
 pub(super) fn page_body(
@@ -238,6 +267,14 @@ pub(super) fn page_body(
     if !matches!(feed, "sip" | "iex" | "otc" | "boats") {
         return Err(unprocessable(&format!("invalid feed: {feed}")));
     }
+    let asof = match params.get("asof").map(String::as_str) {
+        None => None,
+        Some("-") => Some(None),
+        Some(d) => match d.parse::<chrono::NaiveDate>() {
+            Ok(day) => Some(Some(day)),
+            Err(_) => return Err(bad_request(&format!("invalid asof: {d}"))),
+        },
+    };
     if params.get("sort").is_some_and(|s| s != "asc") {
         return Err(unprocessable("the stand-in serves sort=asc only"));
     }
@@ -325,7 +362,11 @@ pub(super) fn page_body(
             if cfg.no_data_symbols.iter().any(|s| s == sym) {
                 continue;
             }
-            let Some(dq) = DaySeries::new(kind, sym, feed, date, cfg.quotes_per_day, width) else {
+            let Some(source) = traded_as(sym, date, asof) else {
+                continue;
+            };
+            let Some(dq) = DaySeries::new(kind, source, feed, date, cfg.quotes_per_day, width)
+            else {
                 continue;
             };
             let lo = dq

@@ -257,3 +257,67 @@ async fn daily_bars_of_several_symbols_share_requests_whose_pages_mix_symbols() 
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(s.request_log().len(), before);
 }
+
+/// `--asof` is Alpaca's ticker mapping: by default META's history before the rename
+/// (2022-06-09) comes from FB, labelled META; `--asof -` gives META's own rows only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_tickers_follow_asof() {
+    let s = standin(small(300)).await;
+    let w = Workdir::new();
+    let run = w
+        .import(&s.url(), "META", "2022-06-06", "2022-06-10", &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let mut mapped = expected_rows("FB", "2022-06-06", "2022-06-08", 300);
+    mapped.extend(expected_rows("META", "2022-06-09", "2022-06-10", 300));
+    assert_eq!(w.rows("META").await, mapped, "FB's days, labelled META");
+
+    let raw = Workdir::new();
+    let run = raw
+        .import(
+            &s.url(),
+            "META",
+            "2022-06-06",
+            "2022-06-10",
+            &["--asof", "-"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        raw.rows("META").await,
+        expected_rows("META", "2022-06-09", "2022-06-10", 300),
+        "no mapping: META from its first day"
+    );
+
+    let dated = Workdir::new();
+    let run = dated
+        .import(
+            &s.url(),
+            "META",
+            "2022-06-06",
+            "2022-06-10",
+            &["--asof", "2022-01-03"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        dated.rows("META").await.len(),
+        raw.rows("META").await.len(),
+        "mapped as of a day before the rename: META's own rows"
+    );
+
+    let bad = w
+        .import(
+            &s.url(),
+            "META",
+            "2022-06-06",
+            "2022-06-10",
+            &["--asof", "yesterday"],
+        )
+        .await;
+    assert_one_line_failure(
+        &bad,
+        2,
+        "--asof \"yesterday\": expected a date YYYY-MM-DD, or - to turn Alpaca's ticker mapping off",
+    );
+}
