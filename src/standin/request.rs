@@ -227,11 +227,11 @@ pub const RENAMES: [(&str, &str, &str); 1] = [("FB", "META", "2022-06-09")];
 /// as of today; `Some(None)`: `-`, no mapping): its own, a former ticker's (labelled with
 /// `symbol`), or none (a former ticker after its rename, or a current one before it when the
 /// mapping is off or dated before the rename).
-fn traded_as<'a>(
-    symbol: &'a str,
+fn traded_as(
+    symbol: &str,
     date: chrono::NaiveDate,
     asof: Option<Option<chrono::NaiveDate>>,
-) -> Option<&'a str> {
+) -> Option<&str> {
     for (former, current, since) in RENAMES {
         let since: chrono::NaiveDate = since.parse().ok()?;
         if symbol == former && date >= since {
