@@ -88,7 +88,7 @@ pub const KEYS: &[Key] = &[
         env: "APCA_API_FEED",
         flag: "--feed",
         default: "sip",
-        about: "Alpaca feed: sip or iex",
+        about: "Alpaca feed: sip, iex, otc or boats; each feed's rows are kept apart",
     },
     Key {
         name: "sip_delay",
@@ -214,7 +214,8 @@ pub struct SettingsArgs {
     /// [default: https://data.alpaca.markets]
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
-    /// Alpaca feed: sip (all exchanges) or iex (free plan) [env: APCA_API_FEED] [default: sip]
+    /// Alpaca feed: sip (all exchanges), iex (free plan), otc or boats; each feed's rows are
+    /// kept apart [env: APCA_API_FEED] [default: sip]
     #[arg(long, value_name = "FEED")]
     pub feed: Option<String>,
     /// Minutes before now that feed=sip data is asked up to: an END later than that is
@@ -464,10 +465,8 @@ pub fn resolve(
         }
         Ok(r.trim_end_matches('/').to_string())
     })?;
-    let feed = check("feed", raw("feed")?, |r| match r.trim() {
-        "sip" => Ok(Feed::Sip),
-        "iex" => Ok(Feed::Iex),
-        _ => Err("must be sip or iex".to_string()),
+    let feed = check("feed", raw("feed")?, |r| {
+        Feed::parse(r.trim()).ok_or_else(|| "must be sip, iex, otc or boats".to_string())
     })?;
     let sip_delay_minutes = check("sip_delay", raw("sip_delay")?, |r| {
         parse_int(r, 0u64, 7 * 24 * 60)
@@ -542,6 +541,12 @@ pub fn process_env(name: &str) -> Option<String> {
 }
 
 impl Settings {
+    /// The Parquet store's folder for the feed in use: `--historical-path` itself for sip,
+    /// `feed=FEED` inside it for the others.
+    pub fn store_root(&self) -> PathBuf {
+        self.feed.store_root(&self.historical_path)
+    }
+
     /// `data config show`: one line per setting, its value and where it came from.
     pub fn show(&self) -> String {
         let width = self

@@ -95,11 +95,12 @@ impl Job {
     /// The key of the job's progress records: the dataset's key (`quotes`, `bars/1Min/raw`),
     /// or for thinned quotes the table and the thinning (`quotes_thinned/sample=10`).
     pub fn progress_key(&self) -> String {
-        if self.thinning.is_raw() {
+        let base = if self.thinning.is_raw() {
             self.dataset.key()
         } else {
             format!("{}/{}", self.table().name, self.thinning.spec())
-        }
+        };
+        self.settings.feed.key(&base)
     }
 }
 

@@ -48,20 +48,52 @@ impl fmt::Display for Symbol {
     }
 }
 
-/// Which consolidated feed to ask Alpaca for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// Which feed to ask Alpaca for. Part of a dataset's identity: rows of different feeds of
+/// one symbol are never mixed (the database keys them apart, the Parquet store keeps each
+/// feed under its own folder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum Feed {
     /// All US exchanges (the consolidated SIP feed; paid plans, or older than 15 minutes).
     Sip,
     /// The IEX exchange only (free plan).
     Iex,
+    /// Over-the-counter securities.
+    Otc,
+    /// Blue Ocean ATS (overnight trading).
+    Boats,
 }
 
 impl Feed {
+    pub const ALL: [Feed; 4] = [Feed::Sip, Feed::Iex, Feed::Otc, Feed::Boats];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Feed::Sip => "sip",
             Feed::Iex => "iex",
+            Feed::Otc => "otc",
+            Feed::Boats => "boats",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Feed> {
+        Feed::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+
+    /// A dataset key of this feed: the key itself for sip (the default, as keys were before
+    /// feeds were told apart), `KEY@FEED` for the others.
+    pub fn key(self, base: &str) -> String {
+        match self {
+            Feed::Sip => base.to_string(),
+            other => format!("{base}@{}", other.as_str()),
+        }
+    }
+
+    /// The Parquet store's root for this feed: `root` itself for sip, `root/feed=FEED` for
+    /// the others (each holding the same layout).
+    pub fn store_root(self, root: &std::path::Path) -> std::path::PathBuf {
+        match self {
+            Feed::Sip => root.to_path_buf(),
+            other => root.join(format!("feed={}", other.as_str())),
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::batch::{self, Value};
 use crate::dataset::DatasetId;
-use crate::model::Symbol;
+use crate::model::{Feed, Symbol};
 use crate::nyse::is_trading_day;
 use crate::resume::ShardUnit;
 use crate::sink::database::{is_postgres_url, Database};
@@ -26,6 +26,8 @@ use std::path::Path;
 pub struct Holding {
     pub dataset: String,
     pub symbol: String,
+    /// The feed the rows came from (`sip`, `iex`, ...): part of the dataset's identity.
+    pub feed: String,
     pub store: &'static str,
     pub first: NaiveDate,
     pub last: NaiveDate,
@@ -43,8 +45,13 @@ fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>)
     }
     grouped
         .into_iter()
-        .filter_map(|((dataset, symbol), days)| {
+        .filter_map(|((key, symbol), days)| {
             let (&first, &last) = (days.keys().next()?, days.keys().next_back()?);
+            // Keys carry `@FEED` for every feed but sip (`Feed::key`).
+            let (dataset, feed) = match key.split_once('@') {
+                Some((d, f)) => (d.to_string(), f.to_string()),
+                None => (key, "sip".to_string()),
+            };
             let gaps = first
                 .iter_days()
                 .take_while(|d| *d <= last)
@@ -53,6 +60,7 @@ fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>)
             Some(Holding {
                 dataset,
                 symbol,
+                feed,
                 store,
                 first,
                 last,
@@ -86,14 +94,18 @@ pub async fn status(
         out.extend(holdings("database", db.day_counts(None).await?));
     }
     let mut per_day = Vec::new();
-    for layout in DatasetId::present(root) {
-        for (sym, key, n, path) in list_units(root, &layout)? {
-            match layout.unit() {
-                ShardUnit::Session => per_day.push((layout.key(), sym, key, n)),
-                // A month, or a UTC day, spans several New York days.
-                ShardUnit::Month | ShardUnit::UtcDay => {
-                    for (d, n) in rows_per_day(&path)? {
-                        per_day.push((layout.key(), sym.clone(), d, n));
+    for feed in Feed::ALL {
+        let root = feed.store_root(root);
+        for layout in DatasetId::present(&root) {
+            let name = feed.key(&layout.key());
+            for (sym, key, n, path) in list_units(&root, &layout)? {
+                match layout.unit() {
+                    ShardUnit::Session => per_day.push((name.clone(), sym, key, n)),
+                    // A month, or a UTC day, spans several New York days.
+                    ShardUnit::Month | ShardUnit::UtcDay => {
+                        for (d, n) in rows_per_day(&path)? {
+                            per_day.push((name.clone(), sym.clone(), d, n));
+                        }
                     }
                 }
             }
@@ -103,7 +115,9 @@ pub async fn status(
         notes.push(format!("Parquet store {}: no files", root.display()));
     }
     out.extend(holdings("parquet", per_day));
-    out.sort_by(|a, b| (&a.dataset, &a.symbol, a.store).cmp(&(&b.dataset, &b.symbol, b.store)));
+    out.sort_by(|a, b| {
+        (&a.dataset, &a.symbol, &a.feed, a.store).cmp(&(&b.dataset, &b.symbol, &b.feed, b.store))
+    });
     Ok((out, notes))
 }
 
@@ -112,6 +126,7 @@ pub fn render(holdings: &[Holding], notes: &[String]) -> String {
     let mut lines = vec![[
         "DATASET".to_string(),
         "SYMBOL".into(),
+        "FEED".into(),
         "STORE".into(),
         "FIRST".into(),
         "LAST".into(),
@@ -134,6 +149,7 @@ pub fn render(holdings: &[Holding], notes: &[String]) -> String {
         lines.push([
             h.dataset.clone(),
             h.symbol.clone(),
+            h.feed.clone(),
             h.store.to_string(),
             h.first.to_string(),
             h.last.to_string(),
@@ -142,7 +158,7 @@ pub fn render(holdings: &[Holding], notes: &[String]) -> String {
             gaps,
         ]);
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..9)
         .map(|i| lines.iter().map(|l| l[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -179,15 +195,15 @@ pub struct ArchiveReport {
     pub rows: u64,
 }
 
-/// The units (days; bars: months) of `symbol`'s rows of `dataset` in the database that lie
-/// wholly before `cutoff`, in order: what `archive` moves.
+/// The units (days; bars: months) of `symbol`'s rows of `dataset` (keyed `name`, with its
+/// feed) in the database that lie wholly before `cutoff`, in order: what `archive` moves.
 pub async fn archivable_units(
     db: &mut Database,
     dataset: &DatasetId,
+    name: &str,
     symbol: &Symbol,
     cutoff: NaiveDate,
 ) -> anyhow::Result<Vec<NaiveDate>> {
-    let name = dataset.key();
     let cutoff_ns = crate::time::new_york_time_nanos(cutoff, 0, 0);
     let mut units: Vec<NaiveDate> = db
         .day_counts(Some(symbol.as_str()))

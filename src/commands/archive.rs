@@ -39,7 +39,7 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
             report.units,
             dataset.unit().noun(),
             report.rows,
-            job.settings.historical_path.display(),
+            job.settings.store_root().display(),
             started.elapsed().as_secs_f64()
         );
     }
@@ -48,19 +48,22 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
 
 async fn open(job: &ArchiveJob) -> anyhow::Result<Database> {
     let settings = &job.settings;
-    Database::open(
+    let mut db = Database::open(
         &settings.database_url,
         Duration::from_secs(settings.busy_timeout_secs),
     )
-    .await
+    .await?;
+    db.set_feed(settings.feed);
+    Ok(db)
 }
 
 /// Plans the units, runs them through the pipeline, then verifies and deletes each.
 async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
     let (dataset, symbol) = (job.dataset, &job.symbol);
-    let root = &job.settings.historical_path;
+    let root = &job.settings.store_root();
     let mut db = open(job).await?;
-    let units = archivable_units(&mut db, &dataset, symbol, job.cutoff).await?;
+    let name = job.settings.feed.key(&dataset.key());
+    let units = archivable_units(&mut db, &dataset, &name, symbol, job.cutoff).await?;
     let (Some(first), Some(last)) = (units.first(), units.last()) else {
         return Ok((Outcome::Completed, ArchiveReport::default()));
     };

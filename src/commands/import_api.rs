@@ -46,7 +46,7 @@ fn available_until(job: &Job) -> Option<i64> {
     let delay = settings.sip_delay_minutes as i64;
     let available = match settings.feed {
         ModelFeed::Sip => now - delay * 60 * NANOS_PER_SEC,
-        ModelFeed::Iex => now,
+        ModelFeed::Iex | ModelFeed::Otc | ModelFeed::Boats => now,
     };
     if job.range.start_ns > available {
         tracing::info!(
@@ -201,7 +201,7 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
     if settings.skip_duplicates || settings.drop_indexes {
         tracing::warn!("[FILE] skip_duplicates and drop_indexes apply to databases; ignored for format parquet");
     }
-    let root = &settings.historical_path;
+    let root = &settings.store_root();
     let report = Report::new(job, "parquet", settings.api_url.clone());
     let mut store = StoreProgress {
         root: root.clone(),

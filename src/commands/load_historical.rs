@@ -18,7 +18,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
     let job = Job::load_historical(&args)?;
     let settings = &job.settings;
     init_logging(settings.log_path())?;
-    let root = settings.historical_path.clone();
+    let root = settings.store_root();
     let table = job.table();
     let from = format!("the Parquet store {}", root.display());
     let report = Report::new(&job, table.name, from);

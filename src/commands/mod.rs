@@ -28,6 +28,7 @@ pub(crate) async fn open_database(
         Duration::from_secs(settings.busy_timeout_secs),
     )
     .await?;
+    sink.set_feed(settings.feed);
     sink.set_target(table, dataset);
     if !report.spec.is_empty() {
         sink.set_thinning(&report.spec).await?;

@@ -61,6 +61,11 @@ impl Database {
         each!(self, db => db.track(tracking))
     }
 
+    /// Rows written and read from now on are of `feed`.
+    pub fn set_feed(&mut self, feed: crate::model::Feed) {
+        each!(self, db => db.set_feed(feed))
+    }
+
     /// Write batches, rows of `dataset`, to `table`.
     pub fn set_target(&mut self, table: &'static TableSpec, dataset: DatasetId) {
         each!(self, db => db.set_target(table, dataset))

@@ -22,9 +22,9 @@ pub fn process_alive(pid: i64) -> bool {
         && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// The statement deleting a dataset's rows of symbol `$1` with `$2 <= t < $3` (bars: of
-/// timeframe `$4` and adjustment `$5`).
-pub(crate) fn delete_sql(dataset: DatasetId) -> String {
+/// The statement deleting a dataset's rows of symbol `$1` of `feed` with `$2 <= t < $3`
+/// (bars: of timeframe `$4` and adjustment `$5`).
+pub(crate) fn delete_sql(dataset: DatasetId, feed: crate::model::Feed) -> String {
     let table = dataset.table();
     let bars = if matches!(dataset, DatasetId::Bars { .. }) {
         " AND timeframe = $4 AND adjustment = $5"
@@ -32,9 +32,12 @@ pub(crate) fn delete_sql(dataset: DatasetId) -> String {
         ""
     };
     format!(
-        "DELETE FROM {} WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1) \
-         AND {} >= $2 AND {} < $3{bars}",
-        table.name, table.time_column, table.time_column
+        "DELETE FROM {} WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1 AND \
+         feed = '{}') AND {} >= $2 AND {} < $3{bars}",
+        table.name,
+        feed.as_str(),
+        table.time_column,
+        table.time_column
     )
 }
 

@@ -14,6 +14,7 @@ pub use super::dialect::{Conn, Dialect};
 use super::encode::Encoder;
 use crate::batch::{self, Builder, Builders};
 use crate::dataset::{ColumnType, Computed, DatasetId, TableSpec};
+use crate::model::Feed;
 use crate::pipeline::Mark;
 use crate::resume::{ProgressRecord, Saved, Tracking};
 use anyhow::Context;
@@ -49,6 +50,9 @@ pub struct SqlSink<D: Dialect> {
     pub(crate) conn: Conn<D>,
     pub(crate) dialect: D,
     symbol_ids: HashMap<Arc<str>, i64>,
+    /// The feed whose rows this sink writes and reads: with the symbol, it names a `symbols`
+    /// row (feeds never mix).
+    feed: Feed,
     pub(crate) mode: WriteMode,
     /// Set for a thinned import: the `thinnings` id that keys its rows.
     pub(crate) thinning_id: Option<i64>,
@@ -86,6 +90,7 @@ where
             conn,
             dialect,
             symbol_ids: HashMap::new(),
+            feed: Feed::Sip,
             mode: WriteMode::Upsert,
             thinning_id: None,
             tracking: None,
@@ -184,33 +189,60 @@ where
         Ok(())
     }
 
-    /// The id of `value` in a (id, name UNIQUE) table, inserting it if new. Safe against
-    /// another importer inserting the same name at the same moment: the SELECT is a new
-    /// statement, so it sees that importer's committed row.
+    /// The id of the row `values` in a (id, columns UNIQUE) table, inserting it if new. Safe
+    /// against another importer inserting the same row at the same moment: the SELECT is a
+    /// new statement, so it sees that importer's committed row.
     async fn upsert_name(
         &mut self,
         table: &str,
-        column: &str,
-        value: &str,
+        columns: &[&str],
+        values: &[&str],
     ) -> Result<i64, sqlx::Error> {
-        sqlx::query(&D::sql(&format!(
-            "INSERT INTO {table} ({column}) VALUES ($1) ON CONFLICT ({column}) DO NOTHING"
-        )))
-        .bind(value)
-        .execute(&mut self.conn)
-        .await?;
-        sqlx::query_scalar(&D::sql(&format!(
-            "SELECT CAST(id AS BIGINT) FROM {table} WHERE {column} = $1"
-        )))
-        .bind(value)
-        .fetch_one(&mut self.conn)
-        .await
+        let params: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let insert = D::sql(&format!(
+            "INSERT INTO {table} ({cols}) VALUES ({}) ON CONFLICT ({cols}) DO NOTHING",
+            params.join(", "),
+            cols = columns.join(", ")
+        ));
+        let matching: Vec<String> = columns
+            .iter()
+            .zip(&params)
+            .map(|(c, p)| format!("{c} = {p}"))
+            .collect();
+        let select = D::sql(&format!(
+            "SELECT CAST(id AS BIGINT) FROM {table} WHERE {}",
+            matching.join(" AND ")
+        ));
+        let mut q = sqlx::query(&insert);
+        for v in values {
+            q = q.bind(*v);
+        }
+        q.execute(&mut self.conn).await?;
+        let mut q = sqlx::query_scalar(&select);
+        for v in values {
+            q = q.bind(*v);
+        }
+        q.fetch_one(&mut self.conn).await
+    }
+
+    /// Rows from now on are of `feed` (sip until told otherwise).
+    pub fn set_feed(&mut self, feed: Feed) {
+        if feed != self.feed {
+            self.symbol_ids.clear();
+        }
+        self.feed = feed;
+    }
+
+    /// `s.feed = 'sip'`: the condition on the joined `symbols` row for this sink's feed (a
+    /// literal from the closed `Feed` list, never user text).
+    fn feed_is(&self) -> String {
+        format!("s.feed = '{}'", self.feed.as_str())
     }
 
     /// Rows from now on are thinned rows keyed by `spec` (e.g. `sample=10`).
     pub async fn set_thinning(&mut self, spec: &str) -> anyhow::Result<()> {
         let id = self
-            .upsert_name("thinnings", "spec", spec)
+            .upsert_name("thinnings", &["spec"], &[spec])
             .await
             .map_err(|e| self.err(e, "cannot record the thinning spec"))?;
         self.thinning_id = Some(id);
@@ -229,8 +261,9 @@ where
                 _ => match self.symbol_ids.get(symbol) {
                     Some(id) => *id,
                     None => {
+                        let feed = self.feed.as_str();
                         let id = self
-                            .upsert_name("symbols", "symbol", symbol)
+                            .upsert_name("symbols", &["symbol", "feed"], &[symbol, feed])
                             .await
                             .map_err(|e| self.err(e, "cannot record the symbol"))?;
                         self.symbol_ids.insert(symbol.into(), id);
@@ -255,7 +288,8 @@ where
     ) -> anyhow::Result<bool> {
         let sql = D::sql(&format!(
             "SELECT EXISTS (SELECT 1 FROM {t} q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE s.symbol = $1 AND q.{c} BETWEEN $2 AND $3{th})",
+             WHERE s.symbol = $1 AND {feed} AND q.{c} BETWEEN $2 AND $3{th})",
+            feed = self.feed_is(),
             t = table.name,
             c = table.time_column,
             th = if table.thinned {
@@ -390,20 +424,25 @@ where
     ) -> anyhow::Result<Vec<(String, String, NaiveDate, i64)>> {
         let of_symbol = "(CAST($1 AS TEXT) IS NULL OR s.symbol = $1)";
         let (d1, d2) = (D::ny_day("q.t"), D::ny_day("q.bucket_t"));
+        // Keys as `Feed::key` writes them: `@FEED` after every feed but sip.
+        let feed = "CASE WHEN s.feed = 'sip' THEN '' ELSE '@' || s.feed END";
         let sql = D::sql(&format!(
-            "SELECT 'quotes', s.symbol, {d1} AS d, count(*) FROM quotes q \
-             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.symbol, d \
-             UNION ALL SELECT 'quotes_thinned/' || th.spec, s.symbol, {d1} AS d, count(*) \
+            "SELECT 'quotes' || {feed}, s.symbol, {d1} AS d, count(*) FROM quotes q \
+             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.feed, s.symbol, d \
+             UNION ALL SELECT 'quotes_thinned/' || th.spec || {feed}, s.symbol, {d1} AS d, count(*) \
              FROM quotes_thinned q JOIN symbols s ON s.id = q.symbol_id \
-             JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} GROUP BY th.spec, s.symbol, d \
-             UNION ALL SELECT 'quotes_aggregated/' || th.spec, s.symbol, {d2} AS d, count(*) \
-             FROM quotes_aggregated q JOIN symbols s ON s.id = q.symbol_id \
-             JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} GROUP BY th.spec, s.symbol, d \
-             UNION ALL SELECT 'trades', s.symbol, {d1} AS d, count(*) FROM trades q \
-             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.symbol, d \
-             UNION ALL SELECT 'bars/' || q.timeframe || '/' || q.adjustment, s.symbol, {d1} AS d, count(*) \
-             FROM bars q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
-             GROUP BY q.timeframe, q.adjustment, s.symbol, d ORDER BY 1, 2, 3"
+             JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} \
+             GROUP BY th.spec, s.feed, s.symbol, d \
+             UNION ALL SELECT 'quotes_aggregated/' || th.spec || {feed}, s.symbol, {d2} AS d, \
+             count(*) FROM quotes_aggregated q JOIN symbols s ON s.id = q.symbol_id \
+             JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} \
+             GROUP BY th.spec, s.feed, s.symbol, d \
+             UNION ALL SELECT 'trades' || {feed}, s.symbol, {d1} AS d, count(*) FROM trades q \
+             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.feed, s.symbol, d \
+             UNION ALL SELECT 'bars/' || q.timeframe || '/' || q.adjustment || {feed}, s.symbol, \
+             {d1} AS d, count(*) FROM bars q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE {of_symbol} GROUP BY q.timeframe, q.adjustment, s.feed, s.symbol, d \
+             ORDER BY 1, 2, 3"
         ));
         let rows: Vec<(String, String, String, i64)> = sqlx::query_as(&sql)
             .bind(symbol)
@@ -469,10 +508,12 @@ where
         }
         let sql = D::sql(&format!(
             "SELECT {} FROM {} q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE s.symbol = $1 AND q.{time} >= $2 AND q.{time} < $3{filter} ORDER BY {}",
+             WHERE s.symbol = $1 AND {feed} AND q.{time} >= $2 AND q.{time} < $3{filter} \
+             ORDER BY {}",
             select.join(", "),
             table.name,
             order.join(", "),
+            feed = self.feed_is(),
             time = table.time_column,
         ));
         let mut q = sqlx::query(&sql).bind(symbol).bind(from_ns).bind(until_ns);
@@ -538,12 +579,12 @@ where
         from_ns: i64,
         until_ns: i64,
     ) -> anyhow::Result<u64> {
-        let sql = D::sql(&delete_sql(*dataset));
+        let sql = D::sql(&delete_sql(*dataset, self.feed));
         let forget = D::sql(&format!(
             "DELETE FROM import_progress WHERE dataset = $1 AND symbol = $2 AND day = {}",
             D::date_param(3)
         ));
-        let key = dataset.key();
+        let key = self.feed.key(&dataset.key());
         let deleted = async {
             let mut tx = self.conn.begin().await?;
             let mut q = sqlx::query(&sql).bind(symbol).bind(from_ns).bind(until_ns);

@@ -76,10 +76,10 @@ async fn bad_arguments_get_one_line_and_a_nonzero_exit() {
                 "2024-01-02",
                 "2024-01-03",
                 "--feed",
-                "otc",
+                "nasdaq",
             ],
             2,
-            "invalid feed \"otc\" from flag --feed: must be sip or iex",
+            "invalid feed \"nasdaq\" from flag --feed: must be sip, iex, otc or boats",
         ),
         (
             &[

@@ -8,6 +8,7 @@ mod common;
 mod calendar;
 mod cli;
 mod decode;
+mod feeds;
 mod import;
 mod options;
 mod parquet;

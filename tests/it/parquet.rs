@@ -318,14 +318,15 @@ async fn archive_moves_old_days_to_files_and_load_historical_restores_them() {
     assert_eq!(
         lines[0],
         vec![
-            "DATASET", "SYMBOL", "STORE", "FIRST", "LAST", "DAYS", "ROWS", "MISSING", "TRADING",
-            "DAYS"
+            "DATASET", "SYMBOL", "FEED", "STORE", "FIRST", "LAST", "DAYS", "ROWS", "MISSING",
+            "TRADING", "DAYS"
         ]
     );
     assert!(
         lines.contains(&vec![
             "quotes",
             "AAPL",
+            "sip",
             "database",
             "2024-01-04",
             "2024-01-05",
@@ -340,6 +341,7 @@ async fn archive_moves_old_days_to_files_and_load_historical_restores_them() {
         lines.contains(&vec![
             "quotes",
             "AAPL",
+            "sip",
             "parquet",
             "2024-01-02",
             "2024-01-03",

@@ -253,6 +253,7 @@ async fn options_work_against_postgres() {
         lines.contains(&vec![
             "quotes",
             "AAPL",
+            "sip",
             "database",
             "2024-01-02",
             "2024-01-02",

@@ -194,6 +194,7 @@ async fn bars_of_several_timeframes_match_the_trades_they_come_from() {
         lines.contains(&vec![
             "bars/1Day/raw",
             "AAPL",
+            "sip",
             "database",
             "2024-01-02",
             "2024-01-05",
@@ -392,6 +393,7 @@ async fn trades_in_the_parquet_store_have_corrections_applied_and_round_trip() {
         lines.contains(&row(&[
             "trades",
             "AAPL",
+            "sip",
             "parquet",
             "2024-01-02",
             "2024-01-04",
@@ -501,8 +503,8 @@ async fn bars_in_the_parquet_store_are_whole_months_and_round_trip() {
         .filter(|l| l.first().map(String::as_str) == Some("bars/15Min/raw"))
         .collect();
     assert_eq!(days.len(), 2, "{}", status.stdout);
-    assert_eq!(days[0][3..7], days[1][3..7], "{}", status.stdout);
-    assert_eq!(days[0][6], want.len().to_string(), "{}", status.stdout);
+    assert_eq!(days[0][4..8], days[1][4..8], "{}", status.stdout);
+    assert_eq!(days[0][7], want.len().to_string(), "{}", status.stdout);
 
     // Archiving before 2024-02-15 moves January only: February is not wholly before it.
     let run = w
