@@ -61,6 +61,19 @@ pub enum Command {
             data archive bars AAPL --older-than 2024-07-01 --timeframe 1Min"
     )]
     Archive(ArchiveArgs),
+    /// Bring every dataset the store holds up to now (within the SIP delay)
+    #[command(
+        long_about = "Bring every dataset the store holds up to now: each (kind, symbol, feed, \
+            timeframe, adjustment) already in the database (or, with --format parquet, the \
+            Parquet store) is extended from its last day held to today, through the same \
+            pipeline, resume points, SIP delay and logs as import-api. Holes inside a \
+            dataset's span (listed by `data status`) are filled only with --fill-gaps. With \
+            nothing to do it prints one line and exits 0, so it suits cron. One sync runs at \
+            a time per store; a second one says so and does nothing.",
+        after_help = "Examples:\n  data sync\n  data sync quotes --symbols AAPL,MSFT\n  \
+            data sync --format parquet\n  data sync bars --fill-gaps"
+    )]
+    Sync(SyncArgs),
     /// List what the database and the Parquet store hold: per dataset and symbol, the date
     /// span, days, rows and missing trading days (NYSE calendar)
     Status(StatusArgs),
@@ -168,6 +181,21 @@ pub struct ArchiveArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only this kind of data (all kinds when left out)
+    #[arg(value_enum)]
+    pub kind: Option<Kind>,
+    /// Only these symbols (comma-separated)
+    #[arg(long, value_name = "LIST")]
+    pub symbols: Option<String>,
+    /// Also fetch the missing trading days inside each dataset's span
+    #[arg(long)]
+    pub fill_gaps: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
 }

@@ -69,6 +69,7 @@ pub fn main() -> ExitCode {
             Command::ImportApi(args) => commands::import_api::run(args).await,
             Command::LoadHistorical(args) => commands::load_historical::run(args).await,
             Command::Archive(args) => commands::archive::run(args).await,
+            Command::Sync(args) => commands::sync::run(args).await,
             Command::Status(args) => {
                 let settings = crate::job::settings_of(&args.settings)?;
                 let (holdings, notes) = crate::store::status(

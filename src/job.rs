@@ -64,6 +64,25 @@ impl Job {
         })
     }
 
+    /// `data sync`: `symbols`' rows of `dataset` from New York day `first` to `last`, with
+    /// `settings` (their feed and store).
+    pub fn sync(
+        dataset: DatasetId,
+        symbols: Vec<Symbol>,
+        (first, last): (NaiveDate, NaiveDate),
+        settings: Settings,
+    ) -> anyhow::Result<Job> {
+        Ok(Job {
+            range: range_of(dataset, &first.to_string(), &last.to_string())?,
+            dataset,
+            symbols,
+            thinning: Thinning::default(),
+            restart: false,
+            asof: None,
+            settings,
+        })
+    }
+
     /// `data load-historical`.
     pub fn load_historical(args: &LoadArgs) -> anyhow::Result<Job> {
         let settings = config::resolve(&args.settings, &config::process_env)?;

@@ -209,21 +209,7 @@ pub async fn plan<P: ProgressStore>(
     available_ns: i64,
     positions_usable: bool,
 ) -> anyhow::Result<Option<Arc<Vec<Shard>>>> {
-    let now = available_ns;
-    let unit = job.dataset.unit();
-    let dataset = job.progress_key();
-    let mut todo = Vec::new();
-    let mut counts = PlanCounts::default();
-    for symbol in &job.symbols {
-        let all = shards_of(symbol, range, now, unit);
-        let saved = match (job.restart, all.first(), all.last()) {
-            (false, Some(a), Some(b)) => store.saved(&dataset, symbol, a.day..=b.day).await?,
-            _ => Vec::new(),
-        };
-        let (mut left, c) = apply_progress(all, &saved, positions_usable);
-        todo.append(&mut left);
-        counts += c;
-    }
+    let (todo, counts) = shards_to_fetch(job, store, range, available_ns, positions_usable).await?;
     log_plan(job, counts, todo.len(), report.unit);
     if todo.is_empty() {
         tracing::info!(
@@ -236,6 +222,31 @@ pub async fn plan<P: ProgressStore>(
         return Ok(None);
     }
     Ok(Some(Arc::new(todo)))
+}
+
+/// What [`plan`] decides, without a word: the shards still to fetch, and the counts.
+pub async fn shards_to_fetch<P: ProgressStore>(
+    job: &Job,
+    store: &mut P,
+    range: DateRange,
+    available_ns: i64,
+    positions_usable: bool,
+) -> anyhow::Result<(Vec<Shard>, PlanCounts)> {
+    let unit = job.dataset.unit();
+    let dataset = job.progress_key();
+    let mut todo = Vec::new();
+    let mut counts = PlanCounts::default();
+    for symbol in &job.symbols {
+        let all = shards_of(symbol, range, available_ns, unit);
+        let saved = match (job.restart, all.first(), all.last()) {
+            (false, Some(a), Some(b)) => store.saved(&dataset, symbol, a.day..=b.day).await?,
+            _ => Vec::new(),
+        };
+        let (mut left, c) = apply_progress(all, &saved, positions_usable);
+        todo.append(&mut left);
+        counts += c;
+    }
+    Ok((todo, counts))
 }
 
 /// The opening line about what earlier runs already did and how this one fetches.

@@ -91,8 +91,27 @@ pub async fn status(
     };
     if exists {
         let mut db = Database::open(database_url, busy).await?;
-        out.extend(holdings("database", db.day_counts(None).await?));
+        out.extend(database_holdings(&mut db).await?);
     }
+    let parquet = parquet_holdings(root)?;
+    if parquet.is_empty() {
+        notes.push(format!("Parquet store {}: no files", root.display()));
+    }
+    out.extend(parquet);
+    out.sort_by(|a, b| {
+        (&a.dataset, &a.symbol, &a.feed, a.store).cmp(&(&b.dataset, &b.symbol, &b.feed, b.store))
+    });
+    Ok((out, notes))
+}
+
+/// What the database holds, per dataset, symbol and feed.
+pub async fn database_holdings(db: &mut Database) -> anyhow::Result<Vec<Holding>> {
+    Ok(holdings("database", db.day_counts(None).await?))
+}
+
+/// What the Parquet store under `root` holds (every feed's folder), per dataset, symbol and
+/// feed.
+pub fn parquet_holdings(root: &Path) -> anyhow::Result<Vec<Holding>> {
     let mut per_day = Vec::new();
     for feed in Feed::ALL {
         let root = feed.store_root(root);
@@ -111,14 +130,7 @@ pub async fn status(
             }
         }
     }
-    if per_day.is_empty() {
-        notes.push(format!("Parquet store {}: no files", root.display()));
-    }
-    out.extend(holdings("parquet", per_day));
-    out.sort_by(|a, b| {
-        (&a.dataset, &a.symbol, &a.feed, a.store).cmp(&(&b.dataset, &b.symbol, &b.feed, b.store))
-    });
-    Ok((out, notes))
+    Ok(holdings("parquet", per_day))
 }
 
 /// Renders `status` as an aligned table.

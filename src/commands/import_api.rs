@@ -10,8 +10,8 @@ use crate::model::{Feed as ModelFeed, Symbol};
 use crate::progress::init_logging;
 use crate::resume::{Saved, Shard, Tracking};
 use crate::run::{
-    now_ns, pipe, plan, report_symbols, Cancel, Feed, Fetched, Outcome, ProgressStore, Report,
-    Saves, Source, SourceTask, Units,
+    now_ns, pipe, plan, report_symbols, shards_to_fetch, Cancel, Feed, Fetched, Outcome,
+    ProgressStore, Report, Saves, Source, SourceTask, Units,
 };
 use crate::sink::database::Database;
 use crate::sink::parquet::ParquetSink;
@@ -27,27 +27,65 @@ use std::time::Duration;
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let job = Job::import_api(&args)?;
-    let client = client_for(&job.settings, job.asof.clone())?;
+    client_for(&job.settings, None)?;
     init_logging(job.settings.log_path())?;
-    let Some(available) = available_until(&job) else {
+    import(&job).await
+}
+
+/// Imports `job` from the API into the store its settings name (the database, or the
+/// Parquet store): `import-api`, and `sync` for each dataset it brings up to date.
+pub(crate) async fn import(job: &Job) -> anyhow::Result<Outcome> {
+    let client = client_for(&job.settings, job.asof.clone())?;
+    let Some(available) = available_until(job) else {
         return Ok(Outcome::Completed);
     };
     match job.settings.format {
-        Format::Parquet => to_parquet(&job, client, available).await,
-        Format::Database => to_database(&job, client, available).await,
+        Format::Parquet => to_parquet(job, client, available).await,
+        Format::Database => to_database(job, client, available).await,
     }
 }
 
+/// How many shards an import of `job` would fetch now (0: nothing to do), planned as
+/// [`import`] plans them but without a word.
+pub(crate) async fn shards_pending(job: &Job) -> anyhow::Result<usize> {
+    let available = data_until(job);
+    Ok(match job.settings.format {
+        Format::Database => {
+            let mut db = super::open_quietly(&job.settings).await?;
+            shards_to_fetch(job, &mut db, job.range, available, true)
+                .await?
+                .0
+                .len()
+        }
+        Format::Parquet => {
+            let mut store = StoreProgress {
+                root: job.settings.store_root(),
+                dataset: job.dataset,
+            };
+            let range = job.dataset.whole_units(job.range);
+            let (todo, _) = shards_to_fetch(job, &mut store, range, available, false).await?;
+            todo.iter().filter(|s| s.can_finish).count()
+        }
+    })
+}
+
 /// Up to when the API has data for the job: now, or for feed sip `--sip-delay` minutes
-/// before now (Alpaca's free plan refuses the last 15 minutes of SIP data), logged when that
-/// cuts the range short. `None` (logged) when the whole range is later than that.
+/// before now (Alpaca's free plan refuses the last 15 minutes of SIP data).
+fn data_until(job: &Job) -> i64 {
+    let (now, settings) = (now_ns(), &job.settings);
+    let delay = settings.sip_delay_minutes as i64;
+    match settings.feed {
+        ModelFeed::Sip => now - delay * 60 * NANOS_PER_SEC,
+        ModelFeed::Iex | ModelFeed::Otc | ModelFeed::Boats => now,
+    }
+}
+
+/// [`data_until`], logged when that cuts the range short. `None` (logged) when the whole
+/// range is later than that.
 fn available_until(job: &Job) -> Option<i64> {
     let (now, settings) = (now_ns(), &job.settings);
     let delay = settings.sip_delay_minutes as i64;
-    let available = match settings.feed {
-        ModelFeed::Sip => now - delay * 60 * NANOS_PER_SEC,
-        ModelFeed::Iex | ModelFeed::Otc | ModelFeed::Boats => now,
-    };
+    let available = data_until(job);
     if job.range.start_ns > available {
         tracing::info!(
             "[DONE] nothing to import yet: START {} is later than {} ({})",

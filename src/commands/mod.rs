@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod import_api;
 pub mod load_historical;
+pub mod sync;
 
 use crate::config::Settings;
 use crate::dataset::DatasetId;
@@ -13,6 +14,27 @@ use crate::sink::database::Database;
 use crate::sink::sqlite::{TableSpec, WriteMode};
 use crate::time::DateRange;
 use std::time::{Duration, Instant};
+
+/// Whether the database named by `settings` exists (a PostgreSQL server is taken to).
+pub(crate) fn database_exists(settings: &Settings) -> anyhow::Result<bool> {
+    Ok(
+        crate::sink::database::is_postgres_url(&settings.database_url)
+            || crate::sink::sqlite::connect_options(&settings.database_url)?
+                .get_filename()
+                .exists(),
+    )
+}
+
+/// Opens the database named by `settings` for reading and planning, with its feed set.
+pub(crate) async fn open_quietly(settings: &Settings) -> anyhow::Result<Database> {
+    let mut db = Database::open(
+        &settings.database_url,
+        Duration::from_secs(settings.busy_timeout_secs),
+    )
+    .await?;
+    db.set_feed(settings.feed);
+    Ok(db)
+}
 
 /// Opens the database for a run into `table`: thinning id, the `--skip-duplicates` range
 /// check, `--drop-indexes`, and the opening log line. Returns whether indexes were dropped

@@ -17,4 +17,5 @@ mod postgres;
 mod resume;
 mod standin;
 mod symbols;
+mod sync;
 mod trades_bars;

@@ -1,0 +1,194 @@
+//! `data sync`: every dataset the store holds, brought up to now through the import path.
+//!
+//! What the store holds comes from `store` (the database's rows per day, or the Parquet
+//! store's files), one entry per (dataset, symbol, feed); each is extended from its last day
+//! held (or, with `--fill-gaps`, its first) to today, grouped into one import job per
+//! (dataset, feed, start) so symbols share requests as in `import-api`. The jobs are planned
+//! quietly first: with nothing to fetch, sync says so in one line. One sync at a time per
+//! store, by an advisory lock on a file beside it (released by the kernel however the
+//! process ends).
+
+use super::import_api::{import, shards_pending};
+use crate::args::SyncArgs;
+use crate::config::{Format, Settings};
+use crate::dataset::DatasetId;
+use crate::job::{parse_symbol_list, settings_of, Job};
+use crate::model::{Feed, Symbol};
+use crate::progress::init_logging;
+use crate::run::{now_ns, Outcome};
+use crate::sink::database::is_postgres_url;
+use crate::store::{database_holdings, parquet_holdings, Holding};
+use crate::time::new_york_date;
+use anyhow::Context;
+use chrono::NaiveDate;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
+    let settings = settings_of(&args.settings)?;
+    let only: Option<Vec<Symbol>> = match &args.symbols {
+        Some(list) => Some(parse_symbol_list(list, "--symbols")?),
+        None => None,
+    };
+    init_logging(settings.log_path())?;
+    let lock_path = lock_path(&settings)?;
+    let Some(_lock) = SyncLock::take(&lock_path)? else {
+        tracing::warn!(
+            "[SYNC] another data sync is running on this store (lock {}): this one did nothing",
+            lock_path.display()
+        );
+        return Ok(Outcome::Completed);
+    };
+    let Some(held) = holdings(&settings).await? else {
+        tracing::info!(
+            "[SYNC] nothing to sync: {} holds no data yet (import-api starts a dataset)",
+            store_name(&settings)
+        );
+        return Ok(Outcome::Completed);
+    };
+    let today = new_york_date(now_ns());
+    let mut groups: BTreeMap<(String, Feed, NaiveDate), Vec<Symbol>> = BTreeMap::new();
+    let mut not_synced = BTreeSet::new();
+    for h in held {
+        let Some(dataset) = DatasetId::from_key(&h.dataset) else {
+            not_synced.insert(h.dataset);
+            continue;
+        };
+        let symbol = Symbol::parse(&h.symbol)
+            .map_err(|e| anyhow::anyhow!("the store holds a bad symbol {:?}: {e}", h.symbol))?;
+        let wanted = args.kind.is_none_or(|k| k == dataset.kind())
+            && only.as_ref().is_none_or(|o| o.contains(&symbol));
+        let feed = Feed::parse(&h.feed)
+            .with_context(|| format!("the store holds an unknown feed {:?}", h.feed))?;
+        if wanted {
+            let start = if args.fill_gaps { h.first } else { h.last };
+            groups
+                .entry((dataset.key(), feed, start.min(today)))
+                .or_default()
+                .push(symbol);
+        }
+    }
+    for name in &not_synced {
+        tracing::info!(
+            "[SYNC] {name}: thinned rows are not synced (rerun their import-api command to extend them)"
+        );
+    }
+    let mut jobs = Vec::new();
+    for ((key, feed, start), symbols) in groups {
+        let dataset = DatasetId::from_key(&key).context("a dataset key")?;
+        let settings = Settings {
+            feed,
+            ..settings.clone()
+        };
+        let job = Job::sync(dataset, symbols, (start, today), settings)?;
+        let pending = shards_pending(&job).await?;
+        jobs.push((job, start, pending));
+    }
+    let datasets: usize = jobs.iter().map(|(j, _, _)| j.symbols.len()).sum();
+    let pending: usize = jobs.iter().map(|(_, _, p)| p).sum();
+    if pending == 0 {
+        tracing::info!(
+            "[SYNC] {datasets} dataset{} of {} up to date; nothing to fetch",
+            if datasets == 1 { "" } else { "s" },
+            store_name(&settings)
+        );
+        return Ok(Outcome::Completed);
+    }
+    let mut extended = 0;
+    for (job, start, pending) in jobs.iter().filter(|(_, _, p)| *p > 0) {
+        tracing::info!(
+            "[SYNC] {} {} (feed {}): from {start}, {pending} {} to fetch",
+            job.dataset.key(),
+            job.symbols
+                .iter()
+                .map(Symbol::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            job.settings.feed.as_str(),
+            job.dataset.unit().noun()
+        );
+        if import(job).await? == Outcome::Interrupted {
+            return Ok(Outcome::Interrupted);
+        }
+        extended += job.symbols.len();
+    }
+    tracing::info!(
+        "[SYNC] done: {extended} of {datasets} datasets extended, {pending} shards fetched into {}",
+        store_name(&settings)
+    );
+    Ok(Outcome::Completed)
+}
+
+/// What the store `settings` name holds; `None` when there is no store yet.
+async fn holdings(settings: &Settings) -> anyhow::Result<Option<Vec<Holding>>> {
+    let held = match settings.format {
+        Format::Parquet => parquet_holdings(&settings.historical_path)?,
+        Format::Database => {
+            if !super::database_exists(settings)? {
+                return Ok(None);
+            }
+            database_holdings(&mut super::open_quietly(settings).await?).await?
+        }
+    };
+    Ok((!held.is_empty()).then_some(held))
+}
+
+fn store_name(settings: &Settings) -> String {
+    match settings.format {
+        Format::Parquet => format!("the Parquet store {}", settings.historical_path.display()),
+        Format::Database => "the database".to_string(),
+    }
+}
+
+/// The lock file of the store: beside the SQLite file, in the Parquet store's folder, or for
+/// PostgreSQL beside the log file (one sync per working folder).
+fn lock_path(settings: &Settings) -> anyhow::Result<PathBuf> {
+    let beside = |p: &Path, name: &str| -> PathBuf {
+        p.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from(name), |d| d.join(name))
+    };
+    Ok(match settings.format {
+        Format::Parquet => settings.historical_path.join(".sync.lock"),
+        Format::Database if is_postgres_url(&settings.database_url) => {
+            beside(settings.log_path(), "sync.lock")
+        }
+        Format::Database => {
+            let opts = crate::sink::sqlite::connect_options(&settings.database_url)?;
+            let db = opts.get_filename().to_path_buf();
+            let name = format!(
+                "{}.sync.lock",
+                db.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("market.db")
+            );
+            beside(&db, &name)
+        }
+    })
+}
+
+/// An exclusive advisory lock (`flock`) held while the value lives.
+struct SyncLock {
+    _file: File,
+}
+
+impl SyncLock {
+    /// Takes the lock, or `None` when another process holds it.
+    fn take(path: &Path) -> anyhow::Result<Option<SyncLock>> {
+        use std::os::fd::AsRawFd;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open the sync lock {}", path.display()))?;
+        // SAFETY: flock on a descriptor this function owns; no memory is passed.
+        let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        Ok(held.then_some(SyncLock { _file: file }))
+    }
+}

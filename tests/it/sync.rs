@@ -1,0 +1,236 @@
+//! `data sync`: every dataset the store holds brought up to now, exactly, through the
+//! import's resume points; one line when there is nothing to do; one sync at a time.
+
+use crate::common::{expected_rows, small, standin, Workdir};
+use chrono::NaiveDate;
+use data::run::now_ns;
+use data::standin::StandinConfig;
+use data::time::{new_york_date, new_york_time_nanos, NANOS_PER_SEC};
+use std::time::Duration;
+
+/// The NYSE trading day before `day`.
+fn trading_day_before(day: NaiveDate) -> NaiveDate {
+    let mut d = day.pred_opt().unwrap();
+    while !data::nyse::is_trading_day(d) {
+        d = d.pred_opt().unwrap();
+    }
+    d
+}
+
+/// `--sip-delay` minutes that put "data available until" at `t_ns` or just after it.
+fn delay_to(t_ns: i64) -> String {
+    ((now_ns() - t_ns) / (60 * NANOS_PER_SEC)).to_string()
+}
+
+/// The last three trading days before today (oldest first), and a `--sip-delay` that makes
+/// the latest of them the last complete day (today's session not begun).
+fn recent_days() -> ([NaiveDate; 3], String) {
+    let p = trading_day_before(new_york_date(now_ns()));
+    let d2 = trading_day_before(p);
+    let d1 = trading_day_before(d2);
+    let close = data::nyse::session(p).extended_close().unwrap();
+    (
+        [d1, d2, p],
+        delay_to(new_york_time_nanos(p, close.0, close.1)),
+    )
+}
+
+/// IEX quotes of `symbol` before `until_ns`.
+async fn iex_rows(w: &Workdir, symbol: &str, until_ns: i64) -> i64 {
+    let mut c = w.connect().await;
+    sqlx::query_scalar(
+        "SELECT count(*) FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
+         WHERE s.symbol = ? AND s.feed = 'iex' AND q.t < ?",
+    )
+    .bind(symbol)
+    .bind(until_ns)
+    .fetch_one(&mut c)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_after_a_partial_import_ends_exactly_and_then_has_nothing_to_do() {
+    let s = standin(small(200)).await;
+    let w = Workdir::new();
+    let ([d1, d2, p], delay) = recent_days();
+    let (d1s, d2s, ps) = (d1.to_string(), d2.to_string(), p.to_string());
+    // AAPL sip: D1 whole, D2 cut at noon (as if imported then).
+    let noon = delay_to(new_york_time_nanos(d2, 12, 0));
+    let run = w
+        .import(&s.url(), "AAPL", &d1s, &d2s, &["--sip-delay", &noon])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let partial = w.rows("AAPL").await.len();
+    assert!(partial < expected_rows("AAPL", &d1s, &d2s, 200).len());
+    // MSFT iex: D1 only.
+    let run = w
+        .import(&s.url(), "MSFT", &d1s, &d1s, &["--feed", "iex"])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    // Narrowed to MSFT: AAPL is left as it was.
+    let url = s.url();
+    let base = [
+        "sync",
+        "--api-url",
+        url.as_str(),
+        "--sip-delay",
+        delay.as_str(),
+    ];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        base.iter().chain(extra).map(|a| a.to_string()).collect()
+    };
+    let w = &w;
+    let sync = |args: Vec<String>| async move {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        w.run(&a).await
+    };
+    let run = sync(with(&["--symbols", "MSFT"])).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    // IEX has no delay: today's session so far comes too, if it has begun.
+    let today = new_york_time_nanos(new_york_date(now_ns()), 0, 0);
+    assert_eq!(
+        iex_rows(w, "MSFT", today).await,
+        3 * 20,
+        "D1, D2 and P, 20 IEX quotes each"
+    );
+    assert_eq!(w.rows("AAPL").await.len(), partial);
+
+    let run = sync(with(&[])).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("[SYNC] quotes AAPL (feed sip): from {d2s}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        w.rows("AAPL").await,
+        expected_rows("AAPL", &d1s, &ps, 200),
+        "D2 completed and P fetched, exactly"
+    );
+
+    // Narrowed to what is complete (MSFT's IEX has today's session to come, if it began).
+    let before = s.request_log().len();
+    let run = sync(with(&["quotes", "--symbols", "AAPL"])).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "one line: {}", run.stderr);
+    assert!(
+        lines[0].contains("[SYNC] 1 dataset of the database up to date; nothing to fetch"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(s.request_log().len(), before, "no request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sync_while_one_runs_does_nothing_and_the_first_ends_exactly() {
+    let s = standin(StandinConfig {
+        delay: Duration::from_millis(400),
+        max_page: Some(50),
+        ..small(200)
+    })
+    .await;
+    let w = Workdir::new();
+    let ([d1, _, p], delay) = recent_days();
+    let d1s = d1.to_string();
+    let run = w.import(&s.url(), "AAPL", &d1s, &d1s, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let url = s.url();
+    let args = ["sync", "--api-url", &url, "--sip-delay", &delay];
+    let first = w.command(&args).output();
+    let first = tokio::spawn(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !w.log().contains("to fetch") {
+        assert!(std::time::Instant::now() < deadline, "{}", w.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = w.run(&args).await;
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("another data sync is running on this store"),
+        "{}",
+        second.stderr
+    );
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        w.rows("AAPL").await,
+        expected_rows("AAPL", &d1s, &p.to_string(), 200)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_of_an_empty_store_says_so_in_one_line() {
+    let w = Workdir::new();
+    let run = w.run(&["sync"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("[SYNC] nothing to sync: the database holds no data yet"),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.db_path().exists(), "sync creates no database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_extends_the_parquet_store_by_whole_days() {
+    let s = standin(small(200)).await;
+    let w = Workdir::new();
+    let ([d1, d2, p], delay) = recent_days();
+    let d1s = d1.to_string();
+    let run = w
+        .import(&s.url(), "AAPL", &d1s, &d1s, &["--format", "parquet"])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let url = s.url();
+    let run = w
+        .run(&[
+            "sync",
+            "--format",
+            "parquet",
+            "--api-url",
+            &url,
+            "--sip-delay",
+            &delay,
+        ])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for day in [d1, d2, p] {
+        let file = w.path().join(format!(
+            "data/historical/quotes/symbol=AAPL/date={day}/part-0.parquet"
+        ));
+        assert!(file.is_file(), "{}: {}", file.display(), run.stderr);
+    }
+    let run = w
+        .run(&[
+            "sync",
+            "--format",
+            "parquet",
+            "--api-url",
+            &url,
+            "--sip-delay",
+            &delay,
+        ])
+        .await;
+    assert!(
+        run.stderr
+            .contains("[SYNC] 1 dataset of the Parquet store data/historical up to date"),
+        "{}",
+        run.stderr
+    );
+}
