@@ -1,14 +1,17 @@
-//! Concurrency and pacing (issue 6): the real `data` binary importing a full year of AAPL
-//! quotes (9,694,000, 1,048 pages) into SQLite from stand-ins that answer after a network-like
-//! delay, at `--concurrency` 1, 2, 4, 8, 16, against the same import at zero latency; and a
+//! Concurrency and pacing (issues 6 and 14): the real `data` binary importing a full year of
+//! AAPL quotes (9,324,000 on 2024's 252 trading days, 1,008 pages) into SQLite from stand-ins
+//! that answer after a network-like delay, at `--concurrency` 1, 2, 4, 8, 16 (or any list,
+//! `auto` included), against the same import at zero latency; and a
 //! long run against a stand-in limited to 200 requests per minute (Alpaca's free plan),
 //! reporting the request rate sustained and the 429s received.
 //!
 //! `cargo bench --bench concurrency`. Environment:
 //! - `BENCH_RUNS` rounds (default 3; medians reported), rounds interleave the cases;
-//! - `BENCH_CONCURRENCY` (default `1,2,4,8,16`), `BENCH_LATENCY_MS` (default 150);
+//! - `BENCH_CONCURRENCY` (default `1,2,4,8,16`; `auto` is adaptive concurrency),
+//!   `BENCH_LATENCY_MS` (default 150); issue 14's row:
+//!   `BENCH_LATENCY_MS=600 BENCH_CONCURRENCY=8,16,32,64,auto BENCH_PACING_DAYS=0`;
 //! - `BENCH_ZERO_K` concurrencies of the zero-latency reference runs (default `4`);
-//! - `BENCH_PACING_DAYS` weekdays for the 200/min run (default 65, 260 requests, ~80 s;
+//! - `BENCH_PACING_DAYS` trading days for the 200/min run (default 65, 260 requests, ~80 s;
 //!   `0` skips it).
 //!
 //! K = 1 at 150 ms takes about three minutes per round.
@@ -18,7 +21,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const YEAR_QUOTES: f64 = 9_694_000.0;
+const YEAR_QUOTES: f64 = 9_324_000.0;
 
 struct Sample {
     wall: Duration,
@@ -89,10 +92,11 @@ fn main() {
     let runs: usize = env_or("BENCH_RUNS", 3usize).max(1);
     let latency_ms: u64 = env_or("BENCH_LATENCY_MS", 150u64);
     let pacing_days: usize = env_or("BENCH_PACING_DAYS", 65usize);
-    let ks: Vec<usize> = std::env::var("BENCH_CONCURRENCY")
+    let ks: Vec<String> = std::env::var("BENCH_CONCURRENCY")
         .unwrap_or_else(|_| "1,2,4,8,16".into())
         .split(',')
-        .filter_map(|k| k.trim().parse().ok())
+        .map(|k| k.trim().to_string())
+        .filter(|k| k == "auto" || k.parse::<usize>().is_ok())
         .collect();
 
     let (tx, rx) = std::sync::mpsc::channel();
@@ -132,18 +136,17 @@ fn main() {
         .split(',')
         .filter_map(|k| k.trim().parse().ok())
         .collect();
-    let mut cases: Vec<(String, String, usize)> = zero_ks
+    let mut cases: Vec<(String, String, String)> = zero_ks
         .iter()
-        .map(|&k| (format!("zero latency, K={k}"), fast.clone(), k))
+        .map(|&k| (format!("zero latency, K={k}"), fast.clone(), k.to_string()))
         .collect();
-    for &k in &ks {
-        cases.push((format!("{latency_ms} ms, K={k}"), slow.clone(), k));
+    for k in &ks {
+        cases.push((format!("{latency_ms} ms, K={k}"), slow.clone(), k.clone()));
     }
     let mut samples: Vec<Vec<Sample>> = cases.iter().map(|_| Vec::new()).collect();
     for round in 0..runs {
         for (i, (label, url, k)) in cases.iter().enumerate() {
             let dir = tempfile::tempdir().expect("temp dir");
-            let k = k.to_string();
             let s = run_data(
                 dir.path(),
                 &[
@@ -157,7 +160,7 @@ fn main() {
                     "--rate-limit",
                     "10000",
                     "--concurrency",
-                    &k,
+                    k,
                 ],
             );
             eprintln!(
@@ -172,7 +175,7 @@ fn main() {
     }
     let mut medians = Vec::new();
     println!(
-        "Full-year AAPL import (9,694,000 quotes, 1,048 pages) into SQLite, --rate-limit 10000; median of {runs} runs"
+        "Full-year AAPL import (9,324,000 quotes, 1,008 pages) into SQLite, --rate-limit 10000; median of {runs} runs"
     );
     println!("| stand-in latency, concurrency | wall (median) | quotes/s | vs zero latency | peak RSS (median) | requests |");
     println!("|---|---:|---:|---:|---:|---|");
@@ -201,7 +204,7 @@ fn main() {
         let mut d = chrono::NaiveDate::from_ymd_opt(2024, 1, 2).expect("date");
         let mut n = 0;
         loop {
-            if data::time::is_weekday(d) {
+            if data::nyse::is_trading_day(d) {
                 n += 1;
                 if n == pacing_days {
                     break d;
@@ -213,7 +216,7 @@ fn main() {
     let end = end.to_string();
     println!();
     println!(
-        "Free plan pacing: {pacing_days} weekdays ({} pages) from a stand-in limited to 200 requests per minute window, {latency_ms} ms latency, --rate-limit 200 --concurrency 4"
+        "Free plan pacing: {pacing_days} trading days ({} pages) from a stand-in limited to 200 requests per minute window, {latency_ms} ms latency, --rate-limit 200 --concurrency 4"
     , pacing_days * 4);
     println!("| run | wall | requests | requests/min (average over the run) | retries | 429s |");
     println!("|---|---:|---:|---:|---:|---:|");

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "data",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DATA_BUILD"), ")"),
     about = "Bulk importer of historical market data from the Alpaca Market Data API into SQLite",
     propagate_version = true
 )]
@@ -76,11 +76,27 @@ pub enum Command {
     Sync(SyncArgs),
     /// List what the database and the Parquet store hold: per dataset and symbol, the date
     /// span, days, rows and missing trading days (NYSE calendar)
+    #[command(
+        after_help = "Examples:\n  data status\n  data status --database-url postgres://user@host/market\n  \
+            data status --historical-path /data/lake"
+    )]
     Status(StatusArgs),
     /// Show the resolved settings
+    #[command(after_help = "Examples:\n  data config show\n  data config show --feed iex")]
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Print a shell completion script (bash, zsh or fish) to standard output
+    #[command(
+        after_help = "Examples:\n  data completions bash > ~/.local/share/bash-completion/completions/data\n  \
+            data completions zsh > \"${fpath[1]}/_data\"\n  \
+            data completions fish > ~/.config/fish/completions/data.fish"
+    )]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -204,5 +220,8 @@ pub struct SyncArgs {
 pub enum ConfigAction {
     /// Print every resolved setting and where it came from (flag, env, file or default);
     /// secrets are redacted
+    #[command(
+        after_help = "Examples:\n  data config show\n  BULK_IMPORT_BATCH_SIZE=5000 data config show"
+    )]
     Show(SettingsArgs),
 }

@@ -81,6 +81,12 @@ pub fn main() -> ExitCode {
                 print!("{}", crate::store::render(&holdings, &notes));
                 Ok(Outcome::Completed)
             }
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                let mut cmd = Cli::command();
+                clap_complete::generate(shell, &mut cmd, "data", &mut std::io::stdout());
+                Ok(Outcome::Completed)
+            }
             Command::Config {
                 action: ConfigAction::Show(args),
             } => {

@@ -129,8 +129,8 @@ pub const KEYS: &[Key] = &[
         name: "concurrency",
         env: "BULK_IMPORT_CONCURRENCY",
         flag: "--concurrency",
-        default: "4",
-        about: "New York days fetched at once, each paging in order (1-64)",
+        default: "auto",
+        about: "requests in flight (1-64), each paging in order; auto adapts it (AIMD: one more while every fetcher is busy, halved on a 429 or a retried failure)",
     },
     Key {
         name: "symbols_per_request",
@@ -238,9 +238,11 @@ pub struct SettingsArgs {
     /// limit [env: BULK_IMPORT_RATE_LIMIT] [default: 200]
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<String>,
-    /// New York days fetched at once, each paging in order, 1-64
-    /// [env: BULK_IMPORT_CONCURRENCY] [default: 4]
-    #[arg(long, value_name = "K")]
+    /// Requests in flight, each paging in order, 1-64; or auto: adapted while running (one
+    /// more while every fetcher is busy and the rate limit has room, halved on a 429 or a
+    /// retried failure, one fewer while the writer is behind)
+    /// [env: BULK_IMPORT_CONCURRENCY] [default: auto]
+    #[arg(long, value_name = "K|auto")]
     pub concurrency: Option<String>,
     /// Symbols whose same day (bars: month) one request asks for together, 1-100, or auto
     /// (1 for quotes and trades; bars by timeframe, so a month of them fills one page). More
@@ -298,7 +300,8 @@ pub struct Settings {
     pub retry_base_ms: u64,
     pub request_timeout_secs: u64,
     pub rate_limit: u32,
-    pub concurrency: usize,
+    /// `None`: auto (adaptive).
+    pub concurrency: Option<usize>,
     /// `None`: auto (the data type decides).
     pub symbols_per_request: Option<usize>,
     pub busy_timeout_secs: u64,
@@ -484,7 +487,13 @@ pub fn resolve(
         parse_int(r, 0u32, 1_000_000)
     })?;
     let concurrency = check("concurrency", raw("concurrency")?, |r| {
-        parse_int(r, 1usize, 64)
+        if r.trim().eq_ignore_ascii_case("auto") {
+            Ok(None)
+        } else {
+            parse_int(r, 1usize, 64)
+                .map(Some)
+                .map_err(|e| format!("{e}, or auto"))
+        }
     })?;
     let symbols_per_request = check("symbols_per_request", raw("symbols_per_request")?, |r| {
         if r.trim().eq_ignore_ascii_case("auto") {

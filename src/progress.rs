@@ -215,6 +215,9 @@ impl Progress {
         if let Some(rpm) = self.requests_per_min() {
             extra.push_str(&format!(", {rpm:.0} requests/min"));
         }
+        if let Some(k) = self.requests.as_ref().map(|r| r.concurrency()) {
+            extra.push_str(&format!(", concurrency {k}"));
+        }
         if c.rows > 0 {
             tracing::info!(
                 "[{}] Batch {}: {} rows {}, {} total, last {} {}, {} ms{extra}",

@@ -266,10 +266,15 @@ fn log_plan(job: &Job, counts: PlanCounts, todo: usize, unit: &str) {
             counts.resumed
         );
     }
-    tracing::info!(
-        "[API] fetching {todo} {unit}, {} at a time, {pace}",
-        settings.concurrency.min(todo.max(1))
-    );
+    let at_once = match settings.concurrency {
+        Some(k) => format!("{} at a time", k.min(todo.max(1))),
+        None => format!(
+            "concurrency auto (from {}, up to {})",
+            crate::source::adapt::START_AUTO,
+            crate::source::adapt::MAX_AUTO
+        ),
+    };
+    tracing::info!("[API] fetching {todo} {unit}, {at_once}, {pace}");
 }
 
 /// After a completed run: rows fetched per symbol (several symbols), and a warning (not a

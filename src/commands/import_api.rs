@@ -313,7 +313,7 @@ struct ApiSource {
     client: AlpacaClient,
     req: Request,
     shards: Arc<Vec<Shard>>,
-    concurrency: usize,
+    concurrency: Option<usize>,
 }
 
 impl ApiSource {

@@ -6,6 +6,7 @@
 //! knows nothing about where rows are stored. Credentials only ever go into request headers
 //! marked sensitive; no error or log line built here contains them.
 
+use super::adapt::Limiter;
 use super::pace::{Pacer, RequestStats};
 pub use super::response::{api_message, decode_page, ApiError, Page, SeqAssigner};
 use super::retry::RetryPolicy;
@@ -151,6 +152,8 @@ pub struct AlpacaClient {
     base_display: Arc<str>,
     feed: Feed,
     asof: Option<Arc<str>>,
+    /// The plan's requests per minute (0: no client-side limit), for adaptive concurrency.
+    rate_per_min: u32,
     retry: RetryPolicy,
     pacer: Arc<Pacer>,
     stats: Arc<RequestStats>,
@@ -190,6 +193,7 @@ impl AlpacaClient {
             base: Arc::new(base),
             feed: cfg.feed,
             asof: cfg.asof.as_deref().map(Arc::from),
+            rate_per_min: cfg.rate_limit,
             retry: cfg.retry,
             pacer: Arc::new(Pacer::per_minute(cfg.rate_limit)),
             stats: Arc::new(RequestStats::default()),
@@ -255,6 +259,7 @@ impl AlpacaClient {
         self.stats
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sent = std::time::Instant::now();
         let resp = self
             .http
             .get(url.clone())
@@ -271,8 +276,11 @@ impl AlpacaClient {
         let (remaining, reset) = (header("X-RateLimit-Remaining"), header("X-RateLimit-Reset"));
         self.pacer.observe(remaining, reset);
         if status.is_success() {
-            return resp.bytes().await.map_err(|e| ApiError::transport(e, base));
+            let body = resp.bytes().await.map_err(|e| ApiError::transport(e, base));
+            self.stats.responded(sent.elapsed());
+            return body;
         }
+        self.stats.responded(sent.elapsed());
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.stats
                 .rate_limited
@@ -365,6 +373,25 @@ pub fn group_shards(shards: &[Shard], per_request: usize) -> Vec<Vec<ShardId>> {
     groups
 }
 
+/// What every fetcher shares.
+#[derive(Clone, Copy)]
+struct Fetch<'a> {
+    client: &'a AlpacaClient,
+    req: &'a Request,
+    shards: &'a [Shard],
+    tx: &'a mpsc::Sender<Chunk>,
+    limiter: &'a Limiter,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Streams one request's shards into `tx`, page by page, as chunks tagged with each row's
 /// shard; a shard's last chunk says it is complete — as soon as a later symbol's records
 /// arrive (the API sorts by symbol), or when the request is exhausted. A
@@ -372,13 +399,17 @@ pub fn group_shards(shards: &[Shard], per_request: usize) -> Vec<Vec<ShardId>> {
 /// rows up to and including it. Returns `None` when stopped early (cancelled, or the
 /// receiver is gone) without error.
 async fn stream_group(
-    client: &AlpacaClient,
-    req: &Request,
+    fetch: &Fetch<'_>,
     group: &[ShardId],
-    shards: &[Shard],
-    tx: &mpsc::Sender<Chunk>,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<Option<SourceStats>, ApiError> {
+    let Fetch {
+        client,
+        req,
+        shards,
+        tx,
+        limiter,
+    } = *fetch;
     let members: Vec<(ShardId, &Shard)> = group
         .iter()
         .filter_map(|&id| shards.get(id as usize).map(|s| (id, s)))
@@ -476,17 +507,17 @@ async fn stream_group(
                 .by_symbol
                 .entry(shard.symbol.as_str().to_string())
                 .or_default() += n;
-            if (last || n > 0)
-                && tx
-                    .send(Chunk {
-                        shard: id,
-                        rows: run,
-                        last,
-                    })
-                    .await
-                    .is_err()
-            {
-                return Ok(None);
+            if last || n > 0 {
+                let waited = std::time::Instant::now();
+                let chunk = Chunk {
+                    shard: id,
+                    rows: run,
+                    last,
+                };
+                if tx.send(chunk).await.is_err() {
+                    return Ok(None);
+                }
+                limiter.blocked(waited.elapsed());
             }
         }
         match page.next_page_token {
@@ -505,7 +536,8 @@ fn recent_sip_clamp(range: &DateRange) -> Option<i64> {
     (until < range.end_ns).then_some(until)
 }
 
-/// Fetches `shards` with up to `concurrency` requests in flight, each paging sequentially,
+/// Fetches `shards` with up to `concurrency` requests in flight (`None`: adaptive, see
+/// [`super::adapt`]), each paging sequentially,
 /// all feeding the one channel; shards are taken in plan order, several symbols' shards of
 /// a day (month) together where the request allows ([`group_shards`]). The first request
 /// that fails (after the retry policy gave up) stops the others and fails the run; stopping
@@ -514,10 +546,15 @@ pub async fn stream_shards(
     client: AlpacaClient,
     req: Request,
     shards: Arc<Vec<Shard>>,
-    concurrency: usize,
+    concurrency: Option<usize>,
     tx: mpsc::Sender<Chunk>,
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<SourceStats> {
+    let limiter = Limiter::new(concurrency, client.rate_per_min, client.stats());
+    // Adaptive mode's decisions run beside the fetchers and stop with them.
+    let _adapting = limiter
+        .is_adaptive()
+        .then(|| AbortOnDrop(tokio::spawn(limiter.clone().adapt())));
     let groups = Arc::new(group_shards(&shards, req.symbols_per_request));
     if groups.len() < shards.len() {
         tracing::info!(
@@ -532,18 +569,28 @@ pub async fn stream_shards(
     let req = Arc::new(req);
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.clamp(1, groups.len().max(1)) {
+    for _ in 0..limiter.max().clamp(1, groups.len().max(1)) {
         let (client, shards, next, tx) = (client.clone(), shards.clone(), next.clone(), tx.clone());
-        let (req, groups) = (req.clone(), groups.clone());
+        let (req, groups, limiter) = (req.clone(), groups.clone(), limiter.clone());
         let mut cancel = cancel.clone();
         workers.spawn(async move {
             let mut stats = SourceStats::default();
             loop {
+                let Some(_permit) = limiter.acquire().await else {
+                    return Ok(stats);
+                };
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(group) = groups.get(i) else {
                     return Ok(stats);
                 };
-                let got = stream_group(&client, &req, group, &shards, &tx, &mut cancel)
+                let fetch = Fetch {
+                    client: &client,
+                    req: &req,
+                    shards: &shards,
+                    tx: &tx,
+                    limiter: &limiter,
+                };
+                let got = stream_group(&fetch, group, &mut cancel)
                     .await
                     .with_context(|| {
                         let names: Vec<String> = group

@@ -106,6 +106,12 @@ pub struct RequestStats {
     pub retries: AtomicU64,
     /// 429 responses received.
     pub rate_limited: AtomicU64,
+    /// Responses received (any status), and the time they took in all, from sending to the
+    /// whole body (the pacer's wait not included).
+    pub responses: AtomicU64,
+    pub latency_ns: AtomicU64,
+    /// The requests in flight allowed now (fixed, or as adaptive concurrency set it).
+    pub concurrency: std::sync::atomic::AtomicUsize,
 }
 
 impl RequestStats {
@@ -117,6 +123,15 @@ impl RequestStats {
     }
     pub fn rate_limited(&self) -> u64 {
         self.rate_limited.load(Ordering::Relaxed)
+    }
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.load(Ordering::Relaxed)
+    }
+    /// A response that took `d`.
+    pub fn responded(&self, d: std::time::Duration) {
+        self.responses.fetch_add(1, Ordering::Relaxed);
+        self.latency_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 }
 

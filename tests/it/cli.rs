@@ -401,3 +401,86 @@ fn every_setting_is_documented() {
         );
     }
 }
+
+/// Every command's --help ends with examples of that command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_help_ends_with_an_example() {
+    let w = Workdir::new();
+    for cmd in [
+        vec!["import-api"],
+        vec!["load-historical"],
+        vec!["archive"],
+        vec!["sync"],
+        vec!["status"],
+        vec!["config", "show"],
+        vec!["completions"],
+    ] {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let run = w.run(&args).await;
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        let text = run.stdout.trim_end();
+        let tail = text.rsplit("Examples:").next().unwrap_or_default();
+        assert!(
+            text.contains("Examples:")
+                && tail.lines().all(|l| l.trim().is_empty()
+                    || l.trim().starts_with("data ")
+                    || l.trim().starts_with("BULK_")),
+            "{args:?} --help does not end with examples:\n{text}"
+        );
+        assert!(
+            tail.contains(&format!("data {}", cmd.join(" "))),
+            "{args:?}: {tail}"
+        );
+    }
+}
+
+/// `--version` names the build; `completions` prints scripts the shells take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_names_the_build_and_completions_are_generated() {
+    let w = Workdir::new();
+    let run = w.run(&["--version"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let version = run.stdout.trim();
+    assert!(
+        version.starts_with(&format!("data {} (", env!("CARGO_PKG_VERSION")))
+            && (version.contains("(commit ") || version.contains("(unknown build)")),
+        "{version}"
+    );
+    for (shell, marker) in [
+        ("bash", "complete -F _data"),
+        ("zsh", "#compdef data"),
+        ("fish", "complete -c data"),
+    ] {
+        let run = w.run(&["completions", shell]).await;
+        assert_eq!(run.code, Some(0), "{shell}: {}", run.stderr);
+        assert!(
+            run.stdout.contains(marker),
+            "{shell}: {}",
+            &run.stdout[..200.min(run.stdout.len())]
+        );
+        for sub in ["import-api", "load-historical", "sync", "status"] {
+            assert!(run.stdout.contains(sub), "{shell} misses {sub}");
+        }
+    }
+    let bad = w.run(&["completions", "tcsh"]).await;
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    if std::process::Command::new("bash")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let script = w.path().join("data.bash");
+        std::fs::write(&script, w.run(&["completions", "bash"]).await.stdout).unwrap();
+        let ok = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("source {} && complete -p data", script.display()))
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
+}

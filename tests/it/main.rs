@@ -7,6 +7,7 @@ mod common;
 
 mod calendar;
 mod cli;
+mod concurrency;
 mod decode;
 mod feeds;
 mod import;

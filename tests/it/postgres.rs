@@ -3,8 +3,9 @@
 //! --drop-indexes, archive/status, and bad URLs. Each test works in its own fresh database.
 //!
 //! The server's URL comes from DATA_TEST_POSTGRES_URL (e.g.
-//! postgres://root@127.0.0.1:5432/postgres; `.ci/run` sets it). Without it every test here
-//! prints that it was NOT RUN and returns.
+//! postgres://root@127.0.0.1:5432/postgres; `.ci/run` sets it). Without it, the tests use
+//! the server listening on 127.0.0.1:5432 (as `$USER`, database `postgres`) when one answers
+//! there; when none does, every test here prints that it was NOT RUN and returns.
 
 use crate::common::*;
 use data::standin::StandinConfig;
@@ -21,16 +22,46 @@ struct PgDb {
     url: String,
 }
 
+/// The server to test against: `DATA_TEST_POSTGRES_URL`, else the local default when a
+/// server answers there (found once per test binary).
+async fn server_url() -> Result<String, String> {
+    static FOUND: tokio::sync::OnceCell<Result<String, String>> =
+        tokio::sync::OnceCell::const_new();
+    FOUND
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var(PG_ENV) {
+                return Ok(url);
+            }
+            let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
+            let local = format!("postgres://{user}@127.0.0.1:5432/postgres");
+            let tried =
+                tokio::time::timeout(Duration::from_secs(3), PgConnection::connect(&local)).await;
+            match tried {
+                Ok(Ok(c)) => {
+                    let _ = c.close().await;
+                    Ok(local)
+                }
+                Ok(Err(e)) => Err(format!("{local} did not answer ({e})")),
+                Err(_) => Err(format!("{local} did not answer within 3 s")),
+            }
+        })
+        .await
+        .clone()
+}
+
 impl PgDb {
     async fn new() -> Option<PgDb> {
-        let Ok(admin) = std::env::var(PG_ENV) else {
-            // Written past the test harness's output capture, so it shows in every run.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "PostgreSQL test NOT RUN: set {PG_ENV} (e.g. postgres://root@127.0.0.1:5432/postgres)"
-            );
-            return None;
+        let admin = match server_url().await {
+            Ok(url) => url,
+            Err(why) => {
+                // Written past the test harness's output capture, so it shows in every run.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "PostgreSQL test NOT RUN: {why}; start a server there or set {PG_ENV}"
+                );
+                return None;
+            }
         };
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
