@@ -13,6 +13,13 @@ use clap::{Args, Parser, Subcommand};
     propagate_version = true
 )]
 pub struct Cli {
+    /// Also print every log line on a terminal (the per-batch lines too; they always go to
+    /// the log file)
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Print errors only (no progress bar, no log lines; the log file gets everything)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -125,6 +132,10 @@ pub struct ImportArgs {
     /// the mapping off (raw per-ticker history). Left out, Alpaca maps as of today
     #[arg(long, value_name = "DATE|-")]
     pub asof: Option<String>,
+    /// Say which days would be fetched, how many requests that takes at least and how long
+    /// at the rate limit; fetch nothing, write nothing (no log file either)
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
     #[command(flatten)]
@@ -212,6 +223,9 @@ pub struct SyncArgs {
     /// Also fetch the missing trading days inside each dataset's span
     #[arg(long)]
     pub fill_gaps: bool,
+    /// Say what each dataset would fetch, without fetching or writing anything
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
 }

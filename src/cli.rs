@@ -60,6 +60,11 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    crate::progress::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => crate::progress::Verbosity::Quiet,
+        (_, true) => crate::progress::Verbosity::Verbose,
+        _ => crate::progress::Verbosity::Normal,
+    });
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

@@ -26,6 +26,32 @@ pub const DEFAULT_LOG_FILE: &str = "data/logs/app.log";
 /// Log filter (tracing `EnvFilter` syntax), default `info`.
 pub const LOG_FILTER_ENV: &str = "DATA_LOG";
 
+/// The target of the lines a terminal shows besides warnings: what a run found and how it
+/// ended (`[DONE]`, `[SYNC]`, `[RESUME]`, the SIP clamp), not the per-batch lines.
+pub const SUMMARY: &str = "summary";
+
+/// How much goes to stderr (`-q`, default, `-v`). The log file always gets everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Errors only: no bar, no log lines.
+    Quiet,
+    /// On a terminal: the bar, warnings and the summary lines; otherwise every log line.
+    Normal,
+    /// Every log line, on a terminal too (under the bar).
+    Verbose,
+}
+
+static VERBOSITY: OnceLock<Verbosity> = OnceLock::new();
+
+/// Sets stderr's verbosity for this process (before logging starts).
+pub fn set_verbosity(v: Verbosity) {
+    let _ = VERBOSITY.set(v);
+}
+
+fn verbosity() -> Verbosity {
+    VERBOSITY.get().copied().unwrap_or(Verbosity::Normal)
+}
+
 /// The bar being drawn, if any: stderr log lines are printed "under" it.
 static BAR: RwLock<Option<ProgressBar>> = RwLock::new(None);
 /// The log file, also used to record the final error line.
@@ -88,10 +114,24 @@ pub fn init_logging(log_file: &Path) -> anyhow::Result<()> {
             // sqlx relays server notices ("relation already exists, skipping") at info.
             .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"))
     };
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::Layer;
+    // What stderr shows besides the file: everything, or on a terminal warnings and the
+    // summary lines (the bar shows the progress), or errors only.
+    let on_stderr = match (verbosity(), std::io::stderr().is_terminal()) {
+        (Verbosity::Quiet, _) => Targets::new().with_default(LevelFilter::ERROR),
+        (Verbosity::Normal, true) => Targets::new()
+            .with_default(LevelFilter::WARN)
+            .with_target(SUMMARY, LevelFilter::INFO),
+        (Verbosity::Normal, false) | (Verbosity::Verbose, _) => {
+            Targets::new().with_default(LevelFilter::TRACE)
+        }
+    };
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(BarAwareStderr)
         .with_target(false)
-        .with_ansi(false);
+        .with_ansi(false)
+        .with_filter(on_stderr);
     let file_layer = tracing_subscriber::fmt::layer()
         .with_writer(file)
         .with_target(false)
@@ -135,7 +175,7 @@ impl Progress {
         shards: Option<(u64, &'static str)>,
         requests: Option<Arc<RequestStats>>,
     ) -> Self {
-        let bar = if std::io::stderr().is_terminal() {
+        let bar = if std::io::stderr().is_terminal() && verbosity() != Verbosity::Quiet {
             let (len, template) = match shards {
                 Some((n, unit)) => (
                     n.max(1),

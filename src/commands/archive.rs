@@ -32,16 +32,17 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
     let (outcome, report) = archive(&job).await?;
     if outcome == Outcome::Completed {
         tracing::info!(
-            "[DONE] archived {} {} before {}: {} {}, {} rows moved to {} in {:.1}s",
-            job.symbol,
-            dataset.noun(),
-            job.cutoff,
-            report.units,
-            dataset.unit().noun(),
-            report.rows,
-            job.settings.store_root().display(),
-            started.elapsed().as_secs_f64()
-        );
+        target: crate::progress::SUMMARY,
+                    "[DONE] archived {} {} before {}: {} {}, {} rows moved to {} in {:.1}s",
+                    job.symbol,
+                    dataset.noun(),
+                    job.cutoff,
+                    report.units,
+                    dataset.unit().noun(),
+                    report.rows,
+                    job.settings.store_root().display(),
+                    started.elapsed().as_secs_f64()
+                );
     }
     Ok(outcome)
 }

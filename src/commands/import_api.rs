@@ -27,6 +27,13 @@ use std::time::Duration;
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     let job = Job::import_api(&args)?;
+    if args.dry_run {
+        // No request, no log file, no write: the plan, on stdout.
+        let (todo, counts) = super::dry_run::planned(&job).await?;
+        print!("dry run: {}", super::dry_run::describe(&job, &todo, counts));
+        println!("  nothing was fetched or written");
+        return Ok(Outcome::Completed);
+    }
     client_for(&job.settings, None)?;
     init_logging(job.settings.log_path())?;
     import(&job).await
@@ -71,7 +78,7 @@ pub(crate) async fn shards_pending(job: &Job) -> anyhow::Result<usize> {
 
 /// Up to when the API has data for the job: now, or for feed sip `--sip-delay` minutes
 /// before now (Alpaca's free plan refuses the last 15 minutes of SIP data).
-fn data_until(job: &Job) -> i64 {
+pub(crate) fn data_until(job: &Job) -> i64 {
     let (now, settings) = (now_ns(), &job.settings);
     let delay = settings.sip_delay_minutes as i64;
     match settings.feed {
@@ -88,25 +95,27 @@ fn available_until(job: &Job) -> Option<i64> {
     let available = data_until(job);
     if job.range.start_ns > available {
         tracing::info!(
-            "[DONE] nothing to import yet: START {} is later than {} ({})",
-            format_nanos(job.range.start_ns),
-            format_nanos(available),
-            if available < now {
-                format!("feed sip data ends {delay} minutes before now: --sip-delay")
-            } else {
-                "now".to_string()
-            }
-        );
+        target: crate::progress::SUMMARY,
+                    "[DONE] nothing to import yet: START {} is later than {} ({})",
+                    format_nanos(job.range.start_ns),
+                    format_nanos(available),
+                    if available < now {
+                        format!("feed sip data ends {delay} minutes before now: --sip-delay")
+                    } else {
+                        "now".to_string()
+                    }
+                );
         return None;
     }
     if job.range.end_ns > available && available < now {
         tracing::info!(
-            "[API] feed sip: importing up to {} ({delay} minutes ago, --sip-delay: Alpaca's free \
-             plan refuses SIP data of the last 15 minutes) instead of {}; the day this cuts \
-             short stays unfinished, and a later run completes it",
-            format_nanos(available),
-            format_nanos(job.range.end_ns)
-        );
+        target: crate::progress::SUMMARY,
+                    "[API] feed sip: importing up to {} ({delay} minutes ago, --sip-delay: Alpaca's free \
+                     plan refuses SIP data of the last 15 minutes) instead of {}; the day this cuts \
+                     short stays unfinished, and a later run completes it",
+                    format_nanos(available),
+                    format_nanos(job.range.end_ns)
+                );
     }
     Some(available)
 }
@@ -191,9 +200,9 @@ impl ProgressStore for Database {
 
 /// The Parquet store's progress: a file in place is its unit's record, done and whole (a
 /// unit in progress is never renamed into place, so it has none).
-struct StoreProgress {
-    root: PathBuf,
-    dataset: DatasetId,
+pub(crate) struct StoreProgress {
+    pub(crate) root: PathBuf,
+    pub(crate) dataset: DatasetId,
 }
 
 impl ProgressStore for StoreProgress {
@@ -231,10 +240,11 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
     let range = layout.whole_units(job.range);
     if range != job.range {
         tracing::info!(
-            "[FILE] the Parquet store keeps whole New York {}: importing {range} (asked for {})",
-            unit.noun(),
-            job.range
-        );
+        target: crate::progress::SUMMARY,
+                    "[FILE] the Parquet store keeps whole New York {}: importing {range} (asked for {})",
+                    unit.noun(),
+                    job.range
+                );
     }
     if settings.skip_duplicates || settings.drop_indexes {
         tracing::warn!("[FILE] skip_duplicates and drop_indexes apply to databases; ignored for format parquet");
@@ -253,17 +263,18 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
         shards.iter().cloned().partition(|s| s.can_finish);
     if let Some(first) = waiting.first() {
         tracing::info!(
-            "[FILE] the Parquet store keeps whole {}: {} {} not over yet (data up to {}), so a \
-             later run imports it",
-            unit.noun(),
-            first.day,
-            if waiting.len() == 1 {
-                "is"
-            } else {
-                "and later are"
-            },
-            format_nanos(available)
-        );
+        target: crate::progress::SUMMARY,
+                    "[FILE] the Parquet store keeps whole {}: {} {} not over yet (data up to {}), so a \
+                     later run imports it",
+                    unit.noun(),
+                    first.day,
+                    if waiting.len() == 1 {
+                        "is"
+                    } else {
+                        "and later are"
+                    },
+                    format_nanos(available)
+                );
     }
     if whole.is_empty() {
         return Ok(Outcome::Completed);
@@ -298,7 +309,7 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
     };
     match &result {
         Ok((Outcome::Completed, _)) => {
-            tracing::info!("[FILE] wrote {kept} under {}", layout.dir(root).display())
+            tracing::info!(target: crate::progress::SUMMARY, "[FILE] wrote {kept} under {}", layout.dir(root).display())
         }
         _ => tracing::warn!(
             "[FILE] kept {kept}; the {} in progress were discarded (rerun to complete them)",

@@ -3,6 +3,7 @@
 //! database sink.
 
 pub mod archive;
+mod dry_run;
 pub mod import_api;
 pub mod load_historical;
 pub mod sync;

@@ -31,22 +31,80 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
         Some(list) => Some(parse_symbol_list(list, "--symbols")?),
         None => None,
     };
+    if args.dry_run {
+        return dry_run(&args, &settings, only.as_deref()).await;
+    }
     init_logging(settings.log_path())?;
     let lock_path = lock_path(&settings)?;
     let Some(_lock) = SyncLock::take(&lock_path)? else {
         tracing::warn!(
-            "[SYNC] another data sync is running on this store (lock {}): this one did nothing",
-            lock_path.display()
-        );
+        target: crate::progress::SUMMARY,
+                    "[SYNC] another data sync is running on this store (lock {}): this one did nothing",
+                    lock_path.display()
+                );
         return Ok(Outcome::Completed);
     };
     let Some(held) = holdings(&settings).await? else {
         tracing::info!(
-            "[SYNC] nothing to sync: {} holds no data yet (import-api starts a dataset)",
-            store_name(&settings)
-        );
+        target: crate::progress::SUMMARY,
+                "[SYNC] nothing to sync: {} holds no data yet (import-api starts a dataset)",
+                store_name(&settings)
+            );
         return Ok(Outcome::Completed);
     };
+    let jobs = jobs_of(held, &args, only.as_deref(), &settings)?;
+    let mut planned = Vec::new();
+    for (job, start) in jobs {
+        let pending = shards_pending(&job).await?;
+        planned.push((job, start, pending));
+    }
+    let jobs = planned;
+    let datasets: usize = jobs.iter().map(|(j, _, _)| j.symbols.len()).sum();
+    let pending: usize = jobs.iter().map(|(_, _, p)| p).sum();
+    if pending == 0 {
+        tracing::info!(
+        target: crate::progress::SUMMARY,
+                    "[SYNC] {datasets} dataset{} of {} up to date; nothing to fetch",
+                    if datasets == 1 { "" } else { "s" },
+                    store_name(&settings)
+                );
+        return Ok(Outcome::Completed);
+    }
+    let mut extended = 0;
+    for (job, start, pending) in jobs.iter().filter(|(_, _, p)| *p > 0) {
+        tracing::info!(
+        target: crate::progress::SUMMARY,
+                    "[SYNC] {} {} (feed {}): from {start}, {pending} {} to fetch",
+                    job.dataset.key(),
+                    job.symbols
+                        .iter()
+                        .map(Symbol::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    job.settings.feed.as_str(),
+                    job.dataset.unit().noun()
+                );
+        if import(job).await? == Outcome::Interrupted {
+            return Ok(Outcome::Interrupted);
+        }
+        extended += job.symbols.len();
+    }
+    tracing::info!(
+    target: crate::progress::SUMMARY,
+            "[SYNC] done: {extended} of {datasets} datasets extended, {pending} shards fetched into {}",
+            store_name(&settings)
+        );
+    Ok(Outcome::Completed)
+}
+
+/// One import job per (dataset, feed, first day to fetch) of what the store holds, narrowed by
+/// `args`; each with the day it starts from.
+fn jobs_of(
+    held: Vec<Holding>,
+    args: &SyncArgs,
+    only: Option<&[Symbol]>,
+    settings: &Settings,
+) -> anyhow::Result<Vec<(Job, NaiveDate)>> {
     let today = new_york_date(now_ns());
     let mut groups: BTreeMap<(String, Feed, NaiveDate), Vec<Symbol>> = BTreeMap::new();
     let mut not_synced = BTreeSet::new();
@@ -58,7 +116,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
         let symbol = Symbol::parse(&h.symbol)
             .map_err(|e| anyhow::anyhow!("the store holds a bad symbol {:?}: {e}", h.symbol))?;
         let wanted = args.kind.is_none_or(|k| k == dataset.kind())
-            && only.as_ref().is_none_or(|o| o.contains(&symbol));
+            && only.is_none_or(|o| o.contains(&symbol));
         let feed = Feed::parse(&h.feed)
             .with_context(|| format!("the store holds an unknown feed {:?}", h.feed))?;
         if wanted {
@@ -71,6 +129,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
     }
     for name in &not_synced {
         tracing::info!(
+            target: crate::progress::SUMMARY,
             "[SYNC] {name}: thinned rows are not synced (rerun their import-api command to extend them)"
         );
     }
@@ -81,42 +140,45 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
             feed,
             ..settings.clone()
         };
-        let job = Job::sync(dataset, symbols, (start, today), settings)?;
-        let pending = shards_pending(&job).await?;
-        jobs.push((job, start, pending));
+        jobs.push((
+            Job::sync(dataset, symbols, (start, today), settings)?,
+            start,
+        ));
     }
-    let datasets: usize = jobs.iter().map(|(j, _, _)| j.symbols.len()).sum();
-    let pending: usize = jobs.iter().map(|(_, _, p)| p).sum();
-    if pending == 0 {
-        tracing::info!(
-            "[SYNC] {datasets} dataset{} of {} up to date; nothing to fetch",
-            if datasets == 1 { "" } else { "s" },
-            store_name(&settings)
+    Ok(jobs)
+}
+
+/// `sync --dry-run`: each dataset's plan on stdout; no request, no log file, no lock.
+async fn dry_run(
+    args: &SyncArgs,
+    settings: &Settings,
+    only: Option<&[Symbol]>,
+) -> anyhow::Result<Outcome> {
+    let Some(held) = holdings(settings).await? else {
+        println!(
+            "dry run: {} holds no data yet; nothing to sync",
+            store_name(settings)
         );
         return Ok(Outcome::Completed);
-    }
-    let mut extended = 0;
-    for (job, start, pending) in jobs.iter().filter(|(_, _, p)| *p > 0) {
-        tracing::info!(
-            "[SYNC] {} {} (feed {}): from {start}, {pending} {} to fetch",
-            job.dataset.key(),
-            job.symbols
-                .iter()
-                .map(Symbol::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-            job.settings.feed.as_str(),
-            job.dataset.unit().noun()
-        );
-        if import(job).await? == Outcome::Interrupted {
-            return Ok(Outcome::Interrupted);
+    };
+    let mut pending = 0;
+    for (job, start) in jobs_of(held, args, only, settings)? {
+        let (todo, counts) = super::dry_run::planned(&job).await?;
+        if !todo.is_empty() {
+            pending += todo.len();
+            print!(
+                "dry run, from {start}: {}",
+                super::dry_run::describe(&job, &todo, counts)
+            );
         }
-        extended += job.symbols.len();
     }
-    tracing::info!(
-        "[SYNC] done: {extended} of {datasets} datasets extended, {pending} shards fetched into {}",
-        store_name(&settings)
-    );
+    if pending == 0 {
+        println!(
+            "dry run: every dataset of {} is up to date",
+            store_name(settings)
+        );
+    }
+    println!("  nothing was fetched or written");
     Ok(Outcome::Completed)
 }
 

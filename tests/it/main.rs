@@ -19,4 +19,5 @@ mod resume;
 mod standin;
 mod symbols;
 mod sync;
+mod terminal;
 mod trades_bars;

@@ -234,3 +234,101 @@ async fn sync_extends_the_parquet_store_by_whole_days() {
         run.stderr
     );
 }
+
+/// `--dry-run` says what would be fetched, with no request and no write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_fetch_nothing_and_write_nothing() {
+    let s = standin(small(200)).await;
+    let url = s.url();
+    let w = Workdir::new();
+    let args = [
+        "import-api",
+        "quotes",
+        "AAPL,MSFT",
+        "2024-01-02",
+        "2024-01-04",
+        "--api-url",
+        &url,
+        "--rate-limit",
+        "200",
+        "--dry-run",
+    ];
+    let run = w.run(&args).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let out = &run.stdout;
+    assert!(
+        out.contains("dry run: quotes AAPL,MSFT (feed sip)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("6 days to fetch of 6 (0 done by earlier runs, 0 to resume)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("AAPL: 3 days, 2024-01-02 to 2024-01-04"),
+        "{out}"
+    );
+    assert!(out.contains("at least 6 requests"), "{out}");
+    assert!(
+        out.contains("at least 1.8 s at --rate-limit 200/min"),
+        "{out}"
+    );
+    assert!(out.contains("nothing was fetched or written"), "{out}");
+    assert!(s.request_log().is_empty(), "no request");
+    assert!(
+        !w.path().join("data").exists(),
+        "nothing written, not even a log"
+    );
+
+    // After a real import of AAPL's first day, the plan knows it.
+    let run = w
+        .import(&url, "AAPL", "2024-01-02", "2024-01-02", &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let requests = s.request_log().len();
+    let log = w.log();
+    let run = w.run(&args).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("5 days to fetch of 6 (1 done by earlier runs, 0 to resume)"),
+        "{}",
+        run.stdout
+    );
+    // The holiday costs nothing.
+    let holiday = w
+        .run(&[
+            "import-api",
+            "quotes",
+            "AAPL",
+            "2024-07-03",
+            "2024-07-05",
+            "--dry-run",
+        ])
+        .await;
+    assert!(
+        holiday.stdout.contains("2 days to fetch of 2"),
+        "{}",
+        holiday.stdout
+    );
+
+    let sync = w.run(&["sync", "--dry-run", "--api-url", &url]).await;
+    assert_eq!(sync.code, Some(0), "{}", sync.stderr);
+    assert!(
+        sync.stdout
+            .contains("dry run, from 2024-01-02: quotes AAPL (feed sip)"),
+        "{}",
+        sync.stdout
+    );
+    assert!(
+        sync.stdout.contains("nothing was fetched or written"),
+        "{}",
+        sync.stdout
+    );
+    assert_eq!(s.request_log().len(), requests, "no request");
+    assert_eq!(w.log(), log, "no log line");
+    assert!(
+        !w.path().join("data/market.db.sync.lock").exists(),
+        "no lock file"
+    );
+}
