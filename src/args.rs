@@ -136,6 +136,11 @@ pub struct ImportArgs {
     /// at the rate limit; fetch nothing, write nothing (no log file either)
     #[arg(long)]
     pub dry_run: bool,
+    /// Import from the offline stand-in, started in this process on a free port with its
+    /// own credentials: synthetic data for trying the tool, marked as such, never mixed
+    /// with market data
+    #[arg(long, conflicts_with = "api_url")]
+    pub standin: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
     #[command(flatten)]

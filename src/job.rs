@@ -30,6 +30,8 @@ pub struct Job {
     pub restart: bool,
     /// Alpaca's `asof` (a date or `-`), when given.
     pub asof: Option<String>,
+    /// The rows come from the offline stand-in (`--standin`): synthetic, marked as such.
+    pub synthetic: bool,
     pub settings: Settings,
 }
 
@@ -60,6 +62,7 @@ impl Job {
             thinning,
             restart: args.restart,
             asof: asof_of(args.asof.as_deref())?,
+            synthetic: false,
             settings,
         })
     }
@@ -79,6 +82,7 @@ impl Job {
             thinning: Thinning::default(),
             restart: false,
             asof: None,
+            synthetic: false,
             settings,
         })
     }
@@ -98,6 +102,7 @@ impl Job {
             thinning: Thinning::default(),
             restart: false,
             asof: None,
+            synthetic: false,
             settings,
         })
     }

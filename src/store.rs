@@ -21,6 +21,9 @@ use chrono::NaiveDate;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The suffix of a dataset key whose rows are the stand-in's (`#standin`).
+pub const SYNTHETIC: &str = "#standin";
+
 /// One line of `data status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holding {
@@ -28,6 +31,8 @@ pub struct Holding {
     pub symbol: String,
     /// The feed the rows came from (`sip`, `iex`, ...): part of the dataset's identity.
     pub feed: String,
+    /// The rows are the stand-in's synthetic data (`import-api --standin`).
+    pub synthetic: bool,
     pub store: &'static str,
     pub first: NaiveDate,
     pub last: NaiveDate,
@@ -47,7 +52,12 @@ fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>)
         .into_iter()
         .filter_map(|((key, symbol), days)| {
             let (&first, &last) = (days.keys().next()?, days.keys().next_back()?);
-            // Keys carry `@FEED` for every feed but sip (`Feed::key`).
+            // Keys carry `@FEED` for every feed but sip (`Feed::key`), then `#standin` for
+            // synthetic rows.
+            let (key, synthetic) = match key.strip_suffix(SYNTHETIC) {
+                Some(k) => (k.to_string(), true),
+                None => (key, false),
+            };
             let (dataset, feed) = match key.split_once('@') {
                 Some((d, f)) => (d.to_string(), f.to_string()),
                 None => (key, "sip".to_string()),
@@ -61,6 +71,7 @@ fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>)
                 dataset,
                 symbol,
                 feed,
+                synthetic,
                 store,
                 first,
                 last,
@@ -118,6 +129,10 @@ pub fn parquet_holdings(root: &Path) -> anyhow::Result<Vec<Holding>> {
         for layout in DatasetId::present(&root) {
             let name = feed.key(&layout.key());
             for (sym, key, n, path) in list_units(&root, &layout)? {
+                let name = match layout.synthetic_marker(&root, &sym).exists() {
+                    true => format!("{name}{SYNTHETIC}"),
+                    false => name.clone(),
+                };
                 match layout.unit() {
                     ShardUnit::Session => per_day.push((name.clone(), sym, key, n)),
                     // A month, or a UTC day, spans several New York days.
@@ -161,7 +176,11 @@ pub fn render(holdings: &[Holding], notes: &[String]) -> String {
         lines.push([
             h.dataset.clone(),
             h.symbol.clone(),
-            h.feed.clone(),
+            if h.synthetic {
+                format!("{}*", h.feed)
+            } else {
+                h.feed.clone()
+            },
             h.store.to_string(),
             h.first.to_string(),
             h.last.to_string(),
@@ -186,6 +205,11 @@ pub fn render(holdings: &[Holding], notes: &[String]) -> String {
             out.push_str(cells.join("  ").trim_end());
             out.push('\n');
         }
+    }
+    if holdings.iter().any(|h| h.synthetic) {
+        out.push_str(
+            "* synthetic rows from the offline stand-in (import-api --standin), not market data\n",
+        );
     }
     if holdings.iter().any(|h| !h.gaps.is_empty()) {
         out.push_str(

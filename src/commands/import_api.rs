@@ -18,15 +18,28 @@ use crate::sink::parquet::ParquetSink;
 use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials, Request};
 use crate::source::pace::RequestStats;
 use crate::source::retry::RetryPolicy;
+use crate::standin::{Standin, StandinConfig};
 use crate::time::{format_nanos, NANOS_PER_SEC};
 use crate::transform::{Aggregate, Passthrough};
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
-    let job = Job::import_api(&args)?;
+    let mut job = Job::import_api(&args)?;
+    // `--standin`: the offline stand-in, in this process, for as long as the import runs.
+    let _standin = match args.standin {
+        true => {
+            let s = Standin::start(StandinConfig::default())
+                .await
+                .map_err(|e| anyhow!("cannot start the stand-in: {e}"))?;
+            job.settings.api_url = s.url();
+            job.synthetic = true;
+            Some(s)
+        }
+        false => None,
+    };
     if args.dry_run {
         // No request, no log file, no write: the plan, on stdout.
         let (todo, counts) = super::dry_run::planned(&job).await?;
@@ -34,15 +47,22 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
         println!("  nothing was fetched or written");
         return Ok(Outcome::Completed);
     }
-    client_for(&job.settings, None)?;
+    client_for(&job, None)?;
     init_logging(job.settings.log_path())?;
+    if job.synthetic {
+        tracing::warn!(
+            "[STANDIN] importing from the offline stand-in at {}: synthetic data for trying \
+             the tool, not market data (`data status` marks it; it never mixes with API rows)",
+            job.settings.api_url
+        );
+    }
     import(&job).await
 }
 
 /// Imports `job` from the API into the store its settings name (the database, or the
 /// Parquet store): `import-api`, and `sync` for each dataset it brings up to date.
 pub(crate) async fn import(job: &Job) -> anyhow::Result<Outcome> {
-    let client = client_for(&job.settings, job.asof.clone())?;
+    let client = client_for(job, job.asof.clone())?;
     let Some(available) = available_until(job) else {
         return Ok(Outcome::Completed);
     };
@@ -120,8 +140,13 @@ fn available_until(job: &Job) -> Option<i64> {
     Some(available)
 }
 
-fn client_for(settings: &Settings, asof: Option<String>) -> anyhow::Result<AlpacaClient> {
-    let creds = Credentials::from_env().map_err(|e| anyhow!(e))?;
+fn client_for(job: &Job, asof: Option<String>) -> anyhow::Result<AlpacaClient> {
+    let settings = &job.settings;
+    // The stand-in takes any key: its own, never the user's.
+    let creds = match job.synthetic {
+        true => Credentials::new("standin", "standin"),
+        false => Credentials::from_env().map_err(|e| anyhow!(e))?,
+    };
     AlpacaClient::new(
         &ClientConfig {
             base_url: settings.api_url.clone(),
@@ -149,6 +174,8 @@ async fn to_database(job: &Job, client: AlpacaClient, available: i64) -> anyhow:
     let target = (table, job.dataset);
     let (mut sink, dropped) = open_database(settings, &report, target, job.range).await?;
     let result = async {
+        let names: Vec<&str> = job.symbols.iter().map(Symbol::as_str).collect();
+        sink.claim_symbols(&names, job.synthetic).await?;
         let raw = job.thinning.is_raw();
         let Some(shards) = plan(job, &report, &mut sink, job.range, available, raw).await? else {
             return Ok(Outcome::Completed);
@@ -250,6 +277,7 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
         tracing::warn!("[FILE] skip_duplicates and drop_indexes apply to databases; ignored for format parquet");
     }
     let root = &settings.store_root();
+    claim_files(job, root)?;
     let report = Report::new(job, "parquet", settings.api_url.clone());
     let mut store = StoreProgress {
         root: root.clone(),
@@ -317,6 +345,47 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
         ),
     }
     result.map(|(outcome, _)| outcome)
+}
+
+/// The Parquet store's side of "stand-in rows never mix with market data": a symbol whose
+/// files are the stand-in's carries a marker file; an import of the other kind is refused,
+/// and a stand-in import marks the symbols it writes.
+fn claim_files(job: &Job, root: &std::path::Path) -> anyhow::Result<()> {
+    for symbol in &job.symbols {
+        let marker = job.dataset.synthetic_marker(root, symbol.as_str());
+        let dir = marker
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let has_files = std::fs::read_dir(&dir)
+            .map(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name() != ".synthetic")))
+            .unwrap_or(false);
+        let marked = marker.exists();
+        if has_files && marked != job.synthetic {
+            anyhow::bail!(
+                "{symbol} in {} holds {}; {} would mix the two: use another --historical-path",
+                dir.display(),
+                if marked {
+                    "the stand-in's synthetic rows"
+                } else {
+                    "market data from the API"
+                },
+                if job.synthetic {
+                    "--standin"
+                } else {
+                    "importing from the API"
+                }
+            );
+        }
+        if job.synthetic && !marked {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    std::fs::write(&marker, "synthetic rows from the offline stand-in\n")
+                })
+                .with_context(|| format!("cannot mark {}", dir.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The API as a pipeline source: the planned shards, fetched concurrently.

@@ -24,6 +24,16 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
     let report = Report::new(&job, table.name, from);
     let target = (table, job.dataset);
     let (mut sink, dropped) = open_database(settings, &report, target, job.range).await?;
+    // The stand-in's files stay marked as synthetic in the database, and never mix there.
+    for symbol in &job.symbols {
+        let synthetic = job
+            .dataset
+            .synthetic_marker(&root, symbol.as_str())
+            .exists();
+        if let Err(e) = sink.claim_symbols(&[symbol.as_str()], synthetic).await {
+            return close_database(sink, dropped, Err(e)).await;
+        }
+    }
     let source = StoreSource {
         root,
         layout: job.dataset,

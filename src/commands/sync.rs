@@ -109,6 +109,10 @@ fn jobs_of(
     let mut groups: BTreeMap<(String, Feed, NaiveDate), Vec<Symbol>> = BTreeMap::new();
     let mut not_synced = BTreeSet::new();
     for h in held {
+        if h.synthetic {
+            not_synced.insert(format!("{} {} (stand-in rows)", h.dataset, h.symbol));
+            continue;
+        }
         let Some(dataset) = DatasetId::from_key(&h.dataset) else {
             not_synced.insert(h.dataset);
             continue;
@@ -130,7 +134,7 @@ fn jobs_of(
     for name in &not_synced {
         tracing::info!(
             target: crate::progress::SUMMARY,
-            "[SYNC] {name}: thinned rows are not synced (rerun their import-api command to extend them)"
+            "[SYNC] {name}: not synced (thinned rows and the stand-in's are extended by rerunning their import-api command)"
         );
     }
     let mut jobs = Vec::new();

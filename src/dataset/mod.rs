@@ -293,6 +293,14 @@ impl DatasetId {
         }
     }
 
+    /// `{dataset}/symbol=SYM/.synthetic`: present when the symbol's files hold the
+    /// stand-in's synthetic rows (`import-api --standin`).
+    pub fn synthetic_marker(&self, root: &Path, symbol: &str) -> PathBuf {
+        self.dir(root)
+            .join(format!("symbol={symbol}"))
+            .join(".synthetic")
+    }
+
     /// `{dataset}/symbol=SYM/date=YYYY-MM-DD` (or `month=YYYY-MM`).
     pub fn unit_dir(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
         self.dir(root)

@@ -225,6 +225,52 @@ where
         q.fetch_one(&mut self.conn).await
     }
 
+    /// Checks that `symbols` (of this sink's feed) hold only rows of the kind being imported
+    /// — the stand-in's synthetic rows (`synthetic`) or market data — and marks new ones.
+    pub async fn claim_symbols(&mut self, symbols: &[&str], synthetic: bool) -> anyhow::Result<()> {
+        let feed = self.feed.as_str();
+        for &symbol in symbols {
+            let held: Option<i64> = sqlx::query_scalar(&D::sql(
+                "SELECT CAST(synthetic AS BIGINT) FROM symbols WHERE symbol = $1 AND feed = $2",
+            ))
+            .bind(symbol)
+            .bind(feed)
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot read the symbols"))?;
+            match held {
+                Some(h) if (h != 0) != synthetic => anyhow::bail!(
+                    "{symbol} (feed {feed}) in this database holds {}; {} would mix the two in \
+                     one dataset: use another --database-url",
+                    if h != 0 {
+                        "the stand-in's synthetic rows"
+                    } else {
+                        "market data from the API"
+                    },
+                    if synthetic {
+                        "--standin"
+                    } else {
+                        "importing from the API"
+                    }
+                ),
+                Some(_) => {}
+                None => {
+                    sqlx::query(&D::sql(
+                        "INSERT INTO symbols (symbol, feed, synthetic) VALUES ($1, $2, $3) \
+                         ON CONFLICT (symbol, feed) DO NOTHING",
+                    ))
+                    .bind(symbol)
+                    .bind(feed)
+                    .bind(i64::from(synthetic))
+                    .execute(&mut self.conn)
+                    .await
+                    .map_err(|e| self.err(e, "cannot record the symbols"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Rows from now on are of `feed` (sip until told otherwise).
     pub fn set_feed(&mut self, feed: Feed) {
         if feed != self.feed {
@@ -424,24 +470,26 @@ where
     ) -> anyhow::Result<Vec<(String, String, NaiveDate, i64)>> {
         let of_symbol = "(CAST($1 AS TEXT) IS NULL OR s.symbol = $1)";
         let (d1, d2) = (D::ny_day("q.t"), D::ny_day("q.bucket_t"));
-        // Keys as `Feed::key` writes them: `@FEED` after every feed but sip.
-        let feed = "CASE WHEN s.feed = 'sip' THEN '' ELSE '@' || s.feed END";
+        // Keys as `Feed::key` writes them: `@FEED` after every feed but sip; then `#standin`
+        // for the stand-in's synthetic rows.
+        let feed = "CASE WHEN s.feed = 'sip' THEN '' ELSE '@' || s.feed END \
+                    || CASE WHEN s.synthetic <> 0 THEN '#standin' ELSE '' END";
         let sql = D::sql(&format!(
             "SELECT 'quotes' || {feed}, s.symbol, {d1} AS d, count(*) FROM quotes q \
-             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.feed, s.symbol, d \
+             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.feed, s.synthetic, s.symbol, d \
              UNION ALL SELECT 'quotes_thinned/' || th.spec || {feed}, s.symbol, {d1} AS d, count(*) \
              FROM quotes_thinned q JOIN symbols s ON s.id = q.symbol_id \
              JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} \
-             GROUP BY th.spec, s.feed, s.symbol, d \
+             GROUP BY th.spec, s.feed, s.synthetic, s.symbol, d \
              UNION ALL SELECT 'quotes_aggregated/' || th.spec || {feed}, s.symbol, {d2} AS d, \
              count(*) FROM quotes_aggregated q JOIN symbols s ON s.id = q.symbol_id \
              JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} \
-             GROUP BY th.spec, s.feed, s.symbol, d \
+             GROUP BY th.spec, s.feed, s.synthetic, s.symbol, d \
              UNION ALL SELECT 'trades' || {feed}, s.symbol, {d1} AS d, count(*) FROM trades q \
-             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.feed, s.symbol, d \
+             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.feed, s.synthetic, s.symbol, d \
              UNION ALL SELECT 'bars/' || q.timeframe || '/' || q.adjustment || {feed}, s.symbol, \
              {d1} AS d, count(*) FROM bars q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE {of_symbol} GROUP BY q.timeframe, q.adjustment, s.feed, s.symbol, d \
+             WHERE {of_symbol} GROUP BY q.timeframe, q.adjustment, s.feed, s.synthetic, s.symbol, d \
              ORDER BY 1, 2, 3"
         ));
         let rows: Vec<(String, String, String, i64)> = sqlx::query_as(&sql)

@@ -17,6 +17,7 @@ mod pg_auth;
 mod postgres;
 mod resume;
 mod standin;
+mod standin_flag;
 mod symbols;
 mod sync;
 mod terminal;
