@@ -84,7 +84,8 @@ pub enum Command {
     /// List what the database and the Parquet store hold: per dataset and symbol, the date
     /// span, days, rows and missing trading days (NYSE calendar)
     #[command(
-        after_help = "Examples:\n  data status\n  data status --database-url postgres://user@host/market\n  \
+        after_help = "Examples:\n  data status\n  data status --json | jq '.holdings[] | {dataset, symbol, rows}'\n  \
+            data status --database-url postgres://user@host/market\n  \
             data status --historical-path /data/lake"
     )]
     Status(StatusArgs),
@@ -213,6 +214,9 @@ pub struct ArchiveArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Print the same as JSON, every day included, for scripts
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
 }

@@ -83,7 +83,13 @@ pub fn main() -> ExitCode {
                     std::time::Duration::from_secs(settings.busy_timeout_secs),
                 )
                 .await?;
-                print!("{}", crate::store::render(&holdings, &notes));
+                if args.json {
+                    let json = crate::coverage::to_json(&holdings, &notes);
+                    println!("{json:#}");
+                } else {
+                    print!("{}", crate::store::render(&holdings, &notes));
+                    print!("{}", crate::coverage::render_strips(&holdings));
+                }
                 Ok(Outcome::Completed)
             }
             Command::Completions { shell } => {

@@ -19,6 +19,7 @@ pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod coverage;
 pub mod dataset;
 pub mod job;
 pub mod model;

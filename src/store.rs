@@ -41,6 +41,10 @@ pub struct Holding {
     /// NYSE trading days between first and last with no rows (weekends and exchange
     /// holidays are never gaps).
     pub gaps: Vec<NaiveDate>,
+    /// Rows per New York day held.
+    pub per_day: BTreeMap<NaiveDate, i64>,
+    /// Days held whose import is not finished (resumable): fewer rows than the day has.
+    pub partial: std::collections::BTreeSet<NaiveDate>,
 }
 
 fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>) -> Vec<Holding> {
@@ -78,6 +82,8 @@ fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>)
                 days: days.len(),
                 rows: days.values().sum(),
                 gaps,
+                per_day: days,
+                partial: Default::default(),
             })
         })
         .collect()
@@ -115,9 +121,26 @@ pub async fn status(
     Ok((out, notes))
 }
 
-/// What the database holds, per dataset, symbol and feed.
+/// What the database holds, per dataset, symbol and feed; days whose import is unfinished
+/// (a progress record not done) are partial.
 pub async fn database_holdings(db: &mut Database) -> anyhow::Result<Vec<Holding>> {
-    Ok(holdings("database", db.day_counts(None).await?))
+    let mut held = holdings("database", db.day_counts(None).await?);
+    let unfinished: std::collections::HashSet<(String, String, NaiveDate)> =
+        db.unfinished_days().await?.into_iter().collect();
+    for h in &mut held {
+        let key = Feed::parse(&h.feed).map_or(h.dataset.clone(), |f| f.key(&h.dataset));
+        let unit = DatasetId::from_key(&h.dataset).map_or(ShardUnit::Session, |d| d.unit());
+        h.partial = h
+            .per_day
+            .keys()
+            .copied()
+            .filter(|d| {
+                let u = unit.key_of(crate::time::new_york_time_nanos(*d, 12, 0));
+                unfinished.contains(&(key.clone(), h.symbol.clone(), u))
+            })
+            .collect();
+    }
+    Ok(held)
 }
 
 /// What the Parquet store under `root` holds (every feed's folder), per dataset, symbol and

@@ -90,6 +90,7 @@ forward! {
     async fn load_progress(dataset: &str, symbol: &str, first: NaiveDate, last: NaiveDate) -> Vec<Saved>;
     async fn set_thinning(spec: &str) -> ();
     async fn claim_symbols(symbols: &[&str], synthetic: bool) -> ();
+    async fn unfinished_days() -> Vec<(String, String, NaiveDate)>;
     async fn has_rows_in(table: &TableSpec, symbol: &str, start_ns: i64, end_ns: i64) -> bool;
     async fn drop_secondary_indexes(table: &TableSpec) -> Vec<String>;
     async fn rebuild_dropped_indexes(only_orphans: bool) -> Vec<String>;

@@ -461,6 +461,21 @@ where
         Ok(records.into_iter().map(|(n, _, _)| n).collect())
     }
 
+    /// Every (dataset key, symbol, day) whose progress record is not done: units an import
+    /// started and did not finish.
+    pub async fn unfinished_days(&mut self) -> anyhow::Result<Vec<(String, String, NaiveDate)>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(&D::sql(
+            "SELECT dataset, symbol, CAST(day AS TEXT) FROM import_progress WHERE NOT done",
+        ))
+        .fetch_all(&mut self.conn)
+        .await
+        .map_err(|e| self.err(e, "cannot read the import progress"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(d, s, day)| Some((d, s, day.parse().ok()?)))
+            .collect())
+    }
+
     /// Rows per (dataset, symbol, New York day) in the database, for `data status` and
     /// `data archive`, with datasets named by their keys (`quotes`, `bars/1Min/raw`,
     /// `quotes_thinned/sample=10`).

@@ -332,3 +332,52 @@ async fn dry_runs_fetch_nothing_and_write_nothing() {
         "no lock file"
     );
 }
+
+/// `status` draws each dataset's trading days (full, partial, missing), and `--json` gives
+/// the same for scripts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_draws_full_partial_and_missing_days() {
+    let s = standin(small(200)).await;
+    let w = Workdir::new();
+    let ([d1, _, p], _) = recent_days();
+    let (d1s, ps) = (d1.to_string(), p.to_string());
+    let run = w.import(&s.url(), "AAPL", &d1s, &d1s, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let noon = delay_to(new_york_time_nanos(p, 12, 0));
+    let run = w
+        .import(&s.url(), "AAPL", &ps, &ps, &["--sip-delay", &noon])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let status = w.run(&["status"]).await;
+    assert_eq!(status.code, Some(0), "{}", status.stderr);
+    let strip = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("AAPL quotes sip database"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(strip.ends_with("  #.+"), "{strip:?}\n{}", status.stdout);
+    assert!(
+        status.stdout.contains("# full, + partial"),
+        "{}",
+        status.stdout
+    );
+
+    let json = w.run(&["status", "--json"]).await;
+    assert_eq!(json.code, Some(0), "{}", json.stderr);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let h = &v["holdings"][0];
+    assert_eq!(
+        (h["dataset"].as_str(), h["feed"].as_str()),
+        (Some("quotes"), Some("sip"))
+    );
+    let states: Vec<&str> = h["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["full", "missing", "partial"]);
+    assert_eq!(h["days"][0]["rows"], 200);
+    assert_eq!(h["missing_trading_days"].as_array().unwrap().len(), 1);
+}

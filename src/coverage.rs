@@ -1,0 +1,217 @@
+//! Coverage at a glance for `data status`: a calendar strip per dataset, symbol, feed and
+//! store (one character per NYSE trading day, or per week for long spans: full, partial —
+//! started and resumable —, missing), and the same as JSON for scripts.
+
+use crate::nyse::is_trading_day;
+use crate::store::Holding;
+use chrono::{Datelike, NaiveDate};
+use std::fmt::Write;
+
+/// Spans longer than this many trading days get one character per week.
+pub const DAYS_PER_STRIP: usize = 80;
+
+/// What a trading day (or week) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    Full,
+    Partial,
+    Missing,
+}
+
+impl Cell {
+    pub fn glyph(self) -> char {
+        match self {
+            Cell::Full => '#',
+            Cell::Partial => '+',
+            Cell::Missing => '.',
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cell::Full => "full",
+            Cell::Partial => "partial",
+            Cell::Missing => "missing",
+        }
+    }
+}
+
+/// Each trading day from `h.first` to `h.last`, with what it holds.
+pub fn days(h: &Holding) -> Vec<(NaiveDate, Cell)> {
+    h.first
+        .iter_days()
+        .take_while(|d| *d <= h.last)
+        .filter(|d| is_trading_day(*d) || h.per_day.contains_key(d))
+        .map(|d| {
+            let cell = match (h.per_day.contains_key(&d), h.partial.contains(&d)) {
+                (false, _) => Cell::Missing,
+                (true, true) => Cell::Partial,
+                (true, false) => Cell::Full,
+            };
+            (d, cell)
+        })
+        .collect()
+}
+
+/// The strip: one character per trading day, or per ISO week when the span is long (full
+/// when every trading day of it is, missing when none holds rows, partial otherwise).
+pub fn strip(h: &Holding) -> (String, &'static str) {
+    let days = days(h);
+    if days.len() <= DAYS_PER_STRIP {
+        return (days.iter().map(|(_, c)| c.glyph()).collect(), "day");
+    }
+    let mut out = String::new();
+    let mut week: Option<(i32, u32)> = None;
+    let mut cells: Vec<Cell> = Vec::new();
+    let flush = |cells: &mut Vec<Cell>, out: &mut String| {
+        if cells.is_empty() {
+            return;
+        }
+        let cell = if cells.iter().all(|c| *c == Cell::Full) {
+            Cell::Full
+        } else if cells.iter().all(|c| *c == Cell::Missing) {
+            Cell::Missing
+        } else {
+            Cell::Partial
+        };
+        out.push(cell.glyph());
+        cells.clear();
+    };
+    for (d, c) in days {
+        let w = (d.iso_week().year(), d.iso_week().week());
+        if week != Some(w) {
+            flush(&mut cells, &mut out);
+            week = Some(w);
+        }
+        cells.push(c);
+    }
+    flush(&mut cells, &mut out);
+    (out, "week")
+}
+
+/// The strips of `holdings`, under a legend.
+pub fn render_strips(holdings: &[Holding]) -> String {
+    if holdings.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\ncoverage from FIRST to LAST: # full, + partial (started, resumable), . missing; \
+         one character per trading day (per week for spans over 80 trading days)\n",
+    );
+    let label = |h: &Holding| {
+        format!(
+            "{} {} {}{} {}",
+            h.symbol,
+            h.dataset,
+            h.feed,
+            if h.synthetic { "*" } else { "" },
+            h.store
+        )
+    };
+    let width = holdings.iter().map(|h| label(h).len()).max().unwrap_or(0);
+    for h in holdings {
+        let (strip, per) = strip(h);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {}{}",
+            label(h),
+            strip,
+            if per == "week" { "  (weeks)" } else { "" }
+        );
+    }
+    out
+}
+
+/// `data status --json`: every holding with its days.
+pub fn to_json(holdings: &[Holding], notes: &[String]) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = holdings
+        .iter()
+        .map(|h| {
+            let days: Vec<serde_json::Value> = days(h)
+                .into_iter()
+                .map(|(d, c)| {
+                    serde_json::json!({
+                        "date": d.to_string(),
+                        "rows": h.per_day.get(&d).copied().unwrap_or(0),
+                        "state": c.name(),
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "dataset": h.dataset,
+                "symbol": h.symbol,
+                "feed": h.feed,
+                "synthetic": h.synthetic,
+                "store": h.store,
+                "first": h.first.to_string(),
+                "last": h.last.to_string(),
+                "days_held": h.days,
+                "rows": h.rows,
+                "missing_trading_days": h.gaps.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                "days": days,
+            })
+        })
+        .collect();
+    serde_json::json!({ "holdings": items, "notes": notes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn holding(per_day: &[(&str, i64)], partial: &[&str]) -> Holding {
+        let per_day: BTreeMap<NaiveDate, i64> = per_day.iter().map(|(s, n)| (d(s), *n)).collect();
+        Holding {
+            dataset: "quotes".into(),
+            symbol: "AAPL".into(),
+            feed: "sip".into(),
+            synthetic: false,
+            store: "database",
+            first: *per_day.keys().next().unwrap(),
+            last: *per_day.keys().next_back().unwrap(),
+            days: per_day.len(),
+            rows: per_day.values().sum(),
+            gaps: Vec::new(),
+            per_day,
+            partial: partial.iter().map(|s| d(s)).collect::<BTreeSet<_>>(),
+        }
+    }
+
+    #[test]
+    fn a_strip_has_a_character_per_trading_day() {
+        // Fri 12th, (weekend, MLK Monday), Tue 16th missing, Wed 17th partial, Thu 18th.
+        let h = holding(
+            &[("2024-01-12", 5), ("2024-01-17", 3), ("2024-01-18", 5)],
+            &["2024-01-17"],
+        );
+        assert_eq!(strip(&h), ("#.+#".to_string(), "day"));
+        let json = to_json(&[h], &[]);
+        assert_eq!(json["holdings"][0]["days"][1]["state"], "missing");
+        assert_eq!(json["holdings"][0]["days"][2]["rows"], 3);
+    }
+
+    #[test]
+    fn long_spans_get_a_character_per_week() {
+        let mut per_day: Vec<(String, i64)> = Vec::new();
+        let mut day = d("2024-01-02");
+        while day <= d("2024-06-28") {
+            // Every trading day but those of the week of 2024-03-11.
+            if is_trading_day(day) && !(d("2024-03-11")..=d("2024-03-15")).contains(&day) {
+                per_day.push((day.to_string(), 1));
+            }
+            day = day.succ_opt().unwrap();
+        }
+        let refs: Vec<(&str, i64)> = per_day.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+        let h = holding(&refs, &["2024-04-02"]);
+        let (s, per) = strip(&h);
+        assert_eq!(per, "week");
+        assert_eq!(s.len(), 26);
+        assert_eq!(s.matches('.').count(), 1, "{s}");
+        assert_eq!(s.matches('+').count(), 1, "{s}");
+    }
+}
