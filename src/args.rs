@@ -85,6 +85,7 @@ pub enum Command {
     /// span, days, rows and missing trading days (NYSE calendar)
     #[command(
         after_help = "Examples:\n  data status\n  data status --json | jq '.holdings[] | {dataset, symbol, rows}'\n  \
+            data status --html status.html\n  \
             data status --database-url postgres://user@host/market\n  \
             data status --historical-path /data/lake"
     )]
@@ -215,8 +216,11 @@ pub struct ArchiveArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print the same as JSON, every day included, for scripts
-    #[arg(long)]
+    #[arg(long, conflicts_with = "html")]
     pub json: bool,
+    /// Also write a small self-contained page: a heatmap of rows per trading day
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub settings: SettingsArgs,
 }

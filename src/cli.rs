@@ -83,6 +83,12 @@ pub fn main() -> ExitCode {
                     std::time::Duration::from_secs(settings.busy_timeout_secs),
                 )
                 .await?;
+                if let Some(path) = &args.html {
+                    let page = crate::coverage::to_html(&holdings, &notes);
+                    std::fs::write(path, page).map_err(|e| {
+                        anyhow::anyhow!("cannot write the page {}: {e}", path.display())
+                    })?;
+                }
                 if args.json {
                     let json = crate::coverage::to_json(&holdings, &notes);
                     println!("{json:#}");

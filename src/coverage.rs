@@ -155,6 +155,100 @@ pub fn to_json(holdings: &[Holding], notes: &[String]) -> serde_json::Value {
     serde_json::json!({ "holdings": items, "notes": notes })
 }
 
+/// Layout of the `--html` page, in CSS pixels (the test finds cells by these).
+pub mod page {
+    /// Page margin.
+    pub const MARGIN: u32 = 16;
+    /// Title and legend above the rows.
+    pub const HEAD: u32 = 56;
+    /// Width of a row's label.
+    pub const LABEL: u32 = 300;
+    /// Cell size, and the step from one cell (row) to the next.
+    pub const CELL: u32 = 14;
+    pub const STEP: u32 = 16;
+}
+
+/// The colour of a cell: missing red, partial orange, full a green as dark as its rows are
+/// many (quartiles of the busiest day held).
+fn colour(cell: Cell, rows: i64, max: i64) -> &'static str {
+    const GREENS: [&str; 4] = ["#a6dba0", "#5aae61", "#1b7837", "#00441b"];
+    match cell {
+        Cell::Missing => "#d73027",
+        Cell::Partial => "#fdae61",
+        Cell::Full => {
+            let q = (rows.max(1) * 4 - 1) / max.max(1);
+            GREENS[q.clamp(0, 3) as usize]
+        }
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `data status --html FILE`: one self-contained page (no script, no outside resource), a
+/// heatmap of rows per trading day, a row per dataset, symbol, feed and store; each cell's
+/// tooltip gives its day and rows.
+pub fn to_html(holdings: &[Holding], notes: &[String]) -> String {
+    use page::*;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>data status</title>\n\
+         <style>\n\
+         * {{ box-sizing: border-box; }}\n\
+         body {{ margin: 0; padding: {MARGIN}px; font: 12px/14px sans-serif; background: #fff; \
+         color: #222; }}\n\
+         .head {{ height: {HEAD}px; overflow: hidden; }}\n\
+         h1 {{ font-size: 15px; line-height: 20px; margin: 0 0 6px; }}\n\
+         .row {{ display: flex; height: {STEP}px; white-space: nowrap; }}\n\
+         .label {{ width: {LABEL}px; flex: none; overflow: hidden; }}\n\
+         .c {{ width: {CELL}px; height: {CELL}px; margin: 1px {gap}px 1px 0; flex: none; }}\n\
+         .key {{ display: inline-block; width: 10px; height: 10px; margin: 0 3px 0 10px; }}\n\
+         </style></head><body>\n<div class=\"head\"><h1>What the store holds</h1>\n\
+         <div>one cell per NYSE trading day:\
+         <span class=\"key\" style=\"background:#1b7837\"></span>rows (darker: more)\
+         <span class=\"key\" style=\"background:#fdae61\"></span>partial (resumable)\
+         <span class=\"key\" style=\"background:#d73027\"></span>missing</div></div>\n",
+        gap = STEP - CELL
+    );
+    for h in holdings {
+        let max = h.per_day.values().copied().max().unwrap_or(1);
+        let _ = write!(
+            out,
+            "<div class=\"row\"><div class=\"label\" title=\"{} to {}\">{} {} {}{} {}</div>",
+            h.first,
+            h.last,
+            escape(&h.symbol),
+            escape(&h.dataset),
+            escape(&h.feed),
+            if h.synthetic { " (stand-in)" } else { "" },
+            h.store
+        );
+        for (d, cell) in days(h) {
+            let rows = h.per_day.get(&d).copied().unwrap_or(0);
+            let _ = write!(
+                out,
+                "<div class=\"c\" style=\"background:{}\" title=\"{d}: {rows} rows, {}\"></div>",
+                colour(cell, rows, max),
+                cell.name()
+            );
+        }
+        out.push_str("</div>\n");
+    }
+    if holdings.is_empty() {
+        out.push_str("<p>no data held</p>\n");
+    }
+    for n in notes {
+        let _ = writeln!(out, "<p>{}</p>", escape(n));
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -381,3 +381,98 @@ async fn status_draws_full_partial_and_missing_days() {
     assert_eq!(h["days"][0]["rows"], 200);
     assert_eq!(h["missing_trading_days"].as_array().unwrap().len(), 1);
 }
+
+/// The browser to render `status --html` with: `DATA_TEST_CHROMIUM`, else Debian's chromium.
+fn chromium() -> Option<String> {
+    std::env::var("DATA_TEST_CHROMIUM")
+        .ok()
+        .or_else(|| Some("/usr/bin/chromium".to_string()))
+        .filter(|p| std::path::Path::new(p).exists())
+}
+
+/// `status --html` is a page a real browser draws: headless Chromium's screenshot has a
+/// green, a red and an orange cell where the full, missing and partial days are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_draws_each_trading_day_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "chromium test NOT RUN: no /usr/bin/chromium (apt-get install chromium) and DATA_TEST_CHROMIUM is not set"
+        );
+        return;
+    };
+    let s = standin(small(200)).await;
+    let w = Workdir::new();
+    let ([d1, _, p], _) = recent_days();
+    let (d1s, ps) = (d1.to_string(), p.to_string());
+    let run = w.import(&s.url(), "AAPL", &d1s, &d1s, &[]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let noon = delay_to(new_york_time_nanos(p, 12, 0));
+    let run = w
+        .import(&s.url(), "AAPL", &ps, &ps, &["--sip-delay", &noon])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let run = w.run(&["status", "--html", "status.html"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let page = w.path().join("status.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(&format!("title=\"{d1s}: 200 rows, full\"")),
+        "{html}"
+    );
+
+    let shot = w.path().join("status.png");
+    let profile = w.path().join("chromium-profile");
+    let out = std::process::Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            "--window-size=800,200",
+            &format!("--user-data-dir={}", profile.display()),
+            &format!("--screenshot={}", shot.display()),
+            &format!("file://{}", page.display()),
+        ])
+        .output()
+        .expect("run chromium");
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decoder = png::Decoder::new(std::fs::File::open(&shot).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let pixel = |x: u32, y: u32| {
+        let at = (y as usize * info.width as usize + x as usize) * channels;
+        (buf[at], buf[at + 1], buf[at + 2])
+    };
+    use data::coverage::page::*;
+    let y = MARGIN + HEAD + 1 + CELL / 2;
+    let cell = |j: u32| pixel(MARGIN + LABEL + j * STEP + CELL / 2, y);
+    let (full, missing, partial) = (cell(0), cell(1), cell(2));
+    assert!(
+        full.1 > full.0 + 40 && full.1 > full.2 + 40,
+        "day 1 green: {full:?}"
+    );
+    assert!(missing.0 > 180 && missing.1 < 90, "day 2 red: {missing:?}");
+    assert!(
+        partial.0 > 200 && partial.1 > 120 && partial.2 < 140,
+        "day 3 orange: {partial:?}"
+    );
+    let after = cell(3);
+    assert!(
+        after.0 > 240 && after.1 > 240 && after.2 > 240,
+        "nothing after day 3: {after:?}"
+    );
+}
