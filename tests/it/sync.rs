@@ -476,3 +476,43 @@ async fn the_status_page_draws_each_trading_day_in_a_real_browser() {
         "nothing after day 3: {after:?}"
     );
 }
+
+/// Holes inside a dataset's span stay holes for `sync` (listed by `status`) until
+/// `--fill-gaps` asks for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_fills_holes_only_when_asked() {
+    let s = standin(small(200)).await;
+    let w = Workdir::new();
+    let ([d1, d2, p], delay) = recent_days();
+    for day in [d1, p] {
+        let day = day.to_string();
+        let run = w.import(&s.url(), "AAPL", &day, &day, &[]).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    let url = s.url();
+    let sync = [
+        "sync",
+        "--api-url",
+        url.as_str(),
+        "--sip-delay",
+        delay.as_str(),
+    ];
+    let run = w.run(&sync).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing to fetch"), "{}", run.stderr);
+    let status = w.run(&["status"]).await;
+    assert!(
+        status.stdout.contains(&format!("1: {d2}")),
+        "the hole is listed: {}",
+        status.stdout
+    );
+    let mut fill = sync.to_vec();
+    fill.push("--fill-gaps");
+    let run = w.run(&fill).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        w.rows("AAPL").await,
+        expected_rows("AAPL", &d1.to_string(), &p.to_string(), 200),
+        "the hole filled, nothing else fetched twice"
+    );
+}
