@@ -56,7 +56,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
             job.settings.api_url
         );
     }
-    import(&job).await
+    let outcome = import(&job).await?;
+    if job.synthetic {
+        tracing::warn!(
+            target: crate::progress::SUMMARY,
+            "[STANDIN] these rows are the offline stand-in's synthetic data, not market data; \
+             `data status` marks them with *"
+        );
+    }
+    Ok(outcome)
 }
 
 /// Imports `job` from the API into the store its settings name (the database, or the

@@ -19,6 +19,12 @@ async fn standin_imports_work_offline_are_marked_and_never_mix_with_api_rows() {
         .env_remove("APCA_API_SECRET_KEY");
     let run = w.run_cmd(cmd).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("[STANDIN] these rows are the offline stand-in's synthetic data"),
+        "the summary ends with it: {}",
+        run.stderr
+    );
     assert!(
         run.stderr
             .contains("synthetic data for trying the tool, not market data"),
