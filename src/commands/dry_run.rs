@@ -11,8 +11,8 @@ use crate::resume::PlanCounts;
 use crate::resume::{Saved, Shard};
 use crate::run::{now_ns, shards_to_fetch, ProgressStore, Saves, Units};
 use crate::sink::database::is_postgres_url;
-use crate::sink::dialect::Dialect;
 use crate::sink::postgres::PgDialect;
+use crate::sink::sql::progress_select;
 use crate::sink::sqlite::SqliteDialect;
 use crate::source::alpaca::{group_shards, Request, PAGE_LIMIT};
 use crate::time::format_nanos;
@@ -51,24 +51,13 @@ impl ReadOnly {
     }
 }
 
-/// `import_progress`'s rows, as `SqlSink::load_progress` reads them.
-fn progress_sql<D: Dialect>() -> String {
-    D::sql(&format!(
-        "SELECT CAST(day AS TEXT), start_ns, end_ns, last_t, CAST(last_seq AS BIGINT), done \
-         FROM import_progress WHERE dataset = $1 AND symbol = $2 AND day BETWEEN {} AND {} \
-         ORDER BY day",
-        D::date_param(3),
-        D::date_param(4)
-    ))
-}
-
 impl ProgressStore for ReadOnly {
     async fn saved(&mut self, dataset: &str, symbol: &Symbol, units: Units) -> Saves {
         let (first, last) = (units.start().to_string(), units.end().to_string());
         let rows: Result<Vec<crate::resume::ProgressRecord>, sqlx::Error> = match self {
             ReadOnly::Nothing => return Ok(Vec::new()),
             ReadOnly::Sqlite(c) => {
-                sqlx::query_as(&progress_sql::<SqliteDialect>())
+                sqlx::query_as(&progress_select::<SqliteDialect>())
                     .bind(dataset)
                     .bind(symbol.as_str())
                     .bind(&first)
@@ -77,7 +66,7 @@ impl ProgressStore for ReadOnly {
                     .await
             }
             ReadOnly::Postgres(c) => {
-                sqlx::query_as(&progress_sql::<PgDialect>())
+                sqlx::query_as(&progress_select::<PgDialect>())
                     .bind(dataset)
                     .bind(symbol.as_str())
                     .bind(&first)

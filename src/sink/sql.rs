@@ -62,6 +62,18 @@ pub struct SqlSink<D: Dialect> {
     target: Option<(&'static TableSpec, DatasetId)>,
 }
 
+/// The statement reading `import_progress` rows of dataset `$1`, symbol `$2`, days `$3` to
+/// `$4`, as [`ProgressRecord`]s (also the dry run's read-only plan).
+pub(crate) fn progress_select<D: Dialect>() -> String {
+    D::sql(&format!(
+        "SELECT CAST(day AS TEXT), start_ns, end_ns, last_t, CAST(last_seq AS BIGINT), done \
+         FROM import_progress WHERE dataset = $1 AND symbol = $2 AND day BETWEEN {} AND {} \
+         ORDER BY day",
+        D::date_param(3),
+        D::date_param(4)
+    ))
+}
+
 impl<D> SqlSink<D>
 where
     D: Dialect,
@@ -134,14 +146,7 @@ where
         first: NaiveDate,
         last: NaiveDate,
     ) -> anyhow::Result<Vec<Saved>> {
-        let sql = D::sql(&format!(
-            "SELECT CAST(day AS TEXT), start_ns, end_ns, last_t, CAST(last_seq AS BIGINT), done \
-             FROM import_progress WHERE dataset = $1 AND symbol = $2 AND day BETWEEN {} AND {} \
-             ORDER BY day",
-            D::date_param(3),
-            D::date_param(4)
-        ));
-        let rows: Vec<ProgressRecord> = sqlx::query_as(&sql)
+        let rows: Vec<ProgressRecord> = sqlx::query_as(&progress_select::<D>())
             .bind(dataset)
             .bind(symbol)
             .bind(first.to_string())
