@@ -43,6 +43,10 @@ const TRADES_MONTH_PQ: &str = "trades: one month of AAPL (format parquet)";
 const BARS_YEAR_PQ: &str = "1Min bars: a year of 10 symbols (format parquet)";
 /// Daily bars for the ten symbols: multi-symbol requests, one per month.
 const DAILY_YEAR: &str = "1Day bars: a year of 10 symbols";
+/// A month of BTC/USD quotes (the stand-in serves 37,000 a UTC day, weekends included).
+const CRYPTO_MONTH: &str = "crypto quotes: a month of BTC/USD";
+/// The same crypto quotes into the Parquet store.
+const CRYPTO_MONTH_PQ: &str = "crypto quotes: a month of BTC/USD (format parquet)";
 const TEN: &str = "AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,BRK.B,JPM,V";
 
 const MODES: &[Mode] = &[
@@ -154,7 +158,25 @@ const MODES: &[Mode] = &[
         one_day: false,
         prefill: true,
     },
+    Mode {
+        name: CRYPTO_MONTH,
+        args: &[],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: CRYPTO_MONTH_PQ,
+        args: &["--format", "parquet"],
+        one_day: false,
+        prefill: false,
+    },
 ];
+
+/// A mode whose row count is read from its own summary line (not the year of quotes).
+fn counts_own_rows(mode: &Mode) -> bool {
+    is_bars(mode)
+        || [TRADES_MONTH, TRADES_MONTH_PQ, CRYPTO_MONTH, CRYPTO_MONTH_PQ].contains(&mode.name)
+}
 
 struct Sample {
     wall: Duration,
@@ -187,7 +209,19 @@ fn run_data(bin: &Path, dir: &Path, url: &str, mode: &Mode) -> Sample {
         ("2024-01-01", "2024-12-31")
     };
     let log = dir.join("stderr.log");
-    let args: Vec<&str> = if mode.name == TRADES_MONTH || mode.name == TRADES_MONTH_PQ {
+    let args: Vec<&str> = if mode.name == CRYPTO_MONTH || mode.name == CRYPTO_MONTH_PQ {
+        let mut a = vec![
+            "import-api",
+            "quotes",
+            "BTC/USD",
+            "2024-01-01",
+            "2024-01-31",
+            "--api-url",
+            url,
+        ];
+        a.extend(mode.args);
+        a
+    } else if mode.name == TRADES_MONTH || mode.name == TRADES_MONTH_PQ {
         let mut a = vec![
             "import-api",
             "trades",
@@ -365,7 +399,7 @@ fn main() {
                 .and_then(|n| n.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
-        let quotes = if is_bars(mode) || mode.name == TRADES_MONTH || mode.name == TRADES_MONTH_PQ {
+        let quotes = if counts_own_rows(mode) {
             rows_in(m)
         } else if mode.one_day {
             37_000.0

@@ -33,13 +33,17 @@ pub enum Command {
             START and END are dates (YYYY-MM-DD) or RFC 3339 timestamps; END is inclusive. US \
             equities trade on New York days: a bare date covers that New York day's whole \
             extended-hours session, 04:00-20:00 America/New_York (START at 04:00, END at \
-            20:00), whatever your own time zone. A timestamp is taken exactly.\n\n\
+            20:00), whatever your own time zone. Crypto pairs (BTC/USD) trade around the clock: \
+            a bare date is the whole UTC day, weekends included. A timestamp is taken \
+            exactly.\n\n\
             Rows are written in batches, each committed in its own transaction; re-running the \
             same command is safe and leaves exactly the same rows.",
         after_help = "Examples:\n  data import-api quotes AAPL 2024-01-01 2024-12-31\n  \
             data import-api quotes AAPL,MSFT,BRK.B 2024-01-01 2024-01-31\n  \
             data import-api quotes --symbols-file watchlist.txt 2024-01-01 2024-12-31\n  \
-            data import-api quotes MSFT 2024-03-01T14:30:00Z 2024-03-01T15:00:00Z --feed iex"
+            data import-api quotes MSFT 2024-03-01T14:30:00Z 2024-03-01T15:00:00Z --feed iex\n  \
+            data import-api quotes BTC/USD,ETH/USD 2024-01-01 2024-01-31\n  \
+            data import-api bars BTC/USD 2024-01-01 2024-12-31 --timeframe 1Hour --loc us"
     )]
     ImportApi(ImportArgs),
     /// Load days from the Parquet store (HISTORICAL_DATA_PATH) into the database
@@ -149,6 +153,20 @@ pub struct ImportArgs {
     pub thin: ThinArgs,
     #[command(flatten)]
     pub bars: BarArgs,
+    #[command(flatten)]
+    pub asset: AssetArgs,
+}
+
+/// Stocks or crypto: told by the symbols (`BTC/USD` is crypto), or said with `--asset`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AssetArgs {
+    /// stocks or crypto (default: crypto when the symbols are pairs like BTC/USD)
+    #[arg(long, value_enum, help_heading = "Crypto")]
+    pub asset: Option<crate::dataset::Asset>,
+    /// Crypto location: us (Alpaca, the default), us-1 (Kraken US), us-2, eu-1 (Kraken EU)
+    /// or bs-1; each location's rows are kept apart
+    #[arg(long, value_name = "LOC", help_heading = "Crypto")]
+    pub loc: Option<String>,
 }
 
 /// Bars: the width and the price adjustment to ask Alpaca for.
@@ -194,6 +212,8 @@ pub struct LoadArgs {
     pub settings: SettingsArgs,
     #[command(flatten)]
     pub bars: BarArgs,
+    #[command(flatten)]
+    pub asset: AssetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +231,8 @@ pub struct ArchiveArgs {
     pub settings: SettingsArgs,
     #[command(flatten)]
     pub bars: BarArgs,
+    #[command(flatten)]
+    pub asset: AssetArgs,
 }
 
 #[derive(Debug, Args)]

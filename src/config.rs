@@ -469,7 +469,9 @@ pub fn resolve(
         Ok(r.trim_end_matches('/').to_string())
     })?;
     let feed = check("feed", raw("feed")?, |r| {
-        Feed::parse(r.trim()).ok_or_else(|| "must be sip, iex, otc or boats".to_string())
+        Feed::parse(r.trim())
+            .filter(|f| Feed::STOCKS.contains(f))
+            .ok_or_else(|| "must be sip, iex, otc or boats".to_string())
     })?;
     let sip_delay_minutes = check("sip_delay", raw("sip_delay")?, |r| {
         parse_int(r, 0u64, 7 * 24 * 60)

@@ -2,7 +2,6 @@
 //! store (one character per NYSE trading day, or per week for long spans: full, partial —
 //! started and resumable —, missing), and the same as JSON for scripts.
 
-use crate::nyse::is_trading_day;
 use crate::store::Holding;
 use chrono::{Datelike, NaiveDate};
 use std::fmt::Write;
@@ -41,7 +40,7 @@ pub fn days(h: &Holding) -> Vec<(NaiveDate, Cell)> {
     h.first
         .iter_days()
         .take_while(|d| *d <= h.last)
-        .filter(|d| is_trading_day(*d) || h.per_day.contains_key(d))
+        .filter(|d| crate::store::trades_on(&h.dataset, *d) || h.per_day.contains_key(d))
         .map(|d| {
             let cell = match (h.per_day.contains_key(&d), h.partial.contains(&d)) {
                 (false, _) => Cell::Missing,
@@ -252,6 +251,7 @@ pub fn to_html(holdings: &[Holding], notes: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nyse::is_trading_day;
     use std::collections::{BTreeMap, BTreeSet};
 
     fn d(s: &str) -> NaiveDate {

@@ -3,10 +3,10 @@
 //! date, range, timeframe, thinning or cutoff) is the same one-line error with exit code 2
 //! in every command; nothing after this re-validates.
 
-use crate::args::{ArchiveArgs, BarArgs, ImportArgs, LoadArgs, ThinArgs};
+use crate::args::{ArchiveArgs, AssetArgs, BarArgs, ImportArgs, LoadArgs, ThinArgs};
 use crate::config::{self, Format, Settings, SettingsArgs, SettingsError};
-use crate::dataset::{DatasetId, Kind, TableSpec, QUOTES_AGGREGATED, QUOTES_THINNED};
-use crate::model::Symbol;
+use crate::dataset::{Asset, DatasetId, Kind, TableSpec, QUOTES_AGGREGATED, QUOTES_THINNED};
+use crate::model::{Feed, Symbol};
 use crate::time::{new_york_date, new_york_time_nanos, DateRange};
 use crate::transform::{parse_width, Thinning};
 use chrono::NaiveDate;
@@ -38,15 +38,16 @@ pub struct Job {
 impl Job {
     /// `data import-api`.
     pub fn import_api(args: &ImportArgs) -> anyhow::Result<Job> {
-        let settings = config::resolve(&args.settings, &config::process_env)?;
-        let dataset = dataset_of(args.kind, &args.bars)?;
+        let mut settings = config::resolve(&args.settings, &config::process_env)?;
         let (symbols, start, end) = symbols_and_bounds(args)?;
+        let (asset, symbols) = asset_of(symbols, &args.asset, &mut settings)?;
+        let dataset = dataset_of(args.kind, &args.bars, asset)?;
         let thinning = thinning_of(&args.thin)?;
         if !thinning.is_raw() {
             if dataset != DatasetId::Quotes {
                 return Err(usage(format!(
                     "--nbbo-changes, --sample and --aggregate thin quotes; they do not apply to {}",
-                    dataset.api_path()
+                    dataset.noun()
                 )));
             }
             if settings.format == Format::Parquet {
@@ -89,12 +90,13 @@ impl Job {
 
     /// `data load-historical`.
     pub fn load_historical(args: &LoadArgs) -> anyhow::Result<Job> {
-        let settings = config::resolve(&args.settings, &config::process_env)?;
-        let dataset = dataset_of(args.kind, &args.bars)?;
+        let mut settings = config::resolve(&args.settings, &config::process_env)?;
         let symbols = parse_symbol_list(&args.symbol, "SYMBOLS")?;
         if symbols.is_empty() {
             return Err(usage("SYMBOLS is empty: name at least one symbol"));
         }
+        let (asset, symbols) = asset_of(symbols, &args.asset, &mut settings)?;
+        let dataset = dataset_of(args.kind, &args.bars, asset)?;
         Ok(Job {
             range: range_of(dataset, &args.start, &args.end)?,
             dataset,
@@ -153,9 +155,11 @@ pub struct ArchiveJob {
 
 impl ArchiveJob {
     pub fn new(args: &ArchiveArgs, today: NaiveDate) -> anyhow::Result<ArchiveJob> {
-        let settings = config::resolve(&args.settings, &config::process_env)?;
-        let dataset = dataset_of(args.kind, &args.bars)?;
+        let mut settings = config::resolve(&args.settings, &config::process_env)?;
         let symbol = Symbol::parse(&args.symbol).map_err(|e| usage(format!("SYMBOL: {e}")))?;
+        let (asset, mut symbols) = asset_of(vec![symbol], &args.asset, &mut settings)?;
+        let symbol = symbols.pop().ok_or_else(|| usage("SYMBOL is empty"))?;
+        let dataset = dataset_of(args.kind, &args.bars, asset)?;
         let cutoff = parse_cutoff(&args.older_than, today)?;
         Ok(ArchiveJob {
             dataset,
@@ -171,15 +175,80 @@ pub fn settings_of(args: &SettingsArgs) -> anyhow::Result<Settings> {
     Ok(config::resolve(args, &config::process_env)?)
 }
 
-/// The dataset a command names. Bars need a valid `--timeframe` (and `--adjustment`); the
-/// others take neither.
-fn dataset_of(kind: Kind, bars: &BarArgs) -> anyhow::Result<DatasetId> {
-    match kind {
-        Kind::Quotes | Kind::Trades if bars.timeframe.is_some() => {
-            Err(usage("--timeframe applies to bars only"))
+/// The asset class of a command's symbols, and the symbols as that class spells them: crypto
+/// when `--asset crypto` says so or any symbol is a pair (`BTC/USD`), then every symbol must
+/// be a pair; stocks otherwise. For crypto, the settings' feed becomes the `--loc` location
+/// (a stock `--feed` on the command line is refused); `--loc` for stocks is refused.
+fn asset_of(
+    symbols: Vec<Symbol>,
+    args: &AssetArgs,
+    settings: &mut Settings,
+) -> anyhow::Result<(Asset, Vec<Symbol>)> {
+    let pair = symbols.iter().find(|s| s.is_crypto());
+    let asset = match (args.asset, pair) {
+        (Some(Asset::Stocks), Some(p)) => {
+            return Err(usage(format!(
+                "SYMBOLS: {p} is a crypto pair, but --asset stocks was given (use --asset crypto, or leave --asset out)"
+            )))
         }
-        Kind::Quotes => Ok(DatasetId::Quotes),
-        Kind::Trades => Ok(DatasetId::Trades),
+        (Some(a), _) => a,
+        (None, Some(_)) => Asset::Crypto,
+        (None, None) => Asset::Stocks,
+    };
+    match asset {
+        Asset::Stocks => {
+            if args.loc.is_some() {
+                return Err(usage(
+                    "--loc applies to crypto only (pairs such as BTC/USD, or --asset crypto); stocks take --feed",
+                ));
+            }
+            Ok((asset, symbols))
+        }
+        Asset::Crypto => {
+            if let Some(stock) = symbols
+                .iter()
+                .find(|s| !s.is_crypto())
+                .filter(|_| pair.is_some())
+            {
+                return Err(usage(format!(
+                    "SYMBOLS mixes crypto pairs ({}) and stock tickers ({stock}): import them in separate runs",
+                    pair.map(Symbol::as_str).unwrap_or_default()
+                )));
+            }
+            let symbols = symbols
+                .iter()
+                .map(|s| {
+                    Symbol::parse_crypto(s.as_str()).map_err(|e| usage(format!("SYMBOLS: {e}")))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let feed_flag = settings
+                .provenance
+                .iter()
+                .any(|(k, _, src)| *k == "feed" && matches!(src, config::Source::Flag(_)));
+            if feed_flag {
+                return Err(usage(
+                    "--feed applies to stocks; crypto takes --loc us|us-1|us-2|eu-1|bs-1",
+                ));
+            }
+            let loc = args.loc.as_deref().unwrap_or("us");
+            settings.feed = Feed::parse_loc(loc).ok_or_else(|| {
+                usage(format!(
+                    "invalid --loc {loc:?}: must be us, us-1, us-2, eu-1 or bs-1"
+                ))
+            })?;
+            Ok((asset, symbols))
+        }
+    }
+}
+
+/// The dataset a command names. Bars need a valid `--timeframe` (and, for stocks,
+/// `--adjustment`); the others take neither.
+fn dataset_of(kind: Kind, bars: &BarArgs, asset: Asset) -> anyhow::Result<DatasetId> {
+    let spec = match kind {
+        Kind::Quotes | Kind::Trades if bars.timeframe.is_some() => {
+            return Err(usage("--timeframe applies to bars only"))
+        }
+        Kind::Quotes | Kind::Trades => None,
         Kind::Bars => {
             let timeframe = bars
                 .timeframe
@@ -187,14 +256,24 @@ fn dataset_of(kind: Kind, bars: &BarArgs) -> anyhow::Result<DatasetId> {
                 .ok_or_else(|| usage("bars need --timeframe 1Min|5Min|15Min|1Hour|1Day"))?
                 .parse()
                 .map_err(usage)?;
-            let adjustment = bars.adjustment.parse().map_err(usage)?;
-            Ok(DatasetId::bars(timeframe, adjustment))
+            let adjustment: crate::dataset::Adjustment = bars.adjustment.parse().map_err(usage)?;
+            if asset == Asset::Crypto && adjustment != crate::dataset::Adjustment::Raw {
+                return Err(usage(
+                    "--adjustment applies to stock bars only: crypto prices are never adjusted",
+                ));
+            }
+            Some((timeframe, adjustment))
         }
-    }
+    };
+    DatasetId::of(asset, kind, spec).ok_or_else(|| usage("bars need --timeframe"))
 }
 
-/// START and END as a range for `dataset`; bars widen to whole New York days.
+/// START and END as a range for `dataset`: stock quotes and trades the New York sessions,
+/// stock bars whole New York days, crypto whole UTC days.
 fn range_of(dataset: DatasetId, start: &str, end: &str) -> anyhow::Result<DateRange> {
+    if dataset.asset() == Asset::Crypto {
+        return DateRange::parse_utc(start, end).map_err(|e| usage(e.to_string()));
+    }
     let range = DateRange::parse(start, end).map_err(|e| usage(e.to_string()))?;
     Ok(if dataset.whole_days() {
         calendar_days(range)
@@ -320,10 +399,10 @@ mod tests {
 
     #[test]
     fn datasets_come_from_kind_and_bar_flags() {
-        let id = dataset_of(Kind::Bars, &bars(Some("15Min"), "split")).unwrap();
+        let id = dataset_of(Kind::Bars, &bars(Some("15Min"), "split"), Asset::Stocks).unwrap();
         assert_eq!(id.key(), "bars/15Min/split");
         assert_eq!(
-            dataset_of(Kind::Trades, &bars(None, "raw")).unwrap(),
+            dataset_of(Kind::Trades, &bars(None, "raw"), Asset::Stocks).unwrap(),
             DatasetId::Trades
         );
         for (kind, b, text) in [
@@ -344,7 +423,7 @@ mod tests {
                 "--timeframe applies to bars only",
             ),
         ] {
-            let e = dataset_of(kind, &b).unwrap_err();
+            let e = dataset_of(kind, &b, Asset::Stocks).unwrap_err();
             assert!(is_usage(&e), "{e}");
             assert!(e.to_string().starts_with(text), "{e}");
         }

@@ -37,6 +37,31 @@ impl Symbol {
         &self.0
     }
 
+    /// A crypto pair (`BTC/USD`): the only symbols with a `/`.
+    pub fn is_crypto(&self) -> bool {
+        self.0.contains('/')
+    }
+
+    /// A crypto pair as Alpaca's v1beta3 endpoints take it: `BASE/QUOTE`, letters only
+    /// (`BTC/USD`); lower case is upper-cased. `BTCUSD` (the legacy form) is refused.
+    pub fn parse_crypto(text: &str) -> Result<Self, String> {
+        let upper = text.trim().to_ascii_uppercase();
+        let letters =
+            |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_uppercase());
+        match upper.split_once('/') {
+            Some((base, quote)) if letters(base) && letters(quote) => Ok(Symbol(upper.into())),
+            _ => Err(format!(
+                "crypto symbol {text:?} must be BASE/QUOTE in letters, e.g. BTC/USD or ETH/USD"
+            )),
+        }
+    }
+
+    /// The symbol as a file-system and partition-path name: `BTC/USD` becomes `BTC-USD`
+    /// (crypto pairs hold no `-`, stock tickers no `/`, so this maps back one to one).
+    pub fn path_name(text: &str) -> String {
+        text.replace('/', "-")
+    }
+
     pub fn shared(&self) -> Arc<str> {
         self.0.clone()
     }
@@ -61,10 +86,35 @@ pub enum Feed {
     Otc,
     /// Blue Ocean ATS (overnight trading).
     Boats,
+    /// Crypto, location `us` (Alpaca US; `--loc us`, the default). The crypto locations are
+    /// set with `--loc`, never `--feed`.
+    #[value(skip)]
+    CryptoUs,
+    /// Crypto, location `us-1` (Kraken US).
+    #[value(skip)]
+    CryptoUs1,
+    /// Crypto, location `us-2`.
+    #[value(skip)]
+    CryptoUs2,
+    /// Crypto, location `eu-1` (Kraken EU).
+    #[value(skip)]
+    CryptoEu1,
+    /// Crypto, location `bs-1`.
+    #[value(skip)]
+    CryptoBs1,
 }
 
 impl Feed {
-    pub const ALL: [Feed; 4] = [Feed::Sip, Feed::Iex, Feed::Otc, Feed::Boats];
+    /// The stock feeds (`--feed`).
+    pub const STOCKS: [Feed; 4] = [Feed::Sip, Feed::Iex, Feed::Otc, Feed::Boats];
+    /// The crypto locations (`--loc`).
+    pub const CRYPTO: [Feed; 5] = [
+        Feed::CryptoUs,
+        Feed::CryptoUs1,
+        Feed::CryptoUs2,
+        Feed::CryptoEu1,
+        Feed::CryptoBs1,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -72,28 +122,64 @@ impl Feed {
             Feed::Iex => "iex",
             Feed::Otc => "otc",
             Feed::Boats => "boats",
+            Feed::CryptoUs => "us",
+            Feed::CryptoUs1 => "us-1",
+            Feed::CryptoUs2 => "us-2",
+            Feed::CryptoEu1 => "eu-1",
+            Feed::CryptoBs1 => "bs-1",
         }
     }
 
+    /// A stock feed or a crypto location, as the `symbols` table and progress keys spell it.
     pub fn parse(text: &str) -> Option<Feed> {
-        Feed::ALL.into_iter().find(|f| f.as_str() == text)
+        Feed::STOCKS
+            .into_iter()
+            .chain(Feed::CRYPTO)
+            .find(|f| f.as_str() == text)
     }
 
-    /// A dataset key of this feed: the key itself for sip (the default, as keys were before
+    /// Which market's feed (or location) it is.
+    pub fn asset(self) -> crate::dataset::Asset {
+        match Feed::STOCKS.contains(&self) {
+            true => crate::dataset::Asset::Stocks,
+            false => crate::dataset::Asset::Crypto,
+        }
+    }
+
+    /// The default feed of `asset`: sip, or the `us` location.
+    pub fn default_of(asset: crate::dataset::Asset) -> Feed {
+        match asset {
+            crate::dataset::Asset::Stocks => Feed::Sip,
+            crate::dataset::Asset::Crypto => Feed::CryptoUs,
+        }
+    }
+
+    /// A crypto location (`--loc`).
+    pub fn parse_loc(text: &str) -> Option<Feed> {
+        Feed::CRYPTO.into_iter().find(|f| f.as_str() == text)
+    }
+
+    /// The default of its asset class (sip for stocks, us for crypto): keys and folders
+    /// name only the others.
+    pub fn is_default(self) -> bool {
+        matches!(self, Feed::Sip | Feed::CryptoUs)
+    }
+
+    /// A dataset key of this feed: the key itself for the default feed (as keys were before
     /// feeds were told apart), `KEY@FEED` for the others.
     pub fn key(self, base: &str) -> String {
-        match self {
-            Feed::Sip => base.to_string(),
-            other => format!("{base}@{}", other.as_str()),
+        match self.is_default() {
+            true => base.to_string(),
+            false => format!("{base}@{}", self.as_str()),
         }
     }
 
-    /// The Parquet store's root for this feed: `root` itself for sip, `root/feed=FEED` for
-    /// the others (each holding the same layout).
+    /// The Parquet store's root for this feed: `root` itself for the default feed,
+    /// `root/feed=FEED` for the others (each holding the same layout).
     pub fn store_root(self, root: &std::path::Path) -> std::path::PathBuf {
-        match self {
-            Feed::Sip => root.to_path_buf(),
-            other => root.join(format!("feed={}", other.as_str())),
+        match self.is_default() {
+            true => root.to_path_buf(),
+            false => root.join(format!("feed={}", self.as_str())),
         }
     }
 }

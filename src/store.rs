@@ -10,7 +10,7 @@
 //! so it neither loses nor duplicates anything.
 
 use crate::batch::{self, Value};
-use crate::dataset::DatasetId;
+use crate::dataset::{Asset, DatasetId};
 use crate::model::{Feed, Symbol};
 use crate::nyse::is_trading_day;
 use crate::resume::ShardUnit;
@@ -47,6 +47,15 @@ pub struct Holding {
     pub partial: std::collections::BTreeSet<NaiveDate>,
 }
 
+/// Whether dataset `key`'s market trades on `day`: every day for crypto, NYSE sessions for
+/// stocks.
+pub fn trades_on(key: &str, day: NaiveDate) -> bool {
+    match DatasetId::from_key(key).map(|d| d.asset()) {
+        Some(Asset::Crypto) => true,
+        _ => is_trading_day(day),
+    }
+}
+
 fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>) -> Vec<Holding> {
     let mut grouped: BTreeMap<(String, String), BTreeMap<NaiveDate, i64>> = BTreeMap::new();
     for (ds, sym, d, n) in per_day {
@@ -62,14 +71,18 @@ fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>)
                 Some(k) => (k.to_string(), true),
                 None => (key, false),
             };
+            let of = |d: &str| DatasetId::from_key(d).map(|d| d.asset());
             let (dataset, feed) = match key.split_once('@') {
                 Some((d, f)) => (d.to_string(), f.to_string()),
-                None => (key, "sip".to_string()),
+                None => {
+                    let default = Feed::default_of(of(&key).unwrap_or(Asset::Stocks));
+                    (key, default.as_str().to_string())
+                }
             };
             let gaps = first
                 .iter_days()
                 .take_while(|d| *d <= last)
-                .filter(|d| is_trading_day(*d) && !days.contains_key(d))
+                .filter(|d| trades_on(&dataset, *d) && !days.contains_key(d))
                 .collect();
             Some(Holding {
                 dataset,
@@ -147,20 +160,23 @@ pub async fn database_holdings(db: &mut Database) -> anyhow::Result<Vec<Holding>
 /// feed.
 pub fn parquet_holdings(root: &Path) -> anyhow::Result<Vec<Holding>> {
     let mut per_day = Vec::new();
-    for feed in Feed::ALL {
+    for feed in Feed::STOCKS.into_iter().chain(Feed::CRYPTO) {
         let root = feed.store_root(root);
         for layout in DatasetId::present(&root) {
+            if layout.asset() != feed.asset() {
+                continue;
+            }
             let name = feed.key(&layout.key());
             for (sym, key, n, path) in list_units(&root, &layout)? {
                 let name = match layout.synthetic_marker(&root, &sym).exists() {
                     true => format!("{name}{SYNTHETIC}"),
                     false => name.clone(),
                 };
-                match layout.unit() {
-                    ShardUnit::Session => per_day.push((name.clone(), sym, key, n)),
-                    // A month, or a UTC day, spans several New York days.
-                    ShardUnit::Month | ShardUnit::UtcDay => {
-                        for (d, n) in rows_per_day(&path)? {
+                match layout.unit().is_month() {
+                    false => per_day.push((name.clone(), sym, key, n)),
+                    // A month spans several days.
+                    true => {
+                        for (d, n) in rows_per_day(&path, layout.unit())? {
                             per_day.push((name.clone(), sym.clone(), d, n));
                         }
                     }
@@ -290,8 +306,8 @@ pub fn merge_with_file(
     if !path.exists() {
         return Ok(in_db);
     }
-    let cols = dataset.kind().columns();
-    let identity = dataset.kind().identity();
+    let cols = dataset.columns();
+    let identity = dataset.identity();
     let mut sources = read_file(&path, dataset, symbol.as_str())?;
     sources.push(in_db);
     // Identity -> (time, source, row): later sources (the database last) win.
@@ -322,8 +338,8 @@ pub async fn verify_and_delete(
     expected: usize,
 ) -> anyhow::Result<u64> {
     let (from, until) = dataset.unit_bounds(key);
-    let cols = dataset.kind().columns();
-    let identity = dataset.kind().identity();
+    let cols = dataset.columns();
+    let identity = dataset.identity();
     let in_db = db.read_rows(dataset, symbol.as_str(), from, until).await?;
     let back = read_file(path, dataset, symbol.as_str())?;
     let back = match back.first() {

@@ -231,8 +231,31 @@ impl DateRange {
     /// of that day: START at 04:00 New York time, END (inclusive) at 20:00 New York time.
     /// Anything else must be an RFC 3339 timestamp and is taken exactly.
     pub fn parse(start: &str, end: &str) -> Result<Self, RangeError> {
-        let start_ns = parse_bound(start, "START", SESSION_OPEN)?;
-        let end_ns = parse_bound(end, "END", SESSION_CLOSE)?;
+        let start_ns = parse_bound(start, "START", &|d| {
+            new_york_time_nanos(d, SESSION_OPEN.0, SESSION_OPEN.1)
+        })?;
+        let end_ns = parse_bound(end, "END", &|d| {
+            new_york_time_nanos(d, SESSION_CLOSE.0, SESSION_CLOSE.1)
+        })?;
+        DateRange::checked(start_ns, end_ns, start, end)
+    }
+
+    /// As [`parse`](Self::parse), for markets that never close (crypto): a bare date is
+    /// the whole UTC day, START from 00:00:00 UTC and END through 23:59:59.999999999 UTC.
+    pub fn parse_utc(start: &str, end: &str) -> Result<Self, RangeError> {
+        let midnight = |d: NaiveDate| {
+            d.and_hms_opt(0, 0, 0)
+                .and_then(|t| t.and_utc().timestamp_nanos_opt())
+                .unwrap_or(i64::MAX)
+        };
+        let start_ns = parse_bound(start, "START", &midnight)?;
+        let end_ns = parse_bound(end, "END", &|d| {
+            d.succ_opt().map_or(i64::MAX, |next| midnight(next) - 1)
+        })?;
+        DateRange::checked(start_ns, end_ns, start, end)
+    }
+
+    fn checked(start_ns: i64, end_ns: i64, start: &str, end: &str) -> Result<Self, RangeError> {
         if end_ns < start_ns {
             return Err(RangeError(format!(
                 "END {end} is before START {start} (END is inclusive; give a later or equal end)"
@@ -263,7 +286,11 @@ impl fmt::Display for DateRange {
 #[error("{0}")]
 pub struct RangeError(pub String);
 
-fn parse_bound(text: &str, which: &str, session: (u32, u32)) -> Result<i64, RangeError> {
+fn parse_bound(
+    text: &str,
+    which: &str,
+    of_date: &dyn Fn(NaiveDate) -> i64,
+) -> Result<i64, RangeError> {
     let bad = |why: &str| {
         RangeError(format!(
             "{which} {text:?} is not a valid date or timestamp: {why} \
@@ -273,7 +300,7 @@ fn parse_bound(text: &str, which: &str, session: (u32, u32)) -> Result<i64, Rang
     let looks_like_date = text.len() == 10 && text.as_bytes()[4] == b'-';
     if looks_like_date {
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad("no such date"))?;
-        return Ok(new_york_time_nanos(date, session.0, session.1));
+        return Ok(of_date(date));
     }
     if text.len() < 20 {
         return Err(bad("unrecognised format"));

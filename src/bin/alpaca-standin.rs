@@ -8,8 +8,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Offline stand-in for the Alpaca Market Data v2 stock endpoints (and the trading API's
-/// /v2/calendar)
+/// Offline stand-in for the Alpaca Market Data v2 stock endpoints, the v1beta3 crypto
+/// endpoints (and the trading API's /v2/calendar)
 #[derive(Debug, Parser)]
 #[command(name = "alpaca-standin", version)]
 struct Args {

@@ -132,8 +132,9 @@ pub(crate) fn describe(job: &Job, todo: &[Shard], counts: PlanCounts) -> String 
         settings.feed.as_str(),
         job.range,
     );
-    let available = data_until(job);
-    if job.range.end_ns > available && available < now_ns() {
+    // `data_until` is now itself unless the SIP delay holds it back (its now came first).
+    let (now, available) = (now_ns(), data_until(job));
+    if job.range.end_ns > available && available < now {
         let _ = writeln!(
             out,
             "  END is clamped to {} (--sip-delay {} minutes)",

@@ -4,7 +4,7 @@
 use super::{close_database, open_database};
 use crate::args::ImportArgs;
 use crate::config::{Format, Settings};
-use crate::dataset::DatasetId;
+use crate::dataset::{Asset, DatasetId};
 use crate::job::Job;
 use crate::model::{Feed as ModelFeed, Symbol};
 use crate::progress::init_logging;
@@ -15,7 +15,10 @@ use crate::run::{
 };
 use crate::sink::database::Database;
 use crate::sink::parquet::ParquetSink;
-use crate::source::alpaca::{stream_shards, AlpacaClient, ClientConfig, Credentials, Request};
+use crate::source::alpaca::{
+    stream_shards, AlpacaClient, ClientConfig, Credentials, Request, KEY_ENV, SECRET_ENV,
+    UNAUTHENTICATED_RATE_LIMIT,
+};
 use crate::source::pace::RequestStats;
 use crate::source::retry::RetryPolicy;
 use crate::standin::{Standin, StandinConfig};
@@ -111,7 +114,7 @@ pub(crate) fn data_until(job: &Job) -> i64 {
     let delay = settings.sip_delay_minutes as i64;
     match settings.feed {
         ModelFeed::Sip => now - delay * 60 * NANOS_PER_SEC,
-        ModelFeed::Iex | ModelFeed::Otc | ModelFeed::Boats => now,
+        _ => now,
     }
 }
 
@@ -151,9 +154,24 @@ fn available_until(job: &Job) -> Option<i64> {
 fn client_for(job: &Job, asof: Option<String>) -> anyhow::Result<AlpacaClient> {
     let settings = &job.settings;
     // The stand-in takes any key: its own, never the user's.
-    let creds = match job.synthetic {
-        true => Credentials::new("standin", "standin"),
-        false => Credentials::from_env().map_err(|e| anyhow!(e))?,
+    let mut rate_limit = settings.rate_limit;
+    let creds = match (job.synthetic, job.dataset.asset()) {
+        (true, _) => Credentials::new("standin", "standin"),
+        (false, Asset::Stocks) => Credentials::from_env().map_err(|e| anyhow!(e))?,
+        // Crypto data is public: credentials only raise the rate limit.
+        (false, Asset::Crypto) => Credentials::from_env().unwrap_or_else(|_| {
+            let limit = match rate_limit {
+                0 => UNAUTHENTICATED_RATE_LIMIT,
+                n => n.min(UNAUTHENTICATED_RATE_LIMIT),
+            };
+            tracing::info!(
+                target: crate::progress::SUMMARY,
+                "[API] no Alpaca credentials ({KEY_ENV}, {SECRET_ENV}): crypto data is public, \
+                 asked without them at {limit} requests/min (set them for your plan's limit)"
+            );
+            rate_limit = limit;
+            Credentials::anonymous()
+        }),
     };
     AlpacaClient::new(
         &ClientConfig {
@@ -165,7 +183,7 @@ fn client_for(job: &Job, asof: Option<String>) -> anyhow::Result<AlpacaClient> {
                 ..RetryPolicy::default()
             },
             request_timeout: Duration::from_secs(settings.request_timeout_secs),
-            rate_limit: settings.rate_limit,
+            rate_limit,
             asof,
         },
         &creds,

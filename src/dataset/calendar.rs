@@ -20,6 +20,8 @@ pub enum ShardUnit {
     /// Each UTC day, midnight to midnight, weekends included: for markets that trade around
     /// the clock (crypto).
     UtcDay,
+    /// Each UTC calendar month (crypto bars). Keyed by the month's first day.
+    UtcMonth,
 }
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
@@ -32,7 +34,7 @@ pub(crate) fn utc_midnight(day: NaiveDate) -> i64 {
 }
 
 /// The UTC date of `t_ns`.
-fn utc_date(t_ns: i64) -> NaiveDate {
+pub(crate) fn utc_date(t_ns: i64) -> NaiveDate {
     chrono::DateTime::from_timestamp_nanos(t_ns).date_naive()
 }
 
@@ -40,7 +42,7 @@ impl ShardUnit {
     /// The word for progress lines: `days`, `months`.
     pub fn noun(self) -> &'static str {
         match self {
-            ShardUnit::Month => "months",
+            ShardUnit::Month | ShardUnit::UtcMonth => "months",
             ShardUnit::Session | ShardUnit::UtcDay => "days",
         }
     }
@@ -48,8 +50,26 @@ impl ShardUnit {
     /// What one file of the Parquet store holds: `day`, `month`.
     pub fn file_noun(self) -> &'static str {
         match self {
-            ShardUnit::Month => "month",
+            ShardUnit::Month | ShardUnit::UtcMonth => "month",
             ShardUnit::Session | ShardUnit::UtcDay => "day",
+        }
+    }
+
+    /// Whether its days are UTC days (crypto), not New York days.
+    pub fn is_utc(self) -> bool {
+        matches!(self, ShardUnit::UtcDay | ShardUnit::UtcMonth)
+    }
+
+    /// Whether a unit is a month (one file, several days).
+    pub fn is_month(self) -> bool {
+        matches!(self, ShardUnit::Month | ShardUnit::UtcMonth)
+    }
+
+    /// The day of `t_ns` as this calendar counts days: UTC for crypto, New York otherwise.
+    pub fn day_of(self, t_ns: i64) -> NaiveDate {
+        match self.is_utc() {
+            true => utc_date(t_ns),
+            false => new_york_date(t_ns),
         }
     }
 
@@ -63,6 +83,10 @@ impl ShardUnit {
                 day.with_day(1).unwrap_or(day)
             }
             ShardUnit::UtcDay => utc_date(t_ns),
+            ShardUnit::UtcMonth => {
+                let day = utc_date(t_ns);
+                day.with_day(1).unwrap_or(day)
+            }
         }
     }
 
@@ -70,7 +94,7 @@ impl ShardUnit {
     pub fn trades_on(self, key: NaiveDate) -> bool {
         match self {
             ShardUnit::Session => nyse::is_trading_day(key),
-            ShardUnit::Month | ShardUnit::UtcDay => true,
+            ShardUnit::Month | ShardUnit::UtcDay | ShardUnit::UtcMonth => true,
         }
     }
 
@@ -97,6 +121,12 @@ impl ShardUnit {
             ShardUnit::UtcDay => {
                 let from = utc_midnight(key);
                 (from, from.saturating_add(DAY_NS))
+            }
+            ShardUnit::UtcMonth => {
+                let next = key
+                    .checked_add_months(chrono::Months::new(1))
+                    .unwrap_or(key);
+                (utc_midnight(key), utc_midnight(next))
             }
         }
     }
@@ -126,6 +156,11 @@ impl ShardUnit {
             ShardUnit::UtcDay => utc_date(start_ns)
                 .iter_days()
                 .take_while(|d| *d <= utc_date(end_ns))
+                .collect(),
+            ShardUnit::UtcMonth => utc_date(start_ns)
+                .iter_days()
+                .take_while(|d| *d <= utc_date(end_ns))
+                .map(|d| d.with_day(1).unwrap_or(d))
                 .collect(),
             ShardUnit::Session => new_york_dates(start_ns, end_ns).collect(),
             ShardUnit::Month => new_york_dates(start_ns, end_ns)

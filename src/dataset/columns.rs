@@ -155,6 +155,45 @@ const BAR_ROW: &[Column] = &[
     api("vwap", "vw", Float64).optional(),
 ];
 
+/// A crypto quote (`/v1beta3/crypto/{loc}/quotes`): no exchanges, conditions or tape, and
+/// fractional sizes, kept exactly as sent.
+const CRYPTO_QUOTE_ROW: &[Column] = &[
+    SYMBOL,
+    T,
+    SEQ.narrow(),
+    api("bid_price", "bp", Float64),
+    api("bid_size", "bs", Float64),
+    api("ask_price", "ap", Float64),
+    api("ask_size", "as", Float64),
+];
+
+/// A crypto trade: fractional size, and the taker's side `tks` (`B` buyer, `S` seller, `-`
+/// unknown). Crypto trades are never corrected.
+const CRYPTO_TRADE_ROW: &[Column] = &[
+    SYMBOL,
+    T,
+    SEQ.transient(),
+    api("id", "i", UInt64).sql_as("trade_id"),
+    api("price", "p", Float64),
+    api("size", "s", Float64),
+    api("taker_side", "tks", Utf8).optional(),
+];
+
+/// A crypto bar: fractional volume (a bar without trades has volume 0 and quote-derived
+/// prices, as Alpaca sends it).
+const CRYPTO_BAR_ROW: &[Column] = &[
+    SYMBOL,
+    T,
+    SEQ.transient(),
+    api("open", "o", Float64),
+    api("high", "h", Float64),
+    api("low", "l", Float64),
+    api("close", "c", Float64),
+    api("volume", "v", Float64),
+    api("trade_count", "n", UInt64).optional(),
+    api("vwap", "vw", Float64).optional(),
+];
+
 /// One interval of quotes (`--aggregate`): the last quote's bid and ask, and how many quotes
 /// it stands for. Database only.
 pub const AGG_ROW: &[Column] = &[
@@ -304,13 +343,57 @@ pub const BARS: TableSpec = TableSpec {
     thinned: false,
 };
 
+pub const CRYPTO_QUOTES: TableSpec = TableSpec {
+    name: "crypto_quotes",
+    row: CRYPTO_QUOTE_ROW,
+    ..QUOTES
+};
+
+pub const CRYPTO_TRADES: TableSpec = TableSpec {
+    name: "crypto_trades",
+    row: CRYPTO_TRADE_ROW,
+    computed: &[],
+    key: &["symbol_id", "t", "trade_id"],
+    order: &["t", "trade_id"],
+    time_column: "t",
+    repeats_keys: false,
+    thinned: false,
+};
+
+pub const CRYPTO_BARS: TableSpec = TableSpec {
+    name: "crypto_bars",
+    row: CRYPTO_BAR_ROW,
+    computed: &[("timeframe", Computed::Timeframe)],
+    key: &["symbol_id", "timeframe", "t"],
+    ..BARS
+};
+
+/// Every table of raw rows, for listing what a database holds.
+pub const RAW_TABLES: [&TableSpec; 6] = [
+    &QUOTES,
+    &TRADES,
+    &BARS,
+    &CRYPTO_QUOTES,
+    &CRYPTO_TRADES,
+    &CRYPTO_BARS,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_table_lists_its_key_and_no_column_twice() {
-        for t in [&QUOTES, &QUOTES_THINNED, &QUOTES_AGGREGATED, &TRADES, &BARS] {
+        for t in [
+            &QUOTES,
+            &QUOTES_THINNED,
+            &QUOTES_AGGREGATED,
+            &TRADES,
+            &BARS,
+            &CRYPTO_QUOTES,
+            &CRYPTO_TRADES,
+            &CRYPTO_BARS,
+        ] {
             let cols = t.columns();
             assert!(t.key.iter().all(|k| cols.contains(k)), "{}", t.name);
             assert!(t.order.iter().all(|k| cols.contains(k)), "{}", t.name);

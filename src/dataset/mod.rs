@@ -106,8 +106,18 @@ impl Timeframe {
 /// The name of every file of the Parquet store, inside its unit's folder.
 pub const FILE_NAME: &str = "part-0.parquet";
 
-/// One dataset: raw quotes, trades, or bars of one timeframe and adjustment. (Thinned quotes
-/// are raw quotes through a transform into a table of their own: see [`TableSpec`].)
+/// Which market a dataset is of: US stocks (`/v2/stocks`) or crypto (`/v1beta3/crypto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Asset {
+    /// US equities: New York session days, feeds sip/iex/otc/boats
+    Stocks,
+    /// Crypto pairs (BTC/USD): UTC days, weekends included, locations us/us-1/...
+    Crypto,
+}
+
+/// One dataset: raw quotes, trades, or bars of one timeframe and adjustment, of stocks or
+/// crypto. (Thinned quotes are raw quotes through a transform into a table of their own:
+/// see [`TableSpec`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DatasetId {
     Quotes,
@@ -115,6 +125,11 @@ pub enum DatasetId {
     Bars {
         timeframe: Timeframe,
         adjustment: Adjustment,
+    },
+    CryptoQuotes,
+    CryptoTrades,
+    CryptoBars {
+        timeframe: Timeframe,
     },
 }
 
@@ -126,27 +141,76 @@ impl DatasetId {
         }
     }
 
-    /// Bars' timeframe and adjustment; `None` for other datasets.
+    /// The dataset of `kind` for `asset` (bars: of `timeframe`, and for stocks
+    /// `adjustment`; crypto bars are never adjusted).
+    pub fn of(asset: Asset, kind: Kind, bars: Option<(Timeframe, Adjustment)>) -> Option<Self> {
+        Some(match (asset, kind) {
+            (Asset::Stocks, Kind::Quotes) => DatasetId::Quotes,
+            (Asset::Stocks, Kind::Trades) => DatasetId::Trades,
+            (Asset::Stocks, Kind::Bars) => {
+                let (timeframe, adjustment) = bars?;
+                DatasetId::bars(timeframe, adjustment)
+            }
+            (Asset::Crypto, Kind::Quotes) => DatasetId::CryptoQuotes,
+            (Asset::Crypto, Kind::Trades) => DatasetId::CryptoTrades,
+            (Asset::Crypto, Kind::Bars) => DatasetId::CryptoBars { timeframe: bars?.0 },
+        })
+    }
+
+    pub fn asset(self) -> Asset {
+        match self {
+            DatasetId::Quotes | DatasetId::Trades | DatasetId::Bars { .. } => Asset::Stocks,
+            _ => Asset::Crypto,
+        }
+    }
+
+    /// Bars' timeframe and adjustment (crypto bars: raw); `None` for other datasets.
     pub fn bar_spec(self) -> Option<(Timeframe, Adjustment)> {
         match self {
             DatasetId::Bars {
                 timeframe,
                 adjustment,
             } => Some((timeframe, adjustment)),
+            DatasetId::CryptoBars { timeframe } => Some((timeframe, Adjustment::Raw)),
             _ => None,
         }
     }
 
     pub fn kind(self) -> Kind {
         match self {
-            DatasetId::Quotes => Kind::Quotes,
-            DatasetId::Trades => Kind::Trades,
-            DatasetId::Bars { .. } => Kind::Bars,
+            DatasetId::Quotes | DatasetId::CryptoQuotes => Kind::Quotes,
+            DatasetId::Trades | DatasetId::CryptoTrades => Kind::Trades,
+            DatasetId::Bars { .. } | DatasetId::CryptoBars { .. } => Kind::Bars,
         }
     }
 
-    /// The one text form: `quotes`, `trades`, `bars/1Min/raw`. The key of the dataset's
-    /// progress records and its name in `data status`.
+    /// The columns of its rows, as the pipeline's batches carry them.
+    pub fn columns(self) -> &'static [Column] {
+        match self.asset() {
+            Asset::Stocks => self.kind().columns(),
+            Asset::Crypto => self.table().row,
+        }
+    }
+
+    /// The columns whose values identify a row within its symbol's file unit.
+    pub fn identity(self) -> &'static [&'static str] {
+        match self {
+            DatasetId::CryptoTrades => &["t", "id"],
+            _ => self.kind().identity(),
+        }
+    }
+
+    /// Trades' corrections (stocks only: crypto trades are never corrected).
+    pub fn corrections(self) -> Option<Corrections> {
+        match self.asset() {
+            Asset::Stocks => self.kind().corrections(),
+            Asset::Crypto => None,
+        }
+    }
+
+    /// The one text form: `quotes`, `trades`, `bars/1Min/raw`, `crypto_quotes`,
+    /// `crypto_bars/1Min`. The key of the dataset's progress records and its name in
+    /// `data status`.
     pub fn key(self) -> String {
         self.to_string()
     }
@@ -156,7 +220,14 @@ impl DatasetId {
         match text {
             "quotes" => Some(DatasetId::Quotes),
             "trades" => Some(DatasetId::Trades),
+            "crypto_quotes" => Some(DatasetId::CryptoQuotes),
+            "crypto_trades" => Some(DatasetId::CryptoTrades),
             _ => {
+                if let Some(tf) = text.strip_prefix("crypto_bars/") {
+                    return Some(DatasetId::CryptoBars {
+                        timeframe: tf.parse().ok()?,
+                    });
+                }
                 let mut parts = text.strip_prefix("bars/")?.split('/');
                 let timeframe = parts.next()?.parse().ok()?;
                 let adjustment = parts.next()?.parse().ok()?;
@@ -168,40 +239,48 @@ impl DatasetId {
         }
     }
 
-    /// What is imported, for messages: `quotes`, `trades`, `1Min bars`.
+    /// What is imported, for messages: `quotes`, `trades`, `1Min bars`, `crypto quotes`.
     pub fn noun(self) -> String {
-        match self {
-            DatasetId::Bars { timeframe, .. } => format!("{timeframe} bars"),
-            _ => self.key(),
+        let base = match self.bar_spec() {
+            Some((timeframe, _)) => format!("{timeframe} bars"),
+            None => self.api_path().to_string(),
+        };
+        match self.asset() {
+            Asset::Stocks => base,
+            Asset::Crypto => format!("crypto {base}"),
         }
     }
 
     /// One row of it, for the batch log line: `quote`, `trade`, `bar`.
     pub fn item(self) -> &'static str {
-        match self {
-            DatasetId::Quotes => "quote",
-            DatasetId::Trades => "trade",
-            DatasetId::Bars { .. } => "bar",
+        match self.kind() {
+            Kind::Quotes => "quote",
+            Kind::Trades => "trade",
+            Kind::Bars => "bar",
         }
     }
 
-    /// The endpoint under `/v2/stocks/`.
+    /// The endpoint's last segment: `quotes`, `trades`, `bars`.
     pub fn api_path(self) -> &'static str {
-        match self {
-            DatasetId::Quotes => "quotes",
-            DatasetId::Trades => "trades",
-            DatasetId::Bars { .. } => "bars",
+        match self.kind() {
+            Kind::Quotes => "quotes",
+            Kind::Trades => "trades",
+            Kind::Bars => "bars",
         }
     }
 
     /// The endpoint's own query parameters.
     pub fn api_params(self) -> Vec<(&'static str, &'static str)> {
-        match self.bar_spec() {
-            Some((timeframe, adjustment)) => vec![
+        match self {
+            DatasetId::Bars {
+                timeframe,
+                adjustment,
+            } => vec![
                 ("timeframe", timeframe.as_str()),
                 ("adjustment", adjustment.as_str()),
             ],
-            None => Vec::new(),
+            DatasetId::CryptoBars { timeframe } => vec![("timeframe", timeframe.as_str())],
+            _ => Vec::new(),
         }
     }
 
@@ -211,13 +290,17 @@ impl DatasetId {
             DatasetId::Quotes => &QUOTES,
             DatasetId::Trades => &TRADES,
             DatasetId::Bars { .. } => &BARS,
+            DatasetId::CryptoQuotes => &CRYPTO_QUOTES,
+            DatasetId::CryptoTrades => &CRYPTO_TRADES,
+            DatasetId::CryptoBars { .. } => &CRYPTO_BARS,
         }
     }
 
-    /// Whether a range of it covers whole New York days, midnight to midnight, rather than
-    /// the 04:00-20:00 session (bars: a daily bar opens at midnight).
+    /// Whether a range of it covers whole days, midnight to midnight (New York for stock
+    /// bars: a daily bar opens at midnight; UTC for crypto), rather than the 04:00-20:00
+    /// session.
     pub fn whole_days(self) -> bool {
-        matches!(self, DatasetId::Bars { .. })
+        !matches!(self, DatasetId::Quotes | DatasetId::Trades)
     }
 
     /// The dataset's folder.
@@ -232,15 +315,23 @@ impl DatasetId {
                 .join("bars")
                 .join(format!("timeframe={timeframe}"))
                 .join(format!("adjustment={adjustment}")),
+            DatasetId::CryptoQuotes => root.join("crypto_quotes"),
+            DatasetId::CryptoTrades => root.join("crypto_trades"),
+            DatasetId::CryptoBars { timeframe } => root
+                .join("crypto_bars")
+                .join(format!("timeframe={timeframe}")),
         }
     }
 
     /// How a range of it is cut into shards, and what one Parquet file holds: a New York
-    /// session day, or (bars) a New York calendar month.
+    /// session day, or (bars) a New York calendar month; for crypto, a UTC day (bars: a UTC
+    /// month).
     pub fn unit(&self) -> ShardUnit {
         match self {
             DatasetId::Bars { .. } => ShardUnit::Month,
-            _ => ShardUnit::Session,
+            DatasetId::Quotes | DatasetId::Trades => ShardUnit::Session,
+            DatasetId::CryptoBars { .. } => ShardUnit::UtcMonth,
+            DatasetId::CryptoQuotes | DatasetId::CryptoTrades => ShardUnit::UtcDay,
         }
     }
 
@@ -270,53 +361,69 @@ impl DatasetId {
     }
 
     fn unit_prefix(&self) -> &'static str {
-        match self.unit() {
-            ShardUnit::Month => "month=",
-            ShardUnit::Session | ShardUnit::UtcDay => "date=",
+        match self.unit().is_month() {
+            true => "month=",
+            false => "date=",
         }
     }
 
     fn unit_name(&self, key: NaiveDate) -> String {
-        match self.unit() {
-            ShardUnit::Month => format!("month={}", key.format("%Y-%m")),
-            ShardUnit::Session | ShardUnit::UtcDay => format!("date={key}"),
+        match self.unit().is_month() {
+            true => format!("month={}", key.format("%Y-%m")),
+            false => format!("date={key}"),
         }
     }
 
     pub(crate) fn parse_unit(&self, name: &str) -> Option<NaiveDate> {
         let value = name.strip_prefix(self.unit_prefix())?;
-        match self.unit() {
-            ShardUnit::Month => NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").ok(),
-            ShardUnit::Session | ShardUnit::UtcDay => {
-                NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
-            }
+        match self.unit().is_month() {
+            true => NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").ok(),
+            false => NaiveDate::parse_from_str(value, "%Y-%m-%d").ok(),
+        }
+    }
+
+    /// `symbol=SYM`: the folder of one symbol's files (`BTC/USD` as `symbol=BTC-USD`).
+    fn symbol_dir(&self, root: &Path, symbol: &str) -> PathBuf {
+        self.dir(root).join(format!(
+            "symbol={}",
+            crate::model::Symbol::path_name(symbol)
+        ))
+    }
+
+    /// The symbol a `symbol=` folder value names: itself, or for crypto `BTC-USD` back to
+    /// `BTC/USD`.
+    pub fn symbol_of_dir(&self, value: &str) -> String {
+        match self.asset() {
+            Asset::Stocks => value.to_string(),
+            Asset::Crypto => value.replace('-', "/"),
         }
     }
 
     /// `{dataset}/symbol=SYM/.synthetic`: present when the symbol's files hold the
     /// stand-in's synthetic rows (`import-api --standin`).
     pub fn synthetic_marker(&self, root: &Path, symbol: &str) -> PathBuf {
-        self.dir(root)
-            .join(format!("symbol={symbol}"))
-            .join(".synthetic")
+        self.symbol_dir(root, symbol).join(".synthetic")
     }
 
     /// `{dataset}/symbol=SYM/date=YYYY-MM-DD` (or `month=YYYY-MM`).
     pub fn unit_dir(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
-        self.dir(root)
-            .join(format!("symbol={symbol}"))
-            .join(self.unit_name(key))
+        self.symbol_dir(root, symbol).join(self.unit_name(key))
     }
 
     pub fn file(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
         self.unit_dir(root, symbol, key).join(FILE_NAME)
     }
 
-    /// Every dataset with a folder under `root`: quotes, trades, and each bar timeframe
-    /// and adjustment.
+    /// Every dataset with a folder under `root`: quotes, trades, each bar timeframe and
+    /// adjustment, and the crypto ones.
     pub fn present(root: &Path) -> Vec<DatasetId> {
         let mut out = Vec::new();
-        for l in [DatasetId::Quotes, DatasetId::Trades] {
+        for l in [
+            DatasetId::Quotes,
+            DatasetId::Trades,
+            DatasetId::CryptoQuotes,
+            DatasetId::CryptoTrades,
+        ] {
             if l.dir(root).is_dir() {
                 out.push(l);
             }
@@ -327,15 +434,12 @@ impl DatasetId {
                 .strip_prefix(key)
                 .map(str::to_string)
         };
-        for tf in std::fs::read_dir(root.join("bars"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
+        let subdirs = |dir: PathBuf| std::fs::read_dir(dir).into_iter().flatten().flatten();
+        for tf in subdirs(root.join("bars")) {
             let Some(timeframe) = value(&tf, "timeframe=") else {
                 continue;
             };
-            for adj in std::fs::read_dir(tf.path()).into_iter().flatten().flatten() {
+            for adj in subdirs(tf.path()) {
                 let parsed = value(&adj, "adjustment=").and_then(|a| {
                     Some(DatasetId::Bars {
                         timeframe: timeframe.parse().ok()?,
@@ -346,6 +450,11 @@ impl DatasetId {
                 if let Some(id) = parsed {
                     out.push(id);
                 }
+            }
+        }
+        for tf in subdirs(root.join("crypto_bars")) {
+            if let Some(timeframe) = value(&tf, "timeframe=").and_then(|t| t.parse().ok()) {
+                out.push(DatasetId::CryptoBars { timeframe });
             }
         }
         out
@@ -361,6 +470,9 @@ impl fmt::Display for DatasetId {
                 timeframe,
                 adjustment,
             } => write!(f, "bars/{timeframe}/{adjustment}"),
+            DatasetId::CryptoQuotes => f.write_str("crypto_quotes"),
+            DatasetId::CryptoTrades => f.write_str("crypto_trades"),
+            DatasetId::CryptoBars { timeframe } => write!(f, "crypto_bars/{timeframe}"),
         }
     }
 }

@@ -17,6 +17,8 @@ pub trait Dialect: Send + Sized + 'static {
     fn date_param(n: u8) -> String;
     /// The New York date, as `YYYY-MM-DD` text, of the nanosecond column `col`.
     fn ny_day(col: &str) -> String;
+    /// The UTC date, as `YYYY-MM-DD` text, of the nanosecond column `col` (crypto days).
+    fn utc_day(col: &str) -> String;
     /// The current time as an `updated_at` value.
     const NOW: &'static str;
     /// `(name, CREATE statement)` of table `$1`'s secondary indexes (never the key).

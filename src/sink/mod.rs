@@ -12,7 +12,7 @@ pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 
-use crate::dataset::DatasetId;
+use crate::dataset::{Computed, DatasetId};
 
 /// Whether another process with this pid is running (Linux: /proc). Unknown means "not
 /// running", so a leftover record or temp file can never block clean-up for good.
@@ -22,15 +22,38 @@ pub fn process_alive(pid: i64) -> bool {
         && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The dataset's own values of its table's computed key columns (bars' timeframe and, for
+/// stocks, adjustment), in the table's order: bound as `$4`, `$5` after symbol and span.
+pub(crate) fn dataset_filter(dataset: DatasetId) -> Vec<(&'static str, &'static str)> {
+    let Some((timeframe, adjustment)) = dataset.bar_spec() else {
+        return Vec::new();
+    };
+    let table = dataset.table();
+    table
+        .computed
+        .iter()
+        .filter_map(|(name, c)| match c {
+            Computed::Timeframe => Some((*name, timeframe.as_str())),
+            Computed::Adjustment => Some((*name, adjustment.as_str())),
+            Computed::NyDay => None,
+        })
+        .collect()
+}
+
+/// ` AND q.timeframe = $4 ...`: the condition on [`dataset_filter`]'s columns.
+pub(crate) fn filter_sql(dataset: DatasetId, alias: &str) -> String {
+    dataset_filter(dataset)
+        .iter()
+        .enumerate()
+        .map(|(n, (name, _))| format!(" AND {alias}{name} = ${}", n + 4))
+        .collect()
+}
+
 /// The statement deleting a dataset's rows of symbol `$1` of `feed` with `$2 <= t < $3`
-/// (bars: of timeframe `$4` and adjustment `$5`).
+/// (bars: of timeframe `$4` and, for stocks, adjustment `$5`).
 pub(crate) fn delete_sql(dataset: DatasetId, feed: crate::model::Feed) -> String {
     let table = dataset.table();
-    let bars = if matches!(dataset, DatasetId::Bars { .. }) {
-        " AND timeframe = $4 AND adjustment = $5"
-    } else {
-        ""
-    };
+    let bars = filter_sql(dataset, "");
     format!(
         "DELETE FROM {} WHERE symbol_id = (SELECT id FROM symbols WHERE symbol = $1 AND \
          feed = '{}') AND {} >= $2 AND {} < $3{bars}",

@@ -25,10 +25,9 @@
 //! reads add the symbol back ([`read_file`]). This module knows nothing about HTTP or SQL.
 
 use crate::batch::{self, Cells};
-use crate::dataset::{Column, DatasetId};
+use crate::dataset::{Column, DatasetId, ShardUnit};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::Shard;
-use crate::time::new_york_date;
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -64,6 +63,7 @@ pub fn list_units(root: &Path, layout: &DatasetId) -> anyhow::Result<Vec<Listed>
         let Some(symbol) = name.strip_prefix("symbol=") else {
             continue;
         };
+        let symbol = layout.symbol_of_dir(symbol);
         for unit_dir in std::fs::read_dir(sym_dir.path())
             .into_iter()
             .flatten()
@@ -80,15 +80,16 @@ pub fn list_units(root: &Path, layout: &DatasetId) -> anyhow::Result<Vec<Listed>
                 .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
             use parquet::file::reader::FileReader;
             let rows = reader.metadata().file_metadata().num_rows();
-            out.push((symbol.to_string(), key, rows, path));
+            out.push((symbol.clone(), key, rows, path));
         }
     }
     out.sort();
     Ok(out)
 }
 
-/// Rows per New York day of one file (status of a monthly bars file): reads `t` only.
-pub fn rows_per_day(path: &Path) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
+/// Rows per day of one file (status of a monthly bars file; days as `unit` counts them:
+/// New York, or UTC for crypto): reads `t` only.
+pub fn rows_per_day(path: &Path, unit: ShardUnit) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
@@ -102,7 +103,7 @@ pub fn rows_per_day(path: &Path) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
         let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
         let t = batch::times(&batch, "t").context("the file has no time column")?;
         for &t in t {
-            let d = new_york_date(t);
+            let d = unit.day_of(t);
             match days.last_mut() {
                 Some((last, n)) if *last == d => *n += 1,
                 _ => days.push((d, 1)),
@@ -128,7 +129,7 @@ pub fn read_file(
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))?
         .build()
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let cols = layout.kind().columns();
+    let cols = layout.columns();
     reader
         .map(|b| {
             let b = b.with_context(|| format!("cannot decode {}", path.display()))?;
@@ -239,7 +240,7 @@ impl UnitWriter {
             .with_context(|| format!("cannot create the Parquet folder {}", dir.display()))?;
         remove_stale_temp_files(&dir);
         let tmp = dir.join(format!(".{FILE_NAME}{TMP_MARK}{}", std::process::id()));
-        let cols = layout.kind().columns();
+        let cols = layout.columns();
         let writer = start_writer(&tmp, cols)?;
         let (from_ns, until_ns) = layout.unit_bounds(key);
         Ok(UnitWriter {
@@ -252,7 +253,7 @@ impl UnitWriter {
             tmp,
             writer: Some(writer),
             rows: 0,
-            corrections: layout.kind().corrections(),
+            corrections: layout.corrections(),
             updates: HashMap::new(),
         })
     }

@@ -133,6 +133,10 @@ impl Dialect for PgDialect {
         format!("(to_timestamp({col} / 1e9) AT TIME ZONE 'America/New_York')::date::text")
     }
 
+    fn utc_day(col: &str) -> String {
+        format!("(to_timestamp(floor({col} / 1e9)) AT TIME ZONE 'UTC')::date::text")
+    }
+
     const NOW: &'static str = "now()";
 
     const LIST_INDEXES: &'static str = "SELECT i.indexname::TEXT, i.indexdef FROM pg_indexes i \

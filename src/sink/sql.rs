@@ -13,7 +13,7 @@ use super::delete_sql;
 pub use super::dialect::{Conn, Dialect};
 use super::encode::Encoder;
 use crate::batch::{self, Builder, Builders};
-use crate::dataset::{ColumnType, Computed, DatasetId, TableSpec};
+use crate::dataset::{ColumnType, DatasetId, TableSpec};
 use crate::model::Feed;
 use crate::pipeline::Mark;
 use crate::resume::{ProgressRecord, Saved, Tracking};
@@ -489,10 +489,10 @@ where
         symbol: Option<&str>,
     ) -> anyhow::Result<Vec<(String, String, NaiveDate, i64)>> {
         let of_symbol = "(CAST($1 AS TEXT) IS NULL OR s.symbol = $1)";
-        let (d1, d2) = (D::ny_day("q.t"), D::ny_day("q.bucket_t"));
-        // Keys as `Feed::key` writes them: `@FEED` after every feed but sip; then `#standin`
-        // for the stand-in's synthetic rows.
-        let feed = "CASE WHEN s.feed = 'sip' THEN '' ELSE '@' || s.feed END \
+        let (d1, d2, du) = (D::ny_day("q.t"), D::ny_day("q.bucket_t"), D::utc_day("q.t"));
+        // Keys as `Feed::key` writes them: `@FEED` after every feed but the default (sip;
+        // crypto's us); then `#standin` for the stand-in's synthetic rows.
+        let feed = "CASE WHEN s.feed IN ('sip', 'us') THEN '' ELSE '@' || s.feed END \
                     || CASE WHEN s.synthetic <> 0 THEN '#standin' ELSE '' END";
         let sql = D::sql(&format!(
             "SELECT 'quotes' || {feed}, s.symbol, {d1} AS d, count(*) FROM quotes q \
@@ -510,6 +510,15 @@ where
              UNION ALL SELECT 'bars/' || q.timeframe || '/' || q.adjustment || {feed}, s.symbol, \
              {d1} AS d, count(*) FROM bars q JOIN symbols s ON s.id = q.symbol_id \
              WHERE {of_symbol} GROUP BY q.timeframe, q.adjustment, s.feed, s.synthetic, s.symbol, d \
+             UNION ALL SELECT 'crypto_quotes' || {feed}, s.symbol, {du} AS d, count(*) \
+             FROM crypto_quotes q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
+             GROUP BY s.feed, s.synthetic, s.symbol, d \
+             UNION ALL SELECT 'crypto_trades' || {feed}, s.symbol, {du} AS d, count(*) \
+             FROM crypto_trades q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
+             GROUP BY s.feed, s.synthetic, s.symbol, d \
+             UNION ALL SELECT 'crypto_bars/' || q.timeframe || {feed}, s.symbol, {du} AS d, \
+             count(*) FROM crypto_bars q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE {of_symbol} GROUP BY q.timeframe, s.feed, s.synthetic, s.symbol, d \
              ORDER BY 1, 2, 3"
         ));
         let rows: Vec<(String, String, String, i64)> = sqlx::query_as(&sql)
@@ -568,12 +577,7 @@ where
             })
             .collect();
         let order: Vec<String> = table.order.iter().map(|c| format!("q.{c}")).collect();
-        let mut filter = String::new();
-        for (n, (name, computed)) in table.computed.iter().enumerate() {
-            if matches!(computed, Computed::Timeframe | Computed::Adjustment) {
-                filter.push_str(&format!(" AND q.{name} = ${}", n + 4));
-            }
-        }
+        let filter = super::filter_sql(*dataset, "q.");
         let sql = D::sql(&format!(
             "SELECT {} FROM {} q JOIN symbols s ON s.id = q.symbol_id \
              WHERE s.symbol = $1 AND {feed} AND q.{time} >= $2 AND q.{time} < $3{filter} \
@@ -585,8 +589,8 @@ where
             time = table.time_column,
         ));
         let mut q = sqlx::query(&sql).bind(symbol).bind(from_ns).bind(until_ns);
-        if let Some((timeframe, adjustment)) = dataset.bar_spec() {
-            q = q.bind(timeframe.as_str()).bind(adjustment.as_str());
+        for (_, value) in super::dataset_filter(*dataset) {
+            q = q.bind(value);
         }
         let rows = q
             .fetch_all(&mut self.conn)
@@ -656,8 +660,8 @@ where
         let deleted = async {
             let mut tx = self.conn.begin().await?;
             let mut q = sqlx::query(&sql).bind(symbol).bind(from_ns).bind(until_ns);
-            if let Some((timeframe, adjustment)) = dataset.bar_spec() {
-                q = q.bind(timeframe.as_str()).bind(adjustment.as_str());
+            for (_, value) in super::dataset_filter(*dataset) {
+                q = q.bind(value);
             }
             let r = q.execute(&mut *tx).await?;
             for unit in dataset.units_in(from_ns, until_ns - 1) {

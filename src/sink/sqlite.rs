@@ -106,6 +106,10 @@ impl Dialect for SqliteDialect {
         format!("date({col} / 1000000000 - 14400, 'unixepoch')")
     }
 
+    fn utc_day(col: &str) -> String {
+        format!("date({col} / 1000000000, 'unixepoch')")
+    }
+
     const NOW: &'static str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
     const LIST_INDEXES: &'static str =

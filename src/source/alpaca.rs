@@ -11,7 +11,7 @@ use super::pace::{Pacer, RequestStats};
 pub use super::response::{api_message, decode_page, ApiError, Page, SeqAssigner};
 use super::retry::RetryPolicy;
 use crate::batch;
-use crate::dataset::{Column, DatasetId, Timeframe};
+use crate::dataset::{Asset, Column, DatasetId, Timeframe};
 use crate::model::{Feed, Symbol};
 use crate::pipeline::{Chunk, ShardId};
 use crate::resume::Shard;
@@ -32,6 +32,10 @@ pub const SECRET_ENV: &str = "APCA_API_SECRET_KEY";
 pub const DEFAULT_API_URL: &str = "https://data.alpaca.markets";
 /// Alpaca's maximum page size; the importer always asks for full pages.
 pub const PAGE_LIMIT: u32 = 10_000;
+/// Requests per minute without credentials (crypto only). Alpaca publishes no figure for
+/// its unauthenticated limit, only that it is lower than the free plan's 200; this stays
+/// well under it, and the pacer still follows the X-RateLimit headers of the answers.
+pub const UNAUTHENTICATED_RATE_LIMIT: u32 = 60;
 
 /// API key pair. `Debug` never shows the values.
 #[derive(Clone)]
@@ -47,6 +51,15 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// No credentials: requests go without the key headers (crypto's public endpoints).
+    pub fn anonymous() -> Self {
+        Credentials::new("", "")
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.key_id.is_empty() && self.secret.is_empty()
+    }
+
     pub fn new(key_id: impl Into<String>, secret: impl Into<String>) -> Self {
         Credentials {
             key_id: key_id.into(),
@@ -82,7 +95,11 @@ impl Credentials {
 /// parameters (`timeframe`, `adjustment` for bars).
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The endpoint's last segment: `quotes`, `trades`, `bars`.
     pub path: &'static str,
+    /// Stocks (`/v2/stocks/...`, with `feed` and `asof`) or crypto
+    /// (`/v1beta3/crypto/{loc}/...`, the client's feed being the location).
+    pub asset: Asset,
     pub extra: Vec<(&'static str, String)>,
     /// The columns of the records it returns.
     pub cols: &'static [Column],
@@ -100,16 +117,18 @@ impl Request {
     pub fn for_dataset(dataset: DatasetId) -> Self {
         let symbols_per_request = match dataset {
             DatasetId::Bars { timeframe, .. } => symbols_per_bars_request(timeframe),
+            DatasetId::CryptoBars { timeframe } => symbols_per_crypto_bars_request(timeframe),
             _ => 1,
         };
         Request {
             path: dataset.api_path(),
+            asset: dataset.asset(),
             extra: dataset
                 .api_params()
                 .into_iter()
                 .map(|(k, v)| (k, v.to_string()))
                 .collect(),
-            cols: dataset.kind().columns(),
+            cols: dataset.columns(),
             unit: dataset.unit().noun(),
             symbols_per_request,
         }
@@ -130,6 +149,16 @@ pub fn symbols_per_bars_request(timeframe: Timeframe) -> usize {
         t => t.bars_per_session(),
     };
     (PAGE_LIMIT as usize / (per_day * 23)).clamp(1, 100)
+}
+
+/// As [`symbols_per_bars_request`] for a UTC month of crypto bars (24 hours a day, 31
+/// days): 1Min 1, 5Min 1, 15Min 3, 1Hour 13, 1Day 100.
+pub fn symbols_per_crypto_bars_request(timeframe: Timeframe) -> usize {
+    let per_day = match timeframe {
+        Timeframe::Day1 => 1,
+        t => t.bars_per_session() * 24 / 16,
+    };
+    (PAGE_LIMIT as usize / (per_day * 31)).clamp(1, 100)
 }
 
 #[derive(Debug, Clone)]
@@ -178,8 +207,10 @@ impl AlpacaClient {
             Ok::<_, String>(h)
         };
         let mut headers = HeaderMap::new();
-        headers.insert("APCA-API-KEY-ID", header(&creds.key_id, KEY_ENV)?);
-        headers.insert("APCA-API-SECRET-KEY", header(&creds.secret, SECRET_ENV)?);
+        if !creds.is_anonymous() {
+            headers.insert("APCA-API-KEY-ID", header(&creds.key_id, KEY_ENV)?);
+            headers.insert("APCA-API-SECRET-KEY", header(&creds.secret, SECRET_ENV)?);
+        }
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("data/", env!("CARGO_PKG_VERSION")))
@@ -219,10 +250,13 @@ impl AlpacaClient {
         token: Option<&str>,
     ) -> Url {
         let mut url = (*self.base).clone();
+        let endpoint = match req.asset {
+            Asset::Stocks => format!("v2/stocks/{}", req.path),
+            Asset::Crypto => format!("v1beta3/crypto/{}/{}", self.feed.as_str(), req.path),
+        };
         url.set_path(&format!(
-            "{}/v2/stocks/{}",
+            "{}/{endpoint}",
             self.base.path().trim_end_matches('/'),
-            req.path
         ));
         {
             let mut q = url.query_pairs_mut();
@@ -230,13 +264,16 @@ impl AlpacaClient {
             q.append_pair("symbols", &names.join(","))
                 .append_pair("start", &format_for_api(range.start_ns))
                 .append_pair("end", &format_for_api(range.end_ns))
-                .append_pair("limit", &PAGE_LIMIT.to_string())
-                .append_pair("feed", self.feed.as_str())
-                .append_pair("sort", "asc");
+                .append_pair("limit", &PAGE_LIMIT.to_string());
+            // Crypto takes no feed (its location is in the path) and no asof.
+            if req.asset == Asset::Stocks {
+                q.append_pair("feed", self.feed.as_str());
+            }
+            q.append_pair("sort", "asc");
             for (k, v) in &req.extra {
                 q.append_pair(k, v);
             }
-            if let Some(asof) = &self.asof {
+            if let Some(asof) = self.asof.as_ref().filter(|_| req.asset == Asset::Stocks) {
                 q.append_pair("asof", asof);
             }
             if let Some(t) = token {

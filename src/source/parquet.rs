@@ -59,7 +59,7 @@ pub fn stream_parquet(
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<ParquetStats> {
     let mut stats = ParquetStats::default();
-    let cols = layout.kind().columns();
+    let cols = layout.columns();
     for date in layout.units_in(range.start_ns, range.end_ns) {
         if *cancel.borrow() {
             break;

@@ -17,7 +17,7 @@ const EXCHANGES: &[u8] = b"QPZKVJYXNHAUMB";
 /// 2025-11-03: Alpaca's quote sizes switch from round lots to shares.
 const SHARES_FROM_DAY: i64 = 20_395;
 
-fn mix(mut z: u64) -> u64 {
+pub(super) fn mix(mut z: u64) -> u64 {
     // splitmix64 finaliser: a fast, well-distributed hash of an index.
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -25,7 +25,7 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn fnv(s: &str) -> u64 {
+pub(super) fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
     })
@@ -503,7 +503,8 @@ pub struct GenBar {
     pub high: f64,
     pub low: f64,
     pub close: f64,
-    pub volume: u64,
+    /// Shares for stocks (whole), units for crypto (fractional).
+    pub volume: f64,
     pub trades: u64,
     pub vwap: f64,
 }
@@ -546,13 +547,13 @@ pub fn day_bars(trades: &DayTrades, date: NaiveDate, width_ns: i64) -> Vec<GenBa
                 b.high = b.high.max(p);
                 b.low = b.low.min(p);
                 b.close = p;
-                b.volume += u64::from(tr.size);
+                b.volume += f64::from(tr.size);
                 b.trades += 1;
                 notional += p * f64::from(tr.size);
             }
             _ => {
                 if let Some(b) = bars.last_mut() {
-                    b.vwap = (notional / b.volume as f64 * 10_000.0).round() / 10_000.0;
+                    b.vwap = (notional / b.volume * 10_000.0).round() / 10_000.0;
                 }
                 notional = p * f64::from(tr.size);
                 bars.push(GenBar {
@@ -561,7 +562,7 @@ pub fn day_bars(trades: &DayTrades, date: NaiveDate, width_ns: i64) -> Vec<GenBa
                     high: p,
                     low: p,
                     close: p,
-                    volume: u64::from(tr.size),
+                    volume: f64::from(tr.size),
                     trades: 1,
                     vwap: 0.0,
                 });
@@ -569,7 +570,7 @@ pub fn day_bars(trades: &DayTrades, date: NaiveDate, width_ns: i64) -> Vec<GenBa
         }
     }
     if let Some(b) = bars.last_mut() {
-        b.vwap = (notional / b.volume as f64 * 10_000.0).round() / 10_000.0;
+        b.vwap = (notional / b.volume * 10_000.0).round() / 10_000.0;
     }
     bars
 }
@@ -590,7 +591,7 @@ pub fn write_bar(out: &mut Vec<u8>, b: &GenBar) {
         out.extend_from_slice(fb.format(v).as_bytes());
     }
     out.extend_from_slice(br#","v":"#);
-    out.extend_from_slice(ib.format(b.volume).as_bytes());
+    out.extend_from_slice(ib.format(b.volume as u64).as_bytes());
     out.extend_from_slice(br#","n":"#);
     out.extend_from_slice(ib.format(b.trades).as_bytes());
     out.extend_from_slice(br#","vw":"#);

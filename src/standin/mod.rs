@@ -11,11 +11,16 @@
 //! `start`/`end` as RFC 3339 (`Z` or offset, 0–9 fraction digits) or `YYYY-MM-DD` (a date
 //! means that UTC day: 00:00 for start, the day's last nanosecond for end);
 //! `X-RateLimit-Limit/Remaining/Reset` headers. Only `sort=asc` is served.
+//!
+//! Crypto (`/v1beta3/crypto/{loc}/{quotes,trades,bars}`, see `crypto`): public (credentials
+//! optional, checked when sent), pairs only (`^[A-Z]+/[A-Z]+$`, 400 otherwise), no stock
+//! parameter (`feed`, `asof`, ...: 400 `unexpected parameter`), UTC days around the clock.
 
+pub mod crypto;
 pub mod generate;
 mod request;
 
-use request::{now_ms, page_body};
+use request::{now_ms, page_body, Market};
 pub use request::{
     StandinConfig, DEFAULT_LIMIT, DEFAULT_QUOTES_PER_DAY, MAX_LIMIT, RECENT_SIP_MESSAGE,
 };
@@ -124,6 +129,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v2/stocks/{kind}", get(multi_symbols))
         .route("/v2/stocks/{symbol}/{kind}", get(single_symbol))
         .route("/v2/calendar", get(calendar))
+        .route("/v1beta3/crypto/{loc}/{kind}", get(crypto_data))
         .fallback(|| async {
             json_error(
                 StatusCode::NOT_FOUND,
@@ -155,7 +161,46 @@ async fn multi_symbols(
     let Some(kind) = data_kind(&kind) else {
         return not_found();
     };
-    let symbols: Vec<String> = params
+    let symbols = symbols_param(&params);
+    let r = handle(&st, Market::Stocks, kind, &params, &headers, symbols, false).await;
+    log_request(&st, &params, &r);
+    r
+}
+
+/// `/v1beta3/crypto/{loc}/{quotes|trades|bars}?symbols=BTC/USD,...`: public (credentials
+/// optional, checked when sent), the location in the path.
+async fn crypto_data(
+    State(st): State<Arc<AppState>>,
+    Path((loc, kind)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(kind) = data_kind(&kind) else {
+        return not_found();
+    };
+    let Some(loc) = crypto::LOCATIONS.into_iter().find(|l| *l == loc) else {
+        let body =
+            serde_json::json!({"code": 40010001, "message": format!("invalid location: {loc}")});
+        return json_error(StatusCode::BAD_REQUEST, &body.to_string());
+    };
+    let symbols = symbols_param(&params);
+    let r = handle(
+        &st,
+        Market::Crypto(loc),
+        kind,
+        &params,
+        &headers,
+        symbols,
+        false,
+    )
+    .await;
+    log_request(&st, &params, &r);
+    r
+}
+
+/// The `symbols` parameter's comma-separated names.
+fn symbols_param(params: &HashMap<String, String>) -> Vec<String> {
+    params
         .get("symbols")
         .map(|s| {
             s.split(',')
@@ -163,10 +208,7 @@ async fn multi_symbols(
                 .filter(|x| !x.is_empty())
                 .collect()
         })
-        .unwrap_or_default();
-    let r = handle(&st, kind, &params, &headers, symbols, false).await;
-    log_request(&st, &params, &r);
-    r
+        .unwrap_or_default()
 }
 
 fn log_request(st: &AppState, params: &HashMap<String, String>, r: &Response) {
@@ -192,7 +234,16 @@ async fn single_symbol(
     };
     let mut params = params;
     params.insert("symbols".into(), symbol.clone());
-    let r = handle(&st, kind, &params, &headers, vec![symbol], true).await;
+    let r = handle(
+        &st,
+        Market::Stocks,
+        kind,
+        &params,
+        &headers,
+        vec![symbol],
+        true,
+    )
+    .await;
     log_request(&st, &params, &r);
     r
 }
@@ -300,6 +351,7 @@ fn take_rate_slot(st: &AppState) -> Option<(u32, u32, u64, bool)> {
 
 async fn handle(
     st: &AppState,
+    market: Market,
     kind: &'static str,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -316,13 +368,16 @@ async fn handle(
         .get("APCA-API-SECRET-KEY")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if key.is_empty() || secret.is_empty() {
+    // Crypto data is public: credentials are optional there (checked when sent).
+    let anonymous = key.is_empty() && secret.is_empty();
+    let public = matches!(market, Market::Crypto(_));
+    if (key.is_empty() || secret.is_empty()) && !(public && anonymous) {
         return json_error(
             StatusCode::UNAUTHORIZED,
             r#"{"code":40110000,"message":"request is not authorized"}"#,
         );
     }
-    if let Some((k, s)) = &cfg.credentials {
+    if let Some((k, s)) = cfg.credentials.as_ref().filter(|_| !(public && anonymous)) {
         if key != k || secret != s {
             return if cfg.html_errors {
                 html_error(StatusCode::FORBIDDEN)
@@ -374,7 +429,7 @@ async fn handle(
         .truncate_every
         .is_some_and(|k| k > 0 && n.is_multiple_of(k));
     let gz = cfg.gzip && accepts_gzip(headers) && !truncate;
-    let key = (cfg.replay && !truncate).then(|| replay_key(kind, single, params, gz));
+    let key = (cfg.replay && !truncate).then(|| replay_key(market, kind, single, params, gz));
     let kept = key.as_ref().and_then(|k| {
         let kept = st.replay.lock().unwrap_or_else(|p| p.into_inner());
         kept.get(k).cloned()
@@ -382,7 +437,7 @@ async fn handle(
     let body = match kept {
         Some(body) => body,
         None => {
-            let body = match page_body(cfg, kind, params, symbols, single) {
+            let body = match page_body(cfg, market, kind, params, symbols, single) {
                 Ok(b) => b,
                 Err(r) => return with_rate_headers(json_error(r.0, &r.1)),
             };
@@ -426,10 +481,16 @@ async fn handle(
 
 /// A data request's identity for [`StandinConfig::replay`]: endpoint, parameters in a fixed
 /// order, and whether the body goes out gzip-compressed.
-fn replay_key(kind: &str, single: bool, params: &HashMap<String, String>, gzip: bool) -> String {
+fn replay_key(
+    market: Market,
+    kind: &str,
+    single: bool,
+    params: &HashMap<String, String>,
+    gzip: bool,
+) -> String {
     let mut sorted: Vec<_> = params.iter().collect();
     sorted.sort();
-    format!("{kind} {single} {gzip} {sorted:?}")
+    format!("{market:?} {kind} {single} {gzip} {sorted:?}")
 }
 
 /// Whether the request's `Accept-Encoding` lists gzip.

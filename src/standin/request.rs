@@ -4,6 +4,7 @@
 //! and the opaque token that continues where the page ended. No HTTP here: `mod.rs` is the
 //! server.
 
+use super::crypto::{self, CryptoDay};
 use super::generate::{
     day_bars, new_york_dates, timeframe_ns, write_bar, write_quote, write_trade, DayQuotes,
     DayTrades, GenBar,
@@ -173,22 +174,42 @@ pub(super) fn decode_token(token: &str, hash: u64) -> Option<Cursor> {
     })
 }
 
+/// Which API a data request came through: stocks (`/v2/stocks/...`) or crypto
+/// (`/v1beta3/crypto/{loc}/...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Market {
+    Stocks,
+    Crypto(&'static str),
+}
+
 /// One symbol-day of data of the requested kind, indexed in time order.
 enum DaySeries {
     Quotes(DayQuotes),
     Trades(DayTrades),
     Bars(Vec<GenBar>),
+    CryptoQuotes(CryptoDay),
+    CryptoTrades(CryptoDay),
+    CryptoBars(Vec<GenBar>),
 }
 
 impl DaySeries {
     fn new(
         kind: &str,
         symbol: &str,
+        market: Market,
         feed: &str,
         date: chrono::NaiveDate,
         per_day: u32,
         width: i64,
     ) -> Option<Self> {
+        if let Market::Crypto(loc) = market {
+            let day = CryptoDay::new(loc, symbol, date, per_day);
+            return Some(match kind {
+                "trades" => DaySeries::CryptoTrades(day),
+                "bars" => DaySeries::CryptoBars(day.bars(width)),
+                _ => DaySeries::CryptoQuotes(day),
+            });
+        }
         match kind {
             "trades" => DayTrades::new(symbol, feed, date, per_day).map(DaySeries::Trades),
             "bars" => {
@@ -203,7 +224,9 @@ impl DaySeries {
         match self {
             DaySeries::Quotes(d) => d.lower_bound(t),
             DaySeries::Trades(d) => d.lower_bound(t),
-            DaySeries::Bars(b) => b.partition_point(|b| b.t < t) as u32,
+            DaySeries::Bars(b) | DaySeries::CryptoBars(b) => b.partition_point(|b| b.t < t) as u32,
+            DaySeries::CryptoQuotes(d) => d.lower_bound(t, false),
+            DaySeries::CryptoTrades(d) => d.lower_bound(t, true),
         }
     }
 
@@ -214,6 +237,13 @@ impl DaySeries {
             DaySeries::Bars(b) => {
                 if let Some(bar) = b.get(i as usize) {
                     write_bar(out, bar)
+                }
+            }
+            DaySeries::CryptoQuotes(d) => crypto::write_quote(out, &d.quote(i)),
+            DaySeries::CryptoTrades(d) => crypto::write_trade(out, &d.trade(i)),
+            DaySeries::CryptoBars(b) => {
+                if let Some(bar) = b.get(i as usize) {
+                    crypto::write_bar(out, bar)
                 }
             }
         }
@@ -253,6 +283,7 @@ fn traded_as(
 /// response.
 pub(super) fn page_body(
     cfg: &StandinConfig,
+    market: Market,
     kind: &str,
     params: &HashMap<String, String>,
     mut symbols: Vec<String>,
@@ -263,8 +294,26 @@ pub(super) fn page_body(
     }
     symbols.sort();
     symbols.dedup();
-    let feed = params.get("feed").map(String::as_str).unwrap_or("sip");
-    if !matches!(feed, "sip" | "iex" | "otc" | "boats") {
+    if let Market::Crypto(_) = market {
+        // v1beta3 takes no feed, asof, adjustment or currency: any other parameter is refused.
+        let known = ["symbols", "start", "end", "limit", "page_token", "sort"];
+        if let Some(p) = params
+            .keys()
+            .find(|p| !(known.contains(&p.as_str()) || kind == "bars" && *p == "timeframe"))
+        {
+            return Err(bad_request(&format!("unexpected parameter: {p}")));
+        }
+        if let Some(bad) = symbols.iter().find(|s| !crypto::is_pair(s)) {
+            return Err(bad_request(&format!(
+                "invalid symbol: {bad} does not match ^[A-Z]+/[A-Z]+$"
+            )));
+        }
+    }
+    let feed = match market {
+        Market::Crypto(loc) => loc,
+        Market::Stocks => params.get("feed").map(String::as_str).unwrap_or("sip"),
+    };
+    if market == Market::Stocks && !matches!(feed, "sip" | "iex" | "otc" | "boats") {
         return Err(unprocessable(&format!("invalid feed: {feed}")));
     }
     let asof = match params.get("asof").map(String::as_str) {
@@ -312,7 +361,10 @@ pub(super) fn page_body(
     if end < start {
         return Err(unprocessable("end should not be before start"));
     }
-    if let Some(delay) = cfg.sip_delay.filter(|_| feed == "sip") {
+    if let Some(delay) = cfg
+        .sip_delay
+        .filter(|_| market == Market::Stocks && feed == "sip")
+    {
         if end > now - delay.as_nanos() as i64 {
             return Err(Refusal(
                 StatusCode::FORBIDDEN,
@@ -320,8 +372,15 @@ pub(super) fn page_body(
             ));
         }
     }
+    let series_key = match market {
+        Market::Stocks => series_key,
+        Market::Crypto(_) => format!("crypto|{series_key}"),
+    };
     let hash = param_hash(&symbols, start, end, &series_key);
-    let first_day = crate::time::new_york_date(start);
+    let first_day = match market {
+        Market::Stocks => crate::time::new_york_date(start),
+        Market::Crypto(_) => crate::dataset::calendar::utc_date(start),
+    };
     let first_day = days_from_civil(
         chrono::Datelike::year(&first_day) as i64,
         chrono::Datelike::month(&first_day),
@@ -347,7 +406,10 @@ pub(super) fn page_body(
     let mut emitted = 0usize;
     let mut open_symbol: Option<usize> = None;
     let mut next: Option<Cursor> = None;
-    let dates: Vec<chrono::NaiveDate> = new_york_dates(start, end).collect();
+    let dates: Vec<chrono::NaiveDate> = match market {
+        Market::Stocks => new_york_dates(start, end).collect(),
+        Market::Crypto(_) => crypto::utc_days(start, end),
+    };
     'symbols: while cursor.sym < symbols.len() {
         let sym = &symbols[cursor.sym];
         for date in dates.iter().copied() {
@@ -362,11 +424,15 @@ pub(super) fn page_body(
             if cfg.no_data_symbols.iter().any(|s| s == sym) {
                 continue;
             }
-            let Some(source) = traded_as(sym, date, asof) else {
+            let source = match market {
+                Market::Stocks => traded_as(sym, date, asof),
+                Market::Crypto(_) => Some(sym.as_str()),
+            };
+            let Some(source) = source else {
                 continue;
             };
-            let Some(dq) = DaySeries::new(kind, source, feed, date, cfg.quotes_per_day, width)
-            else {
+            let per_day = cfg.quotes_per_day;
+            let Some(dq) = DaySeries::new(kind, source, market, feed, date, per_day, width) else {
                 continue;
             };
             let lo = dq

@@ -740,3 +740,78 @@ async fn trades_and_bars_go_into_postgres() {
     assert_eq!(db.scalar(BARS).await, bars_before);
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crypto_goes_into_postgres() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(StandinConfig {
+        max_page: Some(900),
+        ..small(1_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    for extra in [
+        &["quotes"][..],
+        &["trades"][..],
+        &["bars", "--timeframe", "15Min"][..],
+    ] {
+        let mut args = vec![
+            "import-api",
+            extra[0],
+            "BTC/USD,ETH/USD",
+            "2024-01-06",
+            "2024-01-07",
+        ];
+        args.extend_from_slice(&extra[1..]);
+        args.extend(["--api-url", &url, "--database-url", &db.url]);
+        let run = w.run(&args).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    // A weekend: two UTC days of 1,000 quotes, 250 trades and 96 quarter-hours per pair.
+    assert_eq!(db.scalar("SELECT count(*) FROM crypto_quotes").await, 4_000);
+    assert_eq!(db.scalar("SELECT count(*) FROM crypto_trades").await, 1_000);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM crypto_bars").await,
+        2 * 2 * 96
+    );
+    assert_eq!(
+        db.scalar("SELECT sum(trade_count)::BIGINT FROM crypto_bars")
+            .await,
+        1_000
+    );
+    // Exact values, fractional sizes included.
+    let stored: Vec<(i64, i32, f64, f64, f64, f64)> = sqlx::query_as(
+        "SELECT q.t, q.seq, q.bid_price, q.bid_size, q.ask_price, q.ask_size FROM crypto_quotes q \
+         JOIN symbols s ON s.id = q.symbol_id WHERE s.symbol = 'ETH/USD' AND s.feed = 'us' ORDER BY q.t, q.seq",
+    )
+    .fetch_all(&mut db.conn().await)
+    .await
+    .unwrap();
+    let mut want = Vec::new();
+    let (mut last_t, mut seq) = (i64::MIN, 0);
+    for d in ["2024-01-06", "2024-01-07"] {
+        let day = data::standin::crypto::CryptoDay::new("us", "ETH/USD", d.parse().unwrap(), 1_000);
+        for i in 0..day.quote_count() {
+            let q = day.quote(i);
+            seq = if q.t == last_t { seq + 1 } else { 0 };
+            last_t = q.t;
+            want.push((q.t, seq, q.bid_price, q.bid_size, q.ask_price, q.ask_size));
+        }
+    }
+    assert_eq!(stored, want);
+    let sides = db
+        .scalar("SELECT count(DISTINCT taker_side) FROM crypto_trades")
+        .await;
+    assert_eq!(sides, 3);
+    let run = w.run(&["status", "--database-url", &db.url]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for line in [
+        "crypto_bars/15Min  BTC/USD  us    database  2024-01-06  2024-01-07  2     192",
+        "crypto_quotes      ETH/USD  us    database  2024-01-06  2024-01-07  2     2000",
+        "crypto_trades      ETH/USD  us    database  2024-01-06  2024-01-07  2     500",
+    ] {
+        assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
+    }
+    db.drop().await;
+}
