@@ -43,9 +43,12 @@ pub enum Command {
             data import-api quotes --symbols-file watchlist.txt 2024-01-01 2024-12-31\n  \
             data import-api quotes MSFT 2024-03-01T14:30:00Z 2024-03-01T15:00:00Z --feed iex\n  \
             data import-api quotes BTC/USD,ETH/USD 2024-01-01 2024-01-31\n  \
-            data import-api bars BTC/USD 2024-01-01 2024-12-31 --timeframe 1Hour --loc us"
+            data import-api bars BTC/USD 2024-01-01 2024-12-31 --timeframe 1Hour --loc us\n  \
+            data import-api trades AAPL240419P00140000 2024-04-01 2024-04-19\n  \
+            data import-api bars --underlying AAPL --type put --strike-min 150 --strike-max 200 \
+            2024-04-01 2024-04-30 --timeframe 1Min"
     )]
-    ImportApi(ImportArgs),
+    ImportApi(Box<ImportArgs>),
     /// Load days from the Parquet store (HISTORICAL_DATA_PATH) into the database
     #[command(
         name = "load-historical",
@@ -155,12 +158,65 @@ pub struct ImportArgs {
     pub bars: BarArgs,
     #[command(flatten)]
     pub asset: AssetArgs,
+    #[command(flatten)]
+    pub contracts: ContractArgs,
+}
+
+/// Option contract discovery: which contracts of an underlying to list and import.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ContractArgs {
+    /// List this underlying's option contracts (the trading API's /v2/options/contracts,
+    /// expired ones included), store them in option_contracts and import them; the command
+    /// line then gives only START and END
+    #[arg(long, value_name = "SYMBOL", help_heading = "Options")]
+    pub underlying: Option<String>,
+    /// First expiry date to list (YYYY-MM-DD; default START's date)
+    #[arg(
+        long,
+        value_name = "DATE",
+        help_heading = "Options",
+        requires = "underlying"
+    )]
+    pub expiry_from: Option<String>,
+    /// Last expiry date to list (YYYY-MM-DD; default END's date)
+    #[arg(
+        long,
+        value_name = "DATE",
+        help_heading = "Options",
+        requires = "underlying"
+    )]
+    pub expiry_to: Option<String>,
+    /// Calls or puts only
+    #[arg(
+        long = "type",
+        value_name = "call|put",
+        help_heading = "Options",
+        requires = "underlying"
+    )]
+    pub contract_type: Option<String>,
+    /// Lowest strike to list
+    #[arg(
+        long,
+        value_name = "PRICE",
+        help_heading = "Options",
+        requires = "underlying"
+    )]
+    pub strike_min: Option<f64>,
+    /// Highest strike to list
+    #[arg(
+        long,
+        value_name = "PRICE",
+        help_heading = "Options",
+        requires = "underlying"
+    )]
+    pub strike_max: Option<f64>,
 }
 
 /// Stocks or crypto: told by the symbols (`BTC/USD` is crypto), or said with `--asset`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct AssetArgs {
-    /// stocks or crypto (default: crypto when the symbols are pairs like BTC/USD)
+    /// stocks, crypto or options (default: crypto for pairs like BTC/USD, options for OCC
+    /// contract symbols like AAPL240419P00140000)
     #[arg(long, value_enum, help_heading = "Crypto")]
     pub asset: Option<crate::dataset::Asset>,
     /// Crypto location: us (Alpaca, the default), us-1 (Kraken US), us-2, eu-1 (Kraken EU)

@@ -43,6 +43,12 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// The program: parse, run, print one line on failure, return the exit code.
 pub fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`data status | head`) ends the program
+    // quietly, as it does other command-line tools, instead of a panic on the failed write.
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     crate::sink::sqlite::configure_library();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -71,7 +77,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::ImportApi(args) => commands::import_api::run(args).await,
+            Command::ImportApi(args) => commands::import_api::run(*args).await,
             Command::LoadHistorical(args) => commands::load_historical::run(args).await,
             Command::Archive(args) => commands::archive::run(args).await,
             Command::Sync(args) => commands::sync::run(args).await,

@@ -84,6 +84,13 @@ pub const KEYS: &[Key] = &[
         about: "Alpaca Market Data base URL (scheme and host)",
     },
     Key {
+        name: "trading_api_url",
+        env: "APCA_API_BASE_URL",
+        flag: "--trading-api-url",
+        default: "https://paper-api.alpaca.markets",
+        about: "Alpaca Trading API base URL, for the option contract list (paper or live: https://api.alpaca.markets)",
+    },
+    Key {
         name: "feed",
         env: "APCA_API_FEED",
         flag: "--feed",
@@ -214,6 +221,11 @@ pub struct SettingsArgs {
     /// [default: https://data.alpaca.markets]
     #[arg(long, value_name = "URL")]
     pub api_url: Option<String>,
+    /// Alpaca Trading API base URL, for `--underlying`'s contract list: paper, or live
+    /// https://api.alpaca.markets [env: APCA_API_BASE_URL]
+    /// [default: https://paper-api.alpaca.markets]
+    #[arg(long, value_name = "URL")]
+    pub trading_api_url: Option<String>,
     /// Alpaca feed: sip (all exchanges), iex (free plan), otc or boats; each feed's rows are
     /// kept apart [env: APCA_API_FEED] [default: sip]
     #[arg(long, value_name = "FEED")]
@@ -268,6 +280,7 @@ impl SettingsArgs {
             "database_url" => self.database_url.clone(),
             "log_file" => self.log_file.clone(),
             "api_url" => self.api_url.clone(),
+            "trading_api_url" => self.trading_api_url.clone(),
             "feed" => self.feed.clone(),
             "sip_delay" => self.sip_delay.clone(),
             "max_attempts" => self.max_attempts.clone(),
@@ -293,6 +306,7 @@ pub struct Settings {
     pub database_url: String,
     pub log_file: PathBuf,
     pub api_url: String,
+    pub trading_api_url: String,
     pub feed: Feed,
     /// Minutes before now that SIP data is asked up to.
     pub sip_delay_minutes: u64,
@@ -461,13 +475,25 @@ pub fn resolve(
     let historical_path = check("historical_path", raw("historical_path")?, non_empty)?.into();
     let database_url = check("database_url", raw("database_url")?, non_empty)?;
     let log_file = check("log_file", raw("log_file")?, non_empty)?.into();
-    let api_url = check("api_url", raw("api_url")?, |r| {
-        let u = reqwest::Url::parse(r.trim_end_matches('/')).map_err(|e| e.to_string())?;
-        if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
-            return Err("expected http(s)://host[:port], e.g. https://data.alpaca.markets".into());
+    let http_url = |example: &'static str| {
+        move |r: &str| {
+            let u = reqwest::Url::parse(r.trim_end_matches('/')).map_err(|e| e.to_string())?;
+            if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+                return Err(format!("expected http(s)://host[:port], e.g. {example}"));
+            }
+            Ok(r.trim_end_matches('/').to_string())
         }
-        Ok(r.trim_end_matches('/').to_string())
-    })?;
+    };
+    let api_url = check(
+        "api_url",
+        raw("api_url")?,
+        http_url("https://data.alpaca.markets"),
+    )?;
+    let trading_api_url = check(
+        "trading_api_url",
+        raw("trading_api_url")?,
+        http_url("https://paper-api.alpaca.markets"),
+    )?;
     let feed = check("feed", raw("feed")?, |r| {
         Feed::parse(r.trim())
             .filter(|f| Feed::STOCKS.contains(f))
@@ -525,6 +551,7 @@ pub fn resolve(
         database_url,
         log_file,
         api_url,
+        trading_api_url,
         feed,
         sip_delay_minutes,
         max_attempts,

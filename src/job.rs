@@ -3,10 +3,11 @@
 //! date, range, timeframe, thinning or cutoff) is the same one-line error with exit code 2
 //! in every command; nothing after this re-validates.
 
-use crate::args::{ArchiveArgs, AssetArgs, BarArgs, ImportArgs, LoadArgs, ThinArgs};
+use crate::args::{ArchiveArgs, AssetArgs, BarArgs, ContractArgs, ImportArgs, LoadArgs, ThinArgs};
 use crate::config::{self, Format, Settings, SettingsArgs, SettingsError};
 use crate::dataset::{Asset, DatasetId, Kind, TableSpec, QUOTES_AGGREGATED, QUOTES_THINNED};
 use crate::model::{Feed, Symbol};
+use crate::source::contracts::ContractQuery;
 use crate::time::{new_york_date, new_york_time_nanos, DateRange};
 use crate::transform::{parse_width, Thinning};
 use chrono::NaiveDate;
@@ -32,6 +33,8 @@ pub struct Job {
     pub asof: Option<String>,
     /// The rows come from the offline stand-in (`--standin`): synthetic, marked as such.
     pub synthetic: bool,
+    /// `--underlying`: the option contracts to list first; they become the symbols.
+    pub contracts: Option<ContractQuery>,
     pub settings: Settings,
 }
 
@@ -40,8 +43,26 @@ impl Job {
     pub fn import_api(args: &ImportArgs) -> anyhow::Result<Job> {
         let mut settings = config::resolve(&args.settings, &config::process_env)?;
         let (symbols, start, end) = symbols_and_bounds(args)?;
-        let (asset, symbols) = asset_of(symbols, &args.asset, &mut settings)?;
+        let (asset, symbols) = match args.contracts.underlying {
+            Some(_) => {
+                if args.asset.asset.is_some_and(|a| a != Asset::Options) || args.asset.loc.is_some()
+                {
+                    return Err(usage("--underlying lists option contracts: it takes no --asset other than options, and no --loc"));
+                }
+                asset_of(
+                    Vec::new(),
+                    &AssetArgs {
+                        asset: Some(Asset::Options),
+                        loc: None,
+                    },
+                    &mut settings,
+                )?
+            }
+            None => asset_of(symbols, &args.asset, &mut settings)?,
+        };
         let dataset = dataset_of(args.kind, &args.bars, asset)?;
+        let range = range_of(dataset, start, end)?;
+        let contracts = contracts_of(&args.contracts, range)?;
         let thinning = thinning_of(&args.thin)?;
         if !thinning.is_raw() {
             if dataset != DatasetId::Quotes {
@@ -57,13 +78,14 @@ impl Job {
             }
         }
         Ok(Job {
-            range: range_of(dataset, start, end)?,
+            range,
             dataset,
             symbols,
             thinning,
             restart: args.restart,
             asof: asof_of(args.asof.as_deref())?,
             synthetic: false,
+            contracts,
             settings,
         })
     }
@@ -84,6 +106,7 @@ impl Job {
             restart: false,
             asof: None,
             synthetic: false,
+            contracts: None,
             settings,
         })
     }
@@ -105,6 +128,7 @@ impl Job {
             restart: false,
             asof: None,
             synthetic: false,
+            contracts: None,
             settings,
         })
     }
@@ -128,6 +152,73 @@ impl Job {
         };
         self.settings.feed.key(&base)
     }
+}
+
+/// `--underlying` and its filters, as the contract listing's query: expiries default to the
+/// range's New York dates.
+fn contracts_of(args: &ContractArgs, range: DateRange) -> anyhow::Result<Option<ContractQuery>> {
+    let Some(underlying) = args.underlying.as_deref() else {
+        return Ok(None);
+    };
+    let underlying = Symbol::parse(underlying).map_err(|e| usage(format!("--underlying: {e}")))?;
+    if underlying.is_crypto() || Symbol::looks_like_option(underlying.as_str()) {
+        return Err(usage(format!(
+            "--underlying {underlying}: expected a stock ticker such as AAPL"
+        )));
+    }
+    let date = |flag: &str, text: Option<&str>, default: NaiveDate| match text {
+        None => Ok(default),
+        Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .map_err(|_| usage(format!("{flag} {t:?}: expected a date YYYY-MM-DD"))),
+    };
+    let expiry_from = date(
+        "--expiry-from",
+        args.expiry_from.as_deref(),
+        new_york_date(range.start_ns),
+    )?;
+    let expiry_to = date(
+        "--expiry-to",
+        args.expiry_to.as_deref(),
+        new_york_date(range.end_ns),
+    )?;
+    if expiry_to < expiry_from {
+        return Err(usage(format!(
+            "--expiry-to {expiry_to} is before --expiry-from {expiry_from}"
+        )));
+    }
+    let call = match args.contract_type.as_deref() {
+        None => None,
+        Some("call") => Some(true),
+        Some("put") => Some(false),
+        Some(other) => {
+            return Err(usage(format!(
+                "invalid --type {other:?}: must be call or put"
+            )))
+        }
+    };
+    for (flag, v) in [
+        ("--strike-min", args.strike_min),
+        ("--strike-max", args.strike_max),
+    ] {
+        if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+            return Err(usage(format!("{flag} must be a price above 0")));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (args.strike_min, args.strike_max) {
+        if hi < lo {
+            return Err(usage(format!(
+                "--strike-max {hi} is below --strike-min {lo}"
+            )));
+        }
+    }
+    Ok(Some(ContractQuery {
+        underlying,
+        expiry_from,
+        expiry_to,
+        call,
+        strike_min: args.strike_min,
+        strike_max: args.strike_max,
+    }))
 }
 
 /// `--asof`: a date `YYYY-MM-DD` or `-`, as Alpaca takes it.
@@ -175,70 +266,92 @@ pub fn settings_of(args: &SettingsArgs) -> anyhow::Result<Settings> {
     Ok(config::resolve(args, &config::process_env)?)
 }
 
-/// The asset class of a command's symbols, and the symbols as that class spells them: crypto
-/// when `--asset crypto` says so or any symbol is a pair (`BTC/USD`), then every symbol must
-/// be a pair; stocks otherwise. For crypto, the settings' feed becomes the `--loc` location
-/// (a stock `--feed` on the command line is refused); `--loc` for stocks is refused.
+/// The asset class a symbol's form tells: a pair (`BTC/USD`) is crypto, an OCC contract
+/// symbol (`AAPL240419P00140000`) an option, anything else a stock ticker.
+fn class_of(symbol: &Symbol) -> Asset {
+    if symbol.is_crypto() {
+        Asset::Crypto
+    } else if Symbol::looks_like_option(symbol.as_str()) {
+        Asset::Options
+    } else {
+        Asset::Stocks
+    }
+}
+
+/// The asset class of a command's symbols, and the symbols as that class spells them: what
+/// `--asset` says, else what the symbols' form tells ([`class_of`]); one class per run, and
+/// every symbol must be valid in it. For crypto the settings' feed becomes the `--loc`
+/// location, for options OPRA; a `--feed` on the command line is for stocks only, `--loc`
+/// for crypto only.
 fn asset_of(
     symbols: Vec<Symbol>,
     args: &AssetArgs,
     settings: &mut Settings,
 ) -> anyhow::Result<(Asset, Vec<Symbol>)> {
-    let pair = symbols.iter().find(|s| s.is_crypto());
-    let asset = match (args.asset, pair) {
-        (Some(Asset::Stocks), Some(p)) => {
+    let detected = symbols
+        .iter()
+        .map(|s| (class_of(s), s))
+        .find(|(a, _)| *a != Asset::Stocks);
+    let asset = match (args.asset, detected) {
+        (Some(given), Some((found, s))) if given != found => {
             return Err(usage(format!(
-                "SYMBOLS: {p} is a crypto pair, but --asset stocks was given (use --asset crypto, or leave --asset out)"
-            )))
+            "SYMBOLS: {s} is {}, but --asset {} was given (use --asset {}, or leave --asset out)",
+            found.one(),
+            given.flag(),
+            found.flag(),
+        )))
         }
-        (Some(a), _) => a,
-        (None, Some(_)) => Asset::Crypto,
+        (Some(given), _) => given,
+        (None, Some((found, _))) => found,
         (None, None) => Asset::Stocks,
     };
-    match asset {
-        Asset::Stocks => {
-            if args.loc.is_some() {
-                return Err(usage(
-                    "--loc applies to crypto only (pairs such as BTC/USD, or --asset crypto); stocks take --feed",
-                ));
-            }
-            Ok((asset, symbols))
+    if let Some((found, s)) = detected {
+        if let Some(other) = symbols.iter().find(|x| class_of(x) != found) {
+            return Err(usage(format!(
+                "SYMBOLS mixes {} ({s}) and {} ({other}): import them in separate runs",
+                found.many(),
+                class_of(other).many()
+            )));
         }
+    }
+    if args.loc.is_some() && asset != Asset::Crypto {
+        return Err(usage(
+            "--loc applies to crypto only (pairs such as BTC/USD, or --asset crypto); stocks take --feed",
+        ));
+    }
+    let feed_flag = settings
+        .provenance
+        .iter()
+        .any(|(k, _, src)| *k == "feed" && matches!(src, config::Source::Flag(_)));
+    let parse: fn(&str) -> Result<Symbol, String> = match asset {
+        Asset::Stocks => return Ok((asset, symbols)),
+        Asset::Crypto => Symbol::parse_crypto,
+        Asset::Options => Symbol::parse_option,
+    };
+    if feed_flag {
+        return Err(usage(match asset {
+            Asset::Options => {
+                "--feed applies to stocks; historical option data is OPRA's and takes no feed"
+            }
+            _ => "--feed applies to stocks; crypto takes --loc us|us-1|us-2|eu-1|bs-1",
+        }));
+    }
+    let symbols = symbols
+        .iter()
+        .map(|s| parse(s.as_str()).map_err(|e| usage(format!("SYMBOLS: {e}"))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    settings.feed = match asset {
         Asset::Crypto => {
-            if let Some(stock) = symbols
-                .iter()
-                .find(|s| !s.is_crypto())
-                .filter(|_| pair.is_some())
-            {
-                return Err(usage(format!(
-                    "SYMBOLS mixes crypto pairs ({}) and stock tickers ({stock}): import them in separate runs",
-                    pair.map(Symbol::as_str).unwrap_or_default()
-                )));
-            }
-            let symbols = symbols
-                .iter()
-                .map(|s| {
-                    Symbol::parse_crypto(s.as_str()).map_err(|e| usage(format!("SYMBOLS: {e}")))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let feed_flag = settings
-                .provenance
-                .iter()
-                .any(|(k, _, src)| *k == "feed" && matches!(src, config::Source::Flag(_)));
-            if feed_flag {
-                return Err(usage(
-                    "--feed applies to stocks; crypto takes --loc us|us-1|us-2|eu-1|bs-1",
-                ));
-            }
             let loc = args.loc.as_deref().unwrap_or("us");
-            settings.feed = Feed::parse_loc(loc).ok_or_else(|| {
+            Feed::parse_loc(loc).ok_or_else(|| {
                 usage(format!(
                     "invalid --loc {loc:?}: must be us, us-1, us-2, eu-1 or bs-1"
                 ))
-            })?;
-            Ok((asset, symbols))
+            })?
         }
-    }
+        _ => Feed::default_of(asset),
+    };
+    Ok((asset, symbols))
 }
 
 /// The dataset a command names. Bars need a valid `--timeframe` (and, for stocks,
@@ -257,15 +370,28 @@ fn dataset_of(kind: Kind, bars: &BarArgs, asset: Asset) -> anyhow::Result<Datase
                 .parse()
                 .map_err(usage)?;
             let adjustment: crate::dataset::Adjustment = bars.adjustment.parse().map_err(usage)?;
-            if asset == Asset::Crypto && adjustment != crate::dataset::Adjustment::Raw {
-                return Err(usage(
-                    "--adjustment applies to stock bars only: crypto prices are never adjusted",
-                ));
+            if asset != Asset::Stocks && adjustment != crate::dataset::Adjustment::Raw {
+                return Err(usage(format!(
+                    "--adjustment applies to stock bars only: {} prices are never adjusted",
+                    if asset == Asset::Crypto {
+                        "crypto"
+                    } else {
+                        "option"
+                    }
+                )));
             }
             Some((timeframe, adjustment))
         }
     };
-    DatasetId::of(asset, kind, spec).ok_or_else(|| usage("bars need --timeframe"))
+    DatasetId::of(asset, kind, spec).ok_or_else(|| {
+        usage(match (asset, kind) {
+            (Asset::Options, Kind::Quotes) => {
+                "Alpaca has no historical option quotes (only the latest quote of a contract): \
+                 import option trades or bars instead"
+            }
+            _ => "bars need --timeframe 1Min|5Min|15Min|1Hour|1Day",
+        })
+    })
 }
 
 /// START and END as a range for `dataset`: stock quotes and trades the New York sessions,
@@ -308,6 +434,17 @@ fn thinning_of(thin: &ThinArgs) -> anyhow::Result<Thinning> {
 /// The symbols and the bounds of an `import-api` command line: `SYMBOLS START END`, or
 /// `START END` with `--symbols-file`.
 fn symbols_and_bounds(args: &ImportArgs) -> anyhow::Result<(Vec<Symbol>, &str, &str)> {
+    if args.contracts.underlying.is_some() {
+        return match (&args.symbols_file, &args.end) {
+            (None, None) => Ok((Vec::new(), &args.symbols, &args.start)),
+            (Some(_), _) => Err(usage(
+                "--underlying and --symbols-file both name the symbols: give one",
+            )),
+            (None, Some(_)) => Err(usage(
+                "with --underlying give only START and END: the contracts listed are the symbols",
+            )),
+        };
+    }
     let (symbols, start, end) = match (&args.symbols_file, &args.end) {
         (None, Some(end)) => (
             parse_symbol_list(&args.symbols, "SYMBOLS")?,

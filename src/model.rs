@@ -56,6 +56,47 @@ impl Symbol {
         }
     }
 
+    /// Whether the text has the shape of an OCC option contract symbol (long, with a run of
+    /// six or more digits, which no ticker has): such a symbol is validated as one, never
+    /// taken for a ticker.
+    pub fn looks_like_option(text: &str) -> bool {
+        let text = text.trim();
+        let longest_digits = text
+            .split(|c: char| !c.is_ascii_digit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        text.len() >= 12 && longest_digits >= 6
+    }
+
+    /// An OCC option contract symbol, parsed from the right as roots may carry digits:
+    /// `ROOT` (1-6 letters or digits, from a letter) + `YYMMDD` expiry + `C`|`P` + the
+    /// strike times 1000 in 8 digits, e.g. `AAPL240419P00140000` (AAPL put, 2024-04-19,
+    /// $140). Lower case is upper-cased.
+    pub fn parse_option(text: &str) -> Result<Self, String> {
+        let upper = text.trim().to_ascii_uppercase();
+        let why = option_problem(&upper);
+        match why {
+            None => Ok(Symbol(upper.into())),
+            Some(why) => Err(format!(
+                "option symbol {text:?} is not an OCC contract symbol ({why}): expected \
+                 ROOT+YYMMDD+C|P+strike x 1000 in 8 digits, e.g. AAPL240419P00140000"
+            )),
+        }
+    }
+
+    /// An option contract's expiry, type (`C`/`P`) and strike, read from its OCC symbol.
+    pub fn option_parts(&self) -> Option<(chrono::NaiveDate, char, f64)> {
+        let s = self.as_str();
+        let n = s.len();
+        let tail = s.get(n.checked_sub(15)?..)?;
+        let date =
+            chrono::NaiveDate::parse_from_str(&format!("20{}", &tail[..6]), "%Y%m%d").ok()?;
+        let kind = tail[6..7].chars().next()?;
+        let strike = tail[7..].parse::<u64>().ok()? as f64 / 1000.0;
+        Some((date, kind, strike))
+    }
+
     /// The symbol as a file-system and partition-path name: `BTC/USD` becomes `BTC-USD`
     /// (crypto pairs hold no `-`, stock tickers no `/`, so this maps back one to one).
     pub fn path_name(text: &str) -> String {
@@ -65,6 +106,38 @@ impl Symbol {
     pub fn shared(&self) -> Arc<str> {
         self.0.clone()
     }
+}
+
+/// What is wrong with `s` as an OCC symbol, parsed from the right; `None` when it is one.
+fn option_problem(s: &str) -> Option<&'static str> {
+    let b = s.as_bytes();
+    if b.len() < 16 || b.len() > 21 {
+        return Some("16 to 21 characters");
+    }
+    let n = b.len();
+    if !b[n - 8..].iter().all(u8::is_ascii_digit) {
+        return Some("the last 8 characters must be the strike's digits");
+    }
+    if !matches!(b[n - 9], b'C' | b'P') {
+        return Some("C or P must precede the strike");
+    }
+    let date = &s[n - 15..n - 9];
+    if !date.bytes().all(|c| c.is_ascii_digit())
+        || chrono::NaiveDate::parse_from_str(&format!("20{date}"), "%Y%m%d").is_err()
+    {
+        return Some("the 6 characters before C or P must be the expiry date YYMMDD");
+    }
+    let root = &b[..n - 15];
+    if root.is_empty()
+        || root.len() > 6
+        || !root[0].is_ascii_uppercase()
+        || !root
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        return Some("the root must be 1 to 6 letters or digits, from a letter");
+    }
+    None
 }
 
 impl fmt::Display for Symbol {
@@ -102,6 +175,10 @@ pub enum Feed {
     /// Crypto, location `bs-1`.
     #[value(skip)]
     CryptoBs1,
+    /// Options: OPRA, as Alpaca's historical option bars and trades are (they take no feed
+    /// parameter).
+    #[value(skip)]
+    Opra,
 }
 
 impl Feed {
@@ -127,6 +204,7 @@ impl Feed {
             Feed::CryptoUs2 => "us-2",
             Feed::CryptoEu1 => "eu-1",
             Feed::CryptoBs1 => "bs-1",
+            Feed::Opra => "opra",
         }
     }
 
@@ -135,14 +213,16 @@ impl Feed {
         Feed::STOCKS
             .into_iter()
             .chain(Feed::CRYPTO)
+            .chain([Feed::Opra])
             .find(|f| f.as_str() == text)
     }
 
     /// Which market's feed (or location) it is.
     pub fn asset(self) -> crate::dataset::Asset {
-        match Feed::STOCKS.contains(&self) {
-            true => crate::dataset::Asset::Stocks,
-            false => crate::dataset::Asset::Crypto,
+        match self {
+            Feed::Opra => crate::dataset::Asset::Options,
+            f if Feed::STOCKS.contains(&f) => crate::dataset::Asset::Stocks,
+            _ => crate::dataset::Asset::Crypto,
         }
     }
 
@@ -151,6 +231,7 @@ impl Feed {
         match asset {
             crate::dataset::Asset::Stocks => Feed::Sip,
             crate::dataset::Asset::Crypto => Feed::CryptoUs,
+            crate::dataset::Asset::Options => Feed::Opra,
         }
     }
 
@@ -159,10 +240,10 @@ impl Feed {
         Feed::CRYPTO.into_iter().find(|f| f.as_str() == text)
     }
 
-    /// The default of its asset class (sip for stocks, us for crypto): keys and folders
+    /// The default of its asset class (sip for stocks, us for crypto, opra for options): keys and folders
     /// name only the others.
     pub fn is_default(self) -> bool {
-        matches!(self, Feed::Sip | Feed::CryptoUs)
+        matches!(self, Feed::Sip | Feed::CryptoUs | Feed::Opra)
     }
 
     /// A dataset key of this feed: the key itself for the default feed (as keys were before

@@ -160,7 +160,11 @@ pub async fn database_holdings(db: &mut Database) -> anyhow::Result<Vec<Holding>
 /// feed.
 pub fn parquet_holdings(root: &Path) -> anyhow::Result<Vec<Holding>> {
     let mut per_day = Vec::new();
-    for feed in Feed::STOCKS.into_iter().chain(Feed::CRYPTO) {
+    for feed in Feed::STOCKS
+        .into_iter()
+        .chain(Feed::CRYPTO)
+        .chain([Feed::Opra])
+    {
         let root = feed.store_root(root);
         for layout in DatasetId::present(&root) {
             if layout.asset() != feed.asset() {

@@ -38,11 +38,24 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
                 .await
                 .map_err(|e| anyhow!("cannot start the stand-in: {e}"))?;
             job.settings.api_url = s.url();
+            job.settings.trading_api_url = s.url();
             job.synthetic = true;
             Some(s)
         }
         false => None,
     };
+    if let (true, Some(q)) = (args.dry_run, &job.contracts) {
+        println!(
+            "dry run: would list the option contracts of {} at {}, store them in \
+             option_contracts and import their {} {}",
+            q.describe(),
+            job.settings.trading_api_url,
+            job.dataset.noun(),
+            job.range
+        );
+        println!("  nothing was fetched or written");
+        return Ok(Outcome::Completed);
+    }
     if args.dry_run {
         // No request, no log file, no write: the plan, on stdout.
         let (todo, counts) = super::dry_run::planned(&job).await?;
@@ -52,6 +65,12 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     }
     client_for(&job, None)?;
     init_logging(job.settings.log_path())?;
+    if job.contracts.is_some() {
+        discover(&mut job).await?;
+        if job.symbols.is_empty() {
+            return Ok(Outcome::Completed);
+        }
+    }
     if job.synthetic {
         tracing::warn!(
             "[STANDIN] importing from the offline stand-in at {}: synthetic data for trying \
@@ -74,6 +93,14 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
 /// Parquet store): `import-api`, and `sync` for each dataset it brings up to date.
 pub(crate) async fn import(job: &Job) -> anyhow::Result<Outcome> {
     let client = client_for(job, job.asof.clone())?;
+    let options_from = crate::time::new_york_time_nanos(OPTIONS_FROM, 0, 0);
+    if job.dataset.asset() == Asset::Options && job.range.start_ns < options_from {
+        tracing::warn!(
+            target: crate::progress::SUMMARY,
+            "[API] Alpaca's historical option data starts in February 2024: days before \
+             {OPTIONS_FROM} come back empty (imported as done with no rows)"
+        );
+    }
     let Some(available) = available_until(job) else {
         return Ok(Outcome::Completed);
     };
@@ -81,6 +108,51 @@ pub(crate) async fn import(job: &Job) -> anyhow::Result<Outcome> {
         Format::Parquet => to_parquet(job, client, available).await,
         Format::Database => to_database(job, client, available).await,
     }
+}
+
+/// The first day of Alpaca's historical option data ("since February 2024").
+const OPTIONS_FROM: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(2024, 2, 1) {
+    Some(d) => d,
+    None => chrono::NaiveDate::MIN,
+};
+
+/// `--underlying`: lists the contracts, stores them in `option_contracts`, and makes them
+/// the job's symbols.
+async fn discover(job: &mut Job) -> anyhow::Result<()> {
+    let Some(q) = job.contracts.clone() else {
+        return Ok(());
+    };
+    let client = client_for(job, None)?;
+    let (contracts, pages) =
+        crate::source::contracts::list_contracts(&client, &job.settings.trading_api_url, &q)
+            .await
+            .map_err(|e| anyhow!("cannot list the option contracts of {}: {e}", q.underlying))?;
+    let mut db = Database::open(
+        &job.settings.database_url,
+        Duration::from_secs(job.settings.busy_timeout_secs),
+    )
+    .await?;
+    let listed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    db.upsert_contracts(&contracts, &listed_at).await?;
+    drop(db);
+    let expired = contracts.iter().filter(|c| c.status != "active").count();
+    let mut symbols = Vec::new();
+    for c in &contracts {
+        match Symbol::parse_option(&c.symbol) {
+            Ok(s) => symbols.push(s),
+            Err(e) => tracing::warn!("[CONTRACTS] skipped: {e}"),
+        }
+    }
+    tracing::info!(
+        target: crate::progress::SUMMARY,
+        "[CONTRACTS] {}: {} contracts ({expired} expired) in {pages} pages, stored in \
+         option_contracts of {}",
+        q.describe(),
+        symbols.len(),
+        crate::config::redact_url(&job.settings.database_url)
+    );
+    job.symbols = symbols;
+    Ok(())
 }
 
 /// How many shards an import of `job` would fetch now (0: nothing to do), planned as
@@ -157,7 +229,9 @@ fn client_for(job: &Job, asof: Option<String>) -> anyhow::Result<AlpacaClient> {
     let mut rate_limit = settings.rate_limit;
     let creds = match (job.synthetic, job.dataset.asset()) {
         (true, _) => Credentials::new("standin", "standin"),
-        (false, Asset::Stocks) => Credentials::from_env().map_err(|e| anyhow!(e))?,
+        (false, Asset::Stocks | Asset::Options) => {
+            Credentials::from_env().map_err(|e| anyhow!(e))?
+        }
         // Crypto data is public: credentials only raise the rate limit.
         (false, Asset::Crypto) => Credentials::from_env().unwrap_or_else(|_| {
             let limit = match rate_limit {

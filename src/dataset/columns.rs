@@ -194,6 +194,21 @@ const CRYPTO_BAR_ROW: &[Column] = &[
     api("vwap", "vw", Float64).optional(),
 ];
 
+/// An option trade (`/v1beta1/options/trades`): one condition code (not a list), no trade
+/// id, so `seq` (the ordinal among the contract's trades sharing a nanosecond) keys it.
+const OPTION_TRADE_ROW: &[Column] = &[
+    SYMBOL,
+    T,
+    SEQ.narrow(),
+    api("exchange", "x", Utf8),
+    api("price", "p", Float64),
+    api("size", "s", UInt64),
+    api("condition", "c", Utf8).optional(),
+];
+
+/// An option bar: as a stock bar (whole contracts), never adjusted.
+const OPTION_BAR_ROW: &[Column] = BAR_ROW;
+
 /// One interval of quotes (`--aggregate`): the last quote's bid and ask, and how many quotes
 /// it stands for. Database only.
 pub const AGG_ROW: &[Column] = &[
@@ -368,15 +383,17 @@ pub const CRYPTO_BARS: TableSpec = TableSpec {
     ..BARS
 };
 
-/// Every table of raw rows, for listing what a database holds.
-pub const RAW_TABLES: [&TableSpec; 6] = [
-    &QUOTES,
-    &TRADES,
-    &BARS,
-    &CRYPTO_QUOTES,
-    &CRYPTO_TRADES,
-    &CRYPTO_BARS,
-];
+pub const OPTION_TRADES: TableSpec = TableSpec {
+    name: "option_trades",
+    row: OPTION_TRADE_ROW,
+    ..QUOTES
+};
+
+pub const OPTION_BARS: TableSpec = TableSpec {
+    name: "option_bars",
+    row: OPTION_BAR_ROW,
+    ..CRYPTO_BARS
+};
 
 #[cfg(test)]
 mod tests {
@@ -393,6 +410,8 @@ mod tests {
             &CRYPTO_QUOTES,
             &CRYPTO_TRADES,
             &CRYPTO_BARS,
+            &OPTION_TRADES,
+            &OPTION_BARS,
         ] {
             let cols = t.columns();
             assert!(t.key.iter().all(|k| cols.contains(k)), "{}", t.name);

@@ -113,6 +113,38 @@ pub enum Asset {
     Stocks,
     /// Crypto pairs (BTC/USD): UTC days, weekends included, locations us/us-1/...
     Crypto,
+    /// Option contracts by OCC symbol (AAPL240419P00140000): trades and bars, no quotes
+    Options,
+}
+
+impl Asset {
+    /// Its `--asset` value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Asset::Stocks => "stocks",
+            Asset::Crypto => "crypto",
+            Asset::Options => "options",
+        }
+    }
+
+    /// One symbol of it, for messages: `a stock ticker`, `a crypto pair`, `an option
+    /// contract`.
+    pub fn one(self) -> &'static str {
+        match self {
+            Asset::Stocks => "a stock ticker",
+            Asset::Crypto => "a crypto pair",
+            Asset::Options => "an option contract",
+        }
+    }
+
+    /// Its symbols, for messages: `stock tickers`, `crypto pairs`, `option contracts`.
+    pub fn many(self) -> &'static str {
+        match self {
+            Asset::Stocks => "stock tickers",
+            Asset::Crypto => "crypto pairs",
+            Asset::Options => "option contracts",
+        }
+    }
 }
 
 /// One dataset: raw quotes, trades, or bars of one timeframe and adjustment, of stocks or
@@ -129,6 +161,10 @@ pub enum DatasetId {
     CryptoQuotes,
     CryptoTrades,
     CryptoBars {
+        timeframe: Timeframe,
+    },
+    OptionTrades,
+    OptionBars {
         timeframe: Timeframe,
     },
 }
@@ -154,12 +190,17 @@ impl DatasetId {
             (Asset::Crypto, Kind::Quotes) => DatasetId::CryptoQuotes,
             (Asset::Crypto, Kind::Trades) => DatasetId::CryptoTrades,
             (Asset::Crypto, Kind::Bars) => DatasetId::CryptoBars { timeframe: bars?.0 },
+            // Alpaca serves no historical option quotes.
+            (Asset::Options, Kind::Quotes) => return None,
+            (Asset::Options, Kind::Trades) => DatasetId::OptionTrades,
+            (Asset::Options, Kind::Bars) => DatasetId::OptionBars { timeframe: bars?.0 },
         })
     }
 
     pub fn asset(self) -> Asset {
         match self {
             DatasetId::Quotes | DatasetId::Trades | DatasetId::Bars { .. } => Asset::Stocks,
+            DatasetId::OptionTrades | DatasetId::OptionBars { .. } => Asset::Options,
             _ => Asset::Crypto,
         }
     }
@@ -171,7 +212,9 @@ impl DatasetId {
                 timeframe,
                 adjustment,
             } => Some((timeframe, adjustment)),
-            DatasetId::CryptoBars { timeframe } => Some((timeframe, Adjustment::Raw)),
+            DatasetId::CryptoBars { timeframe } | DatasetId::OptionBars { timeframe } => {
+                Some((timeframe, Adjustment::Raw))
+            }
             _ => None,
         }
     }
@@ -179,8 +222,10 @@ impl DatasetId {
     pub fn kind(self) -> Kind {
         match self {
             DatasetId::Quotes | DatasetId::CryptoQuotes => Kind::Quotes,
-            DatasetId::Trades | DatasetId::CryptoTrades => Kind::Trades,
-            DatasetId::Bars { .. } | DatasetId::CryptoBars { .. } => Kind::Bars,
+            DatasetId::Trades | DatasetId::CryptoTrades | DatasetId::OptionTrades => Kind::Trades,
+            DatasetId::Bars { .. }
+            | DatasetId::CryptoBars { .. }
+            | DatasetId::OptionBars { .. } => Kind::Bars,
         }
     }
 
@@ -188,7 +233,7 @@ impl DatasetId {
     pub fn columns(self) -> &'static [Column] {
         match self.asset() {
             Asset::Stocks => self.kind().columns(),
-            Asset::Crypto => self.table().row,
+            Asset::Crypto | Asset::Options => self.table().row,
         }
     }
 
@@ -196,6 +241,7 @@ impl DatasetId {
     pub fn identity(self) -> &'static [&'static str] {
         match self {
             DatasetId::CryptoTrades => &["t", "id"],
+            DatasetId::OptionTrades => &["t", "seq"],
             _ => self.kind().identity(),
         }
     }
@@ -204,7 +250,7 @@ impl DatasetId {
     pub fn corrections(self) -> Option<Corrections> {
         match self.asset() {
             Asset::Stocks => self.kind().corrections(),
-            Asset::Crypto => None,
+            Asset::Crypto | Asset::Options => None,
         }
     }
 
@@ -222,9 +268,15 @@ impl DatasetId {
             "trades" => Some(DatasetId::Trades),
             "crypto_quotes" => Some(DatasetId::CryptoQuotes),
             "crypto_trades" => Some(DatasetId::CryptoTrades),
+            "option_trades" => Some(DatasetId::OptionTrades),
             _ => {
                 if let Some(tf) = text.strip_prefix("crypto_bars/") {
                     return Some(DatasetId::CryptoBars {
+                        timeframe: tf.parse().ok()?,
+                    });
+                }
+                if let Some(tf) = text.strip_prefix("option_bars/") {
+                    return Some(DatasetId::OptionBars {
                         timeframe: tf.parse().ok()?,
                     });
                 }
@@ -248,6 +300,7 @@ impl DatasetId {
         match self.asset() {
             Asset::Stocks => base,
             Asset::Crypto => format!("crypto {base}"),
+            Asset::Options => format!("option {base}"),
         }
     }
 
@@ -279,7 +332,9 @@ impl DatasetId {
                 ("timeframe", timeframe.as_str()),
                 ("adjustment", adjustment.as_str()),
             ],
-            DatasetId::CryptoBars { timeframe } => vec![("timeframe", timeframe.as_str())],
+            DatasetId::CryptoBars { timeframe } | DatasetId::OptionBars { timeframe } => {
+                vec![("timeframe", timeframe.as_str())]
+            }
             _ => Vec::new(),
         }
     }
@@ -293,6 +348,8 @@ impl DatasetId {
             DatasetId::CryptoQuotes => &CRYPTO_QUOTES,
             DatasetId::CryptoTrades => &CRYPTO_TRADES,
             DatasetId::CryptoBars { .. } => &CRYPTO_BARS,
+            DatasetId::OptionTrades => &OPTION_TRADES,
+            DatasetId::OptionBars { .. } => &OPTION_BARS,
         }
     }
 
@@ -300,7 +357,10 @@ impl DatasetId {
     /// bars: a daily bar opens at midnight; UTC for crypto), rather than the 04:00-20:00
     /// session.
     pub fn whole_days(self) -> bool {
-        !matches!(self, DatasetId::Quotes | DatasetId::Trades)
+        !matches!(
+            self,
+            DatasetId::Quotes | DatasetId::Trades | DatasetId::OptionTrades
+        )
     }
 
     /// The dataset's folder.
@@ -320,6 +380,10 @@ impl DatasetId {
             DatasetId::CryptoBars { timeframe } => root
                 .join("crypto_bars")
                 .join(format!("timeframe={timeframe}")),
+            DatasetId::OptionTrades => root.join("option_trades"),
+            DatasetId::OptionBars { timeframe } => root
+                .join("option_bars")
+                .join(format!("timeframe={timeframe}")),
         }
     }
 
@@ -328,8 +392,8 @@ impl DatasetId {
     /// month).
     pub fn unit(&self) -> ShardUnit {
         match self {
-            DatasetId::Bars { .. } => ShardUnit::Month,
-            DatasetId::Quotes | DatasetId::Trades => ShardUnit::Session,
+            DatasetId::Bars { .. } | DatasetId::OptionBars { .. } => ShardUnit::Month,
+            DatasetId::Quotes | DatasetId::Trades | DatasetId::OptionTrades => ShardUnit::Session,
             DatasetId::CryptoBars { .. } => ShardUnit::UtcMonth,
             DatasetId::CryptoQuotes | DatasetId::CryptoTrades => ShardUnit::UtcDay,
         }
@@ -394,7 +458,7 @@ impl DatasetId {
     /// `BTC/USD`.
     pub fn symbol_of_dir(&self, value: &str) -> String {
         match self.asset() {
-            Asset::Stocks => value.to_string(),
+            Asset::Stocks | Asset::Options => value.to_string(),
             Asset::Crypto => value.replace('-', "/"),
         }
     }
@@ -423,6 +487,7 @@ impl DatasetId {
             DatasetId::Trades,
             DatasetId::CryptoQuotes,
             DatasetId::CryptoTrades,
+            DatasetId::OptionTrades,
         ] {
             if l.dir(root).is_dir() {
                 out.push(l);
@@ -457,6 +522,11 @@ impl DatasetId {
                 out.push(DatasetId::CryptoBars { timeframe });
             }
         }
+        for tf in subdirs(root.join("option_bars")) {
+            if let Some(timeframe) = value(&tf, "timeframe=").and_then(|t| t.parse().ok()) {
+                out.push(DatasetId::OptionBars { timeframe });
+            }
+        }
         out
     }
 }
@@ -473,6 +543,8 @@ impl fmt::Display for DatasetId {
             DatasetId::CryptoQuotes => f.write_str("crypto_quotes"),
             DatasetId::CryptoTrades => f.write_str("crypto_trades"),
             DatasetId::CryptoBars { timeframe } => write!(f, "crypto_bars/{timeframe}"),
+            DatasetId::OptionTrades => f.write_str("option_trades"),
+            DatasetId::OptionBars { timeframe } => write!(f, "option_bars/{timeframe}"),
         }
     }
 }

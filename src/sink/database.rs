@@ -61,6 +61,15 @@ impl Database {
         each!(self, db => db.track(tracking))
     }
 
+    /// Stores the contract list `import-api --underlying` found (`option_contracts`).
+    pub async fn upsert_contracts(
+        &mut self,
+        contracts: &[crate::source::contracts::Contract],
+        listed_at: &str,
+    ) -> anyhow::Result<()> {
+        each!(self, db => db.upsert_contracts(contracts, listed_at).await)
+    }
+
     /// Rows written and read from now on are of `feed`.
     pub fn set_feed(&mut self, feed: crate::model::Feed) {
         each!(self, db => db.set_feed(feed))

@@ -4,6 +4,7 @@
 //! This file also holds what both SQL dialects share beyond `sql`: the delete statement and
 //! a trade's day key.
 
+pub mod contracts;
 pub mod database;
 pub mod dialect;
 pub mod encode;

@@ -491,8 +491,8 @@ where
         let of_symbol = "(CAST($1 AS TEXT) IS NULL OR s.symbol = $1)";
         let (d1, d2, du) = (D::ny_day("q.t"), D::ny_day("q.bucket_t"), D::utc_day("q.t"));
         // Keys as `Feed::key` writes them: `@FEED` after every feed but the default (sip;
-        // crypto's us); then `#standin` for the stand-in's synthetic rows.
-        let feed = "CASE WHEN s.feed IN ('sip', 'us') THEN '' ELSE '@' || s.feed END \
+        // crypto's us; options' opra); then `#standin` for the stand-in's synthetic rows.
+        let feed = "CASE WHEN s.feed IN ('sip', 'us', 'opra') THEN '' ELSE '@' || s.feed END \
                     || CASE WHEN s.synthetic <> 0 THEN '#standin' ELSE '' END";
         let sql = D::sql(&format!(
             "SELECT 'quotes' || {feed}, s.symbol, {d1} AS d, count(*) FROM quotes q \
@@ -518,6 +518,12 @@ where
              GROUP BY s.feed, s.synthetic, s.symbol, d \
              UNION ALL SELECT 'crypto_bars/' || q.timeframe || {feed}, s.symbol, {du} AS d, \
              count(*) FROM crypto_bars q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE {of_symbol} GROUP BY q.timeframe, s.feed, s.synthetic, s.symbol, d \
+             UNION ALL SELECT 'option_trades' || {feed}, s.symbol, {d1} AS d, count(*) \
+             FROM option_trades q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
+             GROUP BY s.feed, s.synthetic, s.symbol, d \
+             UNION ALL SELECT 'option_bars/' || q.timeframe || {feed}, s.symbol, {d1} AS d, \
+             count(*) FROM option_bars q JOIN symbols s ON s.id = q.symbol_id \
              WHERE {of_symbol} GROUP BY q.timeframe, s.feed, s.synthetic, s.symbol, d \
              ORDER BY 1, 2, 3"
         ));

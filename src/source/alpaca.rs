@@ -118,6 +118,10 @@ impl Request {
         let symbols_per_request = match dataset {
             DatasetId::Bars { timeframe, .. } => symbols_per_bars_request(timeframe),
             DatasetId::CryptoBars { timeframe } => symbols_per_crypto_bars_request(timeframe),
+            DatasetId::OptionBars { timeframe } => symbols_per_bars_request(timeframe),
+            // A contract's day of trades is a handful of records: 100 contracts (the API's
+            // cap) share a request.
+            DatasetId::OptionTrades => 100,
             _ => 1,
         };
         Request {
@@ -253,6 +257,7 @@ impl AlpacaClient {
         let endpoint = match req.asset {
             Asset::Stocks => format!("v2/stocks/{}", req.path),
             Asset::Crypto => format!("v1beta3/crypto/{}/{}", self.feed.as_str(), req.path),
+            Asset::Options => format!("v1beta1/options/{}", req.path),
         };
         url.set_path(&format!(
             "{}/{endpoint}",
@@ -265,7 +270,8 @@ impl AlpacaClient {
                 .append_pair("start", &format_for_api(range.start_ns))
                 .append_pair("end", &format_for_api(range.end_ns))
                 .append_pair("limit", &PAGE_LIMIT.to_string());
-            // Crypto takes no feed (its location is in the path) and no asof.
+            // Crypto takes no feed (its location is in the path) and no asof; options
+            // (historical bars and trades) neither.
             if req.asset == Asset::Stocks {
                 q.append_pair("feed", self.feed.as_str());
             }
@@ -281,6 +287,12 @@ impl AlpacaClient {
             }
         }
         url
+    }
+
+    /// One GET of `url` on any Alpaca host (the trading API's contract list), with this
+    /// client's keys, pacing and retry policy; `what` names it in retry lines.
+    pub async fn get(&self, url: &Url, what: &str) -> Result<bytes::Bytes, ApiError> {
+        self.retry.run(what, || self.get_once(url)).await
     }
 
     /// Requests, retries and 429s so far (shared by every clone of this client).

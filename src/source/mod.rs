@@ -4,6 +4,7 @@
 
 pub mod adapt;
 pub mod alpaca;
+pub mod contracts;
 pub mod json;
 pub mod pace;
 pub mod page;

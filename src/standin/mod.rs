@@ -18,6 +18,7 @@
 
 pub mod crypto;
 pub mod generate;
+pub mod options;
 mod request;
 
 use request::{now_ms, page_body, Market};
@@ -130,6 +131,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v2/stocks/{symbol}/{kind}", get(single_symbol))
         .route("/v2/calendar", get(calendar))
         .route("/v1beta3/crypto/{loc}/{kind}", get(crypto_data))
+        .route("/v1beta1/options/{kind}", get(option_data))
+        .route("/v2/options/contracts", get(option_contracts))
         .fallback(|| async {
             json_error(
                 StatusCode::NOT_FOUND,
@@ -211,6 +214,56 @@ fn symbols_param(params: &HashMap<String, String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `/v1beta1/options/{trades|bars}?symbols=AAPL240419P00140000,...`: up to 100 contracts.
+async fn option_data(
+    State(st): State<Arc<AppState>>,
+    Path(kind): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    // Alpaca has no historical option quotes (only the latest).
+    let Some(kind) = data_kind(&kind).filter(|k| *k != "quotes") else {
+        return not_found();
+    };
+    let symbols = symbols_param(&params);
+    let r = handle(
+        &st,
+        Market::Options,
+        kind,
+        &params,
+        &headers,
+        symbols,
+        false,
+    )
+    .await;
+    log_request(&st, &params, &r);
+    r
+}
+
+/// The trading API's `GET /v2/options/contracts` (see `options::contracts_body`).
+async fn option_contracts(
+    State(st): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
+    }
+    st.requests.fetch_add(1, Ordering::SeqCst);
+    let today = chrono::Utc::now().date_naive();
+    let r = match options::contracts_body(&params, today, st.cfg.max_page) {
+        Ok(body) => {
+            let mut r = Response::new(Body::from(body));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(refusal) => json_error(refusal.0, &refusal.1),
+    };
+    log_request(&st, &params, &r);
+    r
+}
+
 fn log_request(st: &AppState, params: &HashMap<String, String>, r: &Response) {
     let entry = Logged {
         symbols: params.get("symbols").cloned().unwrap_or_default(),
@@ -251,12 +304,8 @@ async fn single_symbol(
 /// The trading API's `GET /v2/calendar`: NYSE's sessions from `start` to `end` (dates,
 /// inclusive; by default 1970 to 2029, as Alpaca lists them), from the embedded calendar.
 async fn calendar(Query(params): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
-    let present = |h: &str| headers.get(h).is_some_and(|v| !v.is_empty());
-    if !present("APCA-API-KEY-ID") || !present("APCA-API-SECRET-KEY") {
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            r#"{"code":40110000,"message":"request is not authorized"}"#,
-        );
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
     }
     let date = |name: &str, default: &str| {
         let text = params.get(name).map_or(default, String::as_str);
@@ -310,6 +359,17 @@ fn settlement_date(d: chrono::NaiveDate) -> chrono::NaiveDate {
             .unwrap_or(out);
     }
     out
+}
+
+/// The trading API's 401 for a request without both key headers.
+fn unauthorized(headers: &HeaderMap) -> Option<Response> {
+    let present = |h: &str| headers.get(h).is_some_and(|v| !v.is_empty());
+    (!present("APCA-API-KEY-ID") || !present("APCA-API-SECRET-KEY")).then(|| {
+        json_error(
+            StatusCode::UNAUTHORIZED,
+            r#"{"code":40110000,"message":"request is not authorized"}"#,
+        )
+    })
 }
 
 fn json_error(status: StatusCode, body: &str) -> Response {

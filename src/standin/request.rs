@@ -9,6 +9,7 @@ use super::generate::{
     day_bars, new_york_dates, timeframe_ns, write_bar, write_quote, write_trade, DayQuotes,
     DayTrades, GenBar,
 };
+use super::options::{self, OptionDay};
 use crate::time::{days_from_civil, parse_rfc3339_nanos, NANOS_PER_SEC};
 use axum::http::StatusCode;
 use std::collections::HashMap;
@@ -180,6 +181,7 @@ pub(super) fn decode_token(token: &str, hash: u64) -> Option<Cursor> {
 pub(super) enum Market {
     Stocks,
     Crypto(&'static str),
+    Options,
 }
 
 /// One symbol-day of data of the requested kind, indexed in time order.
@@ -190,6 +192,7 @@ enum DaySeries {
     CryptoQuotes(CryptoDay),
     CryptoTrades(CryptoDay),
     CryptoBars(Vec<GenBar>),
+    OptionTrades(OptionDay),
 }
 
 impl DaySeries {
@@ -202,6 +205,13 @@ impl DaySeries {
         per_day: u32,
         width: i64,
     ) -> Option<Self> {
+        if market == Market::Options {
+            let day = OptionDay::new(symbol, date)?;
+            return Some(match kind {
+                "bars" => DaySeries::Bars(day.bars(date, width)),
+                _ => DaySeries::OptionTrades(day),
+            });
+        }
         if let Market::Crypto(loc) = market {
             let day = CryptoDay::new(loc, symbol, date, per_day);
             return Some(match kind {
@@ -227,6 +237,7 @@ impl DaySeries {
             DaySeries::Bars(b) | DaySeries::CryptoBars(b) => b.partition_point(|b| b.t < t) as u32,
             DaySeries::CryptoQuotes(d) => d.lower_bound(t, false),
             DaySeries::CryptoTrades(d) => d.lower_bound(t, true),
+            DaySeries::OptionTrades(d) => d.lower_bound(t),
         }
     }
 
@@ -241,6 +252,7 @@ impl DaySeries {
             }
             DaySeries::CryptoQuotes(d) => crypto::write_quote(out, &d.quote(i)),
             DaySeries::CryptoTrades(d) => crypto::write_trade(out, &d.trade(i)),
+            DaySeries::OptionTrades(d) => options::write_trade(out, &d.trade(i)),
             DaySeries::CryptoBars(b) => {
                 if let Some(bar) = b.get(i as usize) {
                     crypto::write_bar(out, bar)
@@ -294,8 +306,9 @@ pub(super) fn page_body(
     }
     symbols.sort();
     symbols.dedup();
-    if let Market::Crypto(_) = market {
-        // v1beta3 takes no feed, asof, adjustment or currency: any other parameter is refused.
+    if market != Market::Stocks {
+        // v1beta3 (crypto) and v1beta1 (options) historical bars and trades take no feed,
+        // asof, adjustment or currency: any other parameter is refused.
         let known = ["symbols", "start", "end", "limit", "page_token", "sort"];
         if let Some(p) = params
             .keys()
@@ -303,14 +316,28 @@ pub(super) fn page_body(
         {
             return Err(bad_request(&format!("unexpected parameter: {p}")));
         }
+    }
+    if let Market::Crypto(_) = market {
         if let Some(bad) = symbols.iter().find(|s| !crypto::is_pair(s)) {
             return Err(bad_request(&format!(
                 "invalid symbol: {bad} does not match ^[A-Z]+/[A-Z]+$"
             )));
         }
     }
+    if market == Market::Options {
+        if symbols.len() > options::MAX_SYMBOLS {
+            return Err(bad_request(&format!(
+                "too many symbols: at most {} contract symbols per request",
+                options::MAX_SYMBOLS
+            )));
+        }
+        if let Some(bad) = symbols.iter().find(|s| !options::is_contract(s)) {
+            return Err(bad_request(&format!("invalid symbol: {bad}")));
+        }
+    }
     let feed = match market {
         Market::Crypto(loc) => loc,
+        Market::Options => "opra",
         Market::Stocks => params.get("feed").map(String::as_str).unwrap_or("sip"),
     };
     if market == Market::Stocks && !matches!(feed, "sip" | "iex" | "otc" | "boats") {
@@ -373,12 +400,12 @@ pub(super) fn page_body(
         }
     }
     let series_key = match market {
-        Market::Stocks => series_key,
+        Market::Stocks | Market::Options => series_key,
         Market::Crypto(_) => format!("crypto|{series_key}"),
     };
     let hash = param_hash(&symbols, start, end, &series_key);
     let first_day = match market {
-        Market::Stocks => crate::time::new_york_date(start),
+        Market::Stocks | Market::Options => crate::time::new_york_date(start),
         Market::Crypto(_) => crate::dataset::calendar::utc_date(start),
     };
     let first_day = days_from_civil(
@@ -407,7 +434,7 @@ pub(super) fn page_body(
     let mut open_symbol: Option<usize> = None;
     let mut next: Option<Cursor> = None;
     let dates: Vec<chrono::NaiveDate> = match market {
-        Market::Stocks => new_york_dates(start, end).collect(),
+        Market::Stocks | Market::Options => new_york_dates(start, end).collect(),
         Market::Crypto(_) => crypto::utc_days(start, end),
     };
     'symbols: while cursor.sym < symbols.len() {
@@ -426,7 +453,7 @@ pub(super) fn page_body(
             }
             let source = match market {
                 Market::Stocks => traded_as(sym, date, asof),
-                Market::Crypto(_) => Some(sym.as_str()),
+                Market::Crypto(_) | Market::Options => Some(sym.as_str()),
             };
             let Some(source) = source else {
                 continue;

@@ -61,13 +61,6 @@ async fn stored_quotes(w: &Workdir, symbol: &str) -> Vec<String> {
         .collect()
 }
 
-async fn scalar(w: &Workdir, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(&mut w.connect().await)
-        .await
-        .unwrap()
-}
-
 fn import<'a>(kind: &'a str, symbols: &'a str, url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["import-api", kind, symbols, START, END, "--api-url", url];
     args.extend_from_slice(extra);
@@ -165,9 +158,9 @@ async fn crypto_across_a_weekend_lands_exactly_without_credentials() {
         .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     // Every hour of the four UTC days, weekend included, and every trade once.
-    assert_eq!(scalar(&w, "SELECT count(*) FROM crypto_bars").await, 4 * 24);
+    assert_eq!(w.scalar("SELECT count(*) FROM crypto_bars").await, 4 * 24);
     assert_eq!(
-        scalar(&w, "SELECT sum(trade_count) FROM crypto_bars").await,
+        w.scalar("SELECT sum(trade_count) FROM crypto_bars").await,
         trades.len() as i64
     );
     let volume_vs_trades: f64 = sqlx::query_scalar(

@@ -12,6 +12,7 @@ mod crypto;
 mod decode;
 mod feeds;
 mod import;
+mod option_data;
 mod options;
 mod parquet;
 mod pg_auth;

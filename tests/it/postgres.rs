@@ -815,3 +815,75 @@ async fn crypto_goes_into_postgres() {
     }
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_go_into_postgres() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(StandinConfig {
+        max_page: Some(40),
+        ..small(100)
+    })
+    .await;
+    let w = Workdir::new();
+    let url = s.url();
+    for extra in [&["trades"][..], &["bars", "--timeframe", "5Min"][..]] {
+        let mut args = vec![
+            "import-api",
+            extra[0],
+            "--underlying",
+            "MSFT",
+            "--type",
+            "call",
+            "2024-04-15",
+            "2024-04-19",
+        ];
+        args.extend_from_slice(&extra[1..]);
+        args.extend([
+            "--api-url",
+            &url,
+            "--trading-api-url",
+            &url,
+            "--database-url",
+            &db.url,
+        ]);
+        let run = w.run(&args).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    // The week's one Friday expiry: eleven calls, listed once, upserted by the second run.
+    assert_eq!(db.scalar("SELECT count(*) FROM option_contracts").await, 11);
+    let contracts: Vec<String> =
+        sqlx::query_scalar("SELECT symbol FROM option_contracts ORDER BY symbol")
+            .fetch_all(&mut db.conn().await)
+            .await
+            .unwrap();
+    let mut total = 0;
+    for c in &contracts {
+        let want = crate::option_data::expected_trades(c, "2024-04-15", "2024-04-19");
+        let rows: Vec<(i64, i32, String, f64, i64, String)> = sqlx::query_as(
+            "SELECT q.t, q.seq, q.exchange, q.price, q.size, q.condition FROM option_trades q \
+             JOIN symbols s ON s.id = q.symbol_id WHERE s.symbol = $1 ORDER BY q.t, q.seq",
+        )
+        .bind(c)
+        .fetch_all(&mut db.conn().await)
+        .await
+        .unwrap();
+        let got: Vec<String> = rows
+            .iter()
+            .map(|(t, seq, x, p, s, cond)| format!("{t}|{seq}|{x}|{p:?}|{s}|{cond}"))
+            .collect();
+        assert_eq!(got, want, "{c}");
+        total += want.len() as i64;
+    }
+    // Bars hold every trade once.
+    assert_eq!(
+        db.scalar("SELECT sum(trade_count)::BIGINT FROM option_bars WHERE timeframe = '5Min'")
+            .await,
+        total
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM option_trades_view WHERE underlying_symbol = 'MSFT' AND type = 'call'")
+            .await,
+        total
+    );
+    db.drop().await;
+}

@@ -106,6 +106,14 @@ impl Workdir {
         SqliteConnection::connect(&url).await.expect("open test db")
     }
 
+    /// One integer a query of the test database gives.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut self.connect().await)
+            .await
+            .expect("scalar")
+    }
+
     pub async fn count(&self) -> i64 {
         let mut c = self.connect().await;
         sqlx::query_scalar("SELECT count(*) FROM quotes")
