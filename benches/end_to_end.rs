@@ -47,6 +47,11 @@ const DAILY_YEAR: &str = "1Day bars: a year of 10 symbols";
 const CRYPTO_MONTH: &str = "crypto quotes: a month of BTC/USD";
 /// The same crypto quotes into the Parquet store.
 const CRYPTO_MONTH_PQ: &str = "crypto quotes: a month of BTC/USD (format parquet)";
+/// A year of 1-minute bars of 20 option contracts (AAPL calls and puts expiring 2025-01-17:
+/// the stand-in serves them from 2024-02-01, where Alpaca's history starts, to expiry).
+const OPTION_BARS_YEAR: &str = "option 1Min bars: a year of 20 contracts";
+/// A year of corporate actions of 100 tickers.
+const ACTIONS_YEAR: &str = "corporate actions: a year of 100 symbols";
 const TEN: &str = "AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,BRK.B,JPM,V";
 
 const MODES: &[Mode] = &[
@@ -170,12 +175,51 @@ const MODES: &[Mode] = &[
         one_day: false,
         prefill: false,
     },
+    Mode {
+        name: OPTION_BARS_YEAR,
+        args: &[],
+        one_day: false,
+        prefill: false,
+    },
+    Mode {
+        name: ACTIONS_YEAR,
+        args: &[],
+        one_day: false,
+        prefill: false,
+    },
 ];
+
+/// The 20 contracts of [`OPTION_BARS_YEAR`]: strikes 140 to 185, calls and puts.
+fn twenty_contracts() -> String {
+    (0..20)
+        .map(|k| {
+            let kind = if k % 2 == 0 { 'C' } else { 'P' };
+            format!("AAPL250117{kind}{:08}", (140 + (k / 2) * 5) * 1000)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The 100 tickers of [`ACTIONS_YEAR`].
+fn hundred_tickers() -> String {
+    (0..100)
+        .map(|k| format!("T{k:03}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// A mode whose row count is read from its own summary line (not the year of quotes).
 fn counts_own_rows(mode: &Mode) -> bool {
     is_bars(mode)
-        || [TRADES_MONTH, TRADES_MONTH_PQ, CRYPTO_MONTH, CRYPTO_MONTH_PQ].contains(&mode.name)
+        || [
+            TRADES_MONTH,
+            TRADES_MONTH_PQ,
+            CRYPTO_MONTH,
+            CRYPTO_MONTH_PQ,
+            OPTION_BARS_YEAR,
+            ACTIONS_YEAR,
+        ]
+        .contains(&mode.name)
 }
 
 struct Sample {
@@ -209,7 +253,32 @@ fn run_data(bin: &Path, dir: &Path, url: &str, mode: &Mode) -> Sample {
         ("2024-01-01", "2024-12-31")
     };
     let log = dir.join("stderr.log");
-    let args: Vec<&str> = if mode.name == CRYPTO_MONTH || mode.name == CRYPTO_MONTH_PQ {
+    let symbols: String;
+    let args: Vec<&str> = if mode.name == OPTION_BARS_YEAR {
+        symbols = twenty_contracts();
+        vec![
+            "import-api",
+            "bars",
+            &symbols,
+            "2024-02-01",
+            "2025-01-17",
+            "--timeframe",
+            "1Min",
+            "--api-url",
+            url,
+        ]
+    } else if mode.name == ACTIONS_YEAR {
+        symbols = hundred_tickers();
+        vec![
+            "import-api",
+            "corporate-actions",
+            &symbols,
+            "2024-01-01",
+            "2024-12-31",
+            "--api-url",
+            url,
+        ]
+    } else if mode.name == CRYPTO_MONTH || mode.name == CRYPTO_MONTH_PQ {
         let mut a = vec![
             "import-api",
             "quotes",

@@ -45,6 +45,7 @@ pub enum Command {
             data import-api quotes BTC/USD,ETH/USD 2024-01-01 2024-01-31\n  \
             data import-api bars BTC/USD 2024-01-01 2024-12-31 --timeframe 1Hour --loc us\n  \
             data import-api trades AAPL240419P00140000 2024-04-01 2024-04-19\n  \
+            data import-api corporate-actions AAPL,NVDA 2020-01-01 2024-12-31 --types forward_split\n  \
             data import-api bars --underlying AAPL --type put --strike-min 150 --strike-max 200 \
             2024-04-01 2024-04-30 --timeframe 1Min"
     )]
@@ -160,6 +161,12 @@ pub struct ImportArgs {
     pub asset: AssetArgs,
     #[command(flatten)]
     pub contracts: ContractArgs,
+    /// Corporate actions of these types only (comma-separated): forward_split,
+    /// reverse_split, unit_split, cash_dividend, stock_dividend, spin_off, cash_merger,
+    /// stock_merger, stock_and_cash_merger, redemption, name_change, worthless_removal,
+    /// rights_distribution, partial_call, reorganization
+    #[arg(long, value_name = "LIST", help_heading = "Corporate actions")]
+    pub types: Option<String>,
 }
 
 /// Option contract discovery: which contracts of an underlying to list and import.

@@ -348,6 +348,22 @@ pub fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> anyhow::Result<Rec
     }
 }
 
+/// `batch`'s rows ordered by `t`, then by the text column `tie` (rows whose order the API
+/// does not give, such as corporate actions grouped by type).
+pub fn sort_by_time(batch: &RecordBatch, tie: &str) -> anyhow::Result<RecordBatch> {
+    let t = times(batch, "t").context("rows have no time column")?;
+    let ties = batch
+        .column_by_name(tie)
+        .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+        .with_context(|| format!("rows have no {tie} column"))?;
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_by(|&a, &b| {
+        (t[a as usize], ties.value(a as usize)).cmp(&(t[b as usize], ties.value(b as usize)))
+    });
+    arrow_select::take::take_record_batch(batch, &arrow_array::UInt32Array::from(order))
+        .context("cannot order rows")
+}
+
 /// The rows picked by `(batch, row)` pairs from `batches`, in that order.
 pub fn pick(
     schema: &SchemaRef,

@@ -163,7 +163,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("[possible values: quotes, trades, bars]"),
+            line.contains("[possible values: quotes, trades, bars, corporate-actions]"),
             "{line}"
         );
     }

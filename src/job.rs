@@ -35,6 +35,8 @@ pub struct Job {
     pub synthetic: bool,
     /// `--underlying`: the option contracts to list first; they become the symbols.
     pub contracts: Option<ContractQuery>,
+    /// Corporate actions' `--types` (Alpaca's `types`), when given.
+    pub action_types: Option<String>,
     pub settings: Settings,
 }
 
@@ -62,6 +64,10 @@ impl Job {
         };
         let dataset = dataset_of(args.kind, &args.bars, asset)?;
         let range = range_of(dataset, start, end)?;
+        if dataset == DatasetId::CorporateActions {
+            // Actions are per ticker, not per feed: kept with the ticker's sip row.
+            settings.feed = Feed::Sip;
+        }
         let contracts = contracts_of(&args.contracts, range)?;
         let thinning = thinning_of(&args.thin)?;
         if !thinning.is_raw() {
@@ -86,6 +92,7 @@ impl Job {
             asof: asof_of(args.asof.as_deref())?,
             synthetic: false,
             contracts,
+            action_types: types_of(args.types.as_deref(), dataset)?,
             settings,
         })
     }
@@ -107,6 +114,7 @@ impl Job {
             asof: None,
             synthetic: false,
             contracts: None,
+            action_types: None,
             settings,
         })
     }
@@ -120,6 +128,10 @@ impl Job {
         }
         let (asset, symbols) = asset_of(symbols, &args.asset, &mut settings)?;
         let dataset = dataset_of(args.kind, &args.bars, asset)?;
+        if dataset == DatasetId::CorporateActions {
+            // Actions are per ticker, not per feed: kept with the ticker's sip row.
+            settings.feed = Feed::Sip;
+        }
         Ok(Job {
             range: range_of(dataset, &args.start, &args.end)?,
             dataset,
@@ -129,6 +141,7 @@ impl Job {
             asof: None,
             synthetic: false,
             contracts: None,
+            action_types: None,
             settings,
         })
     }
@@ -149,6 +162,11 @@ impl Job {
             self.dataset.key()
         } else {
             format!("{}/{}", self.table().name, self.thinning.spec())
+        };
+        // Actions of some types only are their own resumable dataset.
+        let base = match &self.action_types {
+            Some(types) => format!("{base}/types={types}"),
+            None => base,
         };
         self.settings.feed.key(&base)
     }
@@ -221,6 +239,53 @@ fn contracts_of(args: &ContractArgs, range: DateRange) -> anyhow::Result<Option<
     }))
 }
 
+/// The `types` Alpaca's `/v1/corporate-actions` takes.
+pub const ACTION_TYPES: [&str; 15] = [
+    "reverse_split",
+    "forward_split",
+    "unit_split",
+    "cash_dividend",
+    "stock_dividend",
+    "spin_off",
+    "cash_merger",
+    "stock_merger",
+    "stock_and_cash_merger",
+    "redemption",
+    "name_change",
+    "worthless_removal",
+    "rights_distribution",
+    "partial_call",
+    "reorganization",
+];
+
+/// Corporate actions' `--types`: a comma-separated list of [`ACTION_TYPES`], kept sorted
+/// (so one set of types is one dataset key whatever its order).
+fn types_of(types: Option<&str>, dataset: DatasetId) -> anyhow::Result<Option<String>> {
+    let Some(text) = types else {
+        return Ok(None);
+    };
+    if dataset != DatasetId::CorporateActions {
+        return Err(usage("--types applies to corporate-actions only"));
+    }
+    let mut list: Vec<&str> = Vec::new();
+    for t in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if !ACTION_TYPES.contains(&t) {
+            return Err(usage(format!(
+                "--types: unknown corporate action type {t:?}: expected some of {}",
+                ACTION_TYPES.join(", ")
+            )));
+        }
+        if !list.contains(&t) {
+            list.push(t);
+        }
+    }
+    if list.is_empty() {
+        return Err(usage("--types names no type"));
+    }
+    list.sort_unstable();
+    Ok(Some(list.join(",")))
+}
+
 /// `--asof`: a date `YYYY-MM-DD` or `-`, as Alpaca takes it.
 fn asof_of(asof: Option<&str>) -> anyhow::Result<Option<String>> {
     let Some(text) = asof.map(str::trim) else {
@@ -251,6 +316,10 @@ impl ArchiveJob {
         let (asset, mut symbols) = asset_of(vec![symbol], &args.asset, &mut settings)?;
         let symbol = symbols.pop().ok_or_else(|| usage("SYMBOL is empty"))?;
         let dataset = dataset_of(args.kind, &args.bars, asset)?;
+        if dataset == DatasetId::CorporateActions {
+            // Actions are per ticker, not per feed: kept with the ticker's sip row.
+            settings.feed = Feed::Sip;
+        }
         let cutoff = parse_cutoff(&args.older_than, today)?;
         Ok(ArchiveJob {
             dataset,
@@ -358,10 +427,10 @@ fn asset_of(
 /// `--adjustment`); the others take neither.
 fn dataset_of(kind: Kind, bars: &BarArgs, asset: Asset) -> anyhow::Result<DatasetId> {
     let spec = match kind {
-        Kind::Quotes | Kind::Trades if bars.timeframe.is_some() => {
+        Kind::Quotes | Kind::Trades | Kind::CorporateActions if bars.timeframe.is_some() => {
             return Err(usage("--timeframe applies to bars only"))
         }
-        Kind::Quotes | Kind::Trades => None,
+        Kind::Quotes | Kind::Trades | Kind::CorporateActions => None,
         Kind::Bars => {
             let timeframe = bars
                 .timeframe
@@ -388,6 +457,9 @@ fn dataset_of(kind: Kind, bars: &BarArgs, asset: Asset) -> anyhow::Result<Datase
             (Asset::Options, Kind::Quotes) => {
                 "Alpaca has no historical option quotes (only the latest quote of a contract): \
                  import option trades or bars instead"
+            }
+            (_, Kind::CorporateActions) => {
+                "corporate actions are of stocks: name stock tickers such as AAPL"
             }
             _ => "bars need --timeframe 1Min|5Min|15Min|1Hour|1Day",
         })

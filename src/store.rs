@@ -47,11 +47,13 @@ pub struct Holding {
     pub partial: std::collections::BTreeSet<NaiveDate>,
 }
 
-/// Whether dataset `key`'s market trades on `day`: every day for crypto, NYSE sessions for
-/// stocks.
+/// Whether dataset `key` should hold rows on `day`: every day for crypto, NYSE sessions
+/// for stocks and options, no day in particular for corporate actions.
 pub fn trades_on(key: &str, day: NaiveDate) -> bool {
-    match DatasetId::from_key(key).map(|d| d.asset()) {
-        Some(Asset::Crypto) => true,
+    match DatasetId::from_key(key) {
+        Some(d) if d.asset() == Asset::Crypto => true,
+        // Corporate actions are sparse events: a day without one is not missing.
+        Some(DatasetId::CorporateActions) => false,
         _ => is_trading_day(day),
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{close_database, open_database};
 use crate::args::ImportArgs;
-use crate::config::{Format, Settings};
+use crate::config::Format;
 use crate::dataset::{Asset, DatasetId};
 use crate::job::Job;
 use crate::model::{Feed as ModelFeed, Symbol};
@@ -284,7 +284,7 @@ async fn to_database(job: &Job, client: AlpacaClient, available: i64) -> anyhow:
             dataset: job.progress_key(),
             shards: shards.clone(),
         });
-        let source = ApiSource::new(client, job.dataset, shards.clone(), settings);
+        let source = ApiSource::new(client, job, shards.clone());
         let (range, batch, sink) = (job.range, settings.batch_size, &mut sink);
         let (outcome, fetched) = match job.thinning.aggregate_ns {
             None if raw => pipe(&report, range, batch, sink, || Passthrough, source).await?,
@@ -306,6 +306,7 @@ async fn to_database(job: &Job, client: AlpacaClient, available: i64) -> anyhow:
         };
         if outcome == Outcome::Completed {
             report_symbols(&report, &shards, &fetched, range);
+            super::refresh_adjustments(job, sink).await?;
         }
         Ok(outcome)
     }
@@ -416,7 +417,7 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
         layout.dir(root).display(),
         settings.batch_size
     );
-    let source = ApiSource::new(client, layout, shards.clone(), settings);
+    let source = ApiSource::new(client, job, shards.clone());
     let make = || Passthrough;
     let result = pipe(&report, range, settings.batch_size, &mut sink, make, source).await;
     if let Ok((Outcome::Completed, fetched)) = &result {
@@ -497,22 +498,21 @@ struct ApiSource {
 }
 
 impl ApiSource {
-    /// `--concurrency` and `--symbols-per-request` (when not auto) come from `settings`.
-    fn new(
-        client: AlpacaClient,
-        dataset: DatasetId,
-        shards: Arc<Vec<Shard>>,
-        settings: &Settings,
-    ) -> Self {
-        let mut req = Request::for_dataset(dataset);
-        if let Some(n) = settings.symbols_per_request {
+    /// `--concurrency` and `--symbols-per-request` (when not auto) come from the job's
+    /// settings, corporate actions' `--types` from the job.
+    fn new(client: AlpacaClient, job: &Job, shards: Arc<Vec<Shard>>) -> Self {
+        let mut req = Request::for_dataset(job.dataset);
+        if let Some(n) = job.settings.symbols_per_request {
             req.symbols_per_request = n;
+        }
+        if let Some(types) = &job.action_types {
+            req.extra.push(("types", types.clone()));
         }
         ApiSource {
             client,
             req,
             shards,
-            concurrency: settings.concurrency,
+            concurrency: job.settings.concurrency,
         }
     }
 }

@@ -42,7 +42,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
     };
     let (range, batch) = (job.range, settings.batch_size);
     let result = pipe(&report, range, batch, &mut sink, || Passthrough, source).await;
-    close_database(sink, dropped, result.map(|(outcome, _)| outcome)).await
+    let result = match result {
+        Ok((outcome, _)) => super::refresh_adjustments(&job, &mut sink)
+            .await
+            .map(|()| outcome),
+        Err(e) => Err(e),
+    };
+    close_database(sink, dropped, result).await
 }
 
 /// The Parquet store as a pipeline source: each symbol's files in turn.

@@ -10,6 +10,7 @@ pub mod sync;
 
 use crate::config::Settings;
 use crate::dataset::DatasetId;
+use crate::job::Job;
 use crate::run::{Outcome, Report};
 use crate::sink::database::Database;
 use crate::sink::sqlite::{TableSpec, WriteMode};
@@ -105,6 +106,32 @@ pub(crate) async fn open_database(
 
 /// Rebuilds dropped indexes whatever the outcome and refreshes the planner's statistics,
 /// then returns the outcome.
+/// After corporate actions landed in the database: rewrites the split factors of the
+/// job's symbols (what the `*_split_adjusted_view`s read). Nothing for other datasets.
+pub(crate) async fn refresh_adjustments(job: &Job, db: &mut Database) -> anyhow::Result<()> {
+    if job.dataset != DatasetId::CorporateActions {
+        return Ok(());
+    }
+    let mut with_splits = Vec::new();
+    for symbol in &job.symbols {
+        let spans = db.refresh_split_factors(symbol.as_str()).await?;
+        if spans > 0 {
+            with_splits.push(format!("{symbol} {spans}"));
+        }
+    }
+    tracing::info!(
+        target: crate::progress::SUMMARY,
+        "[ADJUST] split factors rewritten for {} symbols (splits: {})",
+        job.symbols.len(),
+        if with_splits.is_empty() {
+            "none".to_string()
+        } else {
+            with_splits.join(", ")
+        }
+    );
+    Ok(())
+}
+
 pub(crate) async fn close_database(
     mut sink: Database,
     dropped: bool,

@@ -209,6 +209,24 @@ const OPTION_TRADE_ROW: &[Column] = &[
 /// An option bar: as a stock bar (whole contracts), never adjusted.
 const OPTION_BAR_ROW: &[Column] = BAR_ROW;
 
+/// One corporate action (`/v1/corporate-actions`), of any group the API sends: `t` is its
+/// process date (New York midnight), `action` the group (`forward_splits`,
+/// `cash_dividends`, `name_changes`, ...), `fields` the record with every field as sent
+/// (JSON). The rates and the ex (or effective) date are also columns of their own, for
+/// adjusting prices; absent ones are 0 and ''.
+const ACTION_ROW: &[Column] = &[
+    SYMBOL,
+    derived("t", TimestampNs),
+    SEQ.transient(),
+    derived("id", Utf8),
+    derived("action", Utf8),
+    derived("ex_date", Utf8),
+    derived("old_rate", Float64),
+    derived("new_rate", Float64),
+    derived("rate", Float64),
+    derived("fields", Utf8),
+];
+
 /// One interval of quotes (`--aggregate`): the last quote's bid and ask, and how many quotes
 /// it stands for. Database only.
 pub const AGG_ROW: &[Column] = &[
@@ -240,6 +258,7 @@ impl Kind {
             Kind::Quotes => QUOTE_ROW,
             Kind::Trades => TRADE_ROW,
             Kind::Bars => BAR_ROW,
+            Kind::CorporateActions => ACTION_ROW,
         }
     }
 
@@ -250,6 +269,7 @@ impl Kind {
             Kind::Quotes => &["t", "seq"],
             Kind::Trades => &["exchange", "id"],
             Kind::Bars => &["t"],
+            Kind::CorporateActions => &["id"],
         }
     }
 
@@ -383,6 +403,17 @@ pub const CRYPTO_BARS: TableSpec = TableSpec {
     ..BARS
 };
 
+pub const CORPORATE_ACTIONS: TableSpec = TableSpec {
+    name: "corporate_actions",
+    row: ACTION_ROW,
+    computed: &[],
+    key: &["symbol_id", "t", "id"],
+    order: &["t", "id"],
+    time_column: "t",
+    repeats_keys: false,
+    thinned: false,
+};
+
 pub const OPTION_TRADES: TableSpec = TableSpec {
     name: "option_trades",
     row: OPTION_TRADE_ROW,
@@ -412,6 +443,7 @@ mod tests {
             &CRYPTO_BARS,
             &OPTION_TRADES,
             &OPTION_BARS,
+            &CORPORATE_ACTIONS,
         ] {
             let cols = t.columns();
             assert!(t.key.iter().all(|k| cols.contains(k)), "{}", t.name);

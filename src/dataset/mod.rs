@@ -27,6 +27,9 @@ pub enum Kind {
     Trades,
     /// OHLCV bars (needs --timeframe)
     Bars,
+    /// Corporate actions: splits, dividends, name changes, mergers, spin-offs, ...
+    #[value(name = "corporate-actions")]
+    CorporateActions,
 }
 
 /// An enum with one text form per variant (as the API, the tables and the store spell it),
@@ -167,6 +170,9 @@ pub enum DatasetId {
     OptionBars {
         timeframe: Timeframe,
     },
+    /// Every corporate action of a stock (`/v1/corporate-actions`), matched on its process
+    /// date.
+    CorporateActions,
 }
 
 impl DatasetId {
@@ -183,6 +189,8 @@ impl DatasetId {
         Some(match (asset, kind) {
             (Asset::Stocks, Kind::Quotes) => DatasetId::Quotes,
             (Asset::Stocks, Kind::Trades) => DatasetId::Trades,
+            (Asset::Stocks, Kind::CorporateActions) => DatasetId::CorporateActions,
+            (_, Kind::CorporateActions) => return None,
             (Asset::Stocks, Kind::Bars) => {
                 let (timeframe, adjustment) = bars?;
                 DatasetId::bars(timeframe, adjustment)
@@ -199,7 +207,10 @@ impl DatasetId {
 
     pub fn asset(self) -> Asset {
         match self {
-            DatasetId::Quotes | DatasetId::Trades | DatasetId::Bars { .. } => Asset::Stocks,
+            DatasetId::Quotes
+            | DatasetId::Trades
+            | DatasetId::Bars { .. }
+            | DatasetId::CorporateActions => Asset::Stocks,
             DatasetId::OptionTrades | DatasetId::OptionBars { .. } => Asset::Options,
             _ => Asset::Crypto,
         }
@@ -221,6 +232,7 @@ impl DatasetId {
 
     pub fn kind(self) -> Kind {
         match self {
+            DatasetId::CorporateActions => Kind::CorporateActions,
             DatasetId::Quotes | DatasetId::CryptoQuotes => Kind::Quotes,
             DatasetId::Trades | DatasetId::CryptoTrades | DatasetId::OptionTrades => Kind::Trades,
             DatasetId::Bars { .. }
@@ -269,6 +281,7 @@ impl DatasetId {
             "crypto_quotes" => Some(DatasetId::CryptoQuotes),
             "crypto_trades" => Some(DatasetId::CryptoTrades),
             "option_trades" => Some(DatasetId::OptionTrades),
+            "corporate_actions" => Some(DatasetId::CorporateActions),
             _ => {
                 if let Some(tf) = text.strip_prefix("crypto_bars/") {
                     return Some(DatasetId::CryptoBars {
@@ -295,6 +308,7 @@ impl DatasetId {
     pub fn noun(self) -> String {
         let base = match self.bar_spec() {
             Some((timeframe, _)) => format!("{timeframe} bars"),
+            None if self == DatasetId::CorporateActions => "corporate actions".to_string(),
             None => self.api_path().to_string(),
         };
         match self.asset() {
@@ -310,6 +324,7 @@ impl DatasetId {
             Kind::Quotes => "quote",
             Kind::Trades => "trade",
             Kind::Bars => "bar",
+            Kind::CorporateActions => "action",
         }
     }
 
@@ -319,6 +334,7 @@ impl DatasetId {
             Kind::Quotes => "quotes",
             Kind::Trades => "trades",
             Kind::Bars => "bars",
+            Kind::CorporateActions => "corporate-actions",
         }
     }
 
@@ -350,6 +366,7 @@ impl DatasetId {
             DatasetId::CryptoBars { .. } => &CRYPTO_BARS,
             DatasetId::OptionTrades => &OPTION_TRADES,
             DatasetId::OptionBars { .. } => &OPTION_BARS,
+            DatasetId::CorporateActions => &CORPORATE_ACTIONS,
         }
     }
 
@@ -381,6 +398,7 @@ impl DatasetId {
                 .join("crypto_bars")
                 .join(format!("timeframe={timeframe}")),
             DatasetId::OptionTrades => root.join("option_trades"),
+            DatasetId::CorporateActions => root.join("corporate_actions"),
             DatasetId::OptionBars { timeframe } => root
                 .join("option_bars")
                 .join(format!("timeframe={timeframe}")),
@@ -392,7 +410,9 @@ impl DatasetId {
     /// month).
     pub fn unit(&self) -> ShardUnit {
         match self {
-            DatasetId::Bars { .. } | DatasetId::OptionBars { .. } => ShardUnit::Month,
+            DatasetId::Bars { .. } | DatasetId::OptionBars { .. } | DatasetId::CorporateActions => {
+                ShardUnit::Month
+            }
             DatasetId::Quotes | DatasetId::Trades | DatasetId::OptionTrades => ShardUnit::Session,
             DatasetId::CryptoBars { .. } => ShardUnit::UtcMonth,
             DatasetId::CryptoQuotes | DatasetId::CryptoTrades => ShardUnit::UtcDay,
@@ -488,6 +508,7 @@ impl DatasetId {
             DatasetId::CryptoQuotes,
             DatasetId::CryptoTrades,
             DatasetId::OptionTrades,
+            DatasetId::CorporateActions,
         ] {
             if l.dir(root).is_dir() {
                 out.push(l);
@@ -545,6 +566,7 @@ impl fmt::Display for DatasetId {
             DatasetId::CryptoBars { timeframe } => write!(f, "crypto_bars/{timeframe}"),
             DatasetId::OptionTrades => f.write_str("option_trades"),
             DatasetId::OptionBars { timeframe } => write!(f, "option_bars/{timeframe}"),
+            DatasetId::CorporateActions => f.write_str("corporate_actions"),
         }
     }
 }

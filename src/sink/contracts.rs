@@ -1,10 +1,10 @@
-//! The `option_contracts` table: the contract list `import-api --underlying` found, one row
+//! Side tables of the option and corporate-action imports. The `option_contracts` table: the contract list `import-api --underlying` found, one row
 //! per OCC symbol, replaced on every listing (in one transaction), so it can be queried
 //! beside the option rows and a rerun starts from what the last listing found.
 
 use super::sql::{Conn, Dialect, SqlSink};
 use crate::source::contracts::Contract;
-use sqlx::{Connection, Database, Encode, Executor, IntoArguments, Type};
+use sqlx::{Connection, Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 const COLUMNS: [&str; 19] = [
     "symbol",
@@ -85,5 +85,95 @@ where
         }
         .await;
         written.map_err(|e| self.dialect.error(e, "cannot store the option contracts"))
+    }
+}
+
+impl<D> SqlSink<D>
+where
+    D: Dialect,
+    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
+    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> f64: Encode<'q, D::DB> + Type<D::DB>,
+    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'r> (String, f64, f64): FromRow<'r, <D::DB as Database>::Row>,
+{
+    /// Rewrites `split_factors` for `symbol` from its splits in `corporate_actions`; returns
+    /// how many splits it found.
+    pub async fn refresh_split_factors(&mut self, symbol: &str) -> anyhow::Result<usize> {
+        let read = D::sql(
+            "SELECT ca.ex_date, ca.old_rate, ca.new_rate FROM corporate_actions ca \
+             JOIN symbols s ON s.id = ca.symbol_id WHERE s.symbol = $1 \
+             AND ca.action IN ('forward_splits', 'reverse_splits') ORDER BY ca.ex_date, ca.id",
+        );
+        let delete = D::sql("DELETE FROM split_factors WHERE symbol = $1");
+        let insert = D::sql(
+            "INSERT INTO split_factors (symbol, from_t, until_t, price_factor) VALUES ($1, $2, $3, $4)",
+        );
+        let written = async {
+            let mut tx = self.conn.begin().await?;
+            let splits: Vec<(String, f64, f64)> = sqlx::query_as(&read)
+                .bind(symbol)
+                .fetch_all(&mut *tx)
+                .await?;
+            let spans = split_spans(&splits);
+            sqlx::query(&delete).bind(symbol).execute(&mut *tx).await?;
+            for (from, until, factor) in &spans {
+                sqlx::query(&insert)
+                    .bind(symbol)
+                    .bind(*from)
+                    .bind(*until)
+                    .bind(*factor)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(spans.len())
+        }
+        .await;
+        written.map_err(|e| self.dialect.error(e, "cannot write the split factors"))
+    }
+}
+
+/// The spans between splits, `(from_t, until_t, price factor)`: a price before a split's
+/// ex-date (New York midnight) is multiplied by `old_rate / new_rate` of it and of every
+/// later split. Splits without a valid ex-date or rates are left out.
+pub fn split_spans(splits: &[(String, f64, f64)]) -> Vec<(i64, i64, f64)> {
+    let mut events: Vec<(i64, f64)> = splits
+        .iter()
+        .filter(|(_, old, new)| *old > 0.0 && *new > 0.0)
+        .filter_map(|(ex, old, new)| {
+            let day = chrono::NaiveDate::parse_from_str(ex, "%Y-%m-%d").ok()?;
+            Some((crate::time::new_york_time_nanos(day, 0, 0), old / new))
+        })
+        .collect();
+    events.sort_by_key(|e| e.0);
+    let mut spans = Vec::new();
+    let mut from = i64::MIN;
+    for (k, (ex, _)) in events.iter().enumerate() {
+        let factor: f64 = events[k..].iter().map(|(_, r)| r).product();
+        spans.push((from, *ex, factor));
+        from = *ex;
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn split_spans_multiply_every_later_split() {
+        let spans = super::split_spans(&[
+            ("2024-06-10".into(), 1.0, 10.0),
+            ("2021-07-20".into(), 1.0, 4.0),
+            ("bad".into(), 1.0, 2.0),
+        ]);
+        let t = |d: &str| crate::time::new_york_time_nanos(d.parse().unwrap(), 0, 0);
+        assert_eq!(
+            spans,
+            vec![
+                (i64::MIN, t("2021-07-20"), 0.025),
+                (t("2021-07-20"), t("2024-06-10"), 0.1)
+            ]
+        );
     }
 }

@@ -70,6 +70,11 @@ impl Database {
         each!(self, db => db.upsert_contracts(contracts, listed_at).await)
     }
 
+    /// Rewrites `symbol`'s split factors from its corporate actions; how many splits.
+    pub async fn refresh_split_factors(&mut self, symbol: &str) -> anyhow::Result<usize> {
+        each!(self, db => db.refresh_split_factors(symbol).await)
+    }
+
     /// Rows written and read from now on are of `feed`.
     pub fn set_feed(&mut self, feed: crate::model::Feed) {
         each!(self, db => db.set_feed(feed))

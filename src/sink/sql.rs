@@ -519,6 +519,9 @@ where
              UNION ALL SELECT 'crypto_bars/' || q.timeframe || {feed}, s.symbol, {du} AS d, \
              count(*) FROM crypto_bars q JOIN symbols s ON s.id = q.symbol_id \
              WHERE {of_symbol} GROUP BY q.timeframe, s.feed, s.synthetic, s.symbol, d \
+             UNION ALL SELECT 'corporate_actions' || {feed}, s.symbol, {d1} AS d, count(*) \
+             FROM corporate_actions q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
+             GROUP BY s.feed, s.synthetic, s.symbol, d \
              UNION ALL SELECT 'option_trades' || {feed}, s.symbol, {d1} AS d, count(*) \
              FROM option_trades q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
              GROUP BY s.feed, s.synthetic, s.symbol, d \

@@ -6,6 +6,7 @@
 //! knows nothing about where rows are stored. Credentials only ever go into request headers
 //! marked sensitive; no error or log line built here contains them.
 
+use super::actions::decode_actions;
 use super::adapt::Limiter;
 use super::pace::{Pacer, RequestStats};
 pub use super::response::{api_message, decode_page, ApiError, Page, SeqAssigner};
@@ -15,7 +16,7 @@ use crate::dataset::{Asset, Column, DatasetId, Timeframe};
 use crate::model::{Feed, Symbol};
 use crate::pipeline::{Chunk, ShardId};
 use crate::resume::Shard;
-use crate::time::{format_for_api, DateRange};
+use crate::time::{format_for_api, new_york_date, DateRange};
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -32,6 +33,8 @@ pub const SECRET_ENV: &str = "APCA_API_SECRET_KEY";
 pub const DEFAULT_API_URL: &str = "https://data.alpaca.markets";
 /// Alpaca's maximum page size; the importer always asks for full pages.
 pub const PAGE_LIMIT: u32 = 10_000;
+/// The corporate actions endpoint's maximum page size.
+pub const ACTIONS_PAGE_LIMIT: u32 = 1_000;
 /// Requests per minute without credentials (crypto only). Alpaca publishes no figure for
 /// its unauthenticated limit, only that it is lower than the free plan's 200; this stays
 /// well under it, and the pacer still follows the X-RateLimit headers of the answers.
@@ -100,6 +103,8 @@ pub struct Request {
     /// Stocks (`/v2/stocks/...`, with `feed` and `asof`) or crypto
     /// (`/v1beta3/crypto/{loc}/...`, the client's feed being the location).
     pub asset: Asset,
+    /// The dataset asked for.
+    pub dataset: DatasetId,
     pub extra: Vec<(&'static str, String)>,
     /// The columns of the records it returns.
     pub cols: &'static [Column],
@@ -122,11 +127,14 @@ impl Request {
             // A contract's day of trades is a handful of records: 100 contracts (the API's
             // cap) share a request.
             DatasetId::OptionTrades => 100,
+            // A month of a hundred symbols' actions is a page or two.
+            DatasetId::CorporateActions => 100,
             _ => 1,
         };
         Request {
             path: dataset.api_path(),
             asset: dataset.asset(),
+            dataset,
             extra: dataset
                 .api_params()
                 .into_iter()
@@ -254,6 +262,9 @@ impl AlpacaClient {
         token: Option<&str>,
     ) -> Url {
         let mut url = (*self.base).clone();
+        if req.dataset == DatasetId::CorporateActions {
+            return self.actions_url(req, symbols, range, token);
+        }
         let endpoint = match req.asset {
             Asset::Stocks => format!("v2/stocks/{}", req.path),
             Asset::Crypto => format!("v1beta3/crypto/{}/{}", self.feed.as_str(), req.path),
@@ -281,6 +292,38 @@ impl AlpacaClient {
             }
             if let Some(asof) = self.asof.as_ref().filter(|_| req.asset == Asset::Stocks) {
                 q.append_pair("asof", asof);
+            }
+            if let Some(t) = token {
+                q.append_pair("page_token", t);
+            }
+        }
+        url
+    }
+
+    /// The request URL of one page of corporate actions (`/v1/corporate-actions`): New
+    /// York dates (matched on process dates), at most 1,000 a page, no feed.
+    fn actions_url(
+        &self,
+        req: &Request,
+        symbols: &[Symbol],
+        range: &DateRange,
+        token: Option<&str>,
+    ) -> Url {
+        let mut url = (*self.base).clone();
+        url.set_path(&format!(
+            "{}/v1/corporate-actions",
+            self.base.path().trim_end_matches('/')
+        ));
+        {
+            let mut q = url.query_pairs_mut();
+            let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+            q.append_pair("symbols", &names.join(","))
+                .append_pair("start", &new_york_date(range.start_ns).to_string())
+                .append_pair("end", &new_york_date(range.end_ns).to_string())
+                .append_pair("limit", &ACTIONS_PAGE_LIMIT.to_string())
+                .append_pair("sort", "asc");
+            for (k, v) in &req.extra {
+                q.append_pair(k, v);
             }
             if let Some(t) = token {
                 q.append_pair("page_token", t);
@@ -372,7 +415,10 @@ impl AlpacaClient {
                 }
                 async {
                     let body = self.get_once(&url).await?;
-                    decode_page(&body, req.cols, symbols)
+                    match req.dataset {
+                        DatasetId::CorporateActions => decode_actions(&body, symbols),
+                        _ => decode_page(&body, req.cols, symbols),
+                    }
                 }
             })
             .await
@@ -477,6 +523,7 @@ async fn stream_group(
     let mut reached: Option<String> = None;
     let mut stats = SourceStats::default();
     let mut token: Option<String> = None;
+    let mut held: Vec<(usize, RecordBatch)> = Vec::new();
     loop {
         let page = tokio::select! {
             biased;
@@ -512,6 +559,17 @@ async fn stream_group(
         stats.pages += 1;
         let last = page.next_page_token.is_none();
         let mut runs = page.runs;
+        if req.dataset == DatasetId::CorporateActions {
+            // Actions come grouped by type, not by symbol: the request's rows are held to
+            // its last page (a month of actions is small), then each symbol's are handed
+            // over in time order, so resume points stay in order.
+            held.append(&mut runs);
+            if let Some(t) = page.next_page_token {
+                token = Some(t);
+                continue;
+            }
+            runs = in_time_order(std::mem::take(&mut held), req.cols)?;
+        }
         if let Some(&(m, _)) = runs.iter().find(|(m, _)| finished[*m]) {
             return Err(ApiError::Decode(format!(
                 "records for {} arrived after those of a later symbol: the multi-symbol order \
@@ -574,6 +632,31 @@ async fn stream_group(
             None => return Ok(Some(stats)),
         }
     }
+}
+
+/// Held runs, one per member: its rows joined and ordered by time, then id.
+fn in_time_order(
+    held: Vec<(usize, RecordBatch)>,
+    cols: &'static [Column],
+) -> Result<Vec<(usize, RecordBatch)>, ApiError> {
+    let mut members: Vec<usize> = held.iter().map(|(m, _)| *m).collect();
+    members.sort_unstable();
+    members.dedup();
+    let schema = batch::schema(cols);
+    members
+        .into_iter()
+        .map(|m| {
+            let parts: Vec<RecordBatch> = held
+                .iter()
+                .filter(|(k, _)| *k == m)
+                .map(|(_, b)| b.clone())
+                .collect();
+            batch::concat(&schema, &parts)
+                .and_then(|b| batch::sort_by_time(&b, "id"))
+                .map(|b| (m, b))
+                .map_err(|e| ApiError::Decode(format!("{e:#}")))
+        })
+        .collect()
 }
 
 /// The end to ask for after Alpaca refused recent SIP data for `range`: 16 minutes ago (the

@@ -2,6 +2,7 @@
 //! `retry` is the one place that decides whether and when a failed request is retried;
 //! `pace` spaces requests to the plan's rate limit and counts them.
 
+pub mod actions;
 pub mod adapt;
 pub mod alpaca;
 pub mod contracts;

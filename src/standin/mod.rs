@@ -16,6 +16,7 @@
 //! optional, checked when sent), pairs only (`^[A-Z]+/[A-Z]+$`, 400 otherwise), no stock
 //! parameter (`feed`, `asof`, ...: 400 `unexpected parameter`), UTC days around the clock.
 
+pub mod actions;
 pub mod crypto;
 pub mod generate;
 pub mod options;
@@ -133,6 +134,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1beta3/crypto/{loc}/{kind}", get(crypto_data))
         .route("/v1beta1/options/{kind}", get(option_data))
         .route("/v2/options/contracts", get(option_contracts))
+        .route("/v1/corporate-actions", get(corporate_actions))
         .fallback(|| async {
             json_error(
                 StatusCode::NOT_FOUND,
@@ -240,6 +242,39 @@ async fn option_data(
     r
 }
 
+/// `GET /v1/corporate-actions` (see `actions::actions_body`): keys required, paced and
+/// counted as a data request.
+async fn corporate_actions(
+    State(st): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = unauthorized(&headers) {
+        return refused;
+    }
+    st.requests.fetch_add(1, Ordering::SeqCst);
+    if !st.cfg.delay.is_zero() {
+        tokio::time::sleep(st.cfg.delay).await;
+    }
+    let today = chrono::Utc::now().date_naive();
+    let r = json_answer(actions::actions_body(&params, today, st.cfg.max_page));
+    log_request(&st, &params, &r);
+    r
+}
+
+/// A JSON body, or the refusal's status and body.
+fn json_answer(body: Result<String, request::Refusal>) -> Response {
+    match body {
+        Ok(body) => {
+            let mut r = Response::new(Body::from(body));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(refusal) => json_error(refusal.0, &refusal.1),
+    }
+}
+
 /// The trading API's `GET /v2/options/contracts` (see `options::contracts_body`).
 async fn option_contracts(
     State(st): State<Arc<AppState>>,
@@ -251,15 +286,7 @@ async fn option_contracts(
     }
     st.requests.fetch_add(1, Ordering::SeqCst);
     let today = chrono::Utc::now().date_naive();
-    let r = match options::contracts_body(&params, today, st.cfg.max_page) {
-        Ok(body) => {
-            let mut r = Response::new(Body::from(body));
-            r.headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
-            r
-        }
-        Err(refusal) => json_error(refusal.0, &refusal.1),
-    };
+    let r = json_answer(options::contracts_body(&params, today, st.cfg.max_page));
     log_request(&st, &params, &r);
     r
 }

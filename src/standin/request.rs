@@ -230,6 +230,22 @@ impl DaySeries {
         }
     }
 
+    /// Split-adjusts stock bars of `symbol` on `date` (the stand-in's splits): prices times
+    /// the factor, volumes divided by it.
+    fn adjust_for_splits(&mut self, symbol: &str, date: chrono::NaiveDate) {
+        let factor = super::actions::split_factor(symbol, date);
+        if let DaySeries::Bars(bars) = self {
+            for b in bars.iter_mut().filter(|_| factor != 1.0) {
+                b.open *= factor;
+                b.high *= factor;
+                b.low *= factor;
+                b.close *= factor;
+                b.vwap *= factor;
+                b.volume /= factor;
+            }
+        }
+    }
+
     fn lower_bound(&self, t: i64) -> u32 {
         match self {
             DaySeries::Quotes(d) => d.lower_bound(t),
@@ -366,6 +382,12 @@ pub(super) fn page_body(
         },
     };
     let budget = cfg.max_page.map_or(limit, |m| limit.min(m.max(1)));
+    // Stock bars asked with adjustment=split (or all) come split-adjusted, as Alpaca's.
+    let split_adjusted = market == Market::Stocks
+        && kind == "bars"
+        && params
+            .get("adjustment")
+            .is_some_and(|a| a.split(',').any(|p| p == "split" || p == "all"));
     let (width, series_key) = if kind == "bars" {
         let tf = params.get("timeframe").map(String::as_str).unwrap_or("");
         let width = timeframe_ns(tf).ok_or_else(|| unprocessable("invalid timeframe"))?;
@@ -459,9 +481,13 @@ pub(super) fn page_body(
                 continue;
             };
             let per_day = cfg.quotes_per_day;
-            let Some(dq) = DaySeries::new(kind, source, market, feed, date, per_day, width) else {
+            let Some(mut dq) = DaySeries::new(kind, source, market, feed, date, per_day, width)
+            else {
                 continue;
             };
+            if split_adjusted {
+                dq.adjust_for_splits(sym, date);
+            }
             let lo = dq
                 .lower_bound(start)
                 .max(if day == cursor.day { cursor.i } else { 0 });

@@ -201,6 +201,7 @@ fn page(kind: Kind, records: &[Record], shape: u8, token: Option<&str>) -> Vec<u
         Kind::Quotes => "quotes",
         Kind::Trades => "trades",
         Kind::Bars => "bars",
+        Kind::CorporateActions => "corporate_actions",
     };
     let list: Vec<Json> = records
         .iter()

@@ -887,3 +887,80 @@ async fn options_go_into_postgres() {
     );
     db.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corporate_actions_go_into_postgres() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(small(1_000)).await;
+    let w = Workdir::new();
+    let url = s.url();
+    let pg = ["--api-url", url.as_str(), "--database-url", db.url.as_str()];
+    let runs: [&[&str]; 3] = [
+        &[
+            "import-api",
+            "corporate-actions",
+            "AAPL,NVDA,META",
+            "2020-01-01",
+            "2024-12-31",
+        ],
+        &[
+            "import-api",
+            "bars",
+            "NVDA",
+            "2024-06-03",
+            "2024-06-14",
+            "--timeframe",
+            "1Day",
+        ],
+        &[
+            "import-api",
+            "bars",
+            "NVDA",
+            "2024-06-03",
+            "2024-06-14",
+            "--timeframe",
+            "1Day",
+            "--adjustment",
+            "split",
+        ],
+    ];
+    for args in runs {
+        let run = w.run(&[args, &pg[..]].concat()).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    let from: chrono::NaiveDate = "2020-01-01".parse().unwrap();
+    let to: chrono::NaiveDate = "2024-12-31".parse().unwrap();
+    let want: usize = ["AAPL", "NVDA", "META"]
+        .iter()
+        .map(|s| data::standin::actions::ledger(s, from, to).len())
+        .sum();
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM corporate_actions").await,
+        want as i64
+    );
+    // Every field, as JSON: the rename's old and new tickers.
+    let rename: String = sqlx::query_scalar(
+        "SELECT fields->>'old_symbol' || '>' || (fields->>'new_symbol') FROM corporate_actions_view \
+         WHERE action = 'name_changes'",
+    )
+    .fetch_one(&mut db.conn().await)
+    .await
+    .unwrap();
+    assert_eq!(rename, "FB>META");
+    // NVDA's 10:1 split of 2024-06-10 in the view equals the API's adjustment=split bars.
+    let diff = db
+        .scalar(
+            "SELECT count(*) FROM bars_split_adjusted_view v JOIN symbols s ON s.symbol = v.symbol \
+             AND s.feed = v.feed JOIN bars b ON b.symbol_id = s.id AND b.t = v.t_ns \
+             AND b.timeframe = v.timeframe AND b.adjustment = 'split' \
+             WHERE abs(v.close - b.close) > 1e-9 * b.close OR abs(v.volume - b.volume) > 1e-6 * b.volume",
+        )
+        .await;
+    assert_eq!(diff, 0);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM bars WHERE adjustment = 'split'")
+            .await,
+        10
+    );
+    db.drop().await;
+}
