@@ -322,16 +322,20 @@ pub(super) fn page_body(
     }
     symbols.sort();
     symbols.dedup();
-    if market != Market::Stocks {
-        // v1beta3 (crypto) and v1beta1 (options) historical bars and trades take no feed,
-        // asof, adjustment or currency: any other parameter is refused.
-        let known = ["symbols", "start", "end", "limit", "page_token", "sort"];
-        if let Some(p) = params
-            .keys()
-            .find(|p| !(known.contains(&p.as_str()) || kind == "bars" && *p == "timeframe"))
-        {
-            return Err(bad_request(&format!("unexpected parameter: {p}")));
-        }
+    // Alpaca refuses a parameter its endpoint does not take. v1beta3 (crypto) and v1beta1
+    // (options) historical bars and trades take no feed, asof, adjustment or currency.
+    let known: &[&str] = match (market, kind) {
+        (Market::Stocks, "bars") => &["feed", "asof", "currency", "timeframe", "adjustment"],
+        (Market::Stocks, _) => &["feed", "asof", "currency"],
+        (_, "bars") => &["timeframe"],
+        _ => &[],
+    };
+    let common = ["symbols", "start", "end", "limit", "page_token", "sort"];
+    if let Some(p) = params
+        .keys()
+        .find(|p| !(common.contains(&p.as_str()) || known.contains(&p.as_str())))
+    {
+        return Err(bad_request(&format!("unexpected parameter: {p}")));
     }
     if let Market::Crypto(_) = market {
         if let Some(bad) = symbols.iter().find(|s| !crypto::is_pair(s)) {

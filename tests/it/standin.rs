@@ -106,6 +106,19 @@ async fn single_symbol_form_empty_results_and_errors() {
     .await;
     assert_eq!(status, 422);
     assert_eq!(body["code"], 42210000);
+    // A parameter the endpoint does not take is refused, as Alpaca does.
+    for (path, param) in [("quotes", "timeframe=1Min"), ("bars", "loc=us")] {
+        let (status, body) = get(
+            &format!("{u}/v2/stocks/{path}?symbols=AAPL&start=2024-01-02&timeframe=1Day&{param}"),
+            true,
+        )
+        .await;
+        let name = param.split('=').next().unwrap();
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (400, Some(format!("unexpected parameter: {name}").as_str()))
+        );
+    }
     let (status, body) = get(
         &format!("{u}/v2/stocks/quotes?symbols=AAPL&start=2024-01-02&page_token=abcd"),
         true,
