@@ -65,3 +65,53 @@ SELECT s.symbol, s.feed, q.t AS t_ns, q.seq,
        q.conditions, q.tape
 FROM quotes q JOIN symbols s ON s.id = q.symbol_id
 LEFT JOIN split_factors f ON f.symbol = s.symbol AND q.t >= f.from_t AND q.t < f.until_t;
+
+-- The dividend adjustment, the same way: for each ticker, the spans between cash-dividend
+-- ex-dates with the product of (1 - rate / close of the last raw daily bar before the
+-- ex-date) of every later dividend. A dividend without such a bar in the database is left
+-- out (the import says how many). Rewritten with the split factors.
+CREATE TABLE IF NOT EXISTS dividend_factors (
+    symbol       TEXT    NOT NULL,
+    from_t       INTEGER NOT NULL,
+    until_t      INTEGER NOT NULL,
+    price_factor REAL NOT NULL,
+    PRIMARY KEY (symbol, from_t)
+);
+
+-- Split- and dividend-adjusted raw bars (Alpaca's adjustment=all): prices times both
+-- factors, volumes divided by the split factor only.
+CREATE VIEW IF NOT EXISTS bars_adjusted_view AS
+SELECT s.symbol, s.feed, b.timeframe, b.t AS t_ns,
+       b.open * coalesce(f.price_factor, 1.0) * coalesce(d.price_factor, 1.0) AS open,
+       b.high * coalesce(f.price_factor, 1.0) * coalesce(d.price_factor, 1.0) AS high,
+       b.low * coalesce(f.price_factor, 1.0) * coalesce(d.price_factor, 1.0) AS low,
+       b.close * coalesce(f.price_factor, 1.0) * coalesce(d.price_factor, 1.0) AS close,
+       b.volume / coalesce(f.price_factor, 1.0) AS volume,
+       b.trade_count,
+       b.vwap * coalesce(f.price_factor, 1.0) * coalesce(d.price_factor, 1.0) AS vwap
+FROM bars b JOIN symbols s ON s.id = b.symbol_id
+LEFT JOIN split_factors f ON f.symbol = s.symbol AND b.t >= f.from_t AND b.t < f.until_t
+LEFT JOIN dividend_factors d ON d.symbol = s.symbol AND b.t >= d.from_t AND b.t < d.until_t
+WHERE b.adjustment = 'raw';
+
+CREATE VIEW IF NOT EXISTS trades_adjusted_view AS
+SELECT s.symbol, s.feed, q.t AS t_ns, q.exchange, q.trade_id,
+       q.price * coalesce(f.price_factor, 1.0) * coalesce(d.price_factor, 1.0) AS price,
+       q.size / coalesce(f.price_factor, 1.0) AS size,
+       q.conditions, q.tape, q.update_flag
+FROM trades q JOIN symbols s ON s.id = q.symbol_id
+LEFT JOIN split_factors f ON f.symbol = s.symbol AND q.t >= f.from_t AND q.t < f.until_t
+LEFT JOIN dividend_factors d ON d.symbol = s.symbol AND q.t >= d.from_t AND q.t < d.until_t;
+
+CREATE VIEW IF NOT EXISTS quotes_adjusted_view AS
+SELECT s.symbol, s.feed, q.t AS t_ns, q.seq,
+       q.bid_exchange,
+       q.bid_price * coalesce(f.price_factor, 1.0) * coalesce(d.price_factor, 1.0) AS bid_price,
+       q.bid_size / coalesce(f.price_factor, 1.0) AS bid_size,
+       q.ask_exchange,
+       q.ask_price * coalesce(f.price_factor, 1.0) * coalesce(d.price_factor, 1.0) AS ask_price,
+       q.ask_size / coalesce(f.price_factor, 1.0) AS ask_size,
+       q.conditions, q.tape
+FROM quotes q JOIN symbols s ON s.id = q.symbol_id
+LEFT JOIN split_factors f ON f.symbol = s.symbol AND q.t >= f.from_t AND q.t < f.until_t
+LEFT JOIN dividend_factors d ON d.symbol = s.symbol AND q.t >= d.from_t AND q.t < d.until_t;

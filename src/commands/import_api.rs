@@ -278,6 +278,8 @@ async fn to_database(job: &Job, client: AlpacaClient, available: i64) -> anyhow:
         sink.claim_symbols(&names, job.synthetic).await?;
         let raw = job.thinning.is_raw();
         let Some(shards) = plan(job, &report, &mut sink, job.range, available, raw).await? else {
+            // Nothing to fetch, but the factors may use bars imported since.
+            super::refresh_adjustments(job, &mut sink).await?;
             return Ok(Outcome::Completed);
         };
         sink.track(Tracking {

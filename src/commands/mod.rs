@@ -106,27 +106,33 @@ pub(crate) async fn open_database(
 
 /// Rebuilds dropped indexes whatever the outcome and refreshes the planner's statistics,
 /// then returns the outcome.
-/// After corporate actions landed in the database: rewrites the split factors of the
-/// job's symbols (what the `*_split_adjusted_view`s read). Nothing for other datasets.
+/// After corporate actions landed in the database: rewrites the split and dividend
+/// factors of the job's symbols (what the `*_adjusted_view`s read). Nothing for other
+/// datasets.
 pub(crate) async fn refresh_adjustments(job: &Job, db: &mut Database) -> anyhow::Result<()> {
     if job.dataset != DatasetId::CorporateActions {
         return Ok(());
     }
-    let mut with_splits = Vec::new();
+    let mut total = crate::sink::contracts::Factors::default();
     for symbol in &job.symbols {
-        let spans = db.refresh_split_factors(symbol.as_str()).await?;
-        if spans > 0 {
-            with_splits.push(format!("{symbol} {spans}"));
-        }
+        let f = db.refresh_factors(symbol.as_str()).await?;
+        total.splits += f.splits;
+        total.dividends += f.dividends;
+        total.without_close += f.without_close;
     }
     tracing::info!(
         target: crate::progress::SUMMARY,
-        "[ADJUST] split factors rewritten for {} symbols (splits: {})",
+        "[ADJUST] adjustment factors rewritten for {} symbols: {} splits, {} cash dividends{}",
         job.symbols.len(),
-        if with_splits.is_empty() {
-            "none".to_string()
-        } else {
-            with_splits.join(", ")
+        total.splits,
+        total.dividends,
+        match total.without_close {
+            0 => String::new(),
+            n => format!(
+                "; {n} dividends left out of dividend_factors: no raw 1Day bar in the week \
+                 before their ex-date (import-api bars ... --timeframe 1Day, then import the \
+                 actions again)"
+            ),
         }
     );
     Ok(())

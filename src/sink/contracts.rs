@@ -88,6 +88,15 @@ where
     }
 }
 
+/// What a refresh of a ticker's adjustment factors found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Factors {
+    pub splits: usize,
+    pub dividends: usize,
+    /// Cash dividends left out: no raw daily bar in the week before their ex-date.
+    pub without_close: usize,
+}
+
 impl<D> SqlSink<D>
 where
     D: Dialect,
@@ -97,77 +106,117 @@ where
     for<'q> f64: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
     for<'r> (String, f64, f64): FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> (String, f64): FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> (f64,): FromRow<'r, <D::DB as Database>::Row>,
 {
-    /// Rewrites `split_factors` for `symbol` from its splits in `corporate_actions`; returns
-    /// how many splits it found.
-    pub async fn refresh_split_factors(&mut self, symbol: &str) -> anyhow::Result<usize> {
-        let read = D::sql(
+    /// Rewrites `split_factors` and `dividend_factors` for `symbol` from its corporate
+    /// actions (and, for dividends, the raw daily close before each ex-date), in one
+    /// transaction.
+    pub async fn refresh_factors(&mut self, symbol: &str) -> anyhow::Result<Factors> {
+        let splits_sql = D::sql(
             "SELECT ca.ex_date, ca.old_rate, ca.new_rate FROM corporate_actions ca \
              JOIN symbols s ON s.id = ca.symbol_id WHERE s.symbol = $1 \
              AND ca.action IN ('forward_splits', 'reverse_splits') ORDER BY ca.ex_date, ca.id",
         );
-        let delete = D::sql("DELETE FROM split_factors WHERE symbol = $1");
-        let insert = D::sql(
-            "INSERT INTO split_factors (symbol, from_t, until_t, price_factor) VALUES ($1, $2, $3, $4)",
+        let dividends_sql = D::sql(
+            "SELECT ca.ex_date, ca.rate FROM corporate_actions ca \
+             JOIN symbols s ON s.id = ca.symbol_id WHERE s.symbol = $1 \
+             AND ca.action = 'cash_dividends' ORDER BY ca.ex_date, ca.id",
+        );
+        let close_sql = D::sql(
+            "SELECT b.close FROM bars b JOIN symbols s ON s.id = b.symbol_id \
+             WHERE s.symbol = $1 AND s.feed = 'sip' AND b.timeframe = '1Day' \
+             AND b.adjustment = 'raw' AND b.t < $2 AND b.t >= $3 ORDER BY b.t DESC LIMIT 1",
         );
         let written = async {
             let mut tx = self.conn.begin().await?;
-            let splits: Vec<(String, f64, f64)> = sqlx::query_as(&read)
+            let splits: Vec<(String, f64, f64)> = sqlx::query_as(&splits_sql)
                 .bind(symbol)
                 .fetch_all(&mut *tx)
                 .await?;
-            let spans = split_spans(&splits);
-            sqlx::query(&delete).bind(symbol).execute(&mut *tx).await?;
-            for (from, until, factor) in &spans {
-                sqlx::query(&insert)
+            let dividends: Vec<(String, f64)> = sqlx::query_as(&dividends_sql)
+                .bind(symbol)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut found = Factors::default();
+            let mut dividend_events = Vec::new();
+            for (ex, rate) in &dividends {
+                let Some(ex_t) = ny_midnight(ex) else { continue };
+                let close: Option<(f64,)> = sqlx::query_as(&close_sql)
                     .bind(symbol)
-                    .bind(*from)
-                    .bind(*until)
-                    .bind(*factor)
+                    .bind(ex_t)
+                    .bind(ex_t - 7 * 86_400 * crate::time::NANOS_PER_SEC)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match close {
+                    Some((close,)) if close > 0.0 && *rate > 0.0 => {
+                        dividend_events.push((ex_t, 1.0 - rate / close))
+                    }
+                    _ => found.without_close += 1,
+                }
+            }
+            let split_events: Vec<(i64, f64)> = splits
+                .iter()
+                .filter(|(_, old, new)| *old > 0.0 && *new > 0.0)
+                .filter_map(|(ex, old, new)| Some((ny_midnight(ex)?, old / new)))
+                .collect();
+            found.splits = split_events.len();
+            found.dividends = dividend_events.len();
+            for (table, events) in [
+                ("split_factors", split_events),
+                ("dividend_factors", dividend_events),
+            ] {
+                sqlx::query(&D::sql(&format!("DELETE FROM {table} WHERE symbol = $1")))
+                    .bind(symbol)
                     .execute(&mut *tx)
                     .await?;
+                let insert = D::sql(&format!(
+                    "INSERT INTO {table} (symbol, from_t, until_t, price_factor) VALUES ($1, $2, $3, $4)"
+                ));
+                for (from, until, factor) in spans(events) {
+                    sqlx::query(&insert)
+                        .bind(symbol)
+                        .bind(from)
+                        .bind(until)
+                        .bind(factor)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(spans.len())
+            Ok::<_, sqlx::Error>(found)
         }
         .await;
-        written.map_err(|e| self.dialect.error(e, "cannot write the split factors"))
+        written.map_err(|e| self.dialect.error(e, "cannot write the adjustment factors"))
     }
 }
 
-/// The spans between splits, `(from_t, until_t, price factor)`: a price before a split's
-/// ex-date (New York midnight) is multiplied by `old_rate / new_rate` of it and of every
-/// later split. Splits without a valid ex-date or rates are left out.
-pub fn split_spans(splits: &[(String, f64, f64)]) -> Vec<(i64, i64, f64)> {
-    let mut events: Vec<(i64, f64)> = splits
-        .iter()
-        .filter(|(_, old, new)| *old > 0.0 && *new > 0.0)
-        .filter_map(|(ex, old, new)| {
-            let day = chrono::NaiveDate::parse_from_str(ex, "%Y-%m-%d").ok()?;
-            Some((crate::time::new_york_time_nanos(day, 0, 0), old / new))
-        })
-        .collect();
+/// New York midnight of a `YYYY-MM-DD` date, in ns.
+fn ny_midnight(date: &str) -> Option<i64> {
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(crate::time::new_york_time_nanos(day, 0, 0))
+}
+
+/// The spans between events `(ex_t, factor)`, `(from_t, until_t, product)`: a price before
+/// an event is multiplied by its factor and every later one's.
+pub fn spans(mut events: Vec<(i64, f64)>) -> Vec<(i64, i64, f64)> {
     events.sort_by_key(|e| e.0);
-    let mut spans = Vec::new();
+    let mut out = Vec::new();
     let mut from = i64::MIN;
     for (k, (ex, _)) in events.iter().enumerate() {
         let factor: f64 = events[k..].iter().map(|(_, r)| r).product();
-        spans.push((from, *ex, factor));
+        out.push((from, *ex, factor));
         from = *ex;
     }
-    spans
+    out
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn split_spans_multiply_every_later_split() {
-        let spans = super::split_spans(&[
-            ("2024-06-10".into(), 1.0, 10.0),
-            ("2021-07-20".into(), 1.0, 4.0),
-            ("bad".into(), 1.0, 2.0),
-        ]);
-        let t = |d: &str| crate::time::new_york_time_nanos(d.parse().unwrap(), 0, 0);
+    fn spans_multiply_every_later_event() {
+        let t = |d: &str| super::ny_midnight(d).unwrap();
+        let spans = super::spans(vec![(t("2024-06-10"), 0.1), (t("2021-07-20"), 0.25)]);
         assert_eq!(
             spans,
             vec![

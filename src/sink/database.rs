@@ -70,9 +70,12 @@ impl Database {
         each!(self, db => db.upsert_contracts(contracts, listed_at).await)
     }
 
-    /// Rewrites `symbol`'s split factors from its corporate actions; how many splits.
-    pub async fn refresh_split_factors(&mut self, symbol: &str) -> anyhow::Result<usize> {
-        each!(self, db => db.refresh_split_factors(symbol).await)
+    /// Rewrites `symbol`'s split and dividend factors from its corporate actions.
+    pub async fn refresh_factors(
+        &mut self,
+        symbol: &str,
+    ) -> anyhow::Result<crate::sink::contracts::Factors> {
+        each!(self, db => db.refresh_factors(symbol).await)
     }
 
     /// Rows written and read from now on are of `feed`.

@@ -48,6 +48,33 @@ pub fn split_factor(symbol: &str, date: NaiveDate) -> f64 {
         .product()
 }
 
+/// `symbol`'s cash dividends with ex-dates after `from` up to `today`, each with the factor
+/// Alpaca's `adjustment=dividend` applies before it: 1 - rate / the close of the session
+/// before the ex-date (the stand-in's raw daily bar of that session).
+pub fn dividend_factors(
+    symbol: &str,
+    from: NaiveDate,
+    today: NaiveDate,
+    per_day: u32,
+) -> Vec<(NaiveDate, f64)> {
+    ledger(symbol, from, today)
+        .into_iter()
+        .filter(|(group, ex, _)| *group == "cash_dividends" && *ex > from)
+        .filter_map(|(_, ex, record)| {
+            let rate = record["rate"].as_f64()?;
+            let prev = ex
+                .pred_opt()?
+                .iter_days()
+                .rev()
+                .take(10)
+                .find(|d| crate::nyse::is_trading_day(*d))?;
+            let trades = super::generate::DayTrades::new(symbol, "sip", prev, per_day)?;
+            let close = super::generate::day_bars(&trades, prev, 0).last()?.close;
+            Some((ex, 1.0 - rate / close))
+        })
+        .collect()
+}
+
 /// The groups, in the order pages list them, with the `types` value of each.
 const GROUPS: [(&str, &str); 15] = [
     ("forward_splits", "forward_split"),

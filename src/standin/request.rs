@@ -230,18 +230,17 @@ impl DaySeries {
         }
     }
 
-    /// Split-adjusts stock bars of `symbol` on `date` (the stand-in's splits): prices times
-    /// the factor, volumes divided by it.
-    fn adjust_for_splits(&mut self, symbol: &str, date: chrono::NaiveDate) {
-        let factor = super::actions::split_factor(symbol, date);
+    /// Adjusts stock bars: prices times `price`, volumes divided by `volume` (the split
+    /// factor; dividends leave volumes alone).
+    fn adjust(&mut self, price: f64, volume: f64) {
         if let DaySeries::Bars(bars) = self {
-            for b in bars.iter_mut().filter(|_| factor != 1.0) {
-                b.open *= factor;
-                b.high *= factor;
-                b.low *= factor;
-                b.close *= factor;
-                b.vwap *= factor;
-                b.volume /= factor;
+            for b in bars.iter_mut().filter(|_| price != 1.0 || volume != 1.0) {
+                b.open *= price;
+                b.high *= price;
+                b.low *= price;
+                b.close *= price;
+                b.vwap *= price;
+                b.volume /= volume;
             }
         }
     }
@@ -386,12 +385,15 @@ pub(super) fn page_body(
         },
     };
     let budget = cfg.max_page.map_or(limit, |m| limit.min(m.max(1)));
-    // Stock bars asked with adjustment=split (or all) come split-adjusted, as Alpaca's.
-    let split_adjusted = market == Market::Stocks
-        && kind == "bars"
-        && params
-            .get("adjustment")
-            .is_some_and(|a| a.split(',').any(|p| p == "split" || p == "all"));
+    // Stock bars asked with adjustment=split, dividend or all come adjusted, as Alpaca's.
+    let adjusts = |what: &str| {
+        market == Market::Stocks
+            && kind == "bars"
+            && params
+                .get("adjustment")
+                .is_some_and(|a| a.split(',').any(|p| p == what || p == "all"))
+    };
+    let (split_adjusted, dividend_adjusted) = (adjusts("split"), adjusts("dividend"));
     let (width, series_key) = if kind == "bars" {
         let tf = params.get("timeframe").map(String::as_str).unwrap_or("");
         let width = timeframe_ns(tf).ok_or_else(|| unprocessable("invalid timeframe"))?;
@@ -459,6 +461,8 @@ pub(super) fn page_body(
     let mut emitted = 0usize;
     let mut open_symbol: Option<usize> = None;
     let mut next: Option<Cursor> = None;
+    // Each symbol's dividends and their factors, worked out once per request.
+    let mut dividends_of: HashMap<String, Vec<(chrono::NaiveDate, f64)>> = HashMap::new();
     let dates: Vec<chrono::NaiveDate> = match market {
         Market::Stocks | Market::Options => new_york_dates(start, end).collect(),
         Market::Crypto(_) => crypto::utc_days(start, end),
@@ -489,8 +493,25 @@ pub(super) fn page_body(
             else {
                 continue;
             };
-            if split_adjusted {
-                dq.adjust_for_splits(sym, date);
+            if split_adjusted || dividend_adjusted {
+                let splits = match split_adjusted {
+                    true => super::actions::split_factor(sym, date),
+                    false => 1.0,
+                };
+                let dividends: f64 = match dividend_adjusted {
+                    true => {
+                        let today = chrono::DateTime::from_timestamp_nanos(now).date_naive();
+                        let all = dividends_of.entry(sym.clone()).or_insert_with(|| {
+                            super::actions::dividend_factors(sym, date, today, per_day)
+                        });
+                        all.iter()
+                            .filter(|(ex, _)| *ex > date)
+                            .map(|(_, f)| f)
+                            .product()
+                    }
+                    false => 1.0,
+                };
+                dq.adjust(splits * dividends, splits);
             }
             let lo = dq
                 .lower_bound(start)

@@ -106,9 +106,15 @@ async fn every_group_lands_with_every_field_and_adjusts_bars_as_the_api_does() {
             ("name_changes".to_string(), 1),
         ]
     );
-    assert!(w
-        .log()
-        .contains("[ADJUST] split factors rewritten for 3 symbols (splits: AAPL 1)"));
+    // No daily bars yet: the dividends cannot be priced, and the log says so.
+    assert!(
+        w.log().contains(
+            "[ADJUST] adjustment factors rewritten for 3 symbols: 1 splits, 0 cash dividends; \
+             36 dividends left out"
+        ),
+        "{}",
+        w.log()
+    );
     // status lists them, with no "missing" day: actions are events, not a daily series.
     let run = w.run(&["status", "--json"]).await;
     let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -178,6 +184,69 @@ async fn every_group_lands_with_every_field_and_adjusts_bars_as_the_api_does() {
         .await
         .unwrap();
     assert_eq!(key, "corporate_actions/types=forward_split,name_change");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_and_dividend_adjusted_bars_equal_the_apis_adjustment_all() {
+    let s = standin(small(300)).await;
+    let url = s.url();
+    let w = Workdir::new();
+    // Every dividend from 2024 to today adjusts 2024's prices, so the ledger and the raw
+    // daily closes before each ex-date run to today.
+    let today = data::time::new_york_date(data::run::now_ns()).to_string();
+    let to_today = ("2024-01-01", today.as_str());
+    let runs: [Vec<&str>; 3] = [
+        import("bars", "NVDA", to_today, &url, &["--timeframe", "1Day"]),
+        import("corporate-actions", "NVDA", to_today, &url, &[]),
+        import(
+            "bars",
+            "NVDA",
+            ("2024-01-01", "2024-12-31"),
+            &url,
+            &["--timeframe", "1Day", "--adjustment", "all"],
+        ),
+    ];
+    for args in &runs {
+        let run = w.run(args).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    let dividends = ledger(
+        "NVDA",
+        "2024-01-01".parse().unwrap(),
+        today.parse().unwrap(),
+    )
+    .iter()
+    .filter(|(g, _, _)| *g == "cash_dividends")
+    .count();
+    assert!(
+        w.log().contains(&format!(
+            "adjustment factors rewritten for 1 symbols: 1 splits, {dividends} cash dividends\n"
+        )),
+        "{}",
+        w.log()
+    );
+    let rows: Vec<(i64, f64, f64, f64, f64)> = sqlx::query_as(
+        "SELECT v.t_ns, v.close, b.close, v.volume, CAST(b.volume AS REAL) FROM bars_adjusted_view v \
+         JOIN symbols s ON s.symbol = v.symbol AND s.feed = v.feed \
+         JOIN bars b ON b.symbol_id = s.id AND b.timeframe = v.timeframe AND b.t = v.t_ns \
+         AND b.adjustment = 'all' ORDER BY v.t_ns",
+    )
+    .fetch_all(&mut w.connect().await)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 252, "2024's sessions");
+    for (t, ours, theirs, vol, their_vol) in &rows {
+        assert!(
+            ((ours - theirs) / theirs).abs() < 1e-12,
+            "close at {t}: {ours} vs the API's {theirs}"
+        );
+        assert_eq!(vol, their_vol, "volume at {t}");
+    }
+    // Both adjustments are in it: before the 10:1 split, a tenth and a little less.
+    let raw_first: f64 = w
+        .scalar_f64("SELECT close FROM bars WHERE adjustment = 'raw' ORDER BY t LIMIT 1")
+        .await;
+    assert!(rows[0].1 < raw_first * 0.1 && rows[0].1 > raw_first * 0.09);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

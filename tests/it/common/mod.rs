@@ -114,6 +114,14 @@ impl Workdir {
             .expect("scalar")
     }
 
+    /// One number a query of the test database gives.
+    pub async fn scalar_f64(&self, sql: &str) -> f64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut self.connect().await)
+            .await
+            .expect("scalar")
+    }
+
     pub async fn count(&self) -> i64 {
         let mut c = self.connect().await;
         sqlx::query_scalar("SELECT count(*) FROM quotes")
