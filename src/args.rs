@@ -122,8 +122,9 @@ pub struct ImportArgs {
     /// What to import
     #[arg(value_enum)]
     pub kind: Kind,
-    /// Ticker symbols: one (AAPL) or a comma-separated list (AAPL,MSFT,BRK.B); left out
-    /// with --symbols-file
+    /// Symbols: one (AAPL) or a comma-separated list (AAPL,MSFT,BRK.B) of stock tickers,
+    /// crypto pairs (BTC/USD) or option contracts (AAPL240419P00140000); left out with
+    /// --symbols-file or --underlying
     pub symbols: String,
     /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
     pub start: String,
@@ -265,7 +266,8 @@ pub struct LoadArgs {
     /// What to load
     #[arg(value_enum)]
     pub kind: Kind,
-    /// Ticker symbols: one (AAPL) or a comma-separated list (AAPL,MSFT)
+    /// Symbols: one (AAPL) or a comma-separated list (AAPL,MSFT) of stock tickers, crypto
+    /// pairs (BTC/USD) or option contracts
     pub symbol: String,
     /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
     pub start: String,

@@ -141,19 +141,25 @@ const TRADE_ROW: &[Column] = &[
     api("update", "u", Utf8).nullable().sql_as("update_flag"),
 ];
 
+/// A bar's columns, with its volume's type (whole shares and contracts, or fractional
+/// crypto units).
+const fn bar_row(volume: ColumnType) -> [Column; 10] {
+    [
+        SYMBOL,
+        T,
+        SEQ.transient(),
+        api("open", "o", Float64),
+        api("high", "h", Float64),
+        api("low", "l", Float64),
+        api("close", "c", Float64),
+        api("volume", "v", volume),
+        api("trade_count", "n", UInt64).optional(),
+        api("vwap", "vw", Float64).optional(),
+    ]
+}
+
 /// A bar, stamped at its opening time (timeframe and adjustment are the dataset's).
-const BAR_ROW: &[Column] = &[
-    SYMBOL,
-    T,
-    SEQ.transient(),
-    api("open", "o", Float64),
-    api("high", "h", Float64),
-    api("low", "l", Float64),
-    api("close", "c", Float64),
-    api("volume", "v", UInt64),
-    api("trade_count", "n", UInt64).optional(),
-    api("vwap", "vw", Float64).optional(),
-];
+const BAR_ROW: &[Column] = &bar_row(UInt64);
 
 /// A crypto quote (`/v1beta3/crypto/{loc}/quotes`): no exchanges, conditions or tape, and
 /// fractional sizes, kept exactly as sent.
@@ -181,18 +187,7 @@ const CRYPTO_TRADE_ROW: &[Column] = &[
 
 /// A crypto bar: fractional volume (a bar without trades has volume 0 and quote-derived
 /// prices, as Alpaca sends it).
-const CRYPTO_BAR_ROW: &[Column] = &[
-    SYMBOL,
-    T,
-    SEQ.transient(),
-    api("open", "o", Float64),
-    api("high", "h", Float64),
-    api("low", "l", Float64),
-    api("close", "c", Float64),
-    api("volume", "v", Float64),
-    api("trade_count", "n", UInt64).optional(),
-    api("vwap", "vw", Float64).optional(),
-];
+const CRYPTO_BAR_ROW: &[Column] = &bar_row(Float64);
 
 /// An option trade (`/v1beta1/options/trades`): one condition code (not a list), no trade
 /// id, so `seq` (the ordinal among the contract's trades sharing a nanosecond) keys it.

@@ -28,6 +28,15 @@ const COLUMNS: [&str; 19] = [
     "listed_at",
 ];
 
+/// What a refresh of a ticker's adjustment factors found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Factors {
+    pub splits: usize,
+    pub dividends: usize,
+    /// Cash dividends left out: no raw daily bar in the week before their ex-date.
+    pub without_close: usize,
+}
+
 impl<D> SqlSink<D>
 where
     D: Dialect,
@@ -36,7 +45,10 @@ where
     for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> f64: Encode<'q, D::DB> + Type<D::DB>,
     for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+    for<'r> (String, f64, f64): FromRow<'r, <D::DB as Database>::Row>,
+    for<'r> (String, f64): FromRow<'r, <D::DB as Database>::Row>,
     for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
+    for<'r> (f64,): FromRow<'r, <D::DB as Database>::Row>,
 {
     /// Upserts `contracts` (listed at `listed_at`) in one transaction.
     pub async fn upsert_contracts(
@@ -86,29 +98,6 @@ where
         .await;
         written.map_err(|e| self.dialect.error(e, "cannot store the option contracts"))
     }
-}
-
-/// What a refresh of a ticker's adjustment factors found.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Factors {
-    pub splits: usize,
-    pub dividends: usize,
-    /// Cash dividends left out: no raw daily bar in the week before their ex-date.
-    pub without_close: usize,
-}
-
-impl<D> SqlSink<D>
-where
-    D: Dialect,
-    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
-    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
-    for<'q> i64: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> f64: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
-    for<'r> (String, f64, f64): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (String, f64): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (f64,): FromRow<'r, <D::DB as Database>::Row>,
-{
     /// Rewrites `split_factors` and `dividend_factors` for `symbol` from its corporate
     /// actions (and, for dividends, the raw daily close before each ex-date), in one
     /// transaction.

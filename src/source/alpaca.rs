@@ -261,15 +261,39 @@ impl AlpacaClient {
         range: &DateRange,
         token: Option<&str>,
     ) -> Url {
-        let mut url = (*self.base).clone();
-        if req.dataset == DatasetId::CorporateActions {
-            return self.actions_url(req, symbols, range, token);
-        }
-        let endpoint = match req.asset {
-            Asset::Stocks => format!("v2/stocks/{}", req.path),
-            Asset::Crypto => format!("v1beta3/crypto/{}/{}", self.feed.as_str(), req.path),
-            Asset::Options => format!("v1beta1/options/{}", req.path),
+        // Corporate actions take New York dates (matched on process dates) and at most
+        // 1,000 a page; the market data endpoints RFC 3339 times and 10,000.
+        let actions = req.dataset == DatasetId::CorporateActions;
+        let (endpoint, start, end, limit) = match req.asset {
+            _ if actions => (
+                "v1/corporate-actions".to_string(),
+                new_york_date(range.start_ns).to_string(),
+                new_york_date(range.end_ns).to_string(),
+                ACTIONS_PAGE_LIMIT,
+            ),
+            Asset::Stocks => (
+                format!("v2/stocks/{}", req.path),
+                format_for_api(range.start_ns),
+                format_for_api(range.end_ns),
+                PAGE_LIMIT,
+            ),
+            Asset::Crypto => (
+                format!("v1beta3/crypto/{}/{}", self.feed.as_str(), req.path),
+                format_for_api(range.start_ns),
+                format_for_api(range.end_ns),
+                PAGE_LIMIT,
+            ),
+            Asset::Options => (
+                format!("v1beta1/options/{}", req.path),
+                format_for_api(range.start_ns),
+                format_for_api(range.end_ns),
+                PAGE_LIMIT,
+            ),
         };
+        // Only stock market data takes a feed and asof: crypto's location is in the path,
+        // options' historical bars and trades and corporate actions take neither.
+        let stock_data = req.asset == Asset::Stocks && !actions;
+        let mut url = (*self.base).clone();
         url.set_path(&format!(
             "{}/{endpoint}",
             self.base.path().trim_end_matches('/'),
@@ -278,52 +302,18 @@ impl AlpacaClient {
             let mut q = url.query_pairs_mut();
             let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
             q.append_pair("symbols", &names.join(","))
-                .append_pair("start", &format_for_api(range.start_ns))
-                .append_pair("end", &format_for_api(range.end_ns))
-                .append_pair("limit", &PAGE_LIMIT.to_string());
-            // Crypto takes no feed (its location is in the path) and no asof; options
-            // (historical bars and trades) neither.
-            if req.asset == Asset::Stocks {
+                .append_pair("start", &start)
+                .append_pair("end", &end)
+                .append_pair("limit", &limit.to_string());
+            if stock_data {
                 q.append_pair("feed", self.feed.as_str());
             }
             q.append_pair("sort", "asc");
             for (k, v) in &req.extra {
                 q.append_pair(k, v);
             }
-            if let Some(asof) = self.asof.as_ref().filter(|_| req.asset == Asset::Stocks) {
+            if let Some(asof) = self.asof.as_ref().filter(|_| stock_data) {
                 q.append_pair("asof", asof);
-            }
-            if let Some(t) = token {
-                q.append_pair("page_token", t);
-            }
-        }
-        url
-    }
-
-    /// The request URL of one page of corporate actions (`/v1/corporate-actions`): New
-    /// York dates (matched on process dates), at most 1,000 a page, no feed.
-    fn actions_url(
-        &self,
-        req: &Request,
-        symbols: &[Symbol],
-        range: &DateRange,
-        token: Option<&str>,
-    ) -> Url {
-        let mut url = (*self.base).clone();
-        url.set_path(&format!(
-            "{}/v1/corporate-actions",
-            self.base.path().trim_end_matches('/')
-        ));
-        {
-            let mut q = url.query_pairs_mut();
-            let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
-            q.append_pair("symbols", &names.join(","))
-                .append_pair("start", &new_york_date(range.start_ns).to_string())
-                .append_pair("end", &new_york_date(range.end_ns).to_string())
-                .append_pair("limit", &ACTIONS_PAGE_LIMIT.to_string())
-                .append_pair("sort", "asc");
-            for (k, v) in &req.extra {
-                q.append_pair(k, v);
             }
             if let Some(t) = token {
                 q.append_pair("page_token", t);

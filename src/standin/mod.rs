@@ -166,9 +166,20 @@ async fn multi_symbols(
     let Some(kind) = data_kind(&kind) else {
         return not_found();
     };
-    let symbols = symbols_param(&params);
-    let r = handle(&st, Market::Stocks, kind, &params, &headers, symbols, false).await;
-    log_request(&st, &params, &r);
+    data_request(&st, Market::Stocks, kind, &params, &headers).await
+}
+
+/// A multi-symbol data request of `market`: answered, then logged.
+async fn data_request(
+    st: &AppState,
+    market: Market,
+    kind: &'static str,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    let symbols = symbols_param(params);
+    let r = handle(st, market, kind, params, headers, symbols, false).await;
+    log_request(st, params, &r);
     r
 }
 
@@ -188,19 +199,7 @@ async fn crypto_data(
             serde_json::json!({"code": 40010001, "message": format!("invalid location: {loc}")});
         return json_error(StatusCode::BAD_REQUEST, &body.to_string());
     };
-    let symbols = symbols_param(&params);
-    let r = handle(
-        &st,
-        Market::Crypto(loc),
-        kind,
-        &params,
-        &headers,
-        symbols,
-        false,
-    )
-    .await;
-    log_request(&st, &params, &r);
-    r
+    data_request(&st, Market::Crypto(loc), kind, &params, &headers).await
 }
 
 /// The `symbols` parameter's comma-separated names.
@@ -227,19 +226,7 @@ async fn option_data(
     let Some(kind) = data_kind(&kind).filter(|k| *k != "quotes") else {
         return not_found();
     };
-    let symbols = symbols_param(&params);
-    let r = handle(
-        &st,
-        Market::Options,
-        kind,
-        &params,
-        &headers,
-        symbols,
-        false,
-    )
-    .await;
-    log_request(&st, &params, &r);
-    r
+    data_request(&st, Market::Options, kind, &params, &headers).await
 }
 
 /// `GET /v1/corporate-actions` (see `actions::actions_body`): keys required, paced and
@@ -249,7 +236,25 @@ async fn corporate_actions(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = unauthorized(&headers) {
+    json_request(&st, &params, &headers, actions::actions_body).await
+}
+
+/// The body of a JSON endpoint from its parameters, today and the page cap.
+type JsonBody = fn(
+    &HashMap<String, String>,
+    chrono::NaiveDate,
+    Option<usize>,
+) -> Result<String, request::Refusal>;
+
+/// A JSON request answered by `body` (params, today, the page cap): keys required, counted,
+/// delayed and logged as a data request.
+async fn json_request(
+    st: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: JsonBody,
+) -> Response {
+    if let Some(refused) = unauthorized(headers) {
         return refused;
     }
     st.requests.fetch_add(1, Ordering::SeqCst);
@@ -257,8 +262,8 @@ async fn corporate_actions(
         tokio::time::sleep(st.cfg.delay).await;
     }
     let today = chrono::Utc::now().date_naive();
-    let r = json_answer(actions::actions_body(&params, today, st.cfg.max_page));
-    log_request(&st, &params, &r);
+    let r = json_answer(body(params, today, st.cfg.max_page));
+    log_request(st, params, &r);
     r
 }
 
@@ -281,14 +286,7 @@ async fn option_contracts(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = unauthorized(&headers) {
-        return refused;
-    }
-    st.requests.fetch_add(1, Ordering::SeqCst);
-    let today = chrono::Utc::now().date_naive();
-    let r = json_answer(options::contracts_body(&params, today, st.cfg.max_page));
-    log_request(&st, &params, &r);
-    r
+    json_request(&st, &params, &headers, options::contracts_body).await
 }
 
 fn log_request(st: &AppState, params: &HashMap<String, String>, r: &Response) {

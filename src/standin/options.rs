@@ -283,6 +283,20 @@ fn contract_json(c: &ListedContract, today: NaiveDate) -> serde_json::Value {
     })
 }
 
+/// Parameter `name` as a `T`, if given; a 400 naming it when it does not parse.
+fn parsed<T: std::str::FromStr>(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, Refusal> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| bad_request(&format!("invalid {name}: {v}")))
+        })
+        .transpose()
+}
+
 /// The trading API's `GET /v2/options/contracts`, paged: Alpaca's parameters and defaults
 /// (status active; expiring up to the coming weekend unless said), unknown ones refused.
 pub(super) fn contracts_body(
@@ -309,24 +323,8 @@ pub(super) fn contracts_body(
     if let Some(p) = params.keys().find(|p| !KNOWN.contains(&p.as_str())) {
         return Err(bad_request(&format!("unexpected parameter: {p}")));
     }
-    let date = |name: &str| -> Result<Option<NaiveDate>, Refusal> {
-        params
-            .get(name)
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| bad_request(&format!("invalid {name}: {v}")))
-            })
-            .transpose()
-    };
-    let number = |name: &str| -> Result<Option<f64>, Refusal> {
-        params
-            .get(name)
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| bad_request(&format!("invalid {name}: {v}")))
-            })
-            .transpose()
-    };
+    let date = |name: &str| parsed::<NaiveDate>(params, name);
+    let number = |name: &str| parsed::<f64>(params, name);
     let active = match params.get("status").map(String::as_str) {
         None | Some("active") => true,
         Some("inactive") => false,
