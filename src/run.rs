@@ -238,7 +238,13 @@ pub async fn shards_to_fetch<P: ProgressStore>(
     let mut todo = Vec::new();
     let mut counts = PlanCounts::default();
     for symbol in &job.symbols {
-        let all = shards_of(symbol, range, available_ns, unit);
+        let mut all = shards_of(symbol, range, available_ns, unit);
+        // An option contract trades until its expiry: nothing after it is asked for.
+        if job.dataset.asset() == crate::dataset::Asset::Options {
+            if let Some((expiry, _, _)) = symbol.option_parts() {
+                all.retain(|s| s.day <= expiry);
+            }
+        }
         let saved = match (job.restart, all.first(), all.last()) {
             (false, Some(a), Some(b)) => store.saved(&dataset, symbol, a.day..=b.day).await?,
             _ => Vec::new(),

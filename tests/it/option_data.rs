@@ -77,8 +77,7 @@ async fn option_trades_and_bars_land_exactly_many_contracts_per_request() {
         assert!(want.len() > 100, "{c}");
         assert_eq!(stored_trades(&w, c).await, want, "{c}");
     }
-    // Both contracts share each day's request (paged: 150 records a page); nothing is
-    // asked after their expiry day answers empty... but the days are asked and done.
+    // Both contracts share each day's request (paged: 150 records a page).
     let log = s.request_log();
     assert!(
         log.iter()
@@ -86,6 +85,12 @@ async fn option_trades_and_bars_land_exactly_many_contracts_per_request() {
         "{log:?}"
     );
     assert!(log.iter().any(|r| r.continued));
+    // Both expire on Friday 2024-04-19: Monday the 22nd is not asked for.
+    assert!(
+        log.iter()
+            .all(|r| r.start.as_deref().is_some_and(|s| s < "2024-04-20")),
+        "{log:?}"
+    );
     let run = w.run(&args).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(s.request_log().len(), log.len(), "a rerun asked again");
