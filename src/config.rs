@@ -472,7 +472,7 @@ pub fn resolve(
         "parquet" => Ok(Format::Parquet),
         _ => Err("must be database or parquet".to_string()),
     })?;
-    let historical_path = check("historical_path", raw("historical_path")?, non_empty)?.into();
+    let historical_path = check("historical_path", raw("historical_path")?, store_path)?;
     let database_url = check("database_url", raw("database_url")?, non_empty)?;
     let log_file = check("log_file", raw("log_file")?, non_empty)?.into();
     let http_url = |example: &'static str| {
@@ -563,6 +563,21 @@ pub fn resolve(
         busy_timeout_secs,
         provenance,
     })
+}
+
+/// The Parquet store's folder: a path, or a `file://` URL of one. Any other URL (`s3://`,
+/// `gs://`, `az://`, ...) is refused: object storage is not supported yet, and such a value
+/// must never become a local folder named `s3:`.
+fn store_path(r: &str) -> Result<PathBuf, String> {
+    let r = non_empty(r)?;
+    match r.split_once("://") {
+        None => Ok(PathBuf::from(r)),
+        Some(("file", path)) if !path.is_empty() => Ok(PathBuf::from(path)),
+        Some((scheme, _)) => Err(format!(
+            "{scheme}:// is not supported: the Parquet store is a local folder (a path, or \
+             file:///PATH); object storage (s3://, gs://, az://) is not supported yet"
+        )),
+    }
 }
 
 fn non_empty(r: &str) -> Result<String, String> {

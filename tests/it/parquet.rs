@@ -435,3 +435,47 @@ async fn status_reports_gaps_and_empty_stores() {
         "--older-than \"soon\": expected a number of days like 30d, or a date YYYY-MM-DD",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_store_url_is_a_usage_error_never_a_local_folder() {
+    let s = crate::common::standin(crate::common::small(100)).await;
+    let w = crate::common::Workdir::new();
+    for (url, scheme) in [
+        ("s3://lake/h", "s3"),
+        ("gs://lake/h", "gs"),
+        ("az://c/h", "az"),
+    ] {
+        let run = w
+            .import(
+                &s.url(),
+                "AAPL",
+                "2024-01-02",
+                "2024-01-02",
+                &["--format", "parquet", "--historical-path", url],
+            )
+            .await;
+        crate::common::assert_one_line_failure(
+            &run,
+            2,
+            &format!("{scheme}:// is not supported: the Parquet store is a local folder"),
+        );
+        assert!(!w.path().join(format!("{scheme}:")).exists());
+    }
+    assert!(s.request_log().is_empty());
+    // file:// names a local folder.
+    let store = w.path().join("lake");
+    let url = format!("file://{}", store.display());
+    let run = w
+        .import(
+            &s.url(),
+            "AAPL",
+            "2024-01-02",
+            "2024-01-02",
+            &["--format", "parquet", "--historical-path", &url],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(store
+        .join("quotes/symbol=AAPL/date=2024-01-02/part-0.parquet")
+        .is_file());
+}
