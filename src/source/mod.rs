@@ -6,6 +6,7 @@ pub mod actions;
 pub mod adapt;
 pub mod alpaca;
 pub mod contracts;
+pub mod fetch;
 pub mod json;
 pub mod pace;
 pub mod page;
