@@ -115,7 +115,7 @@ impl Request {
         let symbols_per_request = match dataset {
             DatasetId::Bars { timeframe, .. } => symbols_per_bars_request(timeframe),
             DatasetId::CryptoBars { timeframe } => symbols_per_crypto_bars_request(timeframe),
-            DatasetId::OptionBars { timeframe } => symbols_per_bars_request(timeframe),
+            DatasetId::OptionBars { timeframe } => symbols_per_option_bars_request(timeframe),
             // A contract's day of trades is a handful of records: 100 contracts (the API's
             // cap) share a request.
             DatasetId::OptionTrades => 100,
@@ -163,6 +163,18 @@ pub fn symbols_per_crypto_bars_request(timeframe: Timeframe) -> usize {
         t => t.bars_per_session() * 24 / 16,
     };
     (PAGE_LIMIT as usize / (per_day * 31)).clamp(1, 100)
+}
+
+/// As [`symbols_per_bars_request`] for a month of option bars: contracts trade in the
+/// regular session (6.5 hours), and a bar exists only for an interval with a trade, which
+/// most minutes of most contracts lack; sized for a quarter of the intervals traded: 1Min 4,
+/// 5Min 22, 15Min 66, 1Hour and 1Day 100. A request over its page simply pages on.
+pub fn symbols_per_option_bars_request(timeframe: Timeframe) -> usize {
+    let per_day = match timeframe {
+        Timeframe::Day1 => 1,
+        t => (t.bars_per_session() * 390).div_ceil(960),
+    };
+    (4 * PAGE_LIMIT as usize / (per_day * 23)).clamp(1, 100)
 }
 
 #[derive(Debug, Clone)]
@@ -453,6 +465,21 @@ mod tests {
         assert_eq!(q("ask_exchange"), s("Z"));
         assert_eq!(q("conditions"), Value::List(vec!["R".into()]));
         assert_eq!(q("tape"), s("C"));
+    }
+
+    #[test]
+    fn option_bars_share_requests_by_timeframe() {
+        let per = |tf: &str| symbols_per_option_bars_request(tf.parse().unwrap());
+        assert_eq!(
+            [
+                per("1Min"),
+                per("5Min"),
+                per("15Min"),
+                per("1Hour"),
+                per("1Day")
+            ],
+            [4, 22, 66, 100, 100]
+        );
     }
 
     #[test]
