@@ -66,12 +66,8 @@ impl Job {
             }
             None => asset_of(symbols, &args.asset, &mut settings)?,
         };
-        let dataset = dataset_of(args.kind, &args.bars, asset)?;
+        let dataset = dataset_of(args.kind, &args.bars, asset, &mut settings)?;
         let range = range_of(dataset, start, end)?;
-        if dataset == DatasetId::CorporateActions {
-            // Actions are per ticker, not per feed: kept with the ticker's sip row.
-            settings.feed = Feed::Sip;
-        }
         let contracts = contracts_of(&args.contracts, range)?;
         let thinning = thinning_of(&args.thin)?;
         if !thinning.is_raw() {
@@ -131,11 +127,7 @@ impl Job {
             return Err(usage("SYMBOLS is empty: name at least one symbol"));
         }
         let (asset, symbols) = asset_of(symbols, &args.asset, &mut settings)?;
-        let dataset = dataset_of(args.kind, &args.bars, asset)?;
-        if dataset == DatasetId::CorporateActions {
-            // Actions are per ticker, not per feed: kept with the ticker's sip row.
-            settings.feed = Feed::Sip;
-        }
+        let dataset = dataset_of(args.kind, &args.bars, asset, &mut settings)?;
         Ok(Job {
             range: range_of(dataset, &args.start, &args.end)?,
             dataset,
@@ -205,11 +197,7 @@ impl ArchiveJob {
         let symbol = Symbol::parse(&args.symbol).map_err(|e| usage(format!("SYMBOL: {e}")))?;
         let (asset, mut symbols) = asset_of(vec![symbol], &args.asset, &mut settings)?;
         let symbol = symbols.pop().ok_or_else(|| usage("SYMBOL is empty"))?;
-        let dataset = dataset_of(args.kind, &args.bars, asset)?;
-        if dataset == DatasetId::CorporateActions {
-            // Actions are per ticker, not per feed: kept with the ticker's sip row.
-            settings.feed = Feed::Sip;
-        }
+        let dataset = dataset_of(args.kind, &args.bars, asset, &mut settings)?;
         let cutoff = parse_cutoff(&args.older_than, today)?;
         Ok(ArchiveJob {
             dataset,
@@ -227,7 +215,23 @@ pub fn settings_of(args: &SettingsArgs) -> anyhow::Result<Settings> {
 
 /// The dataset a command names. Bars need a valid `--timeframe` (and, for stocks,
 /// `--adjustment`); the others take neither.
-fn dataset_of(kind: Kind, bars: &BarArgs, asset: Asset) -> anyhow::Result<DatasetId> {
+/// Corporate actions are per ticker, not per feed: `settings` then name the sip feed, whose
+/// `symbols` row the ticker's prices use.
+fn dataset_of(
+    kind: Kind,
+    bars: &BarArgs,
+    asset: Asset,
+    settings: &mut Settings,
+) -> anyhow::Result<DatasetId> {
+    let dataset = dataset_named(kind, bars, asset)?;
+    if dataset == DatasetId::CorporateActions {
+        settings.feed = Feed::Sip;
+    }
+    Ok(dataset)
+}
+
+/// The dataset `kind` names for `asset`.
+fn dataset_named(kind: Kind, bars: &BarArgs, asset: Asset) -> anyhow::Result<DatasetId> {
     let spec = match kind {
         Kind::Quotes | Kind::Trades | Kind::CorporateActions if bars.timeframe.is_some() => {
             return Err(usage("--timeframe applies to bars only"))
@@ -410,10 +414,10 @@ mod tests {
 
     #[test]
     fn datasets_come_from_kind_and_bar_flags() {
-        let id = dataset_of(Kind::Bars, &bars(Some("15Min"), "split"), Asset::Stocks).unwrap();
+        let id = dataset_named(Kind::Bars, &bars(Some("15Min"), "split"), Asset::Stocks).unwrap();
         assert_eq!(id.key(), "bars/15Min/split");
         assert_eq!(
-            dataset_of(Kind::Trades, &bars(None, "raw"), Asset::Stocks).unwrap(),
+            dataset_named(Kind::Trades, &bars(None, "raw"), Asset::Stocks).unwrap(),
             DatasetId::Trades
         );
         for (kind, b, text) in [
@@ -434,7 +438,7 @@ mod tests {
                 "--timeframe applies to bars only",
             ),
         ] {
-            let e = dataset_of(kind, &b, Asset::Stocks).unwrap_err();
+            let e = dataset_named(kind, &b, Asset::Stocks).unwrap_err();
             assert!(is_usage(&e), "{e}");
             assert!(e.to_string().starts_with(text), "{e}");
         }

@@ -97,6 +97,11 @@ pub struct Request {
     pub asset: Asset,
     /// The dataset asked for.
     pub dataset: DatasetId,
+    /// Records come sorted by symbol, then time (the market data endpoints), so a symbol's
+    /// shard is complete once a later symbol's records arrive. When not (corporate actions,
+    /// grouped by type), a request's rows are held to its last page and handed over in
+    /// time order.
+    pub by_symbol: bool,
     pub extra: Vec<(&'static str, String)>,
     /// The columns of the records it returns.
     pub cols: &'static [Column],
@@ -127,6 +132,7 @@ impl Request {
             path: dataset.api_path(),
             asset: dataset.asset(),
             dataset,
+            by_symbol: dataset != DatasetId::CorporateActions,
             extra: dataset
                 .api_params()
                 .into_iter()

@@ -6,7 +6,7 @@
 use super::adapt::Limiter;
 use super::alpaca::{AlpacaClient, ApiError, Request, SeqAssigner};
 use crate::batch;
-use crate::dataset::{Column, DatasetId};
+use crate::dataset::Column;
 use crate::model::Symbol;
 use crate::pipeline::{Chunk, ShardId};
 use crate::resume::Shard;
@@ -152,10 +152,10 @@ async fn stream_group(
         stats.pages += 1;
         let last = page.next_page_token.is_none();
         let mut runs = page.runs;
-        if req.dataset == DatasetId::CorporateActions {
-            // Actions come grouped by type, not by symbol: the request's rows are held to
-            // its last page (a month of actions is small), then each symbol's are handed
-            // over in time order, so resume points stay in order.
+        if !req.by_symbol {
+            // Records grouped otherwise (corporate actions: by type): the request's rows are
+            // held to its last page (a month of actions is small), then each symbol's are
+            // handed over in time order, so resume points stay in order.
             held.append(&mut runs);
             if let Some(t) = page.next_page_token {
                 token = Some(t);
