@@ -80,8 +80,12 @@ fn main() {
     for _ in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let t = rt.block_on(async {
-            let mut sink =
-                ParquetSink::new(dir.path(), DatasetId::Quotes, shards.clone()).expect("sink");
+            let mut sink = ParquetSink::new(
+                &data::storage::Location::local(dir.path()),
+                DatasetId::Quotes,
+                shards.clone(),
+            )
+            .expect("sink");
             let started = Instant::now();
             for (batch, marks) in &batches {
                 sink.write_batch(batch, marks).await.expect("write");

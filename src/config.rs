@@ -302,7 +302,8 @@ pub struct Settings {
     pub skip_duplicates: bool,
     pub drop_indexes: bool,
     pub format: Format,
-    pub historical_path: PathBuf,
+    /// The Parquet store: a folder or an S3 bucket's prefix.
+    pub historical_path: crate::storage::Location,
     pub database_url: String,
     pub log_file: PathBuf,
     pub api_url: String,
@@ -472,7 +473,8 @@ pub fn resolve(
         "parquet" => Ok(Format::Parquet),
         _ => Err("must be database or parquet".to_string()),
     })?;
-    let historical_path = check("historical_path", raw("historical_path")?, store_path)?;
+    // Parsed once the retry settings are known (an object store's requests follow them).
+    let historical_raw = raw("historical_path")?;
     let database_url = check("database_url", raw("database_url")?, non_empty)?;
     let log_file = check("log_file", raw("log_file")?, non_empty)?.into();
     let http_url = |example: &'static str| {
@@ -532,6 +534,14 @@ pub fn resolve(
                 .map_err(|e| format!("{e}, or auto"))
         }
     })?;
+    let retry = crate::source::retry::RetryPolicy {
+        max_attempts,
+        base_delay: std::time::Duration::from_millis(retry_base_ms),
+        ..Default::default()
+    };
+    let historical_path = check("historical_path", historical_raw, |r| {
+        crate::storage::Location::parse(&non_empty(r)?, &retry)
+    })?;
     let busy_timeout_secs = check("busy_timeout", raw("busy_timeout")?, |r| {
         parse_int(r, 0u64, 3600)
     })?;
@@ -565,21 +575,6 @@ pub fn resolve(
     })
 }
 
-/// The Parquet store's folder: a path, or a `file://` URL of one. Any other URL (`s3://`,
-/// `gs://`, `az://`, ...) is refused: object storage is not supported yet, and such a value
-/// must never become a local folder named `s3:`.
-fn store_path(r: &str) -> Result<PathBuf, String> {
-    let r = non_empty(r)?;
-    match r.split_once("://") {
-        None => Ok(PathBuf::from(r)),
-        Some(("file", path)) if !path.is_empty() => Ok(PathBuf::from(path)),
-        Some((scheme, _)) => Err(format!(
-            "{scheme}:// is not supported: the Parquet store is a local folder (a path, or \
-             file:///PATH); object storage (s3://, gs://, az://) is not supported yet"
-        )),
-    }
-}
-
 fn non_empty(r: &str) -> Result<String, String> {
     if r.trim().is_empty() {
         Err("must not be empty".to_string())
@@ -596,7 +591,7 @@ pub fn process_env(name: &str) -> Option<String> {
 impl Settings {
     /// The Parquet store's folder for the feed in use: `--historical-path` itself for sip,
     /// `feed=FEED` inside it for the others.
-    pub fn store_root(&self) -> PathBuf {
+    pub fn store_root(&self) -> crate::storage::Location {
         self.feed.store_root(&self.historical_path)
     }
 

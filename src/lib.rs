@@ -31,6 +31,7 @@ pub mod run;
 pub mod sink;
 pub mod source;
 pub mod standin;
+pub mod storage;
 pub mod store;
 pub mod time;
 pub mod transform;

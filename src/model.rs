@@ -257,9 +257,9 @@ impl Feed {
 
     /// The Parquet store's root for this feed: `root` itself for the default feed,
     /// `root/feed=FEED` for the others (each holding the same layout).
-    pub fn store_root(self, root: &std::path::Path) -> std::path::PathBuf {
+    pub fn store_root(self, root: &crate::storage::Location) -> crate::storage::Location {
         match self.is_default() {
-            true => root.to_path_buf(),
+            true => root.clone(),
             false => root.join(format!("feed={}", self.as_str())),
         }
     }

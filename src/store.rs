@@ -16,10 +16,10 @@ use crate::nyse::is_trading_day;
 use crate::resume::ShardUnit;
 use crate::sink::database::{is_postgres_url, Database};
 use crate::sink::parquet::{list_units, read_file, rows_per_day};
+use crate::storage::Location;
 use arrow_array::RecordBatch;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// The suffix of a dataset key whose rows are the stand-in's (`#standin`).
 pub const SYNTHETIC: &str = "#standin";
@@ -107,7 +107,7 @@ fn holdings(store: &'static str, per_day: Vec<(String, String, NaiveDate, i64)>)
 /// What the database (if it exists) and the Parquet store hold.
 pub async fn status(
     database_url: &str,
-    root: &Path,
+    root: &Location,
     busy: std::time::Duration,
 ) -> anyhow::Result<(Vec<Holding>, Vec<String>)> {
     let mut notes = Vec::new();
@@ -160,7 +160,9 @@ pub async fn database_holdings(db: &mut Database) -> anyhow::Result<Vec<Holding>
 
 /// What the Parquet store under `root` holds (every feed's folder), per dataset, symbol and
 /// feed.
-pub fn parquet_holdings(root: &Path) -> anyhow::Result<Vec<Holding>> {
+pub fn parquet_holdings(root: &Location) -> anyhow::Result<Vec<Holding>> {
+    // A bucket that cannot be listed is an error, not an empty store.
+    root.check()?;
     let mut per_day = Vec::new();
     for feed in Feed::STOCKS
         .into_iter()
@@ -173,8 +175,16 @@ pub fn parquet_holdings(root: &Path) -> anyhow::Result<Vec<Holding>> {
                 continue;
             }
             let name = feed.key(&layout.key());
+            let mut marked: BTreeMap<String, bool> = BTreeMap::new();
             for (sym, key, n, path) in list_units(&root, &layout)? {
-                let name = match layout.synthetic_marker(&root, &sym).exists() {
+                let synthetic = match marked.get(&sym) {
+                    Some(&m) => m,
+                    None => {
+                        let m = root.exists(&layout.synthetic_marker(root.path(), &sym))?;
+                        *marked.entry(sym.clone()).or_insert(m)
+                    }
+                };
+                let name = match synthetic {
                     true => format!("{name}{SYNTHETIC}"),
                     false => name.clone(),
                 };
@@ -182,7 +192,7 @@ pub fn parquet_holdings(root: &Path) -> anyhow::Result<Vec<Holding>> {
                     false => per_day.push((name.clone(), sym, key, n)),
                     // A month spans several days.
                     true => {
-                        for (d, n) in rows_per_day(&path, layout.unit())? {
+                        for (d, n) in rows_per_day(&root, &path, layout.unit())? {
                             per_day.push((name.clone(), sym.clone(), d, n));
                         }
                     }
@@ -302,19 +312,19 @@ pub async fn archivable_units(
 /// archive or import, or a run that crashed after writing): keyed by identity, the
 /// database's row wins; in time order.
 pub fn merge_with_file(
-    root: &Path,
+    root: &Location,
     dataset: &DatasetId,
     symbol: &Symbol,
     key: NaiveDate,
     in_db: RecordBatch,
 ) -> anyhow::Result<RecordBatch> {
-    let path = dataset.file(root, symbol.as_str(), key);
-    if !path.exists() {
+    let path = dataset.file(root.path(), symbol.as_str(), key);
+    if !root.exists(&path)? {
         return Ok(in_db);
     }
     let cols = dataset.columns();
     let identity = dataset.identity();
-    let mut sources = read_file(&path, dataset, symbol.as_str())?;
+    let mut sources = read_file(root, &path, dataset, symbol.as_str())?;
     sources.push(in_db);
     // Identity -> (time, source, row): later sources (the database last) win.
     let mut merged: BTreeMap<Vec<Value>, (i64, usize, usize)> = BTreeMap::new();
@@ -340,14 +350,15 @@ pub async fn verify_and_delete(
     dataset: &DatasetId,
     symbol: &Symbol,
     key: NaiveDate,
-    path: &Path,
+    store: &Location,
+    path: &std::path::Path,
     expected: usize,
 ) -> anyhow::Result<u64> {
     let (from, until) = dataset.unit_bounds(key);
     let cols = dataset.columns();
     let identity = dataset.identity();
     let in_db = db.read_rows(dataset, symbol.as_str(), from, until).await?;
-    let back = read_file(path, dataset, symbol.as_str())?;
+    let back = read_file(store, path, dataset, symbol.as_str())?;
     let back = match back.first() {
         Some(first) => batch::concat(&first.schema(), &back)?,
         None => RecordBatch::new_empty(batch::schema(cols)),
@@ -370,7 +381,7 @@ pub async fn verify_and_delete(
     if back.num_rows() != expected || stored.len() != back.num_rows() || missing > 0 {
         anyhow::bail!(
             "verification of {} failed ({} rows read back, {expected} written, {missing} of the database's {} rows missing or different); nothing was deleted from the database",
-            path.display(),
+            store.show(path),
             back.num_rows(),
             in_db.num_rows()
         );
@@ -382,7 +393,7 @@ pub async fn verify_and_delete(
         "[ARCHIVE] {symbol} {} {key}: {} database rows -> {} ({} rows, verified), {deleted} deleted from the database",
         dataset.key(),
         in_db.num_rows(),
-        path.display(),
+        store.show(path),
         back.num_rows()
     );
     Ok(deleted)

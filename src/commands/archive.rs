@@ -14,12 +14,12 @@ use crate::run::{pipe, Cancel, Feed, Fetched, Outcome, Report, Source, SourceTas
 use crate::sink::database::Database;
 use crate::sink::parquet::ParquetSink;
 use crate::source::alpaca::PAGE_LIMIT;
+use crate::storage::Location;
 use crate::store::{archivable_units, merge_with_file, verify_and_delete, ArchiveReport};
 use crate::time::{new_york_date, DateRange};
 use crate::transform::Passthrough;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -122,10 +122,13 @@ async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
         let Some(&(in_db, merged)) = counts.get(&file.date) else {
             anyhow::bail!(
                 "{} was written for a unit that was not read",
-                file.path.display()
+                root.show(&file.path)
             );
         };
-        verify_and_delete(&mut db, &dataset, symbol, file.date, &file.path, merged).await?;
+        verify_and_delete(
+            &mut db, &dataset, symbol, file.date, root, &file.path, merged,
+        )
+        .await?;
         done.units += 1;
         done.rows += in_db as u64;
     }
@@ -137,7 +140,7 @@ async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
 /// and how many the merged unit holds, for the verification.
 struct DatabaseSource {
     db: Database,
-    root: PathBuf,
+    root: Location,
     dataset: DatasetId,
     shards: Arc<Vec<Shard>>,
     counts: Arc<Mutex<BTreeMap<NaiveDate, (usize, usize)>>>,

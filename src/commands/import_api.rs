@@ -22,6 +22,7 @@ use crate::source::alpaca::{
 use crate::source::pace::RequestStats;
 use crate::source::retry::RetryPolicy;
 use crate::standin::{Standin, StandinConfig};
+use crate::storage::Location;
 use crate::time::{format_nanos, NANOS_PER_SEC};
 use crate::transform::{Aggregate, Passthrough};
 use anyhow::{anyhow, Context};
@@ -331,7 +332,7 @@ impl ProgressStore for Database {
 /// The Parquet store's progress: a file in place is its unit's record, done and whole (a
 /// unit in progress is never renamed into place, so it has none).
 pub(crate) struct StoreProgress {
-    pub(crate) root: PathBuf,
+    pub(crate) root: Location,
     pub(crate) dataset: DatasetId,
 }
 
@@ -340,9 +341,17 @@ impl ProgressStore for StoreProgress {
         let (first, last) = units.into_inner();
         let d = self.dataset;
         let (from, until) = (d.unit_bounds(first).0, d.unit_bounds(last).1);
+        // One listing of the symbol's folder, not a lookup per unit.
+        let dir = d.symbol_dir(self.root.path(), symbol.as_str());
+        let files: std::collections::HashSet<PathBuf> = self
+            .root
+            .files_under(&dir)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         Ok(d.units_in(from, until - 1)
             .into_iter()
-            .filter(|&key| d.file(&self.root, symbol.as_str(), key).exists())
+            .filter(|&key| files.contains(&d.file(self.root.path(), symbol.as_str(), key)))
             .map(|day| {
                 let (start_ns, end) = d.unit_bounds(day);
                 Saved {
@@ -380,6 +389,7 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
         tracing::warn!("[FILE] skip_duplicates and drop_indexes apply to databases; ignored for format parquet");
     }
     let root = &settings.store_root();
+    root.check()?;
     claim_files(job, root)?;
     let report = Report::new(job, "parquet", settings.api_url.clone());
     let mut store = StoreProgress {
@@ -416,7 +426,7 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
         "[IMPORT] {} {range} (feed {}) into the Parquet store {}, batches of {}",
         report.label(),
         settings.feed.as_str(),
-        layout.dir(root).display(),
+        root.show(&layout.dir(root.path())),
         settings.batch_size
     );
     let source = ApiSource::new(client, job, shards.clone());
@@ -440,7 +450,7 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
     };
     match &result {
         Ok((Outcome::Completed, _)) => {
-            tracing::info!(target: crate::progress::SUMMARY, "[FILE] wrote {kept} under {}", layout.dir(root).display())
+            tracing::info!(target: crate::progress::SUMMARY, "[FILE] wrote {kept} under {}", root.show(&layout.dir(root.path())))
         }
         _ => tracing::warn!(
             "[FILE] kept {kept}; the {} in progress were discarded (rerun to complete them)",
@@ -453,21 +463,20 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
 /// The Parquet store's side of "stand-in rows never mix with market data": a symbol whose
 /// files are the stand-in's carries a marker file; an import of the other kind is refused,
 /// and a stand-in import marks the symbols it writes.
-fn claim_files(job: &Job, root: &std::path::Path) -> anyhow::Result<()> {
+fn claim_files(job: &Job, root: &Location) -> anyhow::Result<()> {
     for symbol in &job.symbols {
-        let marker = job.dataset.synthetic_marker(root, symbol.as_str());
+        let marker = job.dataset.synthetic_marker(root.path(), symbol.as_str());
         let dir = marker
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
-        let has_files = std::fs::read_dir(&dir)
-            .map(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name() != ".synthetic")))
-            .unwrap_or(false);
-        let marked = marker.exists();
+        let files = root.files_under(&dir)?;
+        let marked = files.iter().any(|(p, _)| *p == marker);
+        let has_files = files.iter().any(|(p, _)| *p != marker);
         if has_files && marked != job.synthetic {
             anyhow::bail!(
                 "{symbol} in {} holds {}; {} would mix the two: use another --historical-path",
-                dir.display(),
+                root.show(&dir),
                 if marked {
                     "the stand-in's synthetic rows"
                 } else {
@@ -481,11 +490,8 @@ fn claim_files(job: &Job, root: &std::path::Path) -> anyhow::Result<()> {
             );
         }
         if job.synthetic && !marked {
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| {
-                    std::fs::write(&marker, "synthetic rows from the offline stand-in\n")
-                })
-                .with_context(|| format!("cannot mark {}", dir.display()))?;
+            root.write_small(&marker, b"synthetic rows from the offline stand-in\n")
+                .with_context(|| format!("cannot mark {}", root.show(&dir)))?;
         }
     }
     Ok(())

@@ -10,15 +10,16 @@ use crate::progress::init_logging;
 use crate::resume::ShardUnit;
 use crate::run::{pipe, Cancel, Feed, Fetched, Outcome, Report, Source, SourceTask};
 use crate::source::parquet::stream_parquet;
+use crate::storage::Location;
 use crate::time::DateRange;
 use crate::transform::Passthrough;
-use std::path::PathBuf;
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
     let job = Job::load_historical(&args)?;
     let settings = &job.settings;
     init_logging(settings.log_path())?;
     let root = settings.store_root();
+    root.check()?;
     let table = job.table();
     let from = format!("the Parquet store {}", root.display());
     let report = Report::new(&job, table.name, from);
@@ -26,10 +27,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
     let (mut sink, dropped) = open_database(settings, &report, target, job.range).await?;
     // The stand-in's files stay marked as synthetic in the database, and never mix there.
     for symbol in &job.symbols {
-        let synthetic = job
-            .dataset
-            .synthetic_marker(&root, symbol.as_str())
-            .exists();
+        let marker = job.dataset.synthetic_marker(root.path(), symbol.as_str());
+        let synthetic = match root.exists(&marker) {
+            Ok(m) => m,
+            Err(e) => return close_database(sink, dropped, Err(e)).await,
+        };
         if let Err(e) = sink.claim_symbols(&[symbol.as_str()], synthetic).await {
             return close_database(sink, dropped, Err(e)).await;
         }
@@ -53,7 +55,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
 
 /// The Parquet store as a pipeline source: each symbol's files in turn.
 struct StoreSource {
-    root: PathBuf,
+    root: Location,
     layout: DatasetId,
     symbols: Vec<Symbol>,
     range: DateRange,
@@ -92,7 +94,7 @@ impl Source for StoreSource {
                             ShardUnit::Session => "trading day",
                             unit => unit.file_noun(),
                         },
-                        layout.dir(&root).display(),
+                        root.show(&layout.dir(root.path())),
                         shown.join(", "),
                         if stats.missing.len() > 20 {
                             ", ..."

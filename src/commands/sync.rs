@@ -216,7 +216,11 @@ fn lock_path(settings: &Settings) -> anyhow::Result<PathBuf> {
             .map_or_else(|| PathBuf::from(name), |d| d.join(name))
     };
     Ok(match settings.format {
-        Format::Parquet => settings.historical_path.join(".sync.lock"),
+        // A bucket has no lock files: one sync per working folder, as for PostgreSQL.
+        Format::Parquet if settings.historical_path.is_remote() => {
+            beside(settings.log_path(), "sync.lock")
+        }
+        Format::Parquet => settings.historical_path.path().join(".sync.lock"),
         Format::Database if is_postgres_url(&settings.database_url) => {
             beside(settings.log_path(), "sync.lock")
         }

@@ -467,7 +467,7 @@ impl DatasetId {
     }
 
     /// `symbol=SYM`: the folder of one symbol's files (`BTC/USD` as `symbol=BTC-USD`).
-    fn symbol_dir(&self, root: &Path, symbol: &str) -> PathBuf {
+    pub fn symbol_dir(&self, root: &Path, symbol: &str) -> PathBuf {
         self.dir(root).join(format!(
             "symbol={}",
             crate::model::Symbol::path_name(symbol)
@@ -500,7 +500,9 @@ impl DatasetId {
 
     /// Every dataset with a folder under `root`: quotes, trades, each bar timeframe and
     /// adjustment, and the crypto ones.
-    pub fn present(root: &Path) -> Vec<DatasetId> {
+    pub fn present(store: &crate::storage::Location) -> Vec<DatasetId> {
+        let root = store.path();
+        let top = store.subfolders(root);
         let mut out = Vec::new();
         for l in [
             DatasetId::Quotes,
@@ -510,42 +512,43 @@ impl DatasetId {
             DatasetId::OptionTrades,
             DatasetId::CorporateActions,
         ] {
-            if l.dir(root).is_dir() {
+            if top.iter().any(|d| l.dir(Path::new("")) == Path::new(d)) {
                 out.push(l);
             }
         }
-        let value = |e: &std::fs::DirEntry, key: &str| {
-            e.file_name()
-                .to_string_lossy()
-                .strip_prefix(key)
-                .map(str::to_string)
+        let values = |dir: PathBuf, key: &str| -> Vec<String> {
+            store
+                .subfolders(&dir)
+                .into_iter()
+                .filter_map(|name| name.strip_prefix(key).map(str::to_string))
+                .collect()
         };
-        let subdirs = |dir: PathBuf| std::fs::read_dir(dir).into_iter().flatten().flatten();
-        for tf in subdirs(root.join("bars")) {
-            let Some(timeframe) = value(&tf, "timeframe=") else {
-                continue;
-            };
-            for adj in subdirs(tf.path()) {
-                let parsed = value(&adj, "adjustment=").and_then(|a| {
-                    Some(DatasetId::Bars {
-                        timeframe: timeframe.parse().ok()?,
-                        adjustment: a.parse().ok()?,
-                    })
-                });
-                // Folders of other names are not ours: left alone, not listed.
-                if let Some(id) = parsed {
-                    out.push(id);
+        if top.iter().any(|d| d == "bars") {
+            for timeframe in values(root.join("bars"), "timeframe=") {
+                let dir = root.join("bars").join(format!("timeframe={timeframe}"));
+                for adjustment in values(dir, "adjustment=") {
+                    // Folders of other names are not ours: left alone, not listed.
+                    if let (Ok(timeframe), Ok(adjustment)) = (timeframe.parse(), adjustment.parse())
+                    {
+                        out.push(DatasetId::Bars {
+                            timeframe,
+                            adjustment,
+                        });
+                    }
                 }
             }
         }
-        for tf in subdirs(root.join("crypto_bars")) {
-            if let Some(timeframe) = value(&tf, "timeframe=").and_then(|t| t.parse().ok()) {
-                out.push(DatasetId::CryptoBars { timeframe });
+        for (dir, crypto) in [("crypto_bars", true), ("option_bars", false)] {
+            if !top.iter().any(|d| d == dir) {
+                continue;
             }
-        }
-        for tf in subdirs(root.join("option_bars")) {
-            if let Some(timeframe) = value(&tf, "timeframe=").and_then(|t| t.parse().ok()) {
-                out.push(DatasetId::OptionBars { timeframe });
+            for timeframe in values(root.join(dir), "timeframe=") {
+                if let Ok(timeframe) = timeframe.parse() {
+                    out.push(match crypto {
+                        true => DatasetId::CryptoBars { timeframe },
+                        false => DatasetId::OptionBars { timeframe },
+                    });
+                }
             }
         }
         out

@@ -28,6 +28,7 @@ use crate::batch::{self, Cells};
 use crate::dataset::{Column, DatasetId, ShardUnit};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::Shard;
+use crate::storage::{Location, Stored};
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -52,55 +53,65 @@ pub const ROW_GROUP_ROWS: usize = 16_384;
 /// from the footer, path.
 pub type Listed = (String, NaiveDate, i64, PathBuf);
 
-/// Every file of `layout` in the store.
-pub fn list_units(root: &Path, layout: &DatasetId) -> anyhow::Result<Vec<Listed>> {
+/// Every file of `layout` in the store (one listing: resume and status work by listing).
+pub fn list_units(root: &Location, layout: &DatasetId) -> anyhow::Result<Vec<Listed>> {
     let mut out = Vec::new();
-    let Ok(symbols) = std::fs::read_dir(layout.dir(root)) else {
-        return Ok(out);
-    };
-    for sym_dir in symbols.flatten() {
-        let name = sym_dir.file_name().to_string_lossy().into_owned();
-        let Some(symbol) = name.strip_prefix("symbol=") else {
+    let dir = layout.dir(root.path());
+    for (path, size) in root.files_under(&dir)? {
+        // DIR/symbol=X/UNIT/part-0.parquet, nothing else.
+        let Ok(rel) = path.strip_prefix(&dir) else {
             continue;
         };
-        let symbol = layout.symbol_of_dir(symbol);
-        for unit_dir in std::fs::read_dir(sym_dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Some(key) = layout.parse_unit(&unit_dir.file_name().to_string_lossy()) else {
-                continue;
-            };
-            let path = unit_dir.path().join(FILE_NAME);
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            let reader = parquet::file::serialized_reader::SerializedFileReader::new(file)
-                .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
-            use parquet::file::reader::FileReader;
-            let rows = reader.metadata().file_metadata().num_rows();
-            out.push((symbol.clone(), key, rows, path));
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let [sym, unit, file] = &parts[..] else {
+            continue;
+        };
+        let (Some(symbol), Some(key)) = (sym.strip_prefix("symbol="), layout.parse_unit(unit))
+        else {
+            continue;
+        };
+        if file != FILE_NAME {
+            continue;
         }
+        let rows = root.rows_in(&path, size)?;
+        out.push((layout.symbol_of_dir(symbol), key, rows, path));
     }
     out.sort();
     Ok(out)
 }
 
+/// Opens a stored file for reading, naming it in the error.
+fn open_stored(
+    store: &Location,
+    path: &Path,
+) -> anyhow::Result<ParquetRecordBatchReaderBuilder<Stored>> {
+    let file = store
+        .open(path)?
+        .with_context(|| format!("{} does not exist", store.show(path)))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a readable Parquet file", store.show(path)))
+}
+
 /// Rows per day of one file (status of a monthly bars file; days as `unit` counts them:
 /// New York, or UTC for crypto): reads `t` only.
-pub fn rows_per_day(path: &Path, unit: ShardUnit) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
+pub fn rows_per_day(
+    store: &Location,
+    path: &Path,
+    unit: ShardUnit,
+) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
+    let builder = open_stored(store, path)?;
     let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [0]);
+    let shown = store.show(path);
     let reader = builder
         .with_projection(mask)
         .build()
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .with_context(|| format!("cannot read {shown}"))?;
     let mut days: Vec<(NaiveDate, i64)> = Vec::new();
     for batch in reader {
-        let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
+        let batch = batch.with_context(|| format!("cannot decode {shown}"))?;
         let t = batch::times(&batch, "t").context("the file has no time column")?;
         for &t in t {
             let d = unit.day_of(t);
@@ -120,21 +131,21 @@ pub fn quotes_schema() -> SchemaRef {
 
 /// All rows of one file of `layout`'s, as pipeline batches of `symbol`'s rows.
 pub fn read_file(
+    store: &Location,
     path: &Path,
     layout: &DatasetId,
     symbol: &str,
 ) -> anyhow::Result<Vec<RecordBatch>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("{} is not a readable Parquet file", path.display()))?
+    let shown = store.show(path);
+    let reader = open_stored(store, path)?
         .build()
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .with_context(|| format!("cannot read {shown}"))?;
     let cols = layout.columns();
     reader
         .map(|b| {
-            let b = b.with_context(|| format!("cannot decode {}", path.display()))?;
+            let b = b.with_context(|| format!("cannot decode {shown}"))?;
             batch::from_file(&b, cols, symbol)
-                .with_context(|| format!("unexpected schema in {}", path.display()))
+                .with_context(|| format!("unexpected schema in {shown}"))
         })
         .collect()
 }
@@ -219,6 +230,8 @@ struct UnitWriter {
     until_ns: i64,
     tmp: PathBuf,
     path: PathBuf,
+    /// Where `path` is: the file is published there when committed.
+    store: Location,
     writer: Option<ArrowWriter<File>>,
     rows: u64,
     /// The identity columns of corrections (trades), if the dataset has them.
@@ -230,22 +243,28 @@ struct UnitWriter {
 
 impl UnitWriter {
     fn create(
-        root: &Path,
+        root: &Location,
         layout: &DatasetId,
         symbol: Arc<str>,
         key: NaiveDate,
     ) -> anyhow::Result<Self> {
-        let dir = layout.unit_dir(root, &symbol, key);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the Parquet folder {}", dir.display()))?;
-        remove_stale_temp_files(&dir);
-        let tmp = dir.join(format!(".{FILE_NAME}{TMP_MARK}{}", std::process::id()));
+        let dir = layout.unit_dir(root.path(), &symbol, key);
+        let staging = root.staging(&dir)?;
+        // A bucket's staging folder is shared by every unit: cleaned once, by the sink.
+        if !root.is_remote() {
+            remove_stale_temp_files(&staging);
+        }
+        // Unique in a shared staging folder (a bucket's files are written locally first).
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = staging.join(format!(".{FILE_NAME}{TMP_MARK}{}-{n}", std::process::id()));
         let cols = layout.columns();
         let writer = start_writer(&tmp, cols)?;
         let (from_ns, until_ns) = layout.unit_bounds(key);
         Ok(UnitWriter {
             cols,
             path: dir.join(FILE_NAME),
+            store: root.clone(),
             symbol,
             key,
             from_ns,
@@ -350,8 +369,10 @@ impl UnitWriter {
                 return Err(e);
             }
         };
-        std::fs::rename(&self.tmp, &self.path)
-            .with_context(|| format!("cannot move {} into place", self.path.display()))?;
+        if let Err(e) = self.store.publish(&self.tmp, &self.path) {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(e);
+        }
         Ok((self.path.clone(), rows))
     }
 }
@@ -382,7 +403,7 @@ pub struct DayWritten {
 /// failed or interrupted import ([`Sink::abort`]) deletes the files in progress; committed
 /// files stay.
 pub struct ParquetSink {
-    root: PathBuf,
+    root: Location,
     layout: DatasetId,
     shards: Arc<Vec<Shard>>,
     open: Vec<UnitWriter>,
@@ -390,12 +411,23 @@ pub struct ParquetSink {
 }
 
 impl ParquetSink {
-    pub fn new(root: &Path, layout: DatasetId, shards: Arc<Vec<Shard>>) -> anyhow::Result<Self> {
-        let dir = layout.dir(root);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create the Parquet store folder {}", dir.display()))?;
+    pub fn new(
+        root: &Location,
+        layout: DatasetId,
+        shards: Arc<Vec<Shard>>,
+    ) -> anyhow::Result<Self> {
+        if !root.is_remote() {
+            let dir = layout.dir(root.path());
+            std::fs::create_dir_all(&dir).with_context(|| {
+                format!("cannot create the Parquet store folder {}", dir.display())
+            })?;
+        }
+        root.check()?;
+        if root.is_remote() {
+            remove_stale_temp_files(&root.staging(root.path())?);
+        }
         Ok(ParquetSink {
-            root: root.to_path_buf(),
+            root: root.clone(),
             layout,
             shards,
             open: Vec::new(),
@@ -407,7 +439,7 @@ impl ParquetSink {
         let unit = self.open.swap_remove(index);
         let date = unit.key;
         let (path, rows) = unit.commit()?;
-        tracing::info!("[FILE] {date}: {rows} rows in {}", path.display());
+        tracing::info!("[FILE] {date}: {rows} rows in {}", self.root.show(&path));
         self.written.push(DayWritten { date, rows, path });
         Ok(())
     }
@@ -530,7 +562,8 @@ mod tests {
             (t0 + 4, 4, 13.0, None),
             (t0 + 5, 1, 10.0, Some("canceled")),
         ]);
-        let mut w = UnitWriter::create(dir.path(), &DatasetId::Trades, "AAPL".into(), day).unwrap();
+        let store = Location::local(dir.path());
+        let mut w = UnitWriter::create(&store, &DatasetId::Trades, "AAPL".into(), day).unwrap();
         w.write(&rows.slice(0, 2)).unwrap();
         w.write(&rows.slice(2, 4)).unwrap();
         let (path, kept) = w.commit().unwrap();
@@ -540,7 +573,7 @@ mod tests {
             dir.path()
                 .join("trades/symbol=AAPL/date=2024-01-02/part-0.parquet")
         );
-        let back = read_file(&path, &DatasetId::Trades, "AAPL").unwrap();
+        let back = read_file(&store, &path, &DatasetId::Trades, "AAPL").unwrap();
         let back = batch::concat(&back[0].schema(), &back).unwrap();
         assert_eq!(back, rows.slice(2, 4));
         let cells = batch::all_cells(&back, Kind::Trades.columns()).unwrap();

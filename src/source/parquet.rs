@@ -7,13 +7,12 @@ use crate::batch;
 use crate::dataset::DatasetId;
 use crate::model::Symbol;
 use crate::pipeline::Chunk;
+use crate::storage::Location;
 use crate::time::DateRange;
 use anyhow::Context;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::statistics::Statistics;
-use std::fs::File;
-use std::path::Path;
 use tokio::sync::{mpsc, watch};
 
 /// Rows per page sent into the channel.
@@ -51,7 +50,7 @@ fn overlapping_groups(
 /// chunks of one shard (0): a local read is fast and simply rerun, so it keeps no resume
 /// points.
 pub fn stream_parquet(
-    root: &Path,
+    root: &Location,
     layout: &DatasetId,
     symbol: &Symbol,
     range: DateRange,
@@ -64,19 +63,16 @@ pub fn stream_parquet(
         if *cancel.borrow() {
             break;
         }
-        let path = layout.file(root, symbol.as_str(), date);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if layout.unit().trades_on(date) {
-                    stats.missing.push(date);
-                }
-                continue;
+        let path = layout.file(root.path(), symbol.as_str(), date);
+        let shown = root.show(&path);
+        let Some(file) = root.open(&path)? else {
+            if layout.unit().trades_on(date) {
+                stats.missing.push(date);
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+            continue;
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
+            .with_context(|| format!("{shown} is not a readable Parquet file"))?;
         let groups = overlapping_groups(builder.metadata(), range.start_ns, range.end_ns);
         let total = builder.metadata().num_row_groups() as u64;
         stats.files += 1;
@@ -89,11 +85,11 @@ pub fn stream_parquet(
             .with_row_groups(groups)
             .with_batch_size(PAGE_ROWS)
             .build()
-            .with_context(|| format!("cannot read {}", path.display()))?;
+            .with_context(|| format!("cannot read {shown}"))?;
         for batch in reader {
-            let batch = batch.with_context(|| format!("cannot decode {}", path.display()))?;
+            let batch = batch.with_context(|| format!("cannot decode {shown}"))?;
             let rows = batch::from_file(&batch, cols, symbol.as_str())
-                .with_context(|| format!("unexpected schema in {}", path.display()))?;
+                .with_context(|| format!("unexpected schema in {shown}"))?;
             let t = batch::times(&rows, "t").unwrap_or_default();
             let keep = t
                 .iter()

@@ -13,6 +13,7 @@ mod crypto;
 mod decode;
 mod feeds;
 mod import;
+mod object_store;
 mod option_data;
 mod options;
 mod parquet;

@@ -437,13 +437,13 @@ async fn status_reports_gaps_and_empty_stores() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_object_store_url_is_a_usage_error_never_a_local_folder() {
+async fn an_unsupported_url_is_a_usage_error_never_a_local_folder() {
     let s = crate::common::standin(crate::common::small(100)).await;
     let w = crate::common::Workdir::new();
     for (url, scheme) in [
-        ("s3://lake/h", "s3"),
         ("gs://lake/h", "gs"),
         ("az://c/h", "az"),
+        ("http://lake/h", "http"),
     ] {
         let run = w
             .import(
@@ -457,7 +457,10 @@ async fn an_object_store_url_is_a_usage_error_never_a_local_folder() {
         crate::common::assert_one_line_failure(
             &run,
             2,
-            &format!("{scheme}:// is not supported: the Parquet store is a local folder"),
+            &format!(
+                "{scheme}:// is not supported: the Parquet store is a folder (a path, or \
+                 file:///PATH) or an S3 bucket (s3://BUCKET/PREFIX)"
+            ),
         );
         assert!(!w.path().join(format!("{scheme}:")).exists());
     }

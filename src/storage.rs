@@ -1,0 +1,542 @@
+//! Where the Parquet store lives: a local folder, or a prefix of an S3 bucket (AWS, or any
+//! S3-compatible server) through the `object_store` crate. Everything above this module
+//! names the store's files by the same relative paths (`quotes/symbol=AAPL/date=.../
+//! part-0.parquet`); a [`Location`] lists, reads and publishes them.
+//!
+//! Files are always written locally first, under a temporary name; [`Location::publish`]
+//! then moves a finished file into place: a rename in a folder, one PUT (or, above
+//! [`SINGLE_PUT_BYTES`], a multipart upload completed only at the end) in a bucket. Either
+//! way no reader ever sees a partial file under its final name. Credentials and endpoint
+//! come from the standard AWS variables and never appear in messages: a location shows as
+//! `s3://bucket/prefix`.
+//!
+//! The calls are synchronous (the Parquet reader and writer are): against a bucket they
+//! block the calling thread on the runtime (`block_in_place`), which the multi-threaded
+//! runtime allows on its workers and on blocking threads.
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use parquet::file::reader::{ChunkReader, Length};
+use std::fs::File;
+use std::future::Future;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Files up to this size are uploaded with one PUT; larger ones in parts of this size.
+pub const SINGLE_PUT_BYTES: usize = 16 << 20;
+
+/// The URL schemes `--historical-path` takes besides a plain path.
+pub const SCHEMES: &str = "s3://BUCKET/PREFIX or file:///PATH";
+
+/// A Parquet store's root: a local folder or a bucket's prefix.
+#[derive(Clone)]
+pub struct Location {
+    /// The folder, or the prefix inside the bucket (relative, `/`-separated).
+    path: PathBuf,
+    remote: Option<Arc<Remote>>,
+}
+
+struct Remote {
+    store: Arc<dyn ObjectStore>,
+    /// `s3://bucket`, for messages (never credentials).
+    base: String,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.show(&self.path))
+    }
+}
+
+impl PartialEq for Location {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && self.remote.as_ref().map(|r| &r.base) == other.remote.as_ref().map(|r| &r.base)
+    }
+}
+
+impl Location {
+    pub fn local(path: impl Into<PathBuf>) -> Self {
+        Location {
+            path: path.into(),
+            remote: None,
+        }
+    }
+
+    /// `--historical-path`: a path, `file:///PATH`, or `s3://BUCKET[/PREFIX]` (credentials,
+    /// region and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT_URL, AWS_ALLOW_HTTP). Any other scheme is an error, never a folder.
+    pub fn parse(value: &str, retry: &crate::source::retry::RetryPolicy) -> Result<Self, String> {
+        let Some((scheme, rest)) = value.split_once("://") else {
+            return Ok(Location::local(value));
+        };
+        match scheme {
+            "file" if !rest.is_empty() => Ok(Location::local(rest)),
+            "s3" | "s3a" => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(format!("{scheme}:// needs a bucket: {SCHEMES}"));
+                }
+                let prefix = prefix.trim_matches('/');
+                if prefix.split('/').any(|p| p == "." || p == "..") {
+                    return Err("the prefix must not contain . or .. segments".into());
+                }
+                let backoff = object_store::BackoffConfig {
+                    init_backoff: retry.base_delay,
+                    max_backoff: retry.max_delay,
+                    base: 2.0,
+                };
+                let store = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(object_store::RetryConfig {
+                        backoff,
+                        max_retries: retry.max_attempts.saturating_sub(1) as usize,
+                        retry_timeout: Duration::from_secs(120),
+                    })
+                    .build()
+                    .map_err(|e| format!("cannot use s3://{bucket}: {}", one_line(&e)))?;
+                Ok(Location {
+                    path: PathBuf::from(prefix),
+                    remote: Some(Arc::new(Remote {
+                        store: Arc::new(store),
+                        base: format!("s3://{bucket}"),
+                    })),
+                })
+            }
+            _ => Err(format!(
+                "{scheme}:// is not supported: the Parquet store is a folder (a path, or \
+                 file:///PATH) or an S3 bucket (s3://BUCKET/PREFIX); gs:// and az:// are not \
+                 supported yet"
+            )),
+        }
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// The root folder (or prefix): the paths under it name the store's files.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The location of a folder inside this one.
+    pub fn join(&self, dir: impl AsRef<Path>) -> Location {
+        Location {
+            path: self.path.join(dir),
+            remote: self.remote.clone(),
+        }
+    }
+
+    /// How to name `path` (under this location) to a user: the path, or `s3://bucket/key`.
+    pub fn show(&self, path: &Path) -> String {
+        match &self.remote {
+            None => path.display().to_string(),
+            Some(r) => match key_of(path).as_ref() {
+                "" => r.base.clone(),
+                k => format!("{}/{k}", r.base),
+            },
+        }
+    }
+
+    /// This location itself, as [`Location::show`] names it.
+    pub fn display(&self) -> String {
+        self.show(&self.path)
+    }
+
+    /// Checks the bucket can be listed (exists, credentials accepted, endpoint reachable),
+    /// so that an import fails in one line before fetching anything. Folders: nothing.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let Some(r) = &self.remote else {
+            return Ok(());
+        };
+        let key = key_of(&self.path);
+        block(r.store.list_with_delimiter(Some(&key)))
+            .map(|_| ())
+            .map_err(|e| r.error("list", &self.path, e))
+    }
+
+    /// The names of the folders directly inside `dir` (none if it does not exist).
+    pub fn subfolders(&self, dir: &Path) -> Vec<String> {
+        match &self.remote {
+            None => std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Some(r) => {
+                let key = key_of(dir);
+                block(r.store.list_with_delimiter(Some(&key)))
+                    .map(|l| {
+                        l.common_prefixes
+                            .iter()
+                            .filter_map(|p| p.filename().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// Whether anything is stored under `dir`.
+    pub fn has_folder(&self, dir: &Path) -> bool {
+        match &self.remote {
+            None => dir.is_dir(),
+            Some(r) => {
+                let key = key_of(dir);
+                block(r.store.list_with_delimiter(Some(&key)))
+                    .is_ok_and(|l| !l.common_prefixes.is_empty() || !l.objects.is_empty())
+            }
+        }
+    }
+
+    /// Every file under `dir`, at any depth, with its size (none if `dir` does not exist).
+    /// One listing of a bucket (paged by the store), a walk of a folder.
+    pub fn files_under(&self, dir: &Path) -> anyhow::Result<Vec<(PathBuf, u64)>> {
+        match &self.remote {
+            None => {
+                let mut out = Vec::new();
+                let mut todo = vec![dir.to_path_buf()];
+                while let Some(d) = todo.pop() {
+                    for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                        match e.file_type() {
+                            Ok(t) if t.is_dir() => todo.push(e.path()),
+                            Ok(_) => out.push((e.path(), e.metadata().map_or(0, |m| m.len()))),
+                            Err(_) => {}
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            Some(r) => {
+                let key = key_of(dir);
+                let listed: Vec<_> = block(r.store.list(Some(&key)).try_collect())
+                    .map_err(|e| r.error("list", dir, e))?;
+                Ok(listed
+                    .into_iter()
+                    .map(|m| (PathBuf::from(m.location.as_ref()), m.size))
+                    .collect())
+            }
+        }
+    }
+
+    /// Whether the file exists.
+    pub fn exists(&self, file: &Path) -> anyhow::Result<bool> {
+        match &self.remote {
+            None => Ok(file.exists()),
+            Some(r) => match block(r.store.head(&key_of(file))) {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(r.error("look up", file, e)),
+            },
+        }
+    }
+
+    /// The file's bytes for the Parquet reader, or None if it does not exist. A bucket's
+    /// object is read whole into memory (a day or month file: a few MB).
+    pub fn open(&self, file: &Path) -> anyhow::Result<Option<Stored>> {
+        match &self.remote {
+            None => match File::open(file) {
+                Ok(f) => Ok(Some(Stored::File(f))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("cannot open {}", file.display())),
+            },
+            Some(r) => {
+                let key = key_of(file);
+                match block(async { r.store.get(&key).await?.bytes().await }) {
+                    Ok(b) => Ok(Some(Stored::Bytes(b))),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(r.error("read", file, e)),
+                }
+            }
+        }
+    }
+
+    /// The rows of the Parquet file `file` (`size` bytes), from its footer: a bucket's
+    /// object is not downloaded, only its last bytes (one ranged GET, two for a footer over
+    /// 64 KiB).
+    pub fn rows_in(&self, file: &Path, size: u64) -> anyhow::Result<i64> {
+        let unreadable = || format!("{} is not a readable Parquet file", self.show(file));
+        let Some(r) = &self.remote else {
+            let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+            use parquet::file::reader::FileReader;
+            let reader = parquet::file::serialized_reader::SerializedFileReader::new(f)
+                .with_context(unreadable)?;
+            return Ok(reader.metadata().file_metadata().num_rows());
+        };
+        let key = key_of(file);
+        let get = |range: std::ops::Range<u64>| {
+            block(r.store.get_range(&key, range)).map_err(|e| r.error("read", file, e))
+        };
+        let tail_len = size.min(64 << 10);
+        let tail = get(size - tail_len..size)?;
+        let n = tail.len();
+        if n < 8 || &tail[n - 4..] != b"PAR1" {
+            anyhow::bail!(unreadable());
+        }
+        let meta_len =
+            u32::from_le_bytes([tail[n - 8], tail[n - 7], tail[n - 6], tail[n - 5]]) as u64;
+        if meta_len + 8 > size {
+            anyhow::bail!(unreadable());
+        }
+        let meta = match meta_len + 8 <= n as u64 {
+            true => tail.slice(n - 8 - meta_len as usize..n - 8),
+            false => get(size - 8 - meta_len..size - 8)?,
+        };
+        let meta = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&meta)
+            .with_context(unreadable)?;
+        Ok(meta.file_metadata().num_rows())
+    }
+
+    /// Writes a small file (a marker) in place.
+    pub fn write_small(&self, file: &Path, content: &[u8]) -> anyhow::Result<()> {
+        match &self.remote {
+            None => {
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                std::fs::write(file, content)
+                    .with_context(|| format!("cannot write {}", file.display()))
+            }
+            Some(r) => {
+                let payload = PutPayload::from(Bytes::copy_from_slice(content));
+                block(r.store.put(&key_of(file), payload))
+                    .map(|_| ())
+                    .map_err(|e| r.error("write", file, e))
+            }
+        }
+    }
+
+    /// The local folder where a file bound for `dir` is written before it is published:
+    /// `dir` itself for a folder (created), a staging folder of the system's temporary
+    /// directory for a bucket.
+    pub fn staging(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let dir = match &self.remote {
+            None => dir.to_path_buf(),
+            Some(_) => std::env::temp_dir().join("data-store-staging"),
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the Parquet folder {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Moves the finished local file `tmp` into place as `file`: a rename in a folder; an
+    /// upload to a bucket (one PUT, or parts completed at the end), then `tmp` is removed.
+    pub fn publish(&self, tmp: &Path, file: &Path) -> anyhow::Result<()> {
+        let Some(r) = &self.remote else {
+            return std::fs::rename(tmp, file)
+                .with_context(|| format!("cannot move {} into place", file.display()));
+        };
+        let key = key_of(file);
+        let size = std::fs::metadata(tmp)
+            .with_context(|| format!("cannot read {}", tmp.display()))?
+            .len() as usize;
+        let uploaded = match size <= SINGLE_PUT_BYTES {
+            true => {
+                let bytes =
+                    std::fs::read(tmp).with_context(|| format!("cannot read {}", tmp.display()))?;
+                block(r.store.put(&key, PutPayload::from(bytes)))
+                    .map(|_| ())
+                    .map_err(|e| r.error("upload", file, e))
+            }
+            false => self.upload_parts(r, tmp, &key, file),
+        };
+        let _ = std::fs::remove_file(tmp);
+        uploaded
+    }
+
+    fn upload_parts(&self, r: &Remote, tmp: &Path, key: &Key, file: &Path) -> anyhow::Result<()> {
+        let mut f = File::open(tmp).with_context(|| format!("cannot read {}", tmp.display()))?;
+        block(async {
+            let upload = r.store.put_multipart(key).await?;
+            let mut w = WriteMultipart::new_with_chunk_size(upload, SINGLE_PUT_BYTES);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        w.abort().await?;
+                        return Err(object_store::Error::Generic {
+                            store: "local",
+                            source: Box::new(e),
+                        });
+                    }
+                };
+                // At most two parts in flight: memory stays bounded whatever the size.
+                w.wait_for_capacity(2).await?;
+                w.write(&buf[..n]);
+            }
+            w.finish().await.map(|_| ())
+        })
+        .map_err(|e| r.error("upload", file, e))
+    }
+
+    /// Removes a file (none: nothing to do).
+    pub fn remove(&self, file: &Path) -> anyhow::Result<()> {
+        match &self.remote {
+            None => match std::fs::remove_file(file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("cannot remove {}", file.display()))
+                }
+                _ => Ok(()),
+            },
+            Some(r) => match block(r.store.delete(&key_of(file))) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(r.error("remove", file, e)),
+            },
+        }
+    }
+}
+
+impl Remote {
+    /// One line naming what failed and what to check; never a credential.
+    fn error(&self, what: &str, path: &Path, e: object_store::Error) -> anyhow::Error {
+        let at = match key_of(path).as_ref() {
+            "" => self.base.clone(),
+            k => format!("{}/{k}", self.base),
+        };
+        let text = one_line(&e);
+        let hint = if text.contains("NoSuchBucket") {
+            format!(
+                "the bucket {} does not exist",
+                self.base.trim_start_matches("s3://")
+            )
+        } else if text.contains("AccessDenied")
+            || text.contains("InvalidAccessKeyId")
+            || text.contains("SignatureDoesNotMatch")
+            || text.contains("403")
+        {
+            "access denied: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and the \
+             bucket's policy)"
+                .to_string()
+        } else if text.contains("error sending request")
+            || text.contains("connect")
+            || text.contains("dns error")
+        {
+            "the object store's endpoint cannot be reached: check AWS_ENDPOINT_URL (and \
+             AWS_ALLOW_HTTP=true for a plain-http server)"
+                .to_string()
+        } else {
+            text
+        };
+        anyhow::anyhow!("cannot {what} {at}: {hint}")
+    }
+}
+
+/// An error's text (and its causes') on one line, with the AWS credentials' values blanked
+/// should a server echo one.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let cause = s.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+        source = s.source();
+    }
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ] {
+        if let Some(v) = std::env::var(var).ok().filter(|v| v.len() >= 4) {
+            text = text.replace(&v, "***");
+        }
+    }
+    text.replace(['\n', '\r'], " ")
+}
+
+/// The object key of a relative path.
+fn key_of(path: &Path) -> Key {
+    let parts: Vec<String> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    Key::from(parts.join("/"))
+}
+
+/// Runs `f` to completion on the current runtime from synchronous code.
+fn block<F: Future>(f: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => tokio::task::block_in_place(|| h.block_on(f)),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| rt.block_on(f))
+            .unwrap_or_else(|e| panic!("cannot start a runtime: {e}")),
+    }
+}
+
+/// A stored file as the Parquet reader reads it: a local file, or an object's bytes.
+pub enum Stored {
+    File(File),
+    Bytes(Bytes),
+}
+
+impl Length for Stored {
+    fn len(&self) -> u64 {
+        match self {
+            Stored::File(f) => f.len(),
+            Stored::Bytes(b) => b.len() as u64,
+        }
+    }
+}
+
+impl ChunkReader for Stored {
+    type T = Box<dyn Read>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(match self {
+            Stored::File(f) => Box::new(f.get_read(start)?),
+            Stored::Bytes(b) => Box::new(b.get_read(start)?),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        match self {
+            Stored::File(f) => f.get_bytes(start, length),
+            Stored::Bytes(b) => b.get_bytes(start, length),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &str) -> Result<Location, String> {
+        Location::parse(v, &Default::default())
+    }
+
+    #[test]
+    fn urls_name_folders_or_buckets_and_other_schemes_are_refused() {
+        assert_eq!(parse("data/h").unwrap(), Location::local("data/h"));
+        assert_eq!(parse("file:///tmp/h").unwrap(), Location::local("/tmp/h"));
+        let s3 = parse("s3://lake/h/x/").unwrap();
+        assert!(s3.is_remote());
+        assert_eq!(s3.display(), "s3://lake/h/x");
+        assert_eq!(
+            s3.join("quotes")
+                .show(&s3.path().join("quotes/symbol=AAPL")),
+            "s3://lake/h/x/quotes/symbol=AAPL"
+        );
+        assert_eq!(parse("s3://lake").unwrap().display(), "s3://lake");
+        let gs = parse("gs://lake/h").unwrap_err();
+        assert!(gs.starts_with("gs:// is not supported"), "{gs}");
+        assert!(parse("s3:///h").unwrap_err().contains("needs a bucket"));
+        assert!(parse("s3://lake/../h").is_err());
+    }
+}
