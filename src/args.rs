@@ -152,6 +152,17 @@ pub struct ImportArgs {
     /// with market data
     #[arg(long, conflicts_with = "api_url")]
     pub standin: bool,
+    /// Share the job with every importer started with the same command, here or on other
+    /// machines: each shard (a symbol's day) is claimed in PostgreSQL before it is fetched,
+    /// so each is fetched once; an importer that dies leaves its shards to the others once
+    /// its leases expire. Needs a PostgreSQL --database-url
+    #[arg(long)]
+    pub coordinate: bool,
+    /// With --coordinate: how long a claim lasts unless its importer renews it (it does,
+    /// every third of it, while alive)
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "coordinate",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease: u64,
     #[command(flatten)]
     pub settings: SettingsArgs,
     #[command(flatten)]

@@ -155,6 +155,7 @@ pub async fn run_batcher<T, S, M, F>(
     mut make_transform: M,
     sink: &mut S,
     batch_size: usize,
+    idle_commit: Option<std::time::Duration>,
     mut cancel: watch::Receiver<bool>,
     mut on_commit: F,
 ) -> anyhow::Result<BatcherTotals>
@@ -175,10 +176,24 @@ where
     let mut kept: Vec<RecordBatch> = Vec::new();
     let mut totals = BatcherTotals::default();
     loop {
+        // With `idle_commit`, shards already complete are committed (a smaller batch) once
+        // no rows came for that long: coordinated importers wait on each other's done marks.
+        let idle = idle_commit.filter(|_| !pending.ended.is_empty());
+        let idle = async move {
+            match idle {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => std::future::pending().await,
+            }
+        };
         let chunk = tokio::select! {
             biased;
             _ = cancel.wait_for(|c| *c) => { totals.cancelled = true; None }
             chunk = rx.recv() => chunk,
+            () = idle => {
+                let done = flush(&mut pending, &mut totals, sink).await?;
+                on_commit(&done);
+                continue;
+            }
         };
         // A closed channel or cancellation: shards without their last chunk stay incomplete
         // (their transform state is dropped, not flushed: a half interval is not a row).
@@ -347,6 +362,7 @@ mod tests {
             || Passthrough,
             sink,
             batch,
+            None,
             cancel_rx,
             |c| seen.push(*c),
         )
@@ -474,8 +490,18 @@ mod tests {
         let (cancel_tx, cancel_rx) = cancellation();
         tx.send(chunk(0, &[1, 2, 3], false)).await.unwrap();
         let mut sink = MemSink::default();
-        let batcher =
-            async { run_batcher(&mut rx, || Passthrough, &mut sink, 2, cancel_rx, |_| {}).await };
+        let batcher = async {
+            run_batcher(
+                &mut rx,
+                || Passthrough,
+                &mut sink,
+                2,
+                None,
+                cancel_rx,
+                |_| {},
+            )
+            .await
+        };
         let canceller = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             cancel_tx.send(true).unwrap();

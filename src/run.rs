@@ -169,6 +169,11 @@ pub trait Source {
     fn page_word(&self) -> &'static str {
         "pages"
     }
+    /// Commit the shards already complete when no rows came for this long (None: only
+    /// by batch size and at the end).
+    fn idle_commit(&self) -> Option<std::time::Duration> {
+        None
+    }
     fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask;
 }
 
@@ -346,14 +351,23 @@ where
         requests.clone(),
     );
     progress.set_item(report.item);
+    let idle = source.idle_commit();
     let source = source.spawn(tx, cancel_rx.clone());
     let mut last: Option<BatchCommitted> = None;
-    let batched = run_batcher(&mut rx, make_transform, sink, batch_size, cancel_rx, |c| {
-        progress.on_commit(c);
-        if c.rows > 0 {
-            last = Some(*c);
-        }
-    })
+    let batched = run_batcher(
+        &mut rx,
+        make_transform,
+        sink,
+        batch_size,
+        idle,
+        cancel_rx,
+        |c| {
+            progress.on_commit(c);
+            if c.rows > 0 {
+                last = Some(*c);
+            }
+        },
+    )
     .await;
     // Closing the channel releases a source blocked on a full channel.
     drop(rx);

@@ -19,6 +19,7 @@ use crate::source::alpaca::{
     stream_shards, AlpacaClient, ClientConfig, Credentials, Request, KEY_ENV, SECRET_ENV,
     UNAUTHENTICATED_RATE_LIMIT,
 };
+use crate::source::claims::Claims;
 use crate::source::pace::RequestStats;
 use crate::source::retry::RetryPolicy;
 use crate::standin::{Standin, StandinConfig};
@@ -287,7 +288,18 @@ async fn to_database(job: &Job, client: AlpacaClient, available: i64) -> anyhow:
             dataset: job.progress_key(),
             shards: shards.clone(),
         });
-        let source = ApiSource::new(client, job, shards.clone());
+        let mut source = ApiSource::new(client, job, shards.clone());
+        if let Some(lease) = job.coordinate {
+            let url = &settings.database_url;
+            source.claims = Some(Claims::join(url, &job.progress_key(), &shards, lease).await?);
+            tracing::info!(
+                target: crate::progress::SUMMARY,
+                "[COORD] sharing the job's {} shards with any importer started with the same command (leases of {}s in PostgreSQL)",
+                shards.len(),
+                lease.as_secs_f64()
+            );
+        }
+        let claims = source.claims.clone();
         let (range, batch, sink) = (job.range, settings.batch_size, &mut sink);
         let (outcome, fetched) = match job.thinning.aggregate_ns {
             None if raw => pipe(&report, range, batch, sink, || Passthrough, source).await?,
@@ -308,7 +320,17 @@ async fn to_database(job: &Job, client: AlpacaClient, available: i64) -> anyhow:
             }
         };
         if outcome == Outcome::Completed {
-            report_symbols(&report, &shards, &fetched, range);
+            match &claims {
+                None => report_symbols(&report, &shards, &fetched, range),
+                // Symbols other importers fetched have no rows here: no per-symbol report.
+                Some(c) => tracing::info!(
+                    target: crate::progress::SUMMARY,
+                    "[COORD] this importer fetched {} of the job's {} shards ({} taken over from importers whose leases expired); the others fetched the rest",
+                    c.claimed.load(std::sync::atomic::Ordering::Relaxed),
+                    shards.len(),
+                    c.taken_over.load(std::sync::atomic::Ordering::Relaxed)
+                ),
+            }
             super::refresh_adjustments(job, sink).await?;
         }
         Ok(outcome)
@@ -503,6 +525,8 @@ struct ApiSource {
     req: Request,
     shards: Arc<Vec<Shard>>,
     concurrency: Option<usize>,
+    /// `--coordinate`: the shards are claimed before they are fetched.
+    claims: Option<Arc<Claims>>,
 }
 
 impl ApiSource {
@@ -521,6 +545,7 @@ impl ApiSource {
             req,
             shards,
             concurrency: job.settings.concurrency,
+            claims: None,
         }
     }
 }
@@ -534,6 +559,12 @@ impl Source for ApiSource {
         Some(self.client.stats())
     }
 
+    /// Coordinated, the other importers wait for this one's done marks: a shard complete
+    /// is committed within a second even while the fetchers wait.
+    fn idle_commit(&self) -> Option<Duration> {
+        self.claims.as_ref().map(|_| Duration::from_secs(1))
+    }
+
     fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask {
         tokio::spawn(async move {
             let stats = stream_shards(
@@ -541,6 +572,7 @@ impl Source for ApiSource {
                 self.req,
                 self.shards,
                 self.concurrency,
+                self.claims,
                 tx,
                 cancel,
             )

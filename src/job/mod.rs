@@ -27,6 +27,8 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 /// the sink and how to pace and batch).
 #[derive(Debug)]
 pub struct Job {
+    /// `--coordinate`: the lease length of the shards claimed in PostgreSQL.
+    pub coordinate: Option<std::time::Duration>,
     pub dataset: DatasetId,
     pub symbols: Vec<Symbol>,
     /// The range asked for; bars cover whole New York days (a daily bar opens at midnight).
@@ -42,6 +44,19 @@ pub struct Job {
     /// Corporate actions' `--types` (Alpaca's `types`), when given.
     pub action_types: Option<String>,
     pub settings: Settings,
+}
+
+/// `--coordinate` needs a store several importers share: PostgreSQL. One SQLite file has
+/// one writer; the Parquet store's files are written whole by one importer each.
+fn coordination_of(settings: &Settings, lease_secs: u64) -> anyhow::Result<std::time::Duration> {
+    let postgres = crate::sink::database::is_postgres_url(&settings.database_url);
+    if settings.format == Format::Parquet || !postgres {
+        return Err(usage(
+            "--coordinate shares a job through PostgreSQL (--database-url postgres://...); \
+             one SQLite file has one writer, and the Parquet store cannot be shared yet",
+        ));
+    }
+    Ok(std::time::Duration::from_secs(lease_secs))
 }
 
 impl Job {
@@ -83,11 +98,16 @@ impl Job {
                 ));
             }
         }
+        let coordinate = match args.coordinate {
+            false => None,
+            true => Some(coordination_of(&settings, args.lease)?),
+        };
         Ok(Job {
             range,
             dataset,
             symbols,
             thinning,
+            coordinate,
             restart: args.restart,
             asof: asof_of(args.asof.as_deref())?,
             synthetic: false,
@@ -110,6 +130,7 @@ impl Job {
             dataset,
             symbols,
             thinning: Thinning::default(),
+            coordinate: None,
             restart: false,
             asof: None,
             synthetic: false,
@@ -133,6 +154,7 @@ impl Job {
             dataset,
             symbols,
             thinning: Thinning::default(),
+            coordinate: None,
             restart: false,
             asof: None,
             synthetic: false,

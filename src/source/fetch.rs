@@ -10,6 +10,7 @@ use crate::dataset::Column;
 use crate::model::Symbol;
 use crate::pipeline::{Chunk, ShardId};
 use crate::resume::Shard;
+use crate::source::claims::Claims;
 use crate::time::DateRange;
 use anyhow::Context;
 use arrow_array::RecordBatch;
@@ -272,10 +273,13 @@ pub async fn stream_shards(
     req: Request,
     shards: Arc<Vec<Shard>>,
     concurrency: Option<usize>,
+    claims: Option<Arc<Claims>>,
     tx: mpsc::Sender<Chunk>,
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<SourceStats> {
     let limiter = Limiter::new(concurrency, client.rate_per_min, client.stats());
+    // Coordinated (`--coordinate`): held leases are renewed while the fetchers run.
+    let _renewing = claims.clone().map(|c| AbortOnDrop(tokio::spawn(c.renew())));
     // Adaptive mode's decisions run beside the fetchers and stop with them.
     let _adapting = limiter
         .is_adaptive()
@@ -297,6 +301,7 @@ pub async fn stream_shards(
     for _ in 0..limiter.max().clamp(1, groups.len().max(1)) {
         let (client, shards, next, tx) = (client.clone(), shards.clone(), next.clone(), tx.clone());
         let (req, groups, limiter) = (req.clone(), groups.clone(), limiter.clone());
+        let claims = claims.clone();
         let mut cancel = cancel.clone();
         workers.spawn(async move {
             let mut stats = SourceStats::default();
@@ -305,9 +310,22 @@ pub async fn stream_shards(
                     return Ok(stats);
                 };
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(group) = groups.get(i) else {
-                    return Ok(stats);
+                // Coordinated, a group is fetched only once claimed (the shards another
+                // importer holds are left out); past the list, the shards of importers that
+                // died are taken over as their leases expire.
+                let group: Vec<u32> = match (groups.get(i), &claims) {
+                    (Some(group), None) => group.clone(),
+                    (Some(group), Some(c)) => match c.claim(group).await? {
+                        held if held.is_empty() => continue,
+                        held => held,
+                    },
+                    (None, Some(c)) => match c.take_over(&mut cancel).await? {
+                        Some(held) => held,
+                        None => return Ok(stats),
+                    },
+                    (None, None) => return Ok(stats),
                 };
+                let group = &group;
                 let fetch = Fetch {
                     client: &client,
                     req: &req,

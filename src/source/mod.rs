@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod adapt;
 pub mod alpaca;
+pub mod claims;
 pub mod contracts;
 pub mod fetch;
 pub mod json;

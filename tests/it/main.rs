@@ -8,6 +8,7 @@ mod common;
 mod calendar;
 mod cli;
 mod concurrency;
+mod coordinate;
 mod corporate_actions;
 mod crypto;
 mod decode;

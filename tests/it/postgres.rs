@@ -16,10 +16,10 @@ use std::time::Duration;
 pub const PG_ENV: &str = "DATA_TEST_POSTGRES_URL";
 
 /// A fresh database on the test server, dropped at the end of the test.
-struct PgDb {
+pub(crate) struct PgDb {
     admin: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 /// The server to test against: `DATA_TEST_POSTGRES_URL`, else the local default when a
@@ -50,7 +50,7 @@ async fn server_url() -> Result<String, String> {
 }
 
 impl PgDb {
-    async fn new() -> Option<PgDb> {
+    pub(crate) async fn new() -> Option<PgDb> {
         let admin = match server_url().await {
             Ok(url) => url,
             Err(why) => {
@@ -92,14 +92,14 @@ impl PgDb {
         PgConnection::connect(&self.url).await.expect("connect")
     }
 
-    async fn scalar(&self, sql: &str) -> i64 {
+    pub(crate) async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&mut self.conn().await)
             .await
             .unwrap()
     }
 
-    async fn rows(&self, symbol: &str) -> Vec<String> {
+    pub(crate) async fn rows(&self, symbol: &str) -> Vec<String> {
         let rows = sqlx::query(
             "SELECT q.t, q.seq::BIGINT, q.bid_exchange, q.bid_price, q.bid_size, q.ask_exchange, q.ask_price, \
              q.ask_size, q.conditions, q.tape FROM quotes q JOIN symbols s ON s.id = q.symbol_id \
