@@ -380,6 +380,60 @@ impl Location {
         .map_err(|e| r.error("upload", file, e))
     }
 
+    /// A bucket's object and its ETag (None: no such object), for claims.
+    pub fn get_tagged(&self, file: &Path) -> anyhow::Result<Option<(Bytes, String)>> {
+        let r = self.bucket()?;
+        let got = block(async {
+            let got = r.store.get(&key_of(file)).await?;
+            let tag = got.meta.e_tag.clone().unwrap_or_default();
+            Ok::<_, object_store::Error>((got.bytes().await?, tag))
+        });
+        match got {
+            Ok(got) => Ok(Some(got)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(r.error("read", file, e)),
+        }
+    }
+
+    /// Writes a small object with a conditional PUT: only if there is none (`tag` None,
+    /// `If-None-Match: *`), or only if it still has ETag `tag` (`If-Match`). Returns the new
+    /// ETag, or None when the condition failed (another writer was first).
+    pub fn put_if(
+        &self,
+        file: &Path,
+        content: &[u8],
+        tag: Option<&str>,
+    ) -> anyhow::Result<Option<String>> {
+        let r = self.bucket()?;
+        let mode = match tag {
+            None => object_store::PutMode::Create,
+            Some(t) => object_store::PutMode::Update(object_store::UpdateVersion {
+                e_tag: Some(t.to_string()),
+                version: None,
+            }),
+        };
+        let payload = PutPayload::from(Bytes::copy_from_slice(content));
+        let opts = object_store::PutOptions {
+            mode,
+            ..Default::default()
+        };
+        match block(r.store.put_opts(&key_of(file), payload, opts)) {
+            Ok(put) => Ok(Some(put.e_tag.unwrap_or_default())),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. }
+                | object_store::Error::NotFound { .. },
+            ) => Ok(None),
+            Err(e) => Err(r.error("write", file, e)),
+        }
+    }
+
+    fn bucket(&self) -> anyhow::Result<&Remote> {
+        self.remote
+            .as_deref()
+            .context("conditional writes need a bucket (s3://...)")
+    }
+
     /// Removes a file (none: nothing to do).
     pub fn remove(&self, file: &Path) -> anyhow::Result<()> {
         match &self.remote {

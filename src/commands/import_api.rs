@@ -291,13 +291,9 @@ async fn to_database(job: &Job, client: AlpacaClient, available: i64) -> anyhow:
         let mut source = ApiSource::new(client, job, shards.clone());
         if let Some(lease) = job.coordinate {
             let url = &settings.database_url;
-            source.claims = Some(Claims::join(url, &job.progress_key(), &shards, lease).await?);
-            tracing::info!(
-                target: crate::progress::SUMMARY,
-                "[COORD] sharing the job's {} shards with any importer started with the same command (leases of {}s in PostgreSQL)",
-                shards.len(),
-                lease.as_secs_f64()
-            );
+            let claims = Claims::postgres(url, &job.progress_key(), &shards, lease).await?;
+            announce(&claims, shards.len(), lease);
+            source.claims = Some(claims);
         }
         let claims = source.claims.clone();
         let (range, batch, sink) = (job.range, settings.batch_size, &mut sink);
@@ -323,13 +319,7 @@ async fn to_database(job: &Job, client: AlpacaClient, available: i64) -> anyhow:
             match &claims {
                 None => report_symbols(&report, &shards, &fetched, range),
                 // Symbols other importers fetched have no rows here: no per-symbol report.
-                Some(c) => tracing::info!(
-                    target: crate::progress::SUMMARY,
-                    "[COORD] this importer fetched {} of the job's {} shards ({} taken over from importers whose leases expired); the others fetched the rest",
-                    c.claimed.load(std::sync::atomic::Ordering::Relaxed),
-                    shards.len(),
-                    c.taken_over.load(std::sync::atomic::Ordering::Relaxed)
-                ),
+                Some(c) => report_share(c, shards.len()),
             }
             super::refresh_adjustments(job, sink).await?;
         }
@@ -444,6 +434,15 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
     }
     let shards = Arc::new(whole);
     let mut sink = ParquetSink::new(root, layout, shards.clone())?;
+    let claims = match job.coordinate {
+        Some(lease) => {
+            let claims = Claims::bucket(root, layout, &shards, lease)?;
+            announce(&claims, shards.len(), lease);
+            sink.release_claims = true;
+            Some(claims)
+        }
+        None => None,
+    };
     tracing::info!(
         "[IMPORT] {} {range} (feed {}) into the Parquet store {}, batches of {}",
         report.label(),
@@ -451,11 +450,15 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
         root.show(&layout.dir(root.path())),
         settings.batch_size
     );
-    let source = ApiSource::new(client, job, shards.clone());
+    let mut source = ApiSource::new(client, job, shards.clone());
+    source.claims = claims.clone();
     let make = || Passthrough;
     let result = pipe(&report, range, settings.batch_size, &mut sink, make, source).await;
     if let Ok((Outcome::Completed, fetched)) = &result {
-        report_symbols(&report, &shards, fetched, range);
+        match &claims {
+            None => report_symbols(&report, &shards, fetched, range),
+            Some(c) => report_share(c, shards.len()),
+        }
     }
     let files = &mut sink.written;
     files.sort_by_key(|d| d.date);
@@ -480,6 +483,28 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
         ),
     }
     result.map(|(outcome, _)| outcome)
+}
+
+/// `--coordinate`: says where the job's shards are claimed.
+fn announce(claims: &Claims, shards: usize, lease: Duration) {
+    tracing::info!(
+        target: crate::progress::SUMMARY,
+        "[COORD] sharing the job's {shards} shards with any importer started with the same command (leases of {}s, {})",
+        lease.as_secs_f64(),
+        claims.place()
+    );
+}
+
+/// `--coordinate`: this importer's share of the job (no per-symbol report: the symbols
+/// other importers fetched have no rows here).
+fn report_share(claims: &Claims, shards: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    tracing::info!(
+        target: crate::progress::SUMMARY,
+        "[COORD] this importer fetched {} of the job's {shards} shards ({} taken over from importers whose leases expired); the others fetched the rest",
+        claims.claimed.load(Relaxed),
+        claims.taken_over.load(Relaxed)
+    );
 }
 
 /// The Parquet store's side of "stand-in rows never mix with market data": a symbol whose

@@ -46,14 +46,18 @@ pub struct Job {
     pub settings: Settings,
 }
 
-/// `--coordinate` needs a store several importers share: PostgreSQL. One SQLite file has
-/// one writer; the Parquet store's files are written whole by one importer each.
+/// `--coordinate` needs a store several importers share: PostgreSQL, or the Parquet store
+/// in a bucket. One SQLite file has one writer; a local folder has no conditional writes.
 fn coordination_of(settings: &Settings, lease_secs: u64) -> anyhow::Result<std::time::Duration> {
-    let postgres = crate::sink::database::is_postgres_url(&settings.database_url);
-    if settings.format == Format::Parquet || !postgres {
+    let shared = match settings.format {
+        Format::Database => crate::sink::database::is_postgres_url(&settings.database_url),
+        Format::Parquet => settings.historical_path.is_remote(),
+    };
+    if !shared {
         return Err(usage(
-            "--coordinate shares a job through PostgreSQL (--database-url postgres://...); \
-             one SQLite file has one writer, and the Parquet store cannot be shared yet",
+            "--coordinate shares a job through PostgreSQL (--database-url postgres://...) or \
+             a Parquet store in a bucket (--format parquet --historical-path s3://...); one \
+             SQLite file has one writer, and a local folder has no conditional writes",
         ));
     }
     Ok(std::time::Duration::from_secs(lease_secs))

@@ -408,6 +408,8 @@ pub struct ParquetSink {
     shards: Arc<Vec<Shard>>,
     open: Vec<UnitWriter>,
     pub written: Vec<DayWritten>,
+    /// `--coordinate`: a unit's claim marker is deleted once its file is published.
+    pub release_claims: bool,
 }
 
 impl ParquetSink {
@@ -432,13 +434,19 @@ impl ParquetSink {
             shards,
             open: Vec::new(),
             written: Vec::new(),
+            release_claims: false,
         })
     }
 
     fn commit(&mut self, index: usize) -> anyhow::Result<()> {
         let unit = self.open.swap_remove(index);
-        let date = unit.key;
+        let (date, symbol) = (unit.key, unit.symbol.clone());
         let (path, rows) = unit.commit()?;
+        if self.release_claims {
+            let claim =
+                crate::source::claims::claim_path(self.root.path(), &self.layout, &symbol, date);
+            self.root.remove(&claim)?;
+        }
         tracing::info!("[FILE] {date}: {rows} rows in {}", self.root.show(&path));
         self.written.push(DayWritten { date, rows, path });
         Ok(())

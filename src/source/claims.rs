@@ -1,9 +1,9 @@
 //! Several importers, one job (`import-api --coordinate`): before a fetcher asks the API for
-//! a shard (a symbol's day, or month), it claims the shard in PostgreSQL, so that importers
-//! started with the same command — on one machine or several — divide the shards and each
-//! is fetched once.
+//! a shard (a symbol's day, or month), it claims the shard where the job's rows go —
+//! PostgreSQL, or the Parquet store's bucket — so that importers started with the same
+//! command, on one machine or several, divide the shards and each is fetched once.
 //!
-//! A claim is a lease row of `shard_leases`, taken with `SELECT … FOR UPDATE SKIP LOCKED`
+//! **PostgreSQL.** A claim is a lease row of `shard_leases`, taken with `SELECT … FOR UPDATE SKIP LOCKED`
 //! (two importers never wait on each other for a row: each takes what is free) and renewed
 //! while the importer lives. It is released by the shard's done mark in `import_progress`,
 //! which the sink writes in the transaction of the batch that completes the shard: a shard
@@ -11,12 +11,25 @@
 //! expire; the others, once through their own list, wait for the shards still leased and take
 //! over the expired ones, so the job still ends whole (a shard taken over is fetched again
 //! from its start; rows are upserted, so it ends exact).
+//!
+//! **A bucket** (`--format parquet --historical-path s3://...`). A claim is a marker object,
+//! `_claims/<the unit's folder>` beside the dataset folders (readers skip `_` folders),
+//! holding its owner and expiry, written with a conditional PUT: `If-None-Match: *` to claim
+//! a free shard, `If-Match: <ETag>` to renew it or to take an expired one over, so of two
+//! importers racing for a marker exactly one wins. The unit's file published is the done
+//! mark; the sink then deletes the marker. A claim won is checked against the file, so a
+//! shard done meanwhile is never fetched again. Expiry compares the writer's clock with the
+//! reader's: the importers' clocks must agree to well within a lease.
 
+use crate::dataset::DatasetId;
 use crate::resume::Shard;
 use crate::sink::postgres::redacted;
+use crate::storage::Location;
+use chrono::NaiveDate;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Row};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,9 +41,7 @@ const RENEWALS_PER_LEASE: u32 = 3;
 
 /// This importer's claims on the shards of its plan.
 pub struct Claims {
-    conn: Mutex<PgConnection>,
-    /// The job's progress key (`quotes`, `quotes@iex`, ...), as `import_progress` has it.
-    dataset: String,
+    backend: Backend,
     owner: String,
     lease: Duration,
     /// (symbol, day as YYYY-MM-DD) -> index in the plan.
@@ -40,6 +51,21 @@ pub struct Claims {
     /// Shards this importer fetched, and of them taken over from a dead importer.
     pub claimed: AtomicU64,
     pub taken_over: AtomicU64,
+}
+
+enum Backend {
+    Postgres {
+        conn: Mutex<PgConnection>,
+        /// The job's progress key (`quotes`, `quotes@iex`, ...), as `import_progress` has it.
+        dataset: String,
+    },
+    Bucket {
+        store: Location,
+        layout: DatasetId,
+        keys: Vec<NaiveDate>,
+        /// Plan index -> the ETag of this importer's marker.
+        held: std::sync::Mutex<HashMap<u32, String>>,
+    },
 }
 
 const CLAIM: &str = "
@@ -62,7 +88,7 @@ RETURNING l.symbol, l.day::text, free.was";
 impl Claims {
     /// Connects (a connection of its own), and adds the plan's shards to the job's lease
     /// rows (free; rows other importers added already are left as they are).
-    pub async fn join(
+    pub async fn postgres(
         url: &str,
         dataset: &str,
         shards: &[Shard],
@@ -88,6 +114,36 @@ impl Claims {
         .execute(&mut conn)
         .await
         .map_err(|e| anyhow::anyhow!("cannot add the job's shards to shard_leases: {e}"))?;
+        let backend = Backend::Postgres {
+            conn: Mutex::new(conn),
+            dataset: dataset.to_string(),
+        };
+        Ok(Self::new(backend, shards, lease))
+    }
+
+    /// Claims kept as marker objects in the Parquet store's bucket `store`.
+    pub fn bucket(
+        store: &Location,
+        layout: DatasetId,
+        shards: &[Shard],
+        lease: Duration,
+    ) -> anyhow::Result<Arc<Claims>> {
+        anyhow::ensure!(
+            store.is_remote(),
+            "claims in the Parquet store need a bucket"
+        );
+        let backend = Backend::Bucket {
+            store: store.clone(),
+            layout,
+            keys: shards.iter().map(|s| s.day).collect(),
+            held: Default::default(),
+        };
+        Ok(Self::new(backend, shards, lease))
+    }
+
+    fn new(backend: Backend, shards: &[Shard], lease: Duration) -> Arc<Claims> {
+        let symbols: Vec<String> = shards.iter().map(|s| s.symbol.to_string()).collect();
+        let days: Vec<String> = shards.iter().map(|s| s.day.to_string()).collect();
         let index = symbols
             .iter()
             .cloned()
@@ -101,9 +157,8 @@ impl Claims {
             std::process::id(),
             fastrand::u32(..)
         );
-        Ok(Arc::new(Claims {
-            conn: Mutex::new(conn),
-            dataset: dataset.to_string(),
+        Arc::new(Claims {
+            backend,
             owner,
             lease,
             index,
@@ -111,12 +166,58 @@ impl Claims {
             days,
             claimed: AtomicU64::new(0),
             taken_over: AtomicU64::new(0),
-        }))
+        })
+    }
+
+    /// Where the claims are kept, for messages.
+    pub fn place(&self) -> String {
+        match &self.backend {
+            Backend::Postgres { .. } => "in PostgreSQL".into(),
+            Backend::Bucket { store, .. } => {
+                format!(
+                    "as objects under {}",
+                    store.show(&store.path().join(CLAIMS_DIR))
+                )
+            }
+        }
     }
 
     /// Claims what it can of `ids` (plan indices): those free, expired, or already this
     /// importer's, and not done. Returns the ones now held.
     pub async fn claim(&self, ids: &[u32]) -> anyhow::Result<Vec<u32>> {
+        let mut held = match &self.backend {
+            Backend::Postgres { conn, dataset } => self.claim_rows(conn, dataset, ids).await?,
+            Backend::Bucket { .. } => {
+                let mut held = Vec::new();
+                for &id in ids {
+                    if self.claim_marker(id)? {
+                        held.push(id);
+                    }
+                }
+                held
+            }
+        };
+        held.sort_unstable();
+        self.claimed.fetch_add(held.len() as u64, Ordering::Relaxed);
+        Ok(held)
+    }
+
+    fn taken_over_from(&self, id: u32, was: &str) {
+        self.taken_over.fetch_add(1, Ordering::Relaxed);
+        let i = id as usize;
+        tracing::warn!(
+            "[COORD] {} {}: the lease of {was} expired; taken over (fetched again from its start)",
+            self.symbols.get(i).map_or("", String::as_str),
+            self.days.get(i).map_or("", String::as_str),
+        );
+    }
+
+    async fn claim_rows(
+        &self,
+        conn: &Mutex<PgConnection>,
+        dataset: &str,
+        ids: &[u32],
+    ) -> anyhow::Result<Vec<u32>> {
         let (symbols, days): (Vec<&str>, Vec<&str>) = ids
             .iter()
             .filter_map(|&i| {
@@ -124,35 +225,90 @@ impl Claims {
                 Some((self.symbols.get(i)?.as_str(), self.days.get(i)?.as_str()))
             })
             .unzip();
-        let rows = {
-            let mut conn = self.conn.lock().await;
-            sqlx::query(CLAIM)
-                .bind(&self.dataset)
-                .bind(&symbols)
-                .bind(&days)
-                .bind(&self.owner)
-                .bind(self.lease.as_millis() as f64)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot claim shards in shard_leases: {e}"))?
-        };
+        let rows = sqlx::query(CLAIM)
+            .bind(dataset)
+            .bind(&symbols)
+            .bind(&days)
+            .bind(&self.owner)
+            .bind(self.lease.as_millis() as f64)
+            .fetch_all(&mut *conn.lock().await)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot claim shards in shard_leases: {e}"))?;
         let mut held = Vec::new();
         for row in rows {
             let (symbol, day): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             let was: Option<String> = row.try_get(2)?;
-            if let Some(was) = was.filter(|w| *w != self.owner) {
-                self.taken_over.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "[COORD] {symbol} {day}: the lease of {was} expired; taken over (fetched again from its start)"
-                );
-            }
             if let Some(&i) = self.index.get(&(symbol, day)) {
+                if let Some(was) = was.filter(|w| *w != self.owner) {
+                    self.taken_over_from(i, &was);
+                }
                 held.push(i);
             }
         }
-        held.sort_unstable();
-        self.claimed.fetch_add(held.len() as u64, Ordering::Relaxed);
         Ok(held)
+    }
+
+    /// A marker's content: its owner and when it expires (ms since the epoch).
+    fn marker(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!("{} {}\n", self.owner, (now + self.lease).as_millis())
+    }
+
+    /// Claims shard `id` with its marker object: created if there is none, taken over if
+    /// expired; then the unit's file is looked for (done: released at once).
+    fn claim_marker(&self, id: u32) -> anyhow::Result<bool> {
+        let Backend::Bucket {
+            store,
+            layout,
+            keys,
+            held,
+        } = &self.backend
+        else {
+            return Ok(false);
+        };
+        let (Some(symbol), Some(&key)) = (self.symbols.get(id as usize), keys.get(id as usize))
+        else {
+            return Ok(false);
+        };
+        let path = claim_path(store.path(), layout, symbol, key);
+        let content = self.marker();
+        let tag = match store.put_if(&path, content.as_bytes(), None)? {
+            Some(tag) => tag,
+            None => {
+                let Some((current, tag)) = store.get_tagged(&path)? else {
+                    // Released between the two requests: its shard was just done.
+                    return Ok(false);
+                };
+                let current = String::from_utf8_lossy(&current);
+                let mut parts = current.split_whitespace();
+                let (owner, until) = (parts.next().unwrap_or(""), parts.next());
+                let until: u128 = until.and_then(|u| u.parse().ok()).unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis();
+                if owner != self.owner && until >= now {
+                    return Ok(false);
+                }
+                let Some(new) = store.put_if(&path, content.as_bytes(), Some(&tag))? else {
+                    return Ok(false);
+                };
+                if owner != self.owner {
+                    self.taken_over_from(id, owner);
+                }
+                new
+            }
+        };
+        if store.exists(&layout.file(store.path(), symbol, key))? {
+            store.remove(&path)?;
+            return Ok(false);
+        }
+        if let Ok(mut held) = held.lock() {
+            held.insert(id, tag);
+        }
+        Ok(true)
     }
 
     /// Once this importer's list is through: waits while other importers hold shards of
@@ -166,39 +322,14 @@ impl Claims {
             if *cancel.borrow() {
                 return Ok(None);
             }
-            let rows = {
-                let mut conn = self.conn.lock().await;
-                sqlx::query(
-                    "SELECT l.symbol, l.day::text, l.expires_at < now() \
-                     FROM shard_leases l \
-                     JOIN UNNEST($2::text[], $3::text[]) AS w(symbol, day) \
-                       ON l.symbol = w.symbol AND l.day = w.day::date \
-                     WHERE l.dataset = $1 AND l.owner IS DISTINCT FROM $4 \
-                       AND NOT EXISTS (SELECT 1 FROM import_progress p \
-                                       WHERE p.dataset = l.dataset AND p.symbol = l.symbol \
-                                         AND p.day = l.day AND p.done) \
-                     ORDER BY l.day, l.symbol",
-                )
-                .bind(&self.dataset)
-                .bind(&self.symbols)
-                .bind(&self.days)
-                .bind(&self.owner)
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot read shard_leases: {e}"))?
+            let waiting = match &self.backend {
+                Backend::Postgres { conn, dataset } => self.others_rows(conn, dataset).await?,
+                Backend::Bucket { .. } => self.others_markers()?,
             };
-            if rows.is_empty() {
+            if waiting.is_empty() {
                 return Ok(None);
             }
-            let expired: Vec<u32> = rows
-                .iter()
-                .filter(|r| r.try_get::<bool, _>(2).unwrap_or(false))
-                .filter_map(|r| {
-                    let key = (r.try_get::<String, _>(0).ok()?, r.try_get(1).ok()?);
-                    self.index.get(&key).copied()
-                })
-                .collect();
-            for id in expired {
+            for id in waiting {
                 let got = self.claim(&[id]).await?;
                 if !got.is_empty() {
                     return Ok(Some(got));
@@ -212,29 +343,134 @@ impl Claims {
         }
     }
 
+    /// The plan's shards not done and not this importer's (expired ones first).
+    async fn others_rows(
+        &self,
+        conn: &Mutex<PgConnection>,
+        dataset: &str,
+    ) -> anyhow::Result<Vec<u32>> {
+        let rows = sqlx::query(
+            "SELECT l.symbol, l.day::text \
+             FROM shard_leases l \
+             JOIN UNNEST($2::text[], $3::text[]) AS w(symbol, day) \
+               ON l.symbol = w.symbol AND l.day = w.day::date \
+             WHERE l.dataset = $1 AND l.owner IS DISTINCT FROM $4 \
+               AND NOT EXISTS (SELECT 1 FROM import_progress p \
+                               WHERE p.dataset = l.dataset AND p.symbol = l.symbol \
+                                 AND p.day = l.day AND p.done) \
+             ORDER BY l.expires_at, l.day, l.symbol",
+        )
+        .bind(dataset)
+        .bind(&self.symbols)
+        .bind(&self.days)
+        .bind(&self.owner)
+        .fetch_all(&mut *conn.lock().await)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read shard_leases: {e}"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let key = (r.try_get::<String, _>(0).ok()?, r.try_get(1).ok()?);
+                self.index.get(&key).copied()
+            })
+            .collect())
+    }
+
+    /// The plan's shards without their file and not this importer's (one listing).
+    fn others_markers(&self) -> anyhow::Result<Vec<u32>> {
+        let Backend::Bucket {
+            store,
+            layout,
+            keys,
+            held,
+        } = &self.backend
+        else {
+            return Ok(Vec::new());
+        };
+        let files: std::collections::HashSet<std::path::PathBuf> = store
+            .files_under(&layout.dir(store.path()))?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        let mine: Vec<u32> = held
+            .lock()
+            .map(|h| h.keys().copied().collect())
+            .unwrap_or_default();
+        Ok((0..keys.len() as u32)
+            .filter(|id| !mine.contains(id))
+            .filter(|&id| {
+                let i = id as usize;
+                !files.contains(&layout.file(store.path(), &self.symbols[i], keys[i]))
+            })
+            .collect())
+    }
+
     /// Renews this importer's leases until dropped (the task is aborted with the fetchers).
     pub async fn renew(self: Arc<Self>) {
         let every = self.lease / RENEWALS_PER_LEASE;
         loop {
             tokio::time::sleep(every).await;
-            let mut conn = self.conn.lock().await;
-            let renewed = sqlx::query(
-                "UPDATE shard_leases SET expires_at = now() + $3 * interval '1 millisecond' \
-                 WHERE dataset = $1 AND owner = $2",
-            )
-            .bind(&self.dataset)
-            .bind(&self.owner)
-            .bind(self.lease.as_millis() as f64)
-            .execute(&mut *conn)
-            .await;
+            let renewed = match &self.backend {
+                Backend::Postgres { conn, dataset } => sqlx::query(
+                    "UPDATE shard_leases SET expires_at = now() + $3 * interval '1 millisecond' \
+                     WHERE dataset = $1 AND owner = $2",
+                )
+                .bind(dataset)
+                .bind(&self.owner)
+                .bind(self.lease.as_millis() as f64)
+                .execute(&mut *conn.lock().await)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from),
+                Backend::Bucket { .. } => self.renew_markers(),
+            };
             if let Err(e) = renewed {
                 tracing::warn!(
-                    "[COORD] cannot renew the leases (they expire in {:?}): {e}",
+                    "[COORD] cannot renew the leases (they expire in {:?}): {e:#}",
                     self.lease
                 );
             }
         }
     }
+
+    /// Rewrites each held marker with a later expiry, on its ETag; a marker gone (its
+    /// shard done, the sink released it) or rewritten by another importer is dropped.
+    fn renew_markers(&self) -> anyhow::Result<()> {
+        let Backend::Bucket {
+            store,
+            layout,
+            keys,
+            held,
+        } = &self.backend
+        else {
+            return Ok(());
+        };
+        let current: Vec<(u32, String)> = held
+            .lock()
+            .map(|h| h.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default();
+        for (id, tag) in current {
+            let i = id as usize;
+            let path = claim_path(store.path(), layout, &self.symbols[i], keys[i]);
+            let renewed = store.put_if(&path, self.marker().as_bytes(), Some(&tag))?;
+            if let Ok(mut held) = held.lock() {
+                match renewed {
+                    Some(tag) => held.insert(id, tag),
+                    None => held.remove(&id),
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The folder of the claim markers, beside the datasets' folders in the store.
+pub const CLAIMS_DIR: &str = "_claims";
+
+/// The claim marker of `symbol`'s unit `key` of `layout` in the store under `root`.
+pub fn claim_path(root: &Path, layout: &DatasetId, symbol: &str, key: NaiveDate) -> PathBuf {
+    root.join(CLAIMS_DIR)
+        .join(layout.unit_dir(Path::new(""), symbol, key))
 }
 
 fn hostname() -> String {

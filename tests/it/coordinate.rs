@@ -34,7 +34,7 @@ fn args<'a>(api: &'a str, db: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     a
 }
 
-fn spawn(w: &Workdir, args: &[&str]) -> tokio::process::Child {
+pub(crate) fn spawn(w: &Workdir, args: &[&str]) -> tokio::process::Child {
     let mut cmd = w.command(args);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -42,7 +42,7 @@ fn spawn(w: &Workdir, args: &[&str]) -> tokio::process::Child {
 }
 
 /// The `[COORD] this importer fetched N of ... (M taken over ...)` numbers of a run.
-fn fetched(stderr: &str) -> (u64, u64) {
+pub(crate) fn fetched(stderr: &str) -> (u64, u64) {
     let line = stderr
         .lines()
         .find(|l| l.contains("[COORD] this importer fetched"))
@@ -171,7 +171,7 @@ async fn stores_that_cannot_be_shared_refuse_coordinate() {
     assert_one_line_failure(
         &run,
         2,
-        "--coordinate shares a job through PostgreSQL (--database-url postgres://...); one SQLite file has one writer",
+        "--coordinate shares a job through PostgreSQL (--database-url postgres://...) or a Parquet store in a bucket (--format parquet --historical-path s3://...); one SQLite file has one writer",
     );
     let run = w.run(&[&base[..], &["--format", "parquet"]].concat()).await;
     assert_one_line_failure(&run, 2, "--coordinate shares a job through PostgreSQL");

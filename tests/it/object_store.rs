@@ -419,3 +419,139 @@ async fn a_missing_bucket_or_an_unreachable_endpoint_is_one_line_and_nothing_is_
         .await;
     assert_one_line_failure(&run, 1, "the bucket");
 }
+
+/// `import-api quotes` of four symbols' 9 days into the bucket, coordinated.
+fn coordinated<'a>(api: &'a str, url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "import-api",
+        "quotes",
+        "AAPL,MSFT,NVDA,TSLA",
+        "2024-01-02",
+        "2024-01-12",
+        "--api-url",
+        api,
+        "--format",
+        "parquet",
+        "--historical-path",
+        url,
+        "--coordinate",
+        "--concurrency",
+        "2",
+        "--batch-size",
+        "500",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+const COORDINATED: [&str; 4] = ["AAPL", "MSFT", "NVDA", "TSLA"];
+
+/// Every day file of the coordinated job, and no claim left behind.
+async fn assert_whole_job(b: &Bucket, prefix: &str) {
+    let days = [
+        "2024-01-02",
+        "2024-01-03",
+        "2024-01-04",
+        "2024-01-05",
+        "2024-01-08",
+        "2024-01-09",
+        "2024-01-10",
+        "2024-01-11",
+        "2024-01-12",
+    ];
+    let mut want: Vec<String> = COORDINATED
+        .iter()
+        .flat_map(|s| day_keys(prefix, s, &days))
+        .collect();
+    want.sort();
+    assert_eq!(b.keys().await, want);
+    for key in &want {
+        assert_eq!(b.rows(key).await, 500, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_importers_share_a_bucket_job_each_shard_fetched_once() {
+    let Some(b) = Bucket::new().await else {
+        return;
+    };
+    let s = standin(StandinConfig {
+        delay: Duration::from_millis(30),
+        ..small(500)
+    })
+    .await;
+    let (api, url) = (s.url(), b.url("co"));
+    let dirs: Vec<Workdir> = (0..3).map(|_| Workdir::new()).collect();
+    let mut children = Vec::new();
+    for w in &dirs {
+        let mut cmd = b.command(w, &coordinated(&api, &url, &[]));
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        children.push(cmd.spawn().expect("spawn"));
+    }
+    let mut total = 0;
+    for c in children {
+        let run = Run::from(c.wait_with_output().await.expect("wait"));
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("as objects under s3://"),
+            "{}",
+            run.stderr
+        );
+        let (n, taken) = crate::coordinate::fetched(&run.stderr);
+        assert_eq!(taken, 0);
+        total += n;
+    }
+    assert_eq!(total, 36, "the shards fetched add up to the job");
+    let mut asked = std::collections::HashMap::new();
+    for r in s.request_log().iter().filter(|r| !r.continued) {
+        *asked
+            .entry((r.symbols.clone(), r.start.clone()))
+            .or_insert(0) += 1;
+    }
+    assert!(
+        asked.values().all(|&n| n == 1),
+        "a shard was fetched twice: {asked:?}"
+    );
+    assert_eq!(asked.len(), 36);
+    assert_whole_job(&b, "co").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_importer_leaves_its_bucket_shards_to_the_others() {
+    let Some(b) = Bucket::new().await else {
+        return;
+    };
+    let s = standin(StandinConfig {
+        delay: Duration::from_millis(150),
+        ..small(500)
+    })
+    .await;
+    let (api, url) = (s.url(), b.url("co"));
+    let dirs: Vec<Workdir> = (0..3).map(|_| Workdir::new()).collect();
+    let mut children = Vec::new();
+    for w in &dirs {
+        let mut cmd = b.command(w, &coordinated(&api, &url, &["--lease", "2"]));
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        children.push(cmd.spawn().expect("spawn"));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !dirs[0].log().contains("rows in s3://") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no file was published"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    children[0].start_kill().expect("kill -9");
+    let _ = children[0].wait().await;
+    let mut taken = 0;
+    for c in children.drain(1..) {
+        let run = Run::from(c.wait_with_output().await.expect("wait"));
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        taken += crate::coordinate::fetched(&run.stderr).1;
+    }
+    assert!(taken >= 1, "no shard of the killed importer was taken over");
+    assert_whole_job(&b, "co").await;
+}
