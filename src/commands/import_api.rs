@@ -585,9 +585,9 @@ impl Source for ApiSource {
     }
 
     /// Coordinated, the other importers wait for this one's done marks: a shard complete
-    /// is committed within a second even while the fetchers wait.
+    /// is committed within a quarter second even while the fetchers wait.
     fn idle_commit(&self) -> Option<Duration> {
-        self.claims.as_ref().map(|_| Duration::from_secs(1))
+        self.claims.as_ref().map(|_| Duration::from_millis(250))
     }
 
     fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask {

@@ -36,6 +36,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Mutex};
 
+/// How often an importer through its list looks again at the shards others hold.
+const POLL: Duration = Duration::from_millis(500);
+
 /// How often a held lease is renewed, as a share of its length.
 const RENEWALS_PER_LEASE: u32 = 3;
 
@@ -301,6 +304,12 @@ impl Claims {
                 new
             }
         };
+        // Read back: on a server whose conditional PUT is not atomic (moto's checks, then
+        // writes), two importers can both be told they won; the content says who did.
+        match store.get_tagged(&path)? {
+            Some((current, _)) if current.starts_with(format!("{} ", self.owner).as_bytes()) => {}
+            _ => return Ok(false),
+        }
         if store.exists(&layout.file(store.path(), symbol, key))? {
             store.remove(&path)?;
             return Ok(false);
@@ -335,7 +344,9 @@ impl Claims {
                     return Ok(Some(got));
                 }
             }
-            let wait = (self.lease / 4).max(Duration::from_millis(100));
+            // Often enough that an importer waiting on another's last shards ends soon after
+            // them; a lease expiring is noticed within this too.
+            let wait = (self.lease / 4).clamp(Duration::from_millis(100), POLL);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = cancel.changed() => {}

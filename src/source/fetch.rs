@@ -297,6 +297,12 @@ pub async fn stream_shards(
     }
     let req = Arc::new(req);
     let next = Arc::new(AtomicUsize::new(0));
+    // Coordinated importers start at different places of the same list, so they rarely
+    // contend for one claim.
+    let start = match &claims {
+        Some(_) => fastrand::usize(..groups.len().max(1)),
+        None => 0,
+    };
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..limiter.max().clamp(1, groups.len().max(1)) {
         let (client, shards, next, tx) = (client.clone(), shards.clone(), next.clone(), tx.clone());
@@ -309,7 +315,10 @@ pub async fn stream_shards(
                 let Some(_permit) = limiter.acquire().await else {
                     return Ok(stats);
                 };
-                let i = next.fetch_add(1, Ordering::Relaxed);
+                let i = match next.fetch_add(1, Ordering::Relaxed) {
+                    k if k < groups.len() => (start + k) % groups.len(),
+                    k => k,
+                };
                 // Coordinated, a group is fetched only once claimed (the shards another
                 // importer holds are left out); past the list, the shards of importers that
                 // died are taken over as their leases expire.
