@@ -27,8 +27,17 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Files up to this size are uploaded with one PUT; larger ones in parts of this size.
+/// Files up to this size are uploaded with one PUT; larger ones in parts of this size
+/// (`BULK_IMPORT_S3_PART_MB` sets it, 5 to 5000 MiB: S3's smallest part is 5 MiB).
 pub const SINGLE_PUT_BYTES: usize = 16 << 20;
+
+/// The part size in use: [`SINGLE_PUT_BYTES`] unless `BULK_IMPORT_S3_PART_MB` says.
+fn part_bytes() -> usize {
+    std::env::var("BULK_IMPORT_S3_PART_MB")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(SINGLE_PUT_BYTES, |mb| mb.clamp(5, 5000) << 20)
+}
 
 /// The URL schemes `--historical-path` takes besides a plain path.
 pub const SCHEMES: &str = "s3://BUCKET/PREFIX or file:///PATH";
@@ -339,7 +348,8 @@ impl Location {
         let size = std::fs::metadata(tmp)
             .with_context(|| format!("cannot read {}", tmp.display()))?
             .len() as usize;
-        let uploaded = match size <= SINGLE_PUT_BYTES {
+        let part = part_bytes();
+        let uploaded = match size <= part {
             true => {
                 let bytes =
                     std::fs::read(tmp).with_context(|| format!("cannot read {}", tmp.display()))?;
@@ -347,17 +357,24 @@ impl Location {
                     .map(|_| ())
                     .map_err(|e| r.error("upload", file, e))
             }
-            false => self.upload_parts(r, tmp, &key, file),
+            false => self.upload_parts(r, tmp, &key, file, part),
         };
         let _ = std::fs::remove_file(tmp);
         uploaded
     }
 
-    fn upload_parts(&self, r: &Remote, tmp: &Path, key: &Key, file: &Path) -> anyhow::Result<()> {
+    fn upload_parts(
+        &self,
+        r: &Remote,
+        tmp: &Path,
+        key: &Key,
+        file: &Path,
+        part: usize,
+    ) -> anyhow::Result<()> {
         let mut f = File::open(tmp).with_context(|| format!("cannot read {}", tmp.display()))?;
         block(async {
             let upload = r.store.put_multipart(key).await?;
-            let mut w = WriteMultipart::new_with_chunk_size(upload, SINGLE_PUT_BYTES);
+            let mut w = WriteMultipart::new_with_chunk_size(upload, part);
             let mut buf = vec![0u8; 1 << 20];
             loop {
                 let n = match f.read(&mut buf) {

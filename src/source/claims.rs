@@ -77,7 +77,7 @@ WITH free AS (
     FROM shard_leases l
     JOIN UNNEST($2::text[], $3::text[]) AS w(symbol, day) ON l.symbol = w.symbol AND l.day = w.day::date
     WHERE l.dataset = $1
-      AND (l.expires_at < now() OR l.owner = $4)
+      AND l.expires_at < now() AND l.owner IS DISTINCT FROM $4
       AND NOT EXISTS (SELECT 1 FROM import_progress p
                       WHERE p.dataset = l.dataset AND p.symbol = l.symbol AND p.day = l.day
                         AND p.done)
@@ -185,8 +185,8 @@ impl Claims {
         }
     }
 
-    /// Claims what it can of `ids` (plan indices): those free, expired, or already this
-    /// importer's, and not done. Returns the ones now held.
+    /// Claims what it can of `ids` (plan indices): those free or expired (never one this
+    /// importer holds already), and not done. Returns the ones now held.
     pub async fn claim(&self, ids: &[u32]) -> anyhow::Result<Vec<u32>> {
         let mut held = match &self.backend {
             Backend::Postgres { conn, dataset } => self.claim_rows(conn, dataset, ids).await?,
@@ -292,15 +292,15 @@ impl Claims {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_millis();
-                if owner != self.owner && until >= now {
+                // Held by another importer, or already by one of this importer's fetchers
+                // (never claimed twice).
+                if owner == self.owner || until >= now {
                     return Ok(false);
                 }
                 let Some(new) = store.put_if(&path, content.as_bytes(), Some(&tag))? else {
                     return Ok(false);
                 };
-                if owner != self.owner {
-                    self.taken_over_from(id, owner);
-                }
+                self.taken_over_from(id, owner);
                 new
             }
         };

@@ -555,3 +555,48 @@ async fn a_killed_importer_leaves_its_bucket_shards_to_the_others() {
     assert!(taken >= 1, "no shard of the killed importer was taken over");
     assert_whole_job(&b, "co").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_file_over_the_part_size_goes_up_in_parts_and_reads_back_whole() {
+    let Some(b) = Bucket::new().await else {
+        return;
+    };
+    // 900,000 quotes make a day file of about 6.5 MB: over a 5 MiB part size.
+    let s = standin(small(900_000)).await;
+    let w = Workdir::new();
+    let url = b.url("big");
+    let mut cmd = b.command(
+        &w,
+        &[
+            "import-api",
+            "quotes",
+            "AAPL",
+            "2024-01-02",
+            "2024-01-02",
+            "--api-url",
+            &s.url(),
+            "--format",
+            "parquet",
+            "--historical-path",
+            &url,
+        ],
+    );
+    cmd.env("BULK_IMPORT_S3_PART_MB", "5");
+    let run = w.run_cmd(cmd).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let key = "big/quotes/symbol=AAPL/date=2024-01-02/part-0.parquet";
+    assert_eq!(b.keys().await, vec![key.to_string()]);
+    let meta = b.store().head(&key.into()).await.expect("head");
+    assert!(
+        meta.size > 5 << 20,
+        "{} bytes: not over one part",
+        meta.size
+    );
+    // A completed multipart upload's ETag ends with its part count.
+    let tag = meta.e_tag.unwrap_or_default();
+    assert!(
+        tag.trim_matches('"').ends_with("-2"),
+        "ETag {tag}: not a 2-part upload"
+    );
+    assert_eq!(b.rows(key).await, 900_000);
+}
