@@ -326,11 +326,14 @@ impl Location {
 
     /// The local folder where a file bound for `dir` is written before it is published:
     /// `dir` itself for a folder (created), a staging folder of the system's temporary
-    /// directory for a bucket.
+    /// directory for a bucket (`data-store-staging-UID`).
     pub fn staging(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         let dir = match &self.remote {
             None => dir.to_path_buf(),
-            Some(_) => std::env::temp_dir().join("data-store-staging"),
+            // One per user: another user's folder of the same name would not be writable.
+            // SAFETY: getuid has no preconditions and cannot fail.
+            Some(_) => std::env::temp_dir()
+                .join(format!("data-store-staging-{}", unsafe { libc::getuid() })),
         };
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the Parquet folder {}", dir.display()))?;
