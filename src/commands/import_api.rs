@@ -457,7 +457,15 @@ async fn to_parquet(job: &Job, client: AlpacaClient, available: i64) -> anyhow::
     if let Ok((Outcome::Completed, fetched)) = &result {
         match &claims {
             None => report_symbols(&report, &shards, fetched, range),
-            Some(c) => report_share(c, shards.len()),
+            Some(c) => {
+                report_share(c, shards.len());
+                let swept = c.sweep()?;
+                if swept > 0 {
+                    tracing::info!(
+                        "[COORD] deleted {swept} claim marker(s) of days already in place"
+                    );
+                }
+            }
         }
     }
     let files = &mut sink.written;

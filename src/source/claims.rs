@@ -475,6 +475,36 @@ impl Claims {
     }
 }
 
+impl Claims {
+    /// After the job: deletes the bucket's markers of units whose file is in place (an
+    /// importer killed between publishing a file and deleting its marker leaves one; so
+    /// can a renewal racing the deletion on a server whose If-Match is not atomic). A
+    /// marker without its file is an unfinished shard's and stays.
+    pub fn sweep(&self) -> anyhow::Result<usize> {
+        let Backend::Bucket { store, layout, .. } = &self.backend else {
+            return Ok(0);
+        };
+        let root = store.path();
+        let files: std::collections::HashSet<PathBuf> = store
+            .files_under(&layout.dir(root))?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        let claims = root.join(CLAIMS_DIR);
+        let mut swept = 0;
+        for (marker, _) in store.files_under(&claims.join(layout.dir(Path::new(""))))? {
+            let Ok(unit) = marker.strip_prefix(&claims) else {
+                continue;
+            };
+            if files.contains(&root.join(unit).join(crate::dataset::FILE_NAME)) {
+                store.remove(&marker)?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
+    }
+}
+
 /// The folder of the claim markers, beside the datasets' folders in the store.
 pub const CLAIMS_DIR: &str = "_claims";
 
