@@ -146,10 +146,7 @@ impl Location {
     pub fn show(&self, path: &Path) -> String {
         match &self.remote {
             None => path.display().to_string(),
-            Some(r) => match key_of(path).as_ref() {
-                "" => r.base.clone(),
-                k => format!("{}/{k}", r.base),
-            },
+            Some(r) => r.show(path),
         }
     }
 
@@ -472,12 +469,17 @@ impl Location {
 }
 
 impl Remote {
-    /// One line naming what failed and what to check; never a credential.
-    fn error(&self, what: &str, path: &Path, e: object_store::Error) -> anyhow::Error {
-        let at = match key_of(path).as_ref() {
+    /// `s3://bucket/key` of a path.
+    fn show(&self, path: &Path) -> String {
+        match key_of(path).as_ref() {
             "" => self.base.clone(),
             k => format!("{}/{k}", self.base),
-        };
+        }
+    }
+
+    /// One line naming what failed and what to check; never a credential.
+    fn error(&self, what: &str, path: &Path, e: object_store::Error) -> anyhow::Error {
+        let at = self.show(path);
         let text = one_line(&e);
         let hint = if text.contains("NoSuchBucket") {
             format!(

@@ -62,6 +62,7 @@ async fn open(job: &ArchiveJob) -> anyhow::Result<Database> {
 async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
     let (dataset, symbol) = (job.dataset, &job.symbol);
     let root = &job.settings.store_root();
+    root.check()?;
     let mut db = open(job).await?;
     let name = job.settings.feed.key(&dataset.key());
     let units = archivable_units(&mut db, &dataset, &name, symbol, job.cutoff).await?;

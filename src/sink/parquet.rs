@@ -424,7 +424,6 @@ impl ParquetSink {
                 format!("cannot create the Parquet store folder {}", dir.display())
             })?;
         }
-        root.check()?;
         if root.is_remote() {
             remove_stale_temp_files(&root.staging(root.path())?);
         }

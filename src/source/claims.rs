@@ -62,13 +62,47 @@ enum Backend {
         /// The job's progress key (`quotes`, `quotes@iex`, ...), as `import_progress` has it.
         dataset: String,
     },
-    Bucket {
-        store: Location,
-        layout: DatasetId,
-        keys: Vec<NaiveDate>,
-        /// Plan index -> the ETag of this importer's marker.
-        held: std::sync::Mutex<HashMap<u32, String>>,
-    },
+    Bucket(Bucket),
+}
+
+/// Claims as marker objects in the Parquet store's bucket.
+struct Bucket {
+    store: Location,
+    layout: DatasetId,
+    /// Each plan index's unit key.
+    keys: Vec<NaiveDate>,
+    /// Plan index -> the ETag of this importer's marker.
+    held: std::sync::Mutex<HashMap<u32, String>>,
+}
+
+impl Bucket {
+    /// Shard `id`'s marker and unit file (`symbol` is the shard's).
+    fn paths(&self, symbol: &str, id: u32) -> Option<(PathBuf, PathBuf)> {
+        let key = *self.keys.get(id as usize)?;
+        let root = self.store.path();
+        Some((
+            claim_path(root, &self.layout, symbol, key),
+            self.layout.file(root, symbol, key),
+        ))
+    }
+
+    /// The dataset's files in place (one listing).
+    fn files(&self) -> anyhow::Result<std::collections::HashSet<PathBuf>> {
+        let dir = self.layout.dir(self.store.path());
+        Ok(self
+            .store
+            .files_under(&dir)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    fn held(&self) -> Vec<(u32, String)> {
+        self.held
+            .lock()
+            .map(|h| h.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default()
+    }
 }
 
 const CLAIM: &str = "
@@ -135,12 +169,12 @@ impl Claims {
             store.is_remote(),
             "claims in the Parquet store need a bucket"
         );
-        let backend = Backend::Bucket {
+        let backend = Backend::Bucket(Bucket {
             store: store.clone(),
             layout,
             keys: shards.iter().map(|s| s.day).collect(),
             held: Default::default(),
-        };
+        });
         Ok(Self::new(backend, shards, lease))
     }
 
@@ -176,10 +210,10 @@ impl Claims {
     pub fn place(&self) -> String {
         match &self.backend {
             Backend::Postgres { .. } => "in PostgreSQL".into(),
-            Backend::Bucket { store, .. } => {
+            Backend::Bucket(b) => {
                 format!(
                     "as objects under {}",
-                    store.show(&store.path().join(CLAIMS_DIR))
+                    b.store.show(&b.store.path().join(CLAIMS_DIR))
                 )
             }
         }
@@ -190,7 +224,7 @@ impl Claims {
     pub async fn claim(&self, ids: &[u32]) -> anyhow::Result<Vec<u32>> {
         let mut held = match &self.backend {
             Backend::Postgres { conn, dataset } => self.claim_rows(conn, dataset, ids).await?,
-            Backend::Bucket { .. } => {
+            Backend::Bucket(_) => {
                 let mut held = Vec::new();
                 for &id in ids {
                     if self.claim_marker(id)? {
@@ -262,20 +296,13 @@ impl Claims {
     /// Claims shard `id` with its marker object: created if there is none, taken over if
     /// expired; then the unit's file is looked for (done: released at once).
     fn claim_marker(&self, id: u32) -> anyhow::Result<bool> {
-        let Backend::Bucket {
-            store,
-            layout,
-            keys,
-            held,
-        } = &self.backend
-        else {
+        let Backend::Bucket(b) = &self.backend else {
             return Ok(false);
         };
-        let (Some(symbol), Some(&key)) = (self.symbols.get(id as usize), keys.get(id as usize))
-        else {
+        let Some((path, file)) = self.symbols.get(id as usize).and_then(|s| b.paths(s, id)) else {
             return Ok(false);
         };
-        let path = claim_path(store.path(), layout, symbol, key);
+        let store = &b.store;
         let content = self.marker();
         let tag = match store.put_if(&path, content.as_bytes(), None)? {
             Some(tag) => tag,
@@ -310,11 +337,11 @@ impl Claims {
             Some((current, _)) if current.starts_with(format!("{} ", self.owner).as_bytes()) => {}
             _ => return Ok(false),
         }
-        if store.exists(&layout.file(store.path(), symbol, key))? {
+        if store.exists(&file)? {
             store.remove(&path)?;
             return Ok(false);
         }
-        if let Ok(mut held) = held.lock() {
+        if let Ok(mut held) = b.held.lock() {
             held.insert(id, tag);
         }
         Ok(true)
@@ -333,7 +360,7 @@ impl Claims {
             }
             let waiting = match &self.backend {
                 Backend::Postgres { conn, dataset } => self.others_rows(conn, dataset).await?,
-                Backend::Bucket { .. } => self.others_markers()?,
+                Backend::Bucket(b) => self.others_markers(b)?,
             };
             if waiting.is_empty() {
                 return Ok(None);
@@ -388,30 +415,14 @@ impl Claims {
     }
 
     /// The plan's shards without their file and not this importer's (one listing).
-    fn others_markers(&self) -> anyhow::Result<Vec<u32>> {
-        let Backend::Bucket {
-            store,
-            layout,
-            keys,
-            held,
-        } = &self.backend
-        else {
-            return Ok(Vec::new());
-        };
-        let files: std::collections::HashSet<std::path::PathBuf> = store
-            .files_under(&layout.dir(store.path()))?
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
-        let mine: Vec<u32> = held
-            .lock()
-            .map(|h| h.keys().copied().collect())
-            .unwrap_or_default();
-        Ok((0..keys.len() as u32)
+    fn others_markers(&self, b: &Bucket) -> anyhow::Result<Vec<u32>> {
+        let files = b.files()?;
+        let mine: Vec<u32> = b.held().into_iter().map(|(id, _)| id).collect();
+        Ok((0..self.symbols.len() as u32)
             .filter(|id| !mine.contains(id))
             .filter(|&id| {
-                let i = id as usize;
-                !files.contains(&layout.file(store.path(), &self.symbols[i], keys[i]))
+                b.paths(&self.symbols[id as usize], id)
+                    .is_some_and(|(_, file)| !files.contains(&file))
             })
             .collect())
     }
@@ -433,7 +444,7 @@ impl Claims {
                 .await
                 .map(|_| ())
                 .map_err(anyhow::Error::from),
-                Backend::Bucket { .. } => self.renew_markers(),
+                Backend::Bucket(b) => self.renew_markers(b),
             };
             if let Err(e) = renewed {
                 tracing::warn!(
@@ -446,25 +457,15 @@ impl Claims {
 
     /// Rewrites each held marker with a later expiry, on its ETag; a marker gone (its
     /// shard done, the sink released it) or rewritten by another importer is dropped.
-    fn renew_markers(&self) -> anyhow::Result<()> {
-        let Backend::Bucket {
-            store,
-            layout,
-            keys,
-            held,
-        } = &self.backend
-        else {
-            return Ok(());
-        };
-        let current: Vec<(u32, String)> = held
-            .lock()
-            .map(|h| h.iter().map(|(k, v)| (*k, v.clone())).collect())
-            .unwrap_or_default();
-        for (id, tag) in current {
-            let i = id as usize;
-            let path = claim_path(store.path(), layout, &self.symbols[i], keys[i]);
-            let renewed = store.put_if(&path, self.marker().as_bytes(), Some(&tag))?;
-            if let Ok(mut held) = held.lock() {
+    fn renew_markers(&self, b: &Bucket) -> anyhow::Result<()> {
+        for (id, tag) in b.held() {
+            let Some((path, _)) = b.paths(&self.symbols[id as usize], id) else {
+                continue;
+            };
+            let renewed = b
+                .store
+                .put_if(&path, self.marker().as_bytes(), Some(&tag))?;
+            if let Ok(mut held) = b.held.lock() {
                 match renewed {
                     Some(tag) => held.insert(id, tag),
                     None => held.remove(&id),
@@ -481,15 +482,12 @@ impl Claims {
     /// can a renewal racing the deletion on a server whose If-Match is not atomic). A
     /// marker without its file is an unfinished shard's and stays.
     pub fn sweep(&self) -> anyhow::Result<usize> {
-        let Backend::Bucket { store, layout, .. } = &self.backend else {
+        let Backend::Bucket(b) = &self.backend else {
             return Ok(0);
         };
+        let (store, layout) = (&b.store, &b.layout);
         let root = store.path();
-        let files: std::collections::HashSet<PathBuf> = store
-            .files_under(&layout.dir(root))?
-            .into_iter()
-            .map(|(p, _)| p)
-            .collect();
+        let files = b.files()?;
         let claims = root.join(CLAIMS_DIR);
         let mut swept = 0;
         for (marker, _) in store.files_under(&claims.join(layout.dir(Path::new(""))))? {
