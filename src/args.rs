@@ -154,9 +154,9 @@ pub struct ImportArgs {
     pub standin: bool,
     /// Share the job with every importer started with the same command, here or on other
     /// machines: each shard (a symbol's day) is claimed before it is fetched — in PostgreSQL,
-    /// or in the Parquet store's S3 bucket — so each is fetched once; an importer that dies
+    /// or in the Parquet store's bucket — so each is fetched once; an importer that dies
     /// leaves its shards to the others once its leases expire. Needs a PostgreSQL
-    /// --database-url, or --format parquet with an s3:// --historical-path
+    /// --database-url, or --format parquet with an s3://, gs:// or az:// --historical-path
     #[arg(long)]
     pub coordinate: bool,
     /// With --coordinate: how long a claim lasts unless its importer renews it (it does,

@@ -206,7 +206,8 @@ pub struct SettingsArgs {
     /// Where imports go: database or parquet [env: HISTORICAL_DATA_FORMAT] [default: database]
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
-    /// Folder of the Parquet store [env: HISTORICAL_DATA_PATH] [default: data/historical]
+    /// The Parquet store: a folder, or s3://BUCKET/PREFIX, gs://BUCKET/PREFIX,
+    /// az://CONTAINER/PREFIX [env: HISTORICAL_DATA_PATH] [default: data/historical]
     #[arg(long, value_name = "PATH")]
     pub historical_path: Option<String>,
     /// Database: sqlite:PATH or a file path; folders are created [env: DATABASE_URL]

@@ -40,7 +40,8 @@ fn part_bytes() -> usize {
 }
 
 /// The URL schemes `--historical-path` takes besides a plain path.
-pub const SCHEMES: &str = "s3://BUCKET/PREFIX or file:///PATH";
+pub const SCHEMES: &str =
+    "s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX or file:///PATH";
 
 /// A Parquet store's root: a local folder or a bucket's prefix.
 #[derive(Clone)]
@@ -54,6 +55,66 @@ struct Remote {
     store: Arc<dyn ObjectStore>,
     /// `s3://bucket`, for messages (never credentials).
     base: String,
+    cloud: Cloud,
+}
+
+/// The object stores a location can be in, each configured from its own standard variables.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cloud {
+    /// AWS S3, or an S3-compatible server (MinIO, R2, moto...) through AWS_ENDPOINT_URL.
+    S3,
+    /// Google Cloud Storage.
+    Gcs,
+    /// Azure Blob Storage (a container of a storage account), or Azurite.
+    Azure,
+}
+
+impl Cloud {
+    fn scheme(self) -> &'static str {
+        match self {
+            Cloud::S3 => "s3",
+            Cloud::Gcs => "gs",
+            Cloud::Azure => "az",
+        }
+    }
+
+    /// The variables that say who we are.
+    fn variables(self) -> &'static str {
+        match self {
+            Cloud::S3 => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            Cloud::Gcs => {
+                "GOOGLE_SERVICE_ACCOUNT (a key file), GOOGLE_SERVICE_ACCOUNT_KEY or \
+                 GOOGLE_APPLICATION_CREDENTIALS"
+            }
+            Cloud::Azure => {
+                "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or \
+                 AZURE_STORAGE_SAS_KEY, or AZURE_STORAGE_USE_EMULATOR=true for Azurite)"
+            }
+        }
+    }
+
+    /// The variables that say where the endpoint is.
+    fn endpoint_variables(self) -> &'static str {
+        match self {
+            Cloud::S3 => "AWS_ENDPOINT_URL (and AWS_ALLOW_HTTP=true for a plain-http server)",
+            Cloud::Gcs => "the network, or gcs_base_url in GOOGLE_SERVICE_ACCOUNT's file",
+            Cloud::Azure => {
+                "AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ENDPOINT or AZURITE_BLOB_STORAGE_URL"
+            }
+        }
+    }
+
+    /// The variables that carry secrets: their values are blanked from any message.
+    const SECRETS: [&'static str; 8] = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "GOOGLE_SERVICE_ACCOUNT_KEY",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_ACCESS_KEY",
+        "AZURE_STORAGE_SAS_KEY",
+        "AZURE_STORAGE_CLIENT_SECRET",
+    ];
 }
 
 impl std::fmt::Debug for Location {
@@ -77,52 +138,73 @@ impl Location {
         }
     }
 
-    /// `--historical-path`: a path, `file:///PATH`, or `s3://BUCKET[/PREFIX]` (credentials,
-    /// region and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
-    /// AWS_ENDPOINT_URL, AWS_ALLOW_HTTP). Any other scheme is an error, never a folder.
+    /// `--historical-path`: a path, `file:///PATH`, `s3://BUCKET[/PREFIX]`,
+    /// `gs://BUCKET[/PREFIX]` or `az://CONTAINER[/PREFIX]`. Credentials, region and endpoint
+    /// come from each cloud's standard variables ([`Cloud::variables`]). Any other scheme is
+    /// an error, never a folder.
     pub fn parse(value: &str, retry: &crate::source::retry::RetryPolicy) -> Result<Self, String> {
         let Some((scheme, rest)) = value.split_once("://") else {
             return Ok(Location::local(value));
         };
-        match scheme {
-            "file" if !rest.is_empty() => Ok(Location::local(rest)),
-            "s3" | "s3a" => {
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    return Err(format!("{scheme}:// needs a bucket: {SCHEMES}"));
-                }
-                let prefix = prefix.trim_matches('/');
-                if prefix.split('/').any(|p| p == "." || p == "..") {
-                    return Err("the prefix must not contain . or .. segments".into());
-                }
-                let backoff = object_store::BackoffConfig {
-                    init_backoff: retry.base_delay,
-                    max_backoff: retry.max_delay,
-                    base: 2.0,
-                };
-                let store = object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(object_store::RetryConfig {
-                        backoff,
-                        max_retries: retry.max_attempts.saturating_sub(1) as usize,
-                        retry_timeout: Duration::from_secs(120),
-                    })
-                    .build()
-                    .map_err(|e| format!("cannot use s3://{bucket}: {}", one_line(&e)))?;
-                Ok(Location {
-                    path: PathBuf::from(prefix),
-                    remote: Some(Arc::new(Remote {
-                        store: Arc::new(store),
-                        base: format!("s3://{bucket}"),
-                    })),
-                })
+        let cloud = match scheme {
+            "file" if !rest.is_empty() => return Ok(Location::local(rest)),
+            "s3" | "s3a" => Cloud::S3,
+            "gs" => Cloud::Gcs,
+            "az" | "azure" => Cloud::Azure,
+            _ => {
+                return Err(format!(
+                    "{scheme}:// is not supported: the Parquet store is a folder (a path, or \
+                     file:///PATH) or a bucket ({SCHEMES})"
+                ))
             }
-            _ => Err(format!(
-                "{scheme}:// is not supported: the Parquet store is a folder (a path, or \
-                 file:///PATH) or an S3 bucket (s3://BUCKET/PREFIX); gs:// and az:// are not \
-                 supported yet"
-            )),
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{scheme}:// needs a bucket: {SCHEMES}"));
         }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|p| p == "." || p == "..") {
+            return Err("the prefix must not contain . or .. segments".into());
+        }
+        let backoff = object_store::BackoffConfig {
+            init_backoff: retry.base_delay,
+            max_backoff: retry.max_delay,
+            base: 2.0,
+        };
+        let retry = object_store::RetryConfig {
+            backoff,
+            max_retries: retry.max_attempts.saturating_sub(1) as usize,
+            retry_timeout: Duration::from_secs(120),
+        };
+        let base = format!("{}://{bucket}", cloud.scheme());
+        let built: object_store::Result<Arc<dyn ObjectStore>> = match cloud {
+            Cloud::S3 => object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry)
+                .build()
+                .map(|s| Arc::new(s) as _),
+            Cloud::Gcs => object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry)
+                .build()
+                .map(|s| Arc::new(s) as _),
+            Cloud::Azure => object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(bucket)
+                .with_retry(retry)
+                .build()
+                .map(|s| Arc::new(s) as _),
+        };
+        let store = built.map_err(|e| {
+            format!(
+                "cannot use {base}: {} (check {})",
+                one_line(&e),
+                cloud.variables()
+            )
+        })?;
+        Ok(Location {
+            path: PathBuf::from(prefix),
+            remote: Some(Arc::new(Remote { store, base, cloud })),
+        })
     }
 
     pub fn is_remote(&self) -> bool {
@@ -448,7 +530,7 @@ impl Location {
     fn bucket(&self) -> anyhow::Result<&Remote> {
         self.remote
             .as_deref()
-            .context("conditional writes need a bucket (s3://...)")
+            .context("conditional writes need a bucket (s3://, gs:// or az://)")
     }
 
     /// Removes a file (none: nothing to do).
@@ -481,26 +563,40 @@ impl Remote {
     fn error(&self, what: &str, path: &Path, e: object_store::Error) -> anyhow::Error {
         let at = self.show(path);
         let text = one_line(&e);
-        let hint = if text.contains("NoSuchBucket") {
+        let bucket = self.base.split_once("://").map_or("", |(_, b)| b);
+        let hint = if text.contains("NoSuchBucket") || text.contains("ContainerNotFound") {
+            let kind = if self.cloud == Cloud::Azure {
+                "container"
+            } else {
+                "bucket"
+            };
+            format!("the {kind} {bucket} does not exist")
+        } else if text.contains("token request") || text.contains("Error getting token") {
+            // No key given, so the client asked the cloud VM's metadata server for one.
             format!(
-                "the bucket {} does not exist",
-                self.base.trim_start_matches("s3://")
+                "no credentials: set {} (without them only a cloud VM's own identity works)",
+                self.cloud.variables()
             )
         } else if text.contains("AccessDenied")
             || text.contains("InvalidAccessKeyId")
             || text.contains("SignatureDoesNotMatch")
+            || text.contains("AuthenticationFailed")
+            || text.contains("AuthorizationFailure")
             || text.contains("403")
+            || text.contains("401 Unauthorized")
         {
-            "access denied: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and the \
-             bucket's policy)"
-                .to_string()
+            format!(
+                "access denied: check {} (and the bucket's policy)",
+                self.cloud.variables()
+            )
         } else if text.contains("error sending request")
             || text.contains("connect")
             || text.contains("dns error")
         {
-            "the object store's endpoint cannot be reached: check AWS_ENDPOINT_URL (and \
-             AWS_ALLOW_HTTP=true for a plain-http server)"
-                .to_string()
+            format!(
+                "the object store's endpoint cannot be reached: check {}",
+                self.cloud.endpoint_variables()
+            )
         } else {
             text
         };
@@ -508,7 +604,7 @@ impl Remote {
     }
 }
 
-/// An error's text (and its causes') on one line, with the AWS credentials' values blanked
+/// An error's text (and its causes') on one line, with the credentials' values blanked
 /// should a server echo one.
 fn one_line(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -520,11 +616,7 @@ fn one_line(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    for var in [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-    ] {
+    for var in Cloud::SECRETS {
         if let Some(v) = std::env::var(var).ok().filter(|v| v.len() >= 4) {
             text = text.replace(&v, "***");
         }
@@ -610,8 +702,10 @@ mod tests {
             "s3://lake/h/x/quotes/symbol=AAPL"
         );
         assert_eq!(parse("s3://lake").unwrap().display(), "s3://lake");
-        let gs = parse("gs://lake/h").unwrap_err();
-        assert!(gs.starts_with("gs:// is not supported"), "{gs}");
+        assert_eq!(parse("gs://lake/h/").unwrap().display(), "gs://lake/h");
+        let http = parse("http://lake/h").unwrap_err();
+        assert!(http.starts_with("http:// is not supported"), "{http}");
+        assert!(parse("gs://").unwrap_err().contains("needs a bucket"));
         assert!(parse("s3:///h").unwrap_err().contains("needs a bucket"));
         assert!(parse("s3://lake/../h").is_err());
     }

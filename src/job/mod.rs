@@ -56,8 +56,9 @@ fn coordination_of(settings: &Settings, lease_secs: u64) -> anyhow::Result<std::
     if !shared {
         return Err(usage(
             "--coordinate shares a job through PostgreSQL (--database-url postgres://...) or \
-             a Parquet store in a bucket (--format parquet --historical-path s3://...); one \
-             SQLite file has one writer, and a local folder has no conditional writes",
+             a Parquet store in a bucket (--format parquet --historical-path s3://, gs:// or \
+             az://...); one SQLite file has one writer, and a local folder has no conditional \
+             writes",
         ));
     }
     Ok(std::time::Duration::from_secs(lease_secs))

@@ -12,7 +12,7 @@
 //! over the expired ones, so the job still ends whole (a shard taken over is fetched again
 //! from its start; rows are upserted, so it ends exact).
 //!
-//! **A bucket** (`--format parquet --historical-path s3://...`). A claim is a marker object,
+//! **A bucket** (`--format parquet --historical-path s3://|gs://|az://...`). A claim is a marker object,
 //! `_claims/<the unit's folder>` beside the dataset folders (readers skip `_` folders),
 //! holding its owner and expiry, written with a conditional PUT: `If-None-Match: *` to claim
 //! a free shard, `If-Match: <ETag>` to renew it or to take an expired one over, so of two

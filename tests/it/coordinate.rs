@@ -171,7 +171,7 @@ async fn stores_that_cannot_be_shared_refuse_coordinate() {
     assert_one_line_failure(
         &run,
         2,
-        "--coordinate shares a job through PostgreSQL (--database-url postgres://...) or a Parquet store in a bucket (--format parquet --historical-path s3://...); one SQLite file has one writer",
+        "--coordinate shares a job through PostgreSQL (--database-url postgres://...) or a Parquet store in a bucket (--format parquet --historical-path s3://, gs:// or az://...); one SQLite file has one writer",
     );
     let run = w.run(&[&base[..], &["--format", "parquet"]].concat()).await;
     assert_one_line_failure(&run, 2, "--coordinate shares a job through PostgreSQL");

@@ -440,11 +440,7 @@ async fn status_reports_gaps_and_empty_stores() {
 async fn an_unsupported_url_is_a_usage_error_never_a_local_folder() {
     let s = crate::common::standin(crate::common::small(100)).await;
     let w = crate::common::Workdir::new();
-    for (url, scheme) in [
-        ("gs://lake/h", "gs"),
-        ("az://c/h", "az"),
-        ("http://lake/h", "http"),
-    ] {
+    for (url, scheme) in [("http://lake/h", "http"), ("ftp://lake/h", "ftp")] {
         let run = w
             .import(
                 &s.url(),
@@ -459,11 +455,37 @@ async fn an_unsupported_url_is_a_usage_error_never_a_local_folder() {
             2,
             &format!(
                 "{scheme}:// is not supported: the Parquet store is a folder (a path, or \
-                 file:///PATH) or an S3 bucket (s3://BUCKET/PREFIX)"
+                 file:///PATH) or a bucket (s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, \
+                 az://CONTAINER/PREFIX or file:///PATH)"
             ),
         );
         assert!(!w.path().join(format!("{scheme}:")).exists());
     }
+    // An Azure container needs its storage account: one line naming the variables.
+    let mut cmd = w.command(&[
+        "import-api",
+        "quotes",
+        "AAPL",
+        "2024-01-02",
+        "2024-01-02",
+        "--api-url",
+        &s.url(),
+        "--format",
+        "parquet",
+        "--historical-path",
+        "az://c/h",
+    ]);
+    for var in ["AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_USE_EMULATOR"] {
+        cmd.env_remove(var);
+    }
+    let run = w.run_cmd(cmd).await;
+    crate::common::assert_one_line_failure(&run, 2, "cannot use az://c: ");
+    assert!(
+        run.stderr.contains("AZURE_STORAGE_ACCOUNT_NAME"),
+        "{}",
+        run.stderr
+    );
+    assert!(!w.path().join("az:").exists());
     assert!(s.request_log().is_empty());
     // file:// names a local folder.
     let store = w.path().join("lake");
