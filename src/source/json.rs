@@ -48,6 +48,80 @@ static PLAIN: [bool; 256] = {
     plain
 };
 
+/// A plain number at `at` read in one pass, when it is one this fast path answers exactly:
+/// JSON's grammar, no exponent, at most 15 digits, followed by a byte that ends a value. The
+/// mantissa (below 2^53) and the power of ten (up to 10^22) are both exact as `f64`, so one
+/// correctly rounded division gives the correctly rounded value, as the general parser does
+/// (Clinger's fast path). Returns the mantissa, the digits after the point, the sign and
+/// where the number ends; `None` leaves the number to the general path.
+#[inline]
+fn fast_number(b: &[u8], at: usize) -> Option<(u64, usize, bool, usize)> {
+    let mut i = at;
+    let negative = b.get(i) == Some(&b'-');
+    i += usize::from(negative);
+    let start = i;
+    let mut mantissa: u64 = 0;
+    while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        i += 1;
+    }
+    let whole = i - start;
+    if whole == 0 || (whole > 1 && b[start] == b'0') {
+        return None;
+    }
+    let mut scale = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let from = i;
+        while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            i += 1;
+        }
+        scale = i - from;
+        if scale == 0 {
+            return None;
+        }
+    }
+    if whole + scale > 15 {
+        return None;
+    }
+    match b.get(i) {
+        Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') => {
+            Some((mantissa, scale, negative, i))
+        }
+        _ => None,
+    }
+}
+
+/// Exact powers of ten as `f64`, as many as the fast path's 15 digits can need.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// Where the run of [`PLAIN`] bytes from `i` ends: eight bytes at a time while none of them
+/// is `"`, `\\` or a control character (each test exact for the eight as a whole), then byte
+/// by byte.
+#[inline]
+fn plain_end(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(Ok(chunk)) = b.get(i..i + 8).map(<[u8; 8]>::try_from) {
+        let x = u64::from_le_bytes(chunk);
+        let stop = zero_byte(x ^ (ONES * u64::from(b'"')))
+            | zero_byte(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
+        if stop != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while b.get(i).is_some_and(|&c| PLAIN[usize::from(c)]) {
+        i += 1;
+    }
+    i
+}
+
 /// A position in the page's text.
 pub struct Reader<'a> {
     text: &'a str,
@@ -85,6 +159,11 @@ impl<'a> Reader<'a> {
         } else {
             bad(format!("expected {what}"))
         }
+    }
+
+    /// How many bytes are left to read.
+    pub fn remaining(&self) -> usize {
+        self.b.len().saturating_sub(self.at)
     }
 
     /// Only whitespace left.
@@ -145,6 +224,46 @@ impl<'a> Reader<'a> {
         Ok(Some(key))
     }
 
+    /// Consumes the next key and its `:` if it is exactly `name` written plainly (no
+    /// escapes), as [`Reader::key`] would read it; otherwise consumes nothing. Records repeat
+    /// their key order, so this one comparison usually replaces decoding the key.
+    #[inline]
+    pub fn key_is(&mut self, first: bool, name: &[u8]) -> bool {
+        let b = self.b;
+        let mut i = self.at;
+        let ws = |i: &mut usize| {
+            while b
+                .get(*i)
+                .is_some_and(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+            {
+                *i += 1;
+            }
+        };
+        ws(&mut i);
+        if !first {
+            if b.get(i) != Some(&b',') {
+                return false;
+            }
+            i += 1;
+            ws(&mut i);
+        }
+        let end = i + name.len() + 2;
+        match b.get(i..end) {
+            Some(k)
+                if k[0] == b'"'
+                    && k[k.len() - 1] == b'"'
+                    && k[1..k.len() - 1].iter().zip(name).all(|(a, b)| a == b) => {}
+            _ => return false,
+        }
+        i = end;
+        ws(&mut i);
+        if b.get(i) != Some(&b':') {
+            return false;
+        }
+        self.at = i + 1;
+        true
+    }
+
     /// Whether the array being read (its `[` consumed) has another element.
     pub fn more(&mut self, first: &mut bool) -> Read<bool> {
         match self.peek()? {
@@ -173,12 +292,7 @@ impl<'a> Reader<'a> {
             return bad("expected a string");
         }
         let start = self.at + 1;
-        let rest = self.b.get(start..).unwrap_or_default();
-        let i = start
-            + rest
-                .iter()
-                .position(|&c| !PLAIN[usize::from(c)])
-                .unwrap_or(rest.len());
+        let i = plain_end(self.b, start);
         match self.b.get(i) {
             Some(b'"') => {
                 self.at = i + 1;
@@ -361,6 +475,12 @@ impl<'a> Reader<'a> {
     }
 
     pub fn f64(&mut self) -> Read<f64> {
+        self.peek()?;
+        if let Some((m, scale, negative, end)) = fast_number(self.b, self.at) {
+            self.at = end;
+            let v = m as f64 / POW10[scale];
+            return Ok(if negative { -v } else { v });
+        }
         let (text, _) = self.number()?;
         match text.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
@@ -369,6 +489,11 @@ impl<'a> Reader<'a> {
     }
 
     pub fn u64(&mut self) -> Read<u64> {
+        self.peek()?;
+        if let Some((m, 0, false, end)) = fast_number(self.b, self.at) {
+            self.at = end;
+            return Ok(m);
+        }
         let (text, integer) = self.number()?;
         if !integer || text.starts_with('-') {
             return bad(format!("{text} is not a non-negative integer"));
@@ -404,6 +529,70 @@ impl<'a> Reader<'a> {
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
             _ => self.number().map(drop),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_runs_end_at_the_first_quote_backslash_or_control_byte() {
+        let base: Vec<u8> = "abcdefghijklmnopqrstuvwxyzé€0123".bytes().collect();
+        for at in 0..base.len() {
+            for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                let mut b = base.clone();
+                b[at] = stop;
+                for from in 0..=at {
+                    assert_eq!(plain_end(&b, from), at, "{stop} at {at} from {from}");
+                }
+            }
+        }
+        assert_eq!(plain_end(&base, 3), base.len());
+        assert_eq!(plain_end(b"", 0), 0);
+    }
+
+    /// The fast path gives the standard parser's value, bit for bit, wherever it answers.
+    #[test]
+    fn fast_numbers_equal_the_standard_parse() {
+        let fast = |text: &str| {
+            let body = format!("{text},");
+            fast_number(body.as_bytes(), 0).map(|(m, scale, negative, end)| {
+                assert_eq!(end, text.len());
+                let v = m as f64 / POW10[scale];
+                if negative {
+                    -v
+                } else {
+                    v
+                }
+            })
+        };
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut answered = 0;
+        for n in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 10u64.pow(1 + n % 17)).to_string();
+            let point = (x >> 40) as usize % (digits.len() + 1);
+            let text = match point {
+                0 => digits.clone(),
+                p => format!("{}.{}", &digits[..p], &digits[p..]),
+            };
+            let text = if x & 1 == 1 { format!("-{text}") } else { text };
+            let text = text.trim_end_matches('.');
+            if let Some(v) = fast(text) {
+                answered += 1;
+                let want: f64 = text.parse().unwrap();
+                assert_eq!(v.to_bits(), want.to_bits(), "{text}");
+            }
+        }
+        assert!(answered > 100_000, "{answered}");
+        assert_eq!(fast("411.25"), Some(411.25));
+        assert_eq!(fast("-0").map(f64::to_bits), Some((-0.0f64).to_bits()));
+        for left in ["1e5", "1234567890.123456", "01", "1.", ".5", "-", "1.5E2"] {
+            assert_eq!(fast(left), None, "{left}");
         }
     }
 }

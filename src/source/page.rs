@@ -100,6 +100,13 @@ impl KeyOrder {
         KeyOrder([u8::MAX; 32])
     }
 
+    /// The column (and its key) that the previous record's `k`th key named.
+    #[inline]
+    fn guess(&self, cols: &'static [Column], k: usize) -> Option<(usize, &'static str)> {
+        let c = usize::from(*self.0.get(k)?);
+        Some((c, cols.get(c)?.json?))
+    }
+
     /// The column named `key`, the `k`th key of its record, if the row list has it.
     fn find(&mut self, cols: &[Column], k: usize, key: &str) -> Option<usize> {
         let guess = self.0.get(k).map(|&c| usize::from(c));
@@ -163,7 +170,12 @@ impl Reader<'_> {
         while let Some(key) = self.key(&mut first)? {
             match symbols.iter().position(|s| s.as_str() == &*key) {
                 Some(m) if !self.null()? => {
-                    let b = builders[m].get_or_insert_with(|| Builders::new(cols, 0));
+                    // One symbol asked: its records fill the page (about 100 bytes each).
+                    let rows = match symbols.len() {
+                        1 => (self.remaining() / 100).min(10_000),
+                        _ => 0,
+                    };
+                    let b = builders[m].get_or_insert_with(|| Builders::new(cols, rows));
                     self.records(b)?;
                 }
                 Some(_) => {}
@@ -191,8 +203,20 @@ impl Reader<'_> {
         self.open_object()?;
         let mut seen: u64 = 0;
         let (mut first, mut k) = (true, 0);
-        while let Some(key) = self.key(&mut first)? {
-            match order.find(b.cols, k, &key) {
+        loop {
+            // The key the previous record had here, matched in place; else read and looked up.
+            let guess = order.guess(b.cols, k);
+            let column = match guess {
+                Some((c, name)) if self.key_is(first, name.as_bytes()) => {
+                    first = false;
+                    Some(c)
+                }
+                _ => match self.key(&mut first)? {
+                    Some(key) => order.find(b.cols, k, &key),
+                    None => break,
+                },
+            };
+            match column {
                 Some(c) if c < 64 && seen & (1u64 << c) == 0 => {
                     seen |= 1u64 << c;
                     self.cell(&mut b.parts[c], b.cols[c].nullable)?;
