@@ -233,6 +233,11 @@ impl AlpacaClient {
             headers.insert("APCA-API-KEY-ID", header(&creds.key_id, KEY_ENV)?);
             headers.insert("APCA-API-SECRET-KEY", header(&creds.secret, SECRET_ENV)?);
         }
+        // Pages come gzipped, as Alpaca serves them; [`super::gzip`] inflates them whole.
+        headers.insert(
+            reqwest::header::ACCEPT_ENCODING,
+            reqwest::header::HeaderValue::from_static("gzip"),
+        );
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("data/", env!("CARGO_PKG_VERSION")))
@@ -367,10 +372,17 @@ impl AlpacaClient {
         };
         let (remaining, reset) = (header("X-RateLimit-Remaining"), header("X-RateLimit-Reset"));
         self.pacer.observe(remaining, reset);
+        let gzipped = resp
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
         if status.is_success() {
             let body = resp.bytes().await.map_err(|e| ApiError::transport(e, base));
             self.stats.responded(sent.elapsed());
-            return body;
+            return match body? {
+                gz if gzipped => super::gzip::gunzip(&gz).map(bytes::Bytes::from),
+                plain => Ok(plain),
+            };
         }
         self.stats.responded(sent.elapsed());
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -379,8 +391,11 @@ impl AlpacaClient {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.pacer.hold_until_reset(reset);
         }
-        // A failed read of an error body still leaves the status to act on.
-        let body = resp.bytes().await.unwrap_or_default();
+        // A failed read (or inflate) of an error body still leaves the status to act on.
+        let body = match resp.bytes().await.unwrap_or_default() {
+            gz if gzipped => super::gzip::gunzip(&gz).unwrap_or_default().into(),
+            plain => plain,
+        };
         let request = match url.query() {
             Some(q) => format!("GET {}?{q}", url.path()),
             None => format!("GET {}", url.path()),

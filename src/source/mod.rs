@@ -8,6 +8,7 @@ pub mod alpaca;
 pub mod claims;
 pub mod contracts;
 pub mod fetch;
+pub mod gzip;
 pub mod json;
 pub mod pace;
 pub mod page;
