@@ -195,6 +195,12 @@ pub struct ClientConfig {
     pub asof: Option<String>,
 }
 
+thread_local! {
+    /// Each thread's buffer for inflating gzip pages: it grows to the largest page (a few
+    /// MB) and is reused, so a page costs no allocation or zeroing of its text.
+    static INFLATED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The Alpaca data client. Cheap to clone.
 #[derive(Clone)]
 pub struct AlpacaClient {
@@ -340,7 +346,15 @@ impl AlpacaClient {
     /// One GET of `url` on any Alpaca host (the trading API's contract list), with this
     /// client's keys, pacing and retry policy; `what` names it in retry lines.
     pub async fn get(&self, url: &Url, what: &str) -> Result<bytes::Bytes, ApiError> {
-        self.retry.run(what, || self.get_once(url)).await
+        self.retry
+            .run(what, || async {
+                let (body, gzipped) = self.get_once(url).await?;
+                match gzipped {
+                    true => super::gzip::gunzip(&body).map(bytes::Bytes::from),
+                    false => Ok(body),
+                }
+            })
+            .await
     }
 
     /// Requests, retries and 429s so far (shared by every clone of this client).
@@ -349,8 +363,9 @@ impl AlpacaClient {
     }
 
     /// One request, after waiting for its slot from the pacer; the rate-limit headers of
-    /// the response go back to the pacer.
-    async fn get_once(&self, url: &Url) -> Result<bytes::Bytes, ApiError> {
+    /// the response go back to the pacer. Returns the body as sent, and whether it is
+    /// gzipped.
+    async fn get_once(&self, url: &Url) -> Result<(bytes::Bytes, bool), ApiError> {
         let base = &*self.base_display;
         self.pacer.wait().await;
         self.stats
@@ -379,10 +394,7 @@ impl AlpacaClient {
         if status.is_success() {
             let body = resp.bytes().await.map_err(|e| ApiError::transport(e, base));
             self.stats.responded(sent.elapsed());
-            return match body? {
-                gz if gzipped => super::gzip::gunzip(&gz).map(bytes::Bytes::from),
-                plain => Ok(plain),
-            };
+            return body.map(|b| (b, gzipped));
         }
         self.stats.responded(sent.elapsed());
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -410,6 +422,7 @@ impl AlpacaClient {
     }
 
     /// Fetches and decodes one page of `req`, retrying transient failures per the policy.
+    /// A gzip body is inflated into a buffer the thread keeps (see [`INFLATED`]).
     pub async fn page(
         &self,
         req: &Request,
@@ -429,11 +442,23 @@ impl AlpacaClient {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 async {
-                    let body = self.get_once(&url).await?;
-                    match req.dataset {
-                        DatasetId::CorporateActions => decode_actions(&body, symbols),
-                        _ => decode_page(&body, req.cols, symbols),
+                    let (body, gzipped) = self.get_once(&url).await?;
+                    let decode = |body: &[u8]| match req.dataset {
+                        DatasetId::CorporateActions => decode_actions(body, symbols),
+                        _ => decode_page(body, req.cols, symbols),
+                    };
+                    if !gzipped {
+                        return decode(&body);
                     }
+                    // Inflated into this thread's buffer and decoded at once (no await between).
+                    INFLATED.with_borrow_mut(|scratch| {
+                        let n = super::gzip::inflate(&body, scratch)?;
+                        let page = decode(&scratch[..n]);
+                        if scratch.len() > 64 << 20 {
+                            *scratch = Vec::new();
+                        }
+                        page
+                    })
                 }
             })
             .await

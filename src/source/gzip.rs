@@ -12,6 +12,15 @@ pub const MAX_BODY: usize = 1 << 30;
 /// The gzip body `gz` inflated. A body cut short or corrupt, or claiming more than
 /// [`MAX_BODY`], is [`ApiError::Truncated`]: the retry policy asks again.
 pub fn gunzip(gz: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    let n = inflate(gz, &mut out)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// [`gunzip`] into `scratch`, reused from page to page (it only grows: no allocation or
+/// zeroing once it holds the largest page); returns how many of its bytes are the body.
+pub fn inflate(gz: &[u8], scratch: &mut Vec<u8>) -> Result<usize, ApiError> {
     let damaged = || {
         ApiError::Truncated(format!(
             "the gzip body ({} bytes) is cut short or corrupt",
@@ -35,14 +44,12 @@ pub fn gunzip(gz: &[u8]) -> Result<Vec<u8>, ApiError> {
             MAX_BODY >> 20
         )));
     }
-    let mut out = vec![0u8; size];
-    match libdeflater::Decompressor::new().gzip_decompress(gz, &mut out) {
-        Ok(n) => {
-            out.truncate(n);
-            Ok(out)
-        }
-        Err(_) => Err(damaged()),
+    if scratch.len() < size {
+        scratch.resize(size, 0);
     }
+    libdeflater::Decompressor::new()
+        .gzip_decompress(gz, &mut scratch[..size])
+        .map_err(|_| damaged())
 }
 
 #[cfg(test)]
@@ -64,6 +71,12 @@ mod tests {
         let body = gz(&page);
         assert_eq!(gunzip(&body).unwrap(), page);
         assert_eq!(gunzip(&gz(b"")).unwrap(), b"");
+        // Into a reused buffer: a smaller body after a larger one.
+        let mut scratch = Vec::new();
+        let n = inflate(&body, &mut scratch).unwrap();
+        assert_eq!(&scratch[..n], &page[..]);
+        let n = inflate(&gz(b"{}"), &mut scratch).unwrap();
+        assert_eq!(&scratch[..n], b"{}");
         // A trailer that lies about the size, smaller or larger, or an oversized claim.
         for size in [16u32, page.len() as u32 + 1] {
             let mut lying = body.clone();
