@@ -197,6 +197,58 @@ async fn imports_exactly_the_standin_rows_idempotently_with_copy() {
     db.drop().await;
 }
 
+/// Time slices across symbols go through quotes_time_idx, a BRIN index (migration 0010): the
+/// planner uses it, and the slice it returns is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_slice_across_symbols_uses_the_brin_index() {
+    let Some(db) = PgDb::new().await else { return };
+    let s = standin(small(2_000)).await;
+    let w = Workdir::new();
+    let run = import_pg(
+        &w,
+        &db,
+        &s.url(),
+        "AAPL,MSFT",
+        "2024-01-02",
+        "2024-01-04",
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'quotes_time_idx' \
+             AND indexdef LIKE '%USING brin (t)%'"
+        )
+        .await,
+        1
+    );
+    // New York's 2024-01-03 (05:00 to 05:00 UTC) in nanoseconds: both symbols' rows of that
+    // day and no other.
+    let (from, to) = (1_704_258_000_000_000_000i64, 1_704_344_400_000_000_000i64);
+    let slice = format!("FROM quotes WHERE t >= {from} AND t < {to}");
+    let mut c = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN SELECT count(*) {slice}"))
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("Bitmap Index Scan on quotes_time_idx")),
+        "{plan:?}"
+    );
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) {slice}"))
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 4_000);
+    db.drop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_work_against_postgres() {
     let Some(db) = PgDb::new().await else { return };
