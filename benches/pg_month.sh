@@ -5,7 +5,9 @@
 # the stand-in's generation. Prints each timed round; compare medians.
 #
 #   benches/pg_month.sh target/release/data ../base/target/release/data [postgres://root@127.0.0.1:5432]
+#   START=2024-01-01 END=2024-12-31 benches/pg_month.sh ...   # the full year instead
 set -euo pipefail
+start=${START:-2024-03-01}; end=${END:-2024-03-31}
 ours=$(realpath "$1"); base=$(realpath "$2"); server=${3:-postgres://root@127.0.0.1:5432}
 standin=$(dirname "$ours")/alpaca-standin
 work=$(mktemp -d); cd "$work"
@@ -19,7 +21,7 @@ export APCA_API_KEY_ID=bench APCA_API_SECRET_KEY=bench BULK_IMPORT_RATE_LIMIT=0
 run() { # BINARY LABEL
   psql "$server/postgres" -qc "DROP DATABASE IF EXISTS pg_month" -qc "CREATE DATABASE pg_month" >/dev/null 2>&1
   local t0 t1; t0=$(date +%s.%N)
-  "$1" import-api quotes AAPL 2024-03-01 2024-03-31 --api-url "$url" --database-url "$server/pg_month" >/dev/null 2>&1
+  "$1" import-api quotes AAPL "$start" "$end" --api-url "$url" --database-url "$server/pg_month" >/dev/null 2>&1
   t1=$(date +%s.%N)
   echo "$2 $(echo "$t1 - $t0" | bc) s"
 }
