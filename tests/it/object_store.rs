@@ -876,7 +876,10 @@ async fn a_store_written_elsewhere_is_listed_read_and_loaded_back(b: Bucket) {
 
 /// One `#[tokio::test]` per store and test, each in a fresh bucket of that store's server.
 macro_rules! tests_on {
-    ($store:ident, $kind:expr, [$($test:ident),* $(,)?]) => {
+    ([$($store:ident: $kind:expr),* $(,)?], $tests:tt) => {
+        $(tests_on!(@one $store, $kind, $tests);)*
+    };
+    (@one $store:ident, $kind:expr, [$($test:ident),* $(,)?]) => {
         mod $store {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -890,23 +893,9 @@ macro_rules! tests_on {
     };
 }
 
+// Everything, against S3 (moto) and Azure (Azurite).
 tests_on!(
-    s3,
-    super::Kind::S3,
-    [
-        an_import_into_a_bucket_resumes_by_listing_and_loads_back_exactly,
-        a_killed_import_leaves_only_whole_objects_and_a_rerun_completes_it,
-        archive_moves_old_days_into_the_bucket,
-        a_missing_bucket_or_an_unreachable_endpoint_is_one_line_and_nothing_is_fetched,
-        three_importers_share_a_bucket_job_each_shard_fetched_once,
-        a_killed_importer_leaves_its_bucket_shards_to_the_others,
-        a_day_file_over_the_part_size_goes_up_in_parts_and_reads_back_whole,
-    ]
-);
-
-tests_on!(
-    azure,
-    super::Kind::Azure,
+    [s3: super::Kind::S3, azure: super::Kind::Azure],
     [
         an_import_into_a_bucket_resumes_by_listing_and_loads_back_exactly,
         a_killed_import_leaves_only_whole_objects_and_a_rerun_completes_it,
@@ -920,8 +909,7 @@ tests_on!(
 
 // Reading only: fake-gcs-server does not take object_store's XML-API PUT (module docs).
 tests_on!(
-    gcs,
-    super::Kind::Gcs,
+    [gcs: super::Kind::Gcs],
     [
         a_store_written_elsewhere_is_listed_read_and_loaded_back,
         a_missing_bucket_or_an_unreachable_endpoint_is_one_line_and_nothing_is_fetched,
