@@ -25,7 +25,7 @@
 //! reads add the symbol back ([`read_file`]). This module knows nothing about HTTP or SQL.
 
 use crate::batch::{self, Cells};
-use crate::dataset::{Column, DatasetId, ShardUnit};
+use crate::dataset::{Column, ColumnType, DatasetId, ShardUnit};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::Shard;
 use crate::storage::{Location, Stored};
@@ -160,8 +160,21 @@ fn sorted_by(cols: &[Column]) -> Vec<usize> {
         .collect()
 }
 
-fn writer_properties(sorted: &[usize]) -> anyhow::Result<WriterProperties> {
-    Ok(WriterProperties::builder()
+/// Columns of one-to-few-letter codes, in any dataset's files.
+const CODE_COLUMNS: &[&str] = &[
+    "bid_exchange",
+    "ask_exchange",
+    "exchange",
+    "tape",
+    "conditions",
+    "condition",
+    "update",
+    "taker_side",
+];
+
+fn writer_properties(cols: &[Column]) -> anyhow::Result<WriterProperties> {
+    let sorted = sorted_by(cols);
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         // Times are distinct and ascending: a dictionary of them only costs hashing every
         // value before falling back; deltas store them in a few bits each.
@@ -169,7 +182,26 @@ fn writer_properties(sorted: &[usize]) -> anyhow::Result<WriterProperties> {
         .set_column_encoding(ColumnPath::from("t"), Encoding::DELTA_BINARY_PACKED)
         .set_column_compression(ColumnPath::from("t"), Compression::UNCOMPRESSED)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_statistics_enabled(EnabledStatistics::Page);
+    // Code columns (exchanges, tape, conditions): min/max of one-letter codes prune nothing,
+    // and computing them compared every value (a sixth of the writer's instructions).
+    // Conditions also go without a dictionary: a list's few distinct codes compress as well
+    // plain (same file size), and interning each one cost another twentieth.
+    for c in cols
+        .iter()
+        .filter(|c| c.in_file && CODE_COLUMNS.contains(&c.name))
+    {
+        let list = c.ty == ColumnType::Utf8List;
+        let path = match list {
+            true => ColumnPath::from(vec![c.name.into(), "list".into(), "item".into()]),
+            false => ColumnPath::from(c.name),
+        };
+        props = props.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+        if list {
+            props = props.set_column_dictionary_enabled(path, false);
+        }
+    }
+    Ok(props
         .set_sorting_columns(Some(
             sorted
                 .iter()
@@ -207,7 +239,7 @@ fn remove_stale_temp_files(dir: &Path) {
 
 fn start_writer(path: &Path, cols: &'static [Column]) -> anyhow::Result<ArrowWriter<File>> {
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let props = writer_properties(&sorted_by(cols))?;
+    let props = writer_properties(cols)?;
     ArrowWriter::try_new(file, batch::file_schema(cols), Some(props))
         .context("cannot start a Parquet file")
 }
@@ -592,6 +624,40 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from(FILE_NAME)]);
+    }
+
+    #[test]
+    fn code_columns_carry_no_statistics_and_conditions_no_dictionary() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+        let t0 = new_york_time_nanos(day, 9, 30);
+        let rows = trades(&[(t0, 1, 10.0, None), (t0 + 1, 2, 11.0, None)]);
+        let store = Location::local(dir.path());
+        let mut w = UnitWriter::create(&store, &DatasetId::Trades, "AAPL".into(), day).unwrap();
+        w.write(&rows).unwrap();
+        let (path, _) = w.commit().unwrap();
+        let meta = open_stored(&store, &path).unwrap().metadata().clone();
+        let group = meta.row_group(0);
+        let column = |name: &str| {
+            (group.columns().iter())
+                .find(|c| c.column_path().string() == name)
+                .unwrap_or_else(|| panic!("no column {name}"))
+        };
+        let dictionary = |name: &str| column(name).dictionary_page_offset().is_some();
+        for code in ["exchange", "conditions.list.item", "update"] {
+            assert!(column(code).statistics().is_none(), "{code} has statistics");
+        }
+        assert!(dictionary("exchange"));
+        assert!(!dictionary("conditions.list.item"));
+        assert!(!dictionary("t"));
+        // Times and prices keep theirs: readers skip row groups by them.
+        for kept in ["t", "price"] {
+            let stats = column(kept).statistics().unwrap();
+            assert!(stats.min_bytes_opt().is_some(), "{kept} has no minimum");
+        }
+        // And the codes still read back exactly.
+        let back = read_file(&store, &path, &DatasetId::Trades, "AAPL").unwrap();
+        assert_eq!(batch::concat(&back[0].schema(), &back).unwrap(), rows);
     }
 
     #[test]
