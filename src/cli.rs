@@ -34,6 +34,7 @@ fn one_line_usage_error(rendered: &str) -> String {
 pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(crate::pipeline::lower_priority)
         .build()
         .map_err(|e| {
             eprintln!("error: cannot start the async runtime: {e}");

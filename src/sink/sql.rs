@@ -64,6 +64,23 @@ pub struct SqlSink<D: Dialect> {
 
 /// The statement reading `import_progress` rows of dataset `$1`, symbol `$2`, days `$3` to
 /// `$4`, as [`ProgressRecord`]s (also the dry run's read-only plan).
+/// Upserts one shard's progress row: parameters dataset, symbol, day (text), start_ns,
+/// end_ns, last_t, last_seq (both null to keep the stored position), done.
+pub(crate) fn progress_upsert<D: Dialect>() -> String {
+    D::sql(&format!(
+        "INSERT INTO import_progress \
+         (dataset, symbol, day, start_ns, end_ns, last_t, last_seq, done, updated_at) \
+         VALUES ($1, $2, {}, $4, $5, $6, $7, $8, {}) \
+         ON CONFLICT (dataset, symbol, day) DO UPDATE SET \
+         start_ns = excluded.start_ns, end_ns = excluded.end_ns, \
+         last_t = COALESCE(excluded.last_t, import_progress.last_t), \
+         last_seq = COALESCE(excluded.last_seq, import_progress.last_seq), \
+         done = excluded.done, updated_at = excluded.updated_at",
+        D::date_param(3),
+        D::NOW
+    ))
+}
+
 pub(crate) fn progress_select<D: Dialect>() -> String {
     D::sql(&format!(
         "SELECT CAST(day AS TEXT), start_ns, end_ns, last_t, CAST(last_seq AS BIGINT), done \
@@ -166,18 +183,7 @@ where
         let Some(tracking) = tracking else {
             return Ok(());
         };
-        let sql = D::sql(&format!(
-            "INSERT INTO import_progress \
-             (dataset, symbol, day, start_ns, end_ns, last_t, last_seq, done, updated_at) \
-             VALUES ($1, $2, {}, $4, $5, $6, $7, $8, {}) \
-             ON CONFLICT (dataset, symbol, day) DO UPDATE SET \
-             start_ns = excluded.start_ns, end_ns = excluded.end_ns, \
-             last_t = COALESCE(excluded.last_t, import_progress.last_t), \
-             last_seq = COALESCE(excluded.last_seq, import_progress.last_seq), \
-             done = excluded.done, updated_at = excluded.updated_at",
-            D::date_param(3),
-            D::NOW
-        ));
+        let sql = progress_upsert::<D>();
         for row in marks.iter().filter_map(|m| tracking.row(m)) {
             sqlx::query(&sql)
                 .bind(row.dataset)
