@@ -90,7 +90,7 @@ fn baseline(path: &Path, rows: &[(GenQuote, u32)]) -> Duration {
     .expect("pragmas");
     let symbol_id: i64 = conn
         .query_row(
-            "INSERT INTO symbols (symbol) VALUES ('AAPL') ON CONFLICT (symbol) DO UPDATE SET symbol = symbol RETURNING id",
+            "INSERT INTO symbols (symbol) VALUES ('AAPL') ON CONFLICT (symbol, feed) DO UPDATE SET symbol = symbol RETURNING id",
             [],
             |r| r.get(0),
         )
