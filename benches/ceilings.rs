@@ -9,8 +9,9 @@
 //!   per transaction, values bound straight from the columns, no transaction bookkeeping);
 //! - **INSERT … SELECT**: SQLite copying those rows into the same table of a fresh database
 //!   (its own ceiling: no binding at all);
-//! - **end to end**: `data import-api quotes` into SQLite and into Parquet (this build), and
-//!   with `BENCH_BASELINE=<binary>` an earlier release on the same range.
+//! - **end to end**: `data import-api quotes` into SQLite and into Parquet (this build), the
+//!   same from a stand-in that sends the pages plain (`--no-gzip`: no gunzip), and with
+//!   `BENCH_BASELINE=<binary>` an earlier release on the same range.
 //!
 //! The stand-in replays the pages it has served (`StandinConfig::replay`), filled by one
 //! untimed import per binary, so the timed imports pay for the client alone, not for the
@@ -338,6 +339,15 @@ fn main() {
         }))
         .expect("stand-in");
     let url = standin.url();
+    // The same pages sent plain (`--no-gzip`), for this build's imports without gunzip.
+    let plain = rt
+        .block_on(Standin::start(StandinConfig {
+            replay: true,
+            gzip: false,
+            ..StandinConfig::default()
+        }))
+        .expect("stand-in");
+    let plain_url = plain.url();
     let bins: Vec<(&str, &Path)> = std::iter::once(("this build", ours.as_path()))
         .chain(baseline.as_deref().map(|b| ("baseline", b)))
         .collect();
@@ -345,6 +355,12 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         import(bin, &url, range, dir.path(), &[]);
     }
+    let dir = tempfile::tempdir().expect("temp dir");
+    import(&ours, &plain_url, range, dir.path(), &[]);
+    drop(dir);
+    // This build's imports from plain bodies, by import: wall times and CPU.
+    let mut plain_walls = vec![Vec::new(); IMPORTS.len()];
+    let mut plain_cpus = vec![Vec::new(); IMPORTS.len()];
     let mut rounds = Vec::new();
     // Wall times by (import, binary), and this build's CPU by import.
     let mut walls = vec![vec![Vec::new(); bins.len()]; IMPORTS.len()];
@@ -376,6 +392,11 @@ fn main() {
                 }
                 line += &format!(", {label} {} {:.2}s", bins[b].0, wall.as_secs_f64());
             }
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (wall, used) = import(&ours, &plain_url, range, dir.path(), extra);
+            plain_walls[m].push(wall);
+            plain_cpus[m].extend(used);
+            line += &format!(", {label} plain bodies {:.2}s", wall.as_secs_f64());
         }
         println!("{line}");
         rounds.push(r);
@@ -424,6 +445,12 @@ fn main() {
             ours_t.as_secs_f64(),
             rate(ours_t)
         );
+        let p = median(plain_walls[m].clone());
+        println!(
+            "| import into {label}, this build, plain bodies (no gzip) | {:.2} s | {:.0} | | |",
+            p.as_secs_f64(),
+            rate(p)
+        );
         if bins.len() > 1 {
             let b = median(walls[m][1].clone());
             println!(
@@ -435,9 +462,12 @@ fn main() {
         }
     }
     for (m, (label, _)) in IMPORTS.iter().enumerate() {
-        let mut cpu = std::mem::take(&mut cpus[m]);
-        cpu.sort_by(f64::total_cmp);
-        let cpu = cpu.get(cpu.len() / 2).copied().unwrap_or(f64::NAN);
+        let middle = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        let cpu = middle(std::mem::take(&mut cpus[m]));
+        let plain_cpu = middle(std::mem::take(&mut plain_cpus[m]));
         println!(
             "\nThe import into {label} used {cpu:.1} s of CPU ({:.2} us/row); the client's gunzip \
              of its pages ({:.0} MB on the wire for {:.0} MB of JSON) takes {:.2} s, {:.1}% of it.",
@@ -446,6 +476,11 @@ fn main() {
             rounds[0].json as f64 / 1e6,
             gunzip.as_secs_f64(),
             100.0 * gunzip.as_secs_f64() / cpu
+        );
+        println!(
+            "From plain bodies it used {plain_cpu:.1} s of CPU ({:.2} us/row): gzip bodies cost it {:+.1} s.",
+            plain_cpu * 1e6 / rows,
+            cpu - plain_cpu
         );
     }
 }
