@@ -88,8 +88,9 @@ pub struct SqliteDialect {
     statements: HashMap<(&'static str, usize, WriteMode), String>,
     /// The progress upsert's text ([`super::sql::progress_upsert`]).
     progress: String,
-    /// Checkpoints the WAL beside the writes, once the sink has written rows.
-    checkpointer: Option<Checkpointer>,
+    /// Checkpoints the WAL beside the writes: started at the first batch with rows (the
+    /// outer `None` until then; the inner `None` when it could not start, not retried).
+    checkpointer: Option<Option<Checkpointer>>,
 }
 
 /// The SQL sink on a SQLite file.
@@ -228,7 +229,8 @@ impl SqlSink<SqliteDialect> {
         let db: NonNull<ffi::sqlite3> = handle.as_raw_handle().cast();
         if n > 0 && self.dialect.checkpointer.is_none() {
             // SAFETY: sqlx's open connection, locked for this call.
-            self.dialect.checkpointer = unsafe { Checkpointer::start(db, &self.dialect.path) };
+            self.dialect.checkpointer =
+                Some(unsafe { Checkpointer::start(db, &self.dialect.path) });
         }
         let sql = |len: usize| self.dialect.statements[&(table.name, len, mode)].as_str();
         // SAFETY: `db` is sqlx's open connection, locked for this call (`lock_handle`);
@@ -236,7 +238,7 @@ impl SqlSink<SqliteDialect> {
         // rollback) before returning, so sqlx finds the connection as it left it.
         unsafe { write_batch(db, per, sql, rows, &self.dialect.progress, &progress) }
             .map_err(|e| sqlx::Error::Database(Box::new(e)))?;
-        if let Some(c) = &self.dialect.checkpointer {
+        if let Some(Some(c)) = &self.dialect.checkpointer {
             c.after_commit();
         }
         Ok(())
@@ -259,7 +261,7 @@ const INLINE_CHECKPOINT_FRAMES: c_int = 8_192;
 /// that recovers from its WAL.
 pub struct Checkpointer {
     frames: &'static AtomicU32,
-    wake: std::sync::mpsc::SyncSender<()>,
+    wake: Option<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -307,7 +309,7 @@ impl Checkpointer {
         }
         Some(Checkpointer {
             frames,
-            wake,
+            wake: Some(wake),
             thread: Some(thread),
         })
     }
@@ -315,7 +317,9 @@ impl Checkpointer {
     /// After a commit: wakes the thread if the WAL holds enough pages (never blocks).
     pub fn after_commit(&self) {
         if self.frames.load(Ordering::Relaxed) >= BACKGROUND_CHECKPOINT_FRAMES {
-            let _ = self.wake.try_send(());
+            if let Some(w) = &self.wake {
+                let _ = w.try_send(());
+            }
         }
     }
 }
@@ -323,8 +327,7 @@ impl Checkpointer {
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         // Closing the channel ends the thread after the checkpoint it may be running.
-        let (closed, _) = std::sync::mpsc::sync_channel(0);
-        drop(std::mem::replace(&mut self.wake, closed));
+        drop(self.wake.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
