@@ -10,8 +10,11 @@
 //! - **INSERT … SELECT**: SQLite copying those rows into the same table of a fresh database
 //!   (its own ceiling: no binding at all);
 //! - **end to end**: `data import-api quotes` into SQLite and into Parquet (this build), the
-//!   same from a stand-in that sends the pages plain (`--no-gzip`: no gunzip), and with
-//!   `BENCH_BASELINE=<binary>` an earlier release on the same range.
+//!   same from a stand-in that sends the pages plain (`--no-gzip`: no gunzip), with
+//!   `BENCH_PG_URL=postgres://USER@HOST:PORT` also into a fresh PostgreSQL database on that
+//!   server (`ceilings_pg`, dropped and created before each import), and with
+//!   `BENCH_BASELINE=<binary>` an earlier release on the same range; each import's peak RSS
+//!   is reported too.
 //!
 //! The stand-in replays the pages it has served (`StandinConfig::replay`), filled by one
 //! untimed import per binary, so the timed imports pay for the client alone, not for the
@@ -22,7 +25,8 @@
 //! 2024-01-01.
 //!
 //! ```sh
-//! BENCH_BASELINE=../base/target/release/data cargo bench --bench ceilings
+//! BENCH_BASELINE=../base/target/release/data BENCH_PG_URL=postgres://root@127.0.0.1:5432 \
+//!     cargo bench --bench ceilings
 //! ```
 
 use arrow_array::RecordBatch;
@@ -30,7 +34,7 @@ use data::dataset::{DatasetId, QUOTES};
 use data::model::{Feed, Symbol};
 use data::resume::{shards_of, ShardUnit};
 use data::sink::encode::Encoder;
-use data::sink::sqlite::{bind_and_insert, Checkpointer, SqliteSink};
+use data::sink::sqlite::{bind_and_insert, Checkpointer, Inserts, SqliteSink, StatementCache};
 use data::source::alpaca::{AlpacaClient, ClientConfig, Credentials, Request};
 use data::source::response::{decode_page, SeqAssigner};
 use data::source::retry::RetryPolicy;
@@ -112,10 +116,17 @@ fn insert_sql(rows: usize) -> String {
     )
 }
 
+/// A connection and its INSERT statements, prepared once and kept (as the sink keeps its
+/// own); the statements drop first.
+struct Raw {
+    statements: StatementCache<usize>,
+    conn: rusqlite::Connection,
+}
+
 /// Writes `rows` (decoded quotes) with 64-row prepared statements in one transaction; with
 /// `checkpoints`, tells it of the commit (as the sink does).
 fn raw_insert(
-    conn: &mut rusqlite::Connection,
+    raw: &mut Raw,
     rows: &RecordBatch,
     symbol_id: i64,
     checkpoints: Option<&Checkpointer>,
@@ -128,12 +139,17 @@ fn raw_insert(
         None,
     )
     .expect("encoder");
-    let tx = conn.transaction().expect("begin");
-    let sql: Vec<String> = (0..=ROWS_PER_INSERT).map(insert_sql).collect();
-    // SAFETY: the transaction's own open connection, used by nothing else meanwhile.
+    let tx = raw.conn.transaction().expect("begin");
+    let insert = Inserts {
+        cache: &mut raw.statements,
+        key: |len| len,
+        sql: insert_sql,
+    };
+    // SAFETY: the transaction's own open connection, which the cached statements belong
+    // to, used by nothing else meanwhile.
     unsafe {
         let db = std::ptr::NonNull::new(tx.handle()).expect("handle");
-        bind_and_insert(db, ROWS_PER_INSERT, |len| sql[len].as_str(), &enc).expect("insert");
+        bind_and_insert(db, ROWS_PER_INSERT, insert, &enc).expect("insert");
     }
     tx.commit().expect("commit");
     if let Some(c) = checkpoints {
@@ -173,7 +189,7 @@ struct Round {
 
 async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
     let raw_path = dir.join("raw.db");
-    let mut conn = fresh_db(&raw_path).await;
+    let conn = fresh_db(&raw_path).await;
     let symbol_id: i64 = conn
         .query_row(
             "INSERT INTO symbols (symbol) VALUES ('AAPL') RETURNING id",
@@ -184,7 +200,7 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
     // The same again into a database whose WAL is checkpointed on another thread, as the
     // sink's are (`Checkpointer`): the raw sink with the import's own commit path.
     let bg_path = dir.join("raw_bg.db");
-    let mut bg = fresh_db(&bg_path).await;
+    let bg = fresh_db(&bg_path).await;
     bg.execute(
         "INSERT INTO symbols (id, symbol) VALUES (?1, 'AAPL')",
         [symbol_id],
@@ -198,6 +214,14 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
         )
     }
     .expect("a WAL database");
+    let mut raw = Raw {
+        statements: StatementCache::default(),
+        conn,
+    };
+    let mut raw_bg_db = Raw {
+        statements: StatementCache::default(),
+        conn: bg,
+    };
     let mut raw_bg = Duration::ZERO;
     let aapl = [Symbol::parse("AAPL").expect("symbol")];
     let cols = DatasetId::Quotes.kind().columns();
@@ -215,10 +239,10 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
             let all = data::batch::concat(&pending[0].schema(), pending).expect("concat");
             pending.clear();
             let started = Instant::now();
-            raw_insert(&mut conn, &all, symbol_id, None);
+            raw_insert(&mut raw, &all, symbol_id, None);
             *raw_sink += started.elapsed();
             let started = Instant::now();
-            raw_insert(&mut bg, &all, symbol_id, Some(&checkpoints));
+            raw_insert(&mut raw_bg_db, &all, symbol_id, Some(&checkpoints));
             *raw_bg += started.elapsed();
         };
     pages(url, range, |body| {
@@ -265,22 +289,66 @@ async fn ceilings(url: &str, range: DateRange, dir: &Path) -> Round {
     }
 }
 
-/// One import (`extra`: more options, e.g. `--format parquet`): its wall time, and the CPU
-/// time its summary reports (this build only).
-fn import(
-    bin: &Path,
-    url: &str,
-    range: DateRange,
-    dir: &Path,
-    extra: &[&str],
-) -> (Duration, Option<f64>) {
+/// One import's measures.
+struct Imported {
+    wall: Duration,
+    /// The CPU time its summary reports (this build only).
+    cpu: Option<f64>,
+    /// Peak resident set, bytes.
+    rss: u64,
+}
+
+/// A fresh, empty database `ceilings_pg` on the PostgreSQL server `server`; its URL.
+fn fresh_pg(rt: &tokio::runtime::Runtime, server: &str) -> String {
+    use sqlx::Connection;
+    rt.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .expect("BENCH_PG_URL: cannot connect to its postgres database");
+        for sql in [
+            "DROP DATABASE IF EXISTS ceilings_pg WITH (FORCE)",
+            "CREATE DATABASE ceilings_pg",
+        ] {
+            sqlx::query(sql).execute(&mut admin).await.expect(sql);
+        }
+    });
+    format!("{server}/ceilings_pg")
+}
+
+/// Waits for `child`, with its peak RSS (`wait4`'s resource usage: the child alone).
+fn wait_rss(child: std::process::Child) -> (std::process::ExitStatus, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = 0;
+    // SAFETY: plain system call on our own child's pid; `usage` is written by the kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    loop {
+        // SAFETY: as above.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        assert!(
+            std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted,
+            "wait4 failed"
+        );
+    }
+    // ru_maxrss is in KiB on Linux.
+    (
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as u64 * 1024,
+    )
+}
+
+/// One import (`extra`: more options, e.g. `--format parquet`).
+fn import(bin: &Path, url: &str, range: DateRange, dir: &Path, extra: &[String]) -> Imported {
     let (start, end) = (
         data::time::new_york_date(range.start_ns).to_string(),
         data::time::new_york_date(range.end_ns).to_string(),
     );
     let log = dir.join("stderr.log");
     let started = Instant::now();
-    let status = Command::new(bin)
+    let child = Command::new(bin)
         .args([
             "import-api",
             "quotes",
@@ -298,8 +366,9 @@ fn import(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
-        .status()
+        .spawn()
         .expect("spawn data");
+    let (status, rss) = wait_rss(child);
     let wall = started.elapsed();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.success(), "{text}");
@@ -308,7 +377,7 @@ fn import(
         .nth(1)
         .and_then(|s| s.split('s').next())
         .and_then(|s| s.parse().ok());
-    (wall, cpu)
+    Imported { wall, cpu, rss }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -316,8 +385,26 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// The imports timed: a label, the options that choose the store.
-const IMPORTS: [(&str, &[&str]); 2] = [("SQLite", &[]), ("Parquet", &["--format", "parquet"])];
+/// An import timed: its label, the options that choose the store, and whether it is also
+/// timed from plain bodies.
+struct Store {
+    label: &'static str,
+    extra: Vec<String>,
+    plain_too: bool,
+    /// PostgreSQL: a fresh database before each import, on this server.
+    pg: Option<String>,
+}
+
+impl Store {
+    /// The options of one import (a fresh database first, for PostgreSQL).
+    fn prepare(&self, rt: &tokio::runtime::Runtime) -> Vec<String> {
+        let mut extra = self.extra.clone();
+        if let Some(server) = &self.pg {
+            extra.extend(["--database-url".to_string(), fresh_pg(rt, server)]);
+        }
+        extra
+    }
+}
 
 fn main() {
     let runs = env_usize("BENCH_RUNS", 3).max(1);
@@ -358,13 +445,37 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     import(&ours, &plain_url, range, dir.path(), &[]);
     drop(dir);
-    // This build's imports from plain bodies, by import: wall times and CPU.
-    let mut plain_walls = vec![Vec::new(); IMPORTS.len()];
-    let mut plain_cpus = vec![Vec::new(); IMPORTS.len()];
+    let mut stores = vec![
+        Store {
+            label: "SQLite",
+            extra: Vec::new(),
+            plain_too: true,
+            pg: None,
+        },
+        Store {
+            label: "Parquet",
+            extra: vec!["--format".into(), "parquet".into()],
+            plain_too: true,
+            pg: None,
+        },
+    ];
+    match std::env::var("BENCH_PG_URL") {
+        Ok(server) => stores.push(Store {
+            label: "PostgreSQL",
+            extra: Vec::new(),
+            plain_too: false,
+            pg: Some(server.trim_end_matches('/').to_string()),
+        }),
+        Err(_) => eprintln!("BENCH_PG_URL is not set: no PostgreSQL imports in this run"),
+    }
+    // By store: this build's imports from plain bodies (wall, CPU); wall times by binary,
+    // this build's CPU, and the highest peak RSS of this build's imports.
+    let mut plain_walls = vec![Vec::new(); stores.len()];
+    let mut plain_cpus = vec![Vec::new(); stores.len()];
+    let mut walls = vec![vec![Vec::new(); bins.len()]; stores.len()];
+    let mut cpus = vec![Vec::new(); stores.len()];
+    let mut peak_rss = vec![0u64; stores.len()];
     let mut rounds = Vec::new();
-    // Wall times by (import, binary), and this build's CPU by import.
-    let mut walls = vec![vec![Vec::new(); bins.len()]; IMPORTS.len()];
-    let mut cpus = vec![Vec::new(); IMPORTS.len()];
     for round in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let r = rt.block_on(ceilings(&url, range, dir.path()));
@@ -378,25 +489,39 @@ fn main() {
             r.raw_bg.as_secs_f64(),
             r.insert_select.as_secs_f64(),
         );
-        for (m, (label, extra)) in IMPORTS.iter().enumerate() {
+        for (m, store) in stores.iter().enumerate() {
             let mut order: Vec<usize> = (0..bins.len()).collect();
             if round % 2 == 1 {
                 order.reverse();
             }
             for b in order {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let (wall, used) = import(bins[b].1, &url, range, dir.path(), extra);
-                walls[m][b].push(wall);
+                let extra = store.prepare(&rt);
+                let done = import(bins[b].1, &url, range, dir.path(), &extra);
+                walls[m][b].push(done.wall);
                 if b == 0 {
-                    cpus[m].extend(used);
+                    cpus[m].extend(done.cpu);
+                    peak_rss[m] = peak_rss[m].max(done.rss);
                 }
-                line += &format!(", {label} {} {:.2}s", bins[b].0, wall.as_secs_f64());
+                line += &format!(
+                    ", {} {} {:.2}s",
+                    store.label,
+                    bins[b].0,
+                    done.wall.as_secs_f64()
+                );
             }
-            let dir = tempfile::tempdir().expect("temp dir");
-            let (wall, used) = import(&ours, &plain_url, range, dir.path(), extra);
-            plain_walls[m].push(wall);
-            plain_cpus[m].extend(used);
-            line += &format!(", {label} plain bodies {:.2}s", wall.as_secs_f64());
+            if store.plain_too {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let extra = store.prepare(&rt);
+                let done = import(&ours, &plain_url, range, dir.path(), &extra);
+                plain_walls[m].push(done.wall);
+                plain_cpus[m].extend(done.cpu);
+                line += &format!(
+                    ", {} plain bodies {:.2}s",
+                    store.label,
+                    done.wall.as_secs_f64()
+                );
+            }
         }
         println!("{line}");
         rounds.push(r);
@@ -438,19 +563,22 @@ fn main() {
             }
         );
     }
-    for (m, (label, _)) in IMPORTS.iter().enumerate() {
+    for (m, store) in stores.iter().enumerate() {
+        let label = store.label;
         let ours_t = median(walls[m][0].clone());
         println!(
             "| import into {label}, this build | {:.2} s | {:.0} | | |",
             ours_t.as_secs_f64(),
             rate(ours_t)
         );
-        let p = median(plain_walls[m].clone());
-        println!(
-            "| import into {label}, this build, plain bodies (no gzip) | {:.2} s | {:.0} | | |",
-            p.as_secs_f64(),
-            rate(p)
-        );
+        if store.plain_too {
+            let p = median(plain_walls[m].clone());
+            println!(
+                "| import into {label}, this build, plain bodies (no gzip) | {:.2} s | {:.0} | | |",
+                p.as_secs_f64(),
+                rate(p)
+            );
+        }
         if bins.len() > 1 {
             let b = median(walls[m][1].clone());
             println!(
@@ -461,26 +589,43 @@ fn main() {
             );
         }
     }
-    for (m, (label, _)) in IMPORTS.iter().enumerate() {
-        let middle = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-        };
+    let middle = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    for (m, store) in stores.iter().enumerate() {
+        let label = store.label;
         let cpu = middle(std::mem::take(&mut cpus[m]));
-        let plain_cpu = middle(std::mem::take(&mut plain_cpus[m]));
         println!(
-            "\nThe import into {label} used {cpu:.1} s of CPU ({:.2} us/row); the client's gunzip \
-             of its pages ({:.0} MB on the wire for {:.0} MB of JSON) takes {:.2} s, {:.1}% of it.",
+            "\nThe import into {label} used {cpu:.1} s of CPU ({:.2} us/row, {:.2} cores on \
+             average) and at most {:.0} MB of memory (peak RSS); the client's gunzip of its \
+             pages ({:.0} MB on the wire for {:.0} MB of JSON) takes {:.2} s, {:.1}% of it.",
             cpu * 1e6 / rows,
+            cpu / median(walls[m][0].clone()).as_secs_f64(),
+            peak_rss[m] as f64 / 1e6,
             rounds[0].wire as f64 / 1e6,
             rounds[0].json as f64 / 1e6,
             gunzip.as_secs_f64(),
             100.0 * gunzip.as_secs_f64() / cpu
         );
-        println!(
-            "From plain bodies it used {plain_cpu:.1} s of CPU ({:.2} us/row): gzip bodies cost it {:+.1} s.",
-            plain_cpu * 1e6 / rows,
-            cpu - plain_cpu
-        );
+        if store.plain_too {
+            let plain_cpu = middle(std::mem::take(&mut plain_cpus[m]));
+            println!(
+                "From plain bodies it used {plain_cpu:.1} s of CPU ({:.2} us/row): gzip bodies cost it {:+.1} s.",
+                plain_cpu * 1e6 / rows,
+                cpu - plain_cpu
+            );
+        }
+    }
+    if let Some(server) = stores.iter().find_map(|s| s.pg.as_deref()) {
+        rt.block_on(async {
+            use sqlx::Connection;
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await
+            {
+                let _ = sqlx::query("DROP DATABASE IF EXISTS ceilings_pg WITH (FORCE)")
+                    .execute(&mut admin)
+                    .await;
+            }
+        });
     }
 }

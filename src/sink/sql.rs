@@ -47,8 +47,10 @@ pub trait BulkWrite: Dialect {
 
 /// A database sink: one connection, the backend's dialect, and the import's state.
 pub struct SqlSink<D: Dialect> {
-    pub(crate) conn: Conn<D>,
+    /// Declared (so dropped) before the connection: SQLite's dialect keeps prepared
+    /// statements of it, which must be finalized before it closes.
     pub(crate) dialect: D,
+    pub(crate) conn: Conn<D>,
     symbol_ids: HashMap<Arc<str>, i64>,
     /// The feed whose rows this sink writes and reads: with the symbol, it names a `symbols`
     /// row (feeds never mix).

@@ -84,8 +84,10 @@ fn is_busy(e: &sqlx::Error) -> bool {
 pub struct SqliteDialect {
     path: PathBuf,
     busy_timeout: Duration,
-    /// INSERT SQL text by (table, rows, mode): the full chunk size and each tail size seen.
-    statements: HashMap<(&'static str, usize, WriteMode), String>,
+    /// The INSERT statements, prepared once per (table, rows, mode) on the sink's connection
+    /// and kept across batches: the full chunk size and each tail size seen. Finalized when
+    /// the dialect drops, before the connection (`SqlSink` holds its dialect first).
+    statements: StatementCache<(&'static str, usize, WriteMode)>,
     /// The progress upsert's text ([`super::sql::progress_upsert`]).
     progress: String,
     /// Checkpoints the WAL beside the writes: started at the first batch with rows (the
@@ -192,7 +194,7 @@ impl SqlSink<SqliteDialect> {
         let dialect = SqliteDialect {
             path,
             busy_timeout,
-            statements: HashMap::new(),
+            statements: StatementCache::default(),
             progress: super::sql::progress_upsert::<SqliteDialect>(),
             checkpointer: None,
         };
@@ -210,13 +212,6 @@ impl SqlSink<SqliteDialect> {
         marks: &[Mark],
     ) -> Result<(), sqlx::Error> {
         let (per, mode, n) = (rows_per_statement(table), self.mode, rows.rows());
-        for start in (0..n).step_by(per) {
-            let len = per.min(n - start);
-            self.dialect
-                .statements
-                .entry((table.name, len, mode))
-                .or_insert_with(|| insert_sql(table, len, mode));
-        }
         let progress: Vec<ProgressRow<'_>> = match &self.tracking {
             Some(tracking) => marks.iter().filter_map(|m| tracking.row(m)).collect(),
             None => Vec::new(),
@@ -232,11 +227,16 @@ impl SqlSink<SqliteDialect> {
             self.dialect.checkpointer =
                 Some(unsafe { Checkpointer::start(db, &self.dialect.path) });
         }
-        let sql = |len: usize| self.dialect.statements[&(table.name, len, mode)].as_str();
-        // SAFETY: `db` is sqlx's open connection, locked for this call (`lock_handle`);
-        // `write_batch` finalizes its statements and ends its transaction (commit or
-        // rollback) before returning, so sqlx finds the connection as it left it.
-        unsafe { write_batch(db, per, sql, rows, &self.dialect.progress, &progress) }
+        let insert = Inserts {
+            cache: &mut self.dialect.statements,
+            key: |len| (table.name, len, mode),
+            sql: |len| insert_sql(table, len, mode),
+        };
+        // SAFETY: `db` is sqlx's open connection, locked for this call (`lock_handle`), the
+        // one the cached statements were prepared on; `write_batch` resets its statements
+        // and ends its transaction (commit or rollback) before returning, so sqlx finds the
+        // connection as it left it.
+        unsafe { write_batch(db, per, insert, rows, &self.dialect.progress, &progress) }
             .map_err(|e| sqlx::Error::Database(Box::new(e)))?;
         if let Some(Some(c)) = &self.dialect.checkpointer {
             c.after_commit();
@@ -360,10 +360,10 @@ unsafe extern "C" fn wal_hook(
 /// # Safety
 /// `db` must be an open connection, not inside a transaction, that nothing else uses during
 /// the call.
-unsafe fn write_batch<'s>(
+unsafe fn write_batch<K: Eq + std::hash::Hash>(
     db: NonNull<ffi::sqlite3>,
     per: usize,
-    sql: impl Fn(usize) -> &'s str,
+    insert: Inserts<'_, K, impl Fn(usize) -> K, impl Fn(usize) -> String>,
     rows: &Encoder<'_>,
     progress_sql: &str,
     progress: &[ProgressRow<'_>],
@@ -372,7 +372,7 @@ unsafe fn write_batch<'s>(
     let written = (|| {
         if rows.rows() > 0 {
             // SAFETY: the caller's contract.
-            unsafe { bind_and_insert(db, per, &sql, rows)? };
+            unsafe { bind_and_insert(db, per, insert, rows)? };
         }
         if !progress.is_empty() {
             let days: Vec<String> = progress.iter().map(|r| r.day.to_string()).collect();
@@ -424,36 +424,94 @@ fn exec(db: NonNull<ffi::sqlite3>, sql: &std::ffi::CStr) -> Result<(), RawError>
     }
 }
 
+/// Prepared statements kept across batches on one connection, by key; finalized when
+/// dropped, which must happen before the connection closes.
+pub struct StatementCache<K> {
+    prepared: HashMap<K, Statement>,
+}
+
+impl<K> Default for StatementCache<K> {
+    fn default() -> Self {
+        StatementCache {
+            prepared: HashMap::new(),
+        }
+    }
+}
+
+/// The INSERT statements of one batch: `key(len)` names the statement for `len` rows in
+/// `cache`, and `sql(len)` is its text, prepared on first use.
+pub struct Inserts<'c, K, FK, FS> {
+    pub cache: &'c mut StatementCache<K>,
+    pub key: FK,
+    pub sql: FS,
+}
+
 /// Inserts every row of `rows` on the connection `db` in statements of up to `per` rows
-/// (`sql(len)`: the statement text for `len` rows; the full size prepared once per call),
-/// each value bound straight from its column without a copy (`SQLITE_STATIC`: text stays in
-/// the batch, which outlives the statements). The sink's write, and the benchmarks'
-/// raw-sink ceiling.
+/// (prepared once per size on the connection and kept in `insert.cache`), each value bound
+/// straight from its column without a copy (`SQLITE_STATIC`: text stays in the batch, which
+/// outlives the statements' runs; their bindings are cleared before returning). The sink's
+/// write, and the benchmarks' raw-sink ceiling.
 ///
 /// # Safety
-/// `db` must be an open connection that nothing else uses during the call.
-pub unsafe fn bind_and_insert<'s>(
+/// `db` must be an open connection that nothing else uses during the call, and the one
+/// every statement already in `insert.cache` was prepared on.
+pub unsafe fn bind_and_insert<K, FK, FS>(
     db: NonNull<ffi::sqlite3>,
     per: usize,
-    sql: impl Fn(usize) -> &'s str,
+    insert: Inserts<'_, K, FK, FS>,
     rows: &Encoder<'_>,
-) -> Result<(), RawError> {
-    let (n, width, per) = (rows.rows(), rows.width(), per.max(1));
-    let columns: Vec<ColumnValues<'_>> = (0..width).map(|k| rows.column(k)).collect();
-    let mut full: Option<Statement> = None;
+) -> Result<(), RawError>
+where
+    K: Eq + std::hash::Hash,
+    FK: Fn(usize) -> K,
+    FS: Fn(usize) -> String,
+{
+    let (n, per) = (rows.rows(), per.max(1));
+    let columns: Vec<ColumnValues<'_>> = (0..rows.width()).map(|k| rows.column(k)).collect();
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut result = Ok(());
     for start in (0..n).step_by(per) {
         let len = per.min(n - start);
-        let mut tail = None;
-        let stmt = if len == per {
-            match &mut full {
-                Some(s) => s,
-                None => full.insert(Statement::prepare(db, sql(len))?),
+        if !sizes.contains(&len) {
+            sizes.push(len);
+        }
+        let stmt = match insert.cache.prepared.entry((insert.key)(len)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                match Statement::prepare(db, &(insert.sql)(len)) {
+                    Ok(s) => e.insert(s),
+                    Err(err) => {
+                        result = Err(err);
+                        break;
+                    }
+                }
             }
-        } else {
-            tail.insert(Statement::prepare(db, sql(len))?)
         };
+        result = bind_rows(stmt, rows, &columns, start..start + len).and_then(|()| stmt.run());
+        if result.is_err() {
+            break;
+        }
+    }
+    // No statement keeps pointers into this batch's text once it is gone.
+    for len in sizes {
+        if let Some(stmt) = insert.cache.prepared.get_mut(&(insert.key)(len)) {
+            stmt.clear_bindings();
+        }
+    }
+    result
+}
+
+/// Binds `rows_here` of `rows` (whose columns are `columns`) to `stmt`, a statement for
+/// that many rows.
+fn bind_rows(
+    stmt: &mut Statement,
+    rows: &Encoder<'_>,
+    columns: &[ColumnValues<'_>],
+    rows_here: std::ops::Range<usize>,
+) -> Result<(), RawError> {
+    let (width, len) = (columns.len(), rows_here.len());
+    {
         // Column by column: parameter k+1 of the first row, then every `width`th.
-        let rows_here = start..start + len;
         let params = |k: usize| (0..len).map(move |j| (j * width + k + 1) as c_int);
         for (k, column) in columns.iter().enumerate() {
             match column {
@@ -499,7 +557,6 @@ pub unsafe fn bind_and_insert<'s>(
                 }
             }
         }
-        stmt.run()?;
     }
     Ok(())
 }
@@ -590,6 +647,12 @@ impl Statement {
         }
     }
 
+    /// Forgets the bound values (text bound without a copy points into a batch).
+    fn clear_bindings(&mut self) {
+        // SAFETY: a live statement.
+        unsafe { ffi::sqlite3_clear_bindings(self.stmt.as_ptr()) };
+    }
+
     /// Runs the statement (an INSERT: no rows come back), then resets it for new values.
     fn run(&mut self) -> Result<(), RawError> {
         // SAFETY: a live statement of an open connection.
@@ -604,6 +667,11 @@ impl Statement {
         result
     }
 }
+
+// SAFETY: SQLite's multi-thread mode lets a connection and its statements move between
+// threads so long as one thread uses them at a time; a statement is only used under the
+// lock of the connection it belongs to (`lock_handle`) or by the connection's owner.
+unsafe impl Send for Statement {}
 
 impl Drop for Statement {
     fn drop(&mut self) {
@@ -766,23 +834,39 @@ mod tests {
         assert!(!plain.contains("ON CONFLICT"), "{plain}");
     }
 
+    /// A quotes sink on a new database at `path`, and the first `n` generated AAPL quotes
+    /// (`per_day` a day from 2024-01-02 to `last_day`), as generated and as a batch.
+    async fn quotes_sink(
+        path: &Path,
+        last_day: &str,
+        per_day: u32,
+        n: usize,
+    ) -> (
+        SqliteSink,
+        Vec<crate::standin::generate::GenQuote>,
+        arrow_array::RecordBatch,
+    ) {
+        use crate::standin::generate::{quotes_batch, quotes_between};
+        let mut sink = SqliteSink::open(&path.display().to_string(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        sink.set_target(&QUOTES, crate::dataset::DatasetId::Quotes);
+        let range = crate::time::DateRange::parse("2024-01-02", last_day).unwrap();
+        let quotes: Vec<_> = quotes_between("AAPL", "sip", range.start_ns, range.end_ns, per_day)
+            .take(n)
+            .collect();
+        let rows = quotes_batch("AAPL", &quotes).unwrap();
+        (sink, quotes, rows)
+    }
+
     /// 40,000 quotes make about 700 WAL pages: fewer than SQLite's automatic checkpoint
     /// waits for (1,000), so only the checkpointer can have moved them into the file.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_is_checkpointed_beside_the_writes() {
         use crate::pipeline::Sink;
-        use crate::standin::generate::{quotes_batch, quotes_between};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
-        let mut sink = SqliteSink::open(&path.display().to_string(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        sink.set_target(&QUOTES, crate::dataset::DatasetId::Quotes);
-        let range = crate::time::DateRange::parse("2024-01-02", "2024-01-31").unwrap();
-        let quotes: Vec<_> = quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 37_000)
-            .take(40_000)
-            .collect();
-        let rows = quotes_batch("AAPL", &quotes).unwrap();
+        let (mut sink, _, rows) = quotes_sink(&path, "2024-01-31", 37_000, 40_000).await;
         let empty = std::fs::metadata(&path).unwrap().len();
         for start in (0..rows.num_rows()).step_by(10_000) {
             sink.write_batch(&rows.slice(start, 10_000), &[])
@@ -801,6 +885,61 @@ mod tests {
             .query_row("SELECT count(*) FROM quotes", [], |r| r.get(0))
             .unwrap();
         assert_eq!(count, 40_000);
+        let check: String = reader
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
+
+    /// The INSERT statements are prepared once per size and kept across batches (and across
+    /// the switch from plain INSERT to upsert), their values rebound each time; the sink
+    /// then closes with them finalized first, and the file holds exactly what was written.
+    #[tokio::test]
+    async fn statements_are_kept_across_batches_of_any_size() {
+        use crate::pipeline::Sink;
+        use crate::standin::generate::quotes_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let (mut sink, quotes, rows) = quotes_sink(&path, "2024-01-05", 300, 300).await;
+        sink.mode = WriteMode::Insert;
+        // 130 rows (64 + 64 + 2), 64, 7, then 130 again.
+        for (start, len) in [(0, 130), (130, 64), (194, 7), (201, 99)] {
+            sink.write_batch(&rows.slice(start, len), &[])
+                .await
+                .unwrap();
+        }
+        let sizes = |sink: &SqliteSink, mode| {
+            let mut v: Vec<usize> = sink
+                .dialect
+                .statements
+                .prepared
+                .keys()
+                .filter(|k| k.2 == mode)
+                .map(|k| k.1)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sizes(&sink, WriteMode::Insert), vec![2, 7, 35, 64]);
+        // Rows already there: the plain INSERT fails, the batch is written again as an upsert
+        // with new values for the same keys.
+        let mut changed = quotes[..130].to_vec();
+        for q in &mut changed {
+            q.bid_size += 1;
+        }
+        let changed = quotes_batch("AAPL", &changed).unwrap();
+        sink.write_batch(&changed, &[]).await.unwrap();
+        assert_eq!(sink.mode, WriteMode::Upsert);
+        assert_eq!(sizes(&sink, WriteMode::Upsert), vec![2, 64]);
+        drop(sink);
+        let reader = rusqlite::Connection::open(&path).unwrap();
+        let (count, sizes): (i64, i64) = reader
+            .query_row("SELECT count(*), sum(bid_size) FROM quotes", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let expected: i64 = quotes.iter().map(|q| q.bid_size as i64).sum::<i64>() + 130;
+        assert_eq!((count, sizes), (300, expected));
         let check: String = reader
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();
