@@ -315,29 +315,26 @@ fn fresh_pg(rt: &tokio::runtime::Runtime, server: &str) -> String {
     format!("{server}/ceilings_pg")
 }
 
-/// Waits for `child`, with its peak RSS (`wait4`'s resource usage: the child alone).
-fn wait_rss(child: std::process::Child) -> (std::process::ExitStatus, u64) {
-    use std::os::unix::process::ExitStatusExt;
-    let mut status = 0;
-    // SAFETY: plain system call on our own child's pid; `usage` is written by the kernel.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
+/// Waits for `child`, with its peak RSS: the high-water mark of its memory (`VmHWM`),
+/// polled until it exits. (`wait4`'s `ru_maxrss` would count the forked copy of this
+/// process, stand-in page cache included, from before the child's `exec`.)
+fn wait_rss(mut child: std::process::Child) -> (std::process::ExitStatus, u64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
     loop {
-        // SAFETY: as above.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
+        if let Some(status) = child.try_wait().expect("wait for data") {
+            return (status, peak);
         }
-        assert!(
-            std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted,
-            "wait4 failed"
-        );
+        let hwm = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .unwrap_or(0);
+        peak = peak.max(hwm * 1024);
+        std::thread::sleep(Duration::from_millis(20));
     }
-    // ru_maxrss is in KiB on Linux.
-    (
-        std::process::ExitStatus::from_raw(status),
-        usage.ru_maxrss as u64 * 1024,
-    )
 }
 
 /// One import (`extra`: more options, e.g. `--format parquet`).

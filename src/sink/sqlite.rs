@@ -1,6 +1,6 @@
 //! The SQLite dialect of the SQL sink (`sink::sql`): opens (creating folders and file) the
 //! database in WAL mode, applies the migrations in migrations/sqlite, and writes each batch
-//! in one transaction as 64-row upserts (statement text built once per size), bound straight
+//! in one transaction as 64-row upserts (prepared once per size and kept), bound straight
 //! from the batch's columns on sqlx's own connection handle.
 
 use super::encode::{ColumnValues, Encoder, Val};
@@ -31,8 +31,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/market.db";
 pub const SQLITE_MAX_PARAMS: usize = 32_766;
 
 /// Rows per INSERT statement, when the parameter limit allows: few enough that preparing
-/// the statement (once per batch) costs nothing next to running it 150 times, many enough
-/// that each step does real work (measured: see benches/RESULTS.md, session 5).
+/// the statement (once per size, kept across batches) costs nothing next to running it,
+/// many enough that each step does real work (measured: see benches/RESULTS.md, session 5).
 pub const ROWS_PER_INSERT: usize = 64;
 
 /// Rows per INSERT statement of `table`: [`ROWS_PER_INSERT`], under SQLite's parameter limit.
