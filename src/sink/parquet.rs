@@ -266,6 +266,13 @@ struct UnitWriter {
     store: Location,
     writer: Option<ArrowWriter<File>>,
     rows: u64,
+    /// Rows not yet handed to the writer, compact copies (the parts arriving are slices of
+    /// pipeline batches that interleave every day in flight: keeping the slices would keep
+    /// those batches alive). The writer gets one whole row group at a time, so its column
+    /// writers (zstd contexts, dictionary encoders, page buffers: about 2.5 MB a file) exist
+    /// only while a group is encoded, not for every open day.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
     /// The identity columns of corrections (trades), if the dataset has them.
     corrections: Option<crate::dataset::Corrections>,
     /// Identity -> index of the last record that updated it, for each identity a
@@ -304,6 +311,8 @@ impl UnitWriter {
             tmp,
             writer: Some(writer),
             rows: 0,
+            pending: Vec::new(),
+            pending_rows: 0,
             corrections: layout.corrections(),
             updates: HashMap::new(),
         })
@@ -336,11 +345,35 @@ impl UnitWriter {
             }
         }
         let file_rows = batch::to_file(rows, self.cols)?;
-        if let Some(w) = self.writer.as_mut() {
-            w.write(&file_rows)
-                .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        if file_rows.num_rows() > 0 {
+            self.pending.push(compact(&file_rows)?);
+            self.pending_rows += file_rows.num_rows();
+        }
+        while self.pending_rows >= ROW_GROUP_ROWS {
+            self.write_pending(ROW_GROUP_ROWS)?;
         }
         self.rows += rows.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Hands the first `n` pending rows (all of them at most) to the writer, keeping a
+    /// compact copy of the rest.
+    fn write_pending(&mut self, n: usize) -> anyhow::Result<()> {
+        let Some(first) = self.pending.first() else {
+            return Ok(());
+        };
+        let all = batch::concat(&first.schema(), &self.pending)?;
+        let n = n.min(all.num_rows());
+        if let Some(w) = self.writer.as_mut() {
+            w.write(&all.slice(0, n))
+                .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        }
+        self.pending.clear();
+        self.pending_rows = all.num_rows() - n;
+        if self.pending_rows > 0 {
+            self.pending
+                .push(compact(&all.slice(n, self.pending_rows))?);
+        }
         Ok(())
     }
 
@@ -389,6 +422,8 @@ impl UnitWriter {
     /// Finishes the file, flushes it to disk, and renames it into place; returns its path
     /// and row count.
     fn commit(mut self) -> anyhow::Result<(PathBuf, u64)> {
+        // On an error the file is removed as any uncommitted one is (`Drop`).
+        self.write_pending(usize::MAX)?;
         let writer = self.writer.take().context("file already closed")?;
         let finished = finish_writer(writer, &self.tmp).and_then(|()| match &self.corrections {
             Some(c) if !self.updates.is_empty() => self.apply_updates(c),
@@ -416,6 +451,14 @@ impl Drop for UnitWriter {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// `rows` in buffers of their own (a slice of a larger batch keeps all of it alive).
+fn compact(rows: &RecordBatch) -> anyhow::Result<RecordBatch> {
+    // Joined with an empty batch, every column is copied (a lone batch would come back as
+    // the same slice).
+    let empty = RecordBatch::new_empty(rows.schema());
+    arrow_select::concat::concat_batches(&rows.schema(), [rows, &empty]).context("cannot copy rows")
 }
 
 /// A file written by the sink.
@@ -657,6 +700,42 @@ mod tests {
         }
         // And the codes still read back exactly.
         let back = read_file(&store, &path, &DatasetId::Trades, "AAPL").unwrap();
+        assert_eq!(batch::concat(&back[0].schema(), &back).unwrap(), rows);
+    }
+
+    /// Rows arrive in small slices of larger batches (days interleave in the pipeline's
+    /// batches); the file's writer is handed only whole row groups, so between them it holds
+    /// no column writers, and the file has the same row groups and rows as written at once.
+    #[test]
+    fn a_day_reaches_its_writer_a_whole_row_group_at_a_time() {
+        use crate::standin::generate::{quotes_batch, quotes_between};
+        let dir = tempfile::tempdir().unwrap();
+        let day = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+        let range = crate::time::DateRange::parse("2024-01-02", "2024-01-02").unwrap();
+        let quotes: Vec<_> = quotes_between("AAPL", "sip", range.start_ns, range.end_ns, 40_000)
+            .take(40_000)
+            .collect();
+        let rows = quotes_batch("AAPL", &quotes).unwrap();
+        assert_eq!(rows.num_rows(), 40_000);
+        let store = Location::local(dir.path());
+        let mut w = UnitWriter::create(&store, &DatasetId::Quotes, "AAPL".into(), day).unwrap();
+        for start in (0..40_000).step_by(97) {
+            w.write(&rows.slice(start, 97.min(40_000 - start))).unwrap();
+            assert_eq!(w.writer.as_ref().unwrap().in_progress_rows(), 0);
+            assert!(w.pending_rows < ROW_GROUP_ROWS);
+            // Pending rows are copies, not views of the batch they came in.
+            for part in &w.pending {
+                for column in part.columns() {
+                    assert!(column.get_array_memory_size() < rows.get_array_memory_size() / 2);
+                }
+            }
+        }
+        let (path, n) = w.commit().unwrap();
+        assert_eq!(n, 40_000);
+        let meta = open_stored(&store, &path).unwrap().metadata().clone();
+        let groups: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(groups, vec![16_384, 16_384, 7_232]);
+        let back = read_file(&store, &path, &DatasetId::Quotes, "AAPL").unwrap();
         assert_eq!(batch::concat(&back[0].schema(), &back).unwrap(), rows);
     }
 
