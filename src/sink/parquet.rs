@@ -356,24 +356,27 @@ impl UnitWriter {
         Ok(())
     }
 
-    /// Hands the first `n` pending rows (all of them at most) to the writer, keeping a
-    /// compact copy of the rest.
+    /// Hands the first `n` pending rows (all of them at most) to the writer, part by part
+    /// and at once, so its column writers live only during the call when `n` is a whole
+    /// row group; the rest stays pending.
     fn write_pending(&mut self, n: usize) -> anyhow::Result<()> {
-        let Some(first) = self.pending.first() else {
-            return Ok(());
-        };
-        let all = batch::concat(&first.schema(), &self.pending)?;
-        let n = n.min(all.num_rows());
-        if let Some(w) = self.writer.as_mut() {
-            w.write(&all.slice(0, n))
-                .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        let mut left = n;
+        let mut rest = Vec::new();
+        for part in std::mem::take(&mut self.pending) {
+            let k = left.min(part.num_rows());
+            if k > 0 {
+                if let Some(w) = self.writer.as_mut() {
+                    w.write(&part.slice(0, k))
+                        .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+                }
+                left -= k;
+                self.pending_rows -= k;
+            }
+            if k < part.num_rows() {
+                rest.push(part.slice(k, part.num_rows() - k));
+            }
         }
-        self.pending.clear();
-        self.pending_rows = all.num_rows() - n;
-        if self.pending_rows > 0 {
-            self.pending
-                .push(compact(&all.slice(n, self.pending_rows))?);
-        }
+        self.pending = rest;
         Ok(())
     }
 
