@@ -12,8 +12,8 @@
 //! of atomicity: its rows stream into a hidden temporary file (`.part-0.parquet.tmp-PID`,
 //! ignored by dataset readers) that is renamed into place only when the unit is complete, so
 //! a killed import never leaves a file a reader would take as whole, and re-importing a unit
-//! replaces its file in one step. Memory holds at most one row group being encoded per open
-//! file, whatever the range.
+//! replaces its file in one step. Memory holds, per open file, at most one row group's rows
+//! waiting (compact copies), encoded only once the group is whole, whatever the range.
 //!
 //! Trades carry corrections (Alpaca's `u`): a record with the id and exchange of an earlier
 //! trade of the same day replaces it, as the database's key does. A file is written as the
