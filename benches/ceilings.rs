@@ -16,6 +16,12 @@
 //!   `BENCH_BASELINE=<binary>` an earlier release on the same range; each import's peak RSS
 //!   is reported too.
 //!
+//! - **memory at many requests in flight**: peak RSS of this build's imports into SQLite and
+//!   into Parquet at the default `--concurrency auto` from a stand-in that answers after
+//!   `BENCH_DELAY_MS` (default 250) with no rate limit — the case where `auto` climbs to its
+//!   cap of 64, as for a paid plan over a slow network — and at a fixed `--concurrency 64`
+//!   from the prompt stand-in (every fetcher holding a page while it waits for the writer).
+//!
 //! The stand-in replays the pages it has served (`StandinConfig::replay`), filled by one
 //! untimed import per binary, so the timed imports pay for the client alone, not for the
 //! JSON generation and gzip compression of a server sharing their two cores.
@@ -337,6 +343,44 @@ fn wait_rss(mut child: std::process::Child) -> (std::process::ExitStatus, u64) {
     }
 }
 
+/// The most requests in flight an import's batch lines report (its log file under `dir`).
+fn most_in_flight(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("data/logs/app.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.rsplit("concurrency ").next()?.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Peak RSS (median and highest of `runs`, MB) and the most requests in flight, of this
+/// build's imports from `url` with `extra` options, into SQLite and into Parquet.
+fn memory_rows(label: &str, bin: &Path, url: &str, range: DateRange, runs: usize, extra: &[&str]) {
+    for (store, format) in [("SQLite", None), ("Parquet", Some("parquet"))] {
+        let mut opts: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(f) = format {
+            opts.extend(["--format".to_string(), f.to_string()]);
+        }
+        let mut rss = Vec::new();
+        let mut k = 0;
+        let mut walls = Vec::new();
+        for _ in 0..runs {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let done = import(bin, url, range, dir.path(), &opts);
+            rss.push(done.rss);
+            walls.push(done.wall);
+            k = k.max(most_in_flight(dir.path()));
+        }
+        rss.sort_unstable();
+        println!(
+            "| {label}, into {store} | {k} | {:.0} MB | {:.0} MB | {:.2} s |",
+            rss[rss.len() / 2] as f64 / 1e6,
+            rss[rss.len() - 1] as f64 / 1e6,
+            median(walls).as_secs_f64()
+        );
+    }
+}
+
 /// One import (`extra`: more options, e.g. `--format parquet`).
 fn import(bin: &Path, url: &str, range: DateRange, dir: &Path, extra: &[String]) -> Imported {
     let (start, end) = (
@@ -614,6 +658,34 @@ fn main() {
             );
         }
     }
+    // Memory where it grows: with many requests in flight.
+    let delay = Duration::from_millis(env_usize("BENCH_DELAY_MS", 250) as u64);
+    let slow = rt
+        .block_on(Standin::start(StandinConfig {
+            replay: true,
+            delay,
+            ..StandinConfig::default()
+        }))
+        .expect("stand-in");
+    let slow_url = slow.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    import(&ours, &slow_url, range, dir.path(), &[]);
+    drop(dir);
+    println!(
+        "\nMemory with many requests in flight (this build, median of {runs}):\n\
+         | import | most in flight | peak RSS (median) | peak RSS (highest) | wall |\n\
+         |---|---:|---:|---:|---:|"
+    );
+    let auto = format!("default `auto`, responses after {} ms", delay.as_millis());
+    memory_rows(&auto, &ours, &slow_url, range, runs, &[]);
+    memory_rows(
+        "`--concurrency 64`, prompt responses",
+        &ours,
+        &url,
+        range,
+        runs,
+        &["--concurrency", "64"],
+    );
     if let Some(server) = stores.iter().find_map(|s| s.pg.as_deref()) {
         rt.block_on(async {
             use sqlx::Connection;

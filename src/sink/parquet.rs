@@ -13,7 +13,9 @@
 //! ignored by dataset readers) that is renamed into place only when the unit is complete, so
 //! a killed import never leaves a file a reader would take as whole, and re-importing a unit
 //! replaces its file in one step. Memory holds, per open file, at most one row group's rows
-//! waiting (compact copies), encoded only once the group is whole, whatever the range.
+//! waiting (compact copies), encoded only once the group is whole, whatever the range; and
+//! over all open files at most [`PENDING_BUDGET`] of them (past it, the file holding the
+//! most writes its rows as a shorter row group), whatever the requests in flight.
 //!
 //! Trades carry corrections (Alpaca's `u`): a record with the id and exchange of an earlier
 //! trade of the same day replaces it, as the database's key does. A file is written as the
@@ -48,6 +50,11 @@ pub use crate::dataset::FILE_NAME;
 /// Rows per row group: a day of a liquid symbol splits into several groups, each with
 /// min/max statistics on `t`, so a read of part of a day skips the groups outside it.
 pub const ROW_GROUP_ROWS: usize = 16_384;
+/// The most memory rows waiting for their row group may hold, summed over every open file.
+/// With many days in flight (`--concurrency 64` holds 64 open) their waiting rows would add
+/// up to ~1 MB a day; past this, the file holding the most is written out as a shorter row
+/// group, so the sink's memory does not grow with the requests in flight.
+pub const PENDING_BUDGET: usize = 24 << 20;
 
 /// One file of the store, as listed: symbol, unit key (day, or a month's first day), rows
 /// from the footer, path.
@@ -273,6 +280,8 @@ struct UnitWriter {
     /// only while a group is encoded, not for every open day.
     pending: Vec<RecordBatch>,
     pending_rows: usize,
+    /// The memory `pending` holds (a part partly written keeps all of its buffers).
+    pending_bytes: usize,
     /// The identity columns of corrections (trades), if the dataset has them.
     corrections: Option<crate::dataset::Corrections>,
     /// Identity -> index of the last record that updated it, for each identity a
@@ -313,6 +322,7 @@ impl UnitWriter {
             rows: 0,
             pending: Vec::new(),
             pending_rows: 0,
+            pending_bytes: 0,
             corrections: layout.corrections(),
             updates: HashMap::new(),
         })
@@ -346,7 +356,9 @@ impl UnitWriter {
         }
         let file_rows = batch::to_file(rows, self.cols)?;
         if file_rows.num_rows() > 0 {
-            self.pending.push(compact(&file_rows)?);
+            let part = compact(&file_rows)?;
+            self.pending_bytes += part.get_array_memory_size();
+            self.pending.push(part);
             self.pending_rows += file_rows.num_rows();
         }
         while self.pending_rows >= ROW_GROUP_ROWS {
@@ -376,7 +388,19 @@ impl UnitWriter {
                 rest.push(part.slice(k, part.num_rows() - k));
             }
         }
+        self.pending_bytes = rest.iter().map(RecordBatch::get_array_memory_size).sum();
         self.pending = rest;
+        Ok(())
+    }
+
+    /// Writes every pending row out now, as a row group of its own (shorter than
+    /// [`ROW_GROUP_ROWS`]), freeing their memory.
+    fn write_short_group(&mut self) -> anyhow::Result<()> {
+        self.write_pending(usize::MAX)?;
+        if let Some(w) = self.writer.as_mut() {
+            w.flush()
+                .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        }
         Ok(())
     }
 
@@ -569,6 +593,32 @@ impl ParquetSink {
                 self.commit(i)?;
             }
         }
+        self.keep_pending_within(PENDING_BUDGET)
+    }
+
+    /// While the open files' waiting rows hold more than `budget` bytes, writes out those
+    /// of the file holding the most as a shorter row group.
+    fn keep_pending_within(&mut self, budget: usize) -> anyhow::Result<()> {
+        let mut held: usize = self.open.iter().map(|u| u.pending_bytes).sum();
+        let files = self.open.len();
+        while held > budget {
+            let Some(unit) = self.open.iter_mut().max_by_key(|u| u.pending_bytes) else {
+                break;
+            };
+            let (before, rows) = (unit.pending_bytes, unit.pending_rows);
+            if before == 0 {
+                break;
+            }
+            unit.write_short_group()?;
+            tracing::debug!(
+                "[FILE] {} {}: {rows} rows written as a short row group ({} files hold {held} \
+                 bytes of waiting rows, over {budget})",
+                unit.symbol,
+                unit.key,
+                files
+            );
+            held -= before;
+        }
         Ok(())
     }
 }
@@ -740,6 +790,72 @@ mod tests {
         assert_eq!(groups, vec![16_384, 16_384, 7_232]);
         let back = read_file(&store, &path, &DatasetId::Quotes, "AAPL").unwrap();
         assert_eq!(batch::concat(&back[0].schema(), &back).unwrap(), rows);
+    }
+
+    /// Many days in flight each hold up to a row group of waiting rows; past the budget, the
+    /// day holding the most is written out as a shorter row group, and its file still holds
+    /// every row exactly, in order.
+    #[tokio::test]
+    async fn waiting_rows_past_the_budget_are_written_as_a_shorter_row_group() {
+        use crate::standin::generate::{quotes_batch, quotes_between};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Location::local(dir.path());
+        let mut sink = ParquetSink::new(&store, DatasetId::Quotes, Arc::new(Vec::new())).unwrap();
+        let day = |d: &str, n: usize| {
+            let range = crate::time::DateRange::parse(d, d).unwrap();
+            let quotes: Vec<_> =
+                quotes_between("AAPL", "sip", range.start_ns, range.end_ns, n as u32)
+                    .take(n)
+                    .collect();
+            quotes_batch("AAPL", &quotes).unwrap()
+        };
+        let (first, second, third) = (
+            day("2024-01-02", 32_000),
+            day("2024-01-03", 6_000),
+            day("2024-01-04", 3_000),
+        );
+        // The days interleave, a thousand rows at a time, as pipeline batches do.
+        for start in (0..12_000).step_by(1_000) {
+            for rows in [&first, &second, &third] {
+                if start < rows.num_rows() {
+                    sink.write_sync(&rows.slice(start, 1_000), &[]).unwrap();
+                }
+            }
+        }
+        let waiting = |sink: &ParquetSink| -> Vec<usize> {
+            sink.open.iter().map(|u| u.pending_rows).collect()
+        };
+        assert_eq!(waiting(&sink), vec![12_000, 6_000, 3_000]);
+        // Under a budget the other two days fit in, only the first day's rows are written.
+        let others: usize = sink.open[1..].iter().map(|u| u.pending_bytes).sum();
+        sink.keep_pending_within(others + 1).unwrap();
+        assert_eq!(waiting(&sink), vec![0, 6_000, 3_000]);
+        assert_eq!(sink.open[0].pending_bytes, 0);
+        let held: usize = sink.open.iter().map(|u| u.pending_bytes).sum();
+        assert!(held <= others + 1, "{held} bytes still waiting");
+        sink.write_sync(&first.slice(12_000, 20_000), &[]).unwrap();
+        sink.finish().await.unwrap();
+        let groups = |d: &str| -> Vec<i64> {
+            let path = dir
+                .path()
+                .join(format!("quotes/symbol=AAPL/date={d}/{FILE_NAME}"));
+            let meta = open_stored(&store, &path).unwrap().metadata().clone();
+            meta.row_groups().iter().map(|g| g.num_rows()).collect()
+        };
+        assert_eq!(groups("2024-01-02"), vec![12_000, 16_384, 3_616]);
+        assert_eq!(groups("2024-01-03"), vec![6_000]);
+        assert_eq!(groups("2024-01-04"), vec![3_000]);
+        for (d, rows) in [
+            ("2024-01-02", &first),
+            ("2024-01-03", &second),
+            ("2024-01-04", &third),
+        ] {
+            let path = dir
+                .path()
+                .join(format!("quotes/symbol=AAPL/date={d}/{FILE_NAME}"));
+            let back = read_file(&store, &path, &DatasetId::Quotes, "AAPL").unwrap();
+            assert_eq!(&batch::concat(&back[0].schema(), &back).unwrap(), rows);
+        }
     }
 
     #[test]
