@@ -52,6 +52,10 @@ struct Args {
     /// Never gzip bodies (by default, requests that accept gzip get gzip, as from Alpaca)
     #[arg(long)]
     no_gzip: bool,
+    /// gzip level of the bodies, 0-9 (6, zlib's default, unless set)
+    #[arg(long, default_value_t = data::standin::DEFAULT_GZIP_LEVEL,
+          value_parser = clap::value_parser!(u32).range(0..=9))]
+    gzip_level: u32,
     /// Keep every page as sent and serve it again from memory to the same request (for
     /// profiling the client alone; memory grows with the pages served)
     #[arg(long)]
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         html_errors: args.html_errors,
         no_data_symbols: Vec::new(),
         gzip: !args.no_gzip,
+        gzip_level: args.gzip_level,
         replay: args.replay,
         sip_delay: args.free_plan.then_some(Duration::from_secs(15 * 60)),
     };

@@ -49,6 +49,8 @@ pub struct StandinConfig {
     pub no_data_symbols: Vec<String>,
     /// Answer requests that accept gzip with gzip bodies, as Alpaca does.
     pub gzip: bool,
+    /// Their compression level, 0-9 ([`DEFAULT_GZIP_LEVEL`]: zlib's default).
+    pub gzip_level: u32,
     /// Keep every page body as sent and send it again, from memory, to the same request
     /// (as a caching proxy would): benchmarks that time the client alone, without the
     /// stand-in's JSON generation and compression on the same cores. Memory grows with the
@@ -75,12 +77,21 @@ impl Default for StandinConfig {
             delay: Duration::ZERO,
             html_errors: false,
             gzip: true,
+            gzip_level: DEFAULT_GZIP_LEVEL,
             replay: false,
             sip_delay: None,
             no_data_symbols: Vec::new(),
         }
     }
 }
+
+/// The stand-in's gzip level. What level Alpaca compresses at is not documented; 6 is the
+/// default of zlib (`gzip -6`), of Go's `compress/gzip` and of the gzip modules of most
+/// servers. Level 1 of flate2's zlib-rs backend is no stand-in for a server's: it is
+/// zlib-ng's "quick" strategy (static Huffman codes only), a third larger on the wire than
+/// classic zlib's level 1 and about a quarter slower to inflate (benches/RESULTS.md,
+/// session 14).
+pub const DEFAULT_GZIP_LEVEL: u32 = 6;
 
 /// A request the stand-in refuses: the status and Alpaca's JSON error body.
 #[derive(Debug)]

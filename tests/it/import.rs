@@ -532,7 +532,7 @@ async fn gzip_bodies_import_exactly_like_plain_ones() {
     let body = br#"{"quotes":{},"next_page_token":null}"#;
     let mut back = Vec::new();
     use std::io::Read;
-    flate2::read::GzDecoder::new(&data::standin::gzip(body)[..])
+    flate2::read::GzDecoder::new(&data::standin::gzip(body, data::standin::DEFAULT_GZIP_LEVEL)[..])
         .read_to_end(&mut back)
         .unwrap();
     assert_eq!(back, body);
