@@ -15,6 +15,16 @@
 //! ```
 
 use data::standin::{Standin, StandinConfig};
+
+/// The stand-in's settings here: it generates and compresses every page on the two cores
+/// the importer uses, so it gzips at level 1 (a fifth of level 6's CPU), lest its
+/// compression set the pace. benches/ceilings replays pages compressed at the default.
+fn cheap_gzip() -> StandinConfig {
+    StandinConfig {
+        gzip_level: 1,
+        ..StandinConfig::default()
+    }
+}
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -414,9 +424,7 @@ fn main() {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let s = Standin::start(StandinConfig::default())
-                .await
-                .expect("stand-in");
+            let s = Standin::start(cheap_gzip()).await.expect("stand-in");
             tx.send(s.url()).expect("send url");
             std::future::pending::<()>().await;
         });
