@@ -577,20 +577,28 @@ impl Remote {
                 "no credentials: set {} (without them only a cloud VM's own identity works)",
                 self.cloud.variables()
             )
-        } else if text.contains("AccessDenied")
-            || text.contains("InvalidAccessKeyId")
-            || text.contains("SignatureDoesNotMatch")
-            || text.contains("AuthenticationFailed")
-            || text.contains("AuthorizationFailure")
-            || text.contains("403")
-            || text.contains("401 Unauthorized")
+        } else if matches!(
+            e,
+            object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+        ) || [
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AuthenticationFailed",
+            "AuthorizationFailure",
+            "status code: 403",
+            "status code: 401",
+        ]
+        .iter()
+        .any(|code| text.contains(code))
         {
             format!(
                 "access denied: check {} (and the bucket's policy)",
                 self.cloud.variables()
             )
-        } else if text.contains("error sending request")
-            || text.contains("connect")
+        } else if unreachable(&e)
+            || text.contains("error sending request")
             || text.contains("dns error")
         {
             format!(
@@ -602,6 +610,24 @@ impl Remote {
         };
         anyhow::anyhow!("cannot {what} {at}: {hint}")
     }
+}
+
+/// Whether the store's endpoint could not be reached (a refused or failed connection, or a
+/// timeout), told by the HTTP error's kind in the chain of causes. Never by digits in the
+/// text: that holds the request's URL and its elapsed time ("in 1.403ms"), either of which
+/// can contain "403" or any status code by chance.
+fn unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<HttpError>() {
+            if matches!(h.kind(), HttpErrorKind::Connect | HttpErrorKind::Timeout) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// An error's text (and its causes') on one line, with the credentials' values blanked
@@ -687,6 +713,54 @@ mod tests {
 
     fn parse(v: &str) -> Result<Location, String> {
         Location::parse(v, &Default::default())
+    }
+
+    /// The hint comes from the error's kind and the server's codes, never from digits that
+    /// happen to be in the text: object_store's message holds the URL and the elapsed time,
+    /// and "in 1.403ms" once turned a refused connection into "access denied" in CI.
+    #[test]
+    fn store_errors_are_told_apart_by_kind_not_by_digits_in_the_text() {
+        use object_store::client::{HttpError, HttpErrorKind};
+        let remote = Remote {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            base: "az://it-24403-1".into(),
+            cloud: Cloud::Azure,
+        };
+        let generic =
+            |source: Box<dyn std::error::Error + Send + Sync>| object_store::Error::Generic {
+                store: "MicrosoftAzure",
+                source,
+            };
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Error performing GET http://127.0.0.1:9/devstoreaccount1/it-24403-1 in 1.403ms, \
+             after 2 retries - 401 tries",
+        );
+        let e = generic(Box::new(HttpError::new(HttpErrorKind::Connect, refused)));
+        let text = remote.error("list", Path::new("h"), e).to_string();
+        assert_eq!(
+            text,
+            "cannot list az://it-24403-1/h: the object store's endpoint cannot be reached: \
+             check AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ENDPOINT or AZURITE_BLOB_STORAGE_URL"
+        );
+        let denied = generic(
+            "Error performing GET http://x/it-24403-1 in 2.1ms - Server returned non-2xx status \
+             code: 403 Forbidden: <Code>AuthorizationFailure</Code>"
+                .into(),
+        );
+        let text = remote.error("list", Path::new("h"), denied).to_string();
+        assert!(
+            text.contains(": access denied: check AZURE_STORAGE_ACCOUNT_NAME"),
+            "{text}"
+        );
+        // Neither: the store's own words, whatever digits they hold.
+        let other = generic("Error performing GET in 4.03ms - 500 tries: body 403".into());
+        let text = remote.error("list", Path::new("h"), other).to_string();
+        assert_eq!(
+            text,
+            "cannot list az://it-24403-1/h: Generic MicrosoftAzure error: Error performing GET in \
+             4.03ms - 500 tries: body 403"
+        );
     }
 
     #[test]

@@ -600,6 +600,27 @@ async fn a_missing_bucket_or_an_unreachable_endpoint_is_one_line_and_nothing_is_
         .run(&w, &["status", "--historical-path", &missing_url])
         .await;
     assert_one_line_failure(&run, 1, &no_such.replace("/h: ", ": "));
+    // Azurite checks the shared key's signature (moto and fake-gcs-server check none): a
+    // wrong key is "access denied", naming the variables, never the key.
+    if b.kind == Kind::Azure {
+        let wrong = "d3JvbmcgYnV0IHdlbGwgZm9ybWVkIGJhc2U2NCBrZXkgZm9yIHRoZSB0ZXN0cw==";
+        let url = format!("az://{}/h", b.name);
+        let args = import(url.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = b.command(&w, &args);
+        cmd.env("AZURE_STORAGE_ACCOUNT_KEY", wrong);
+        let run = w.run_cmd(cmd).await;
+        assert_one_line_failure(
+            &run,
+            1,
+            &format!(
+                "cannot list {url}: access denied: check AZURE_STORAGE_ACCOUNT_NAME and \
+                 AZURE_STORAGE_ACCOUNT_KEY"
+            ),
+        );
+        assert!(!run.stderr.contains(wrong) && !w.log().contains(wrong));
+        assert!(s.request_log().is_empty(), "fetched with a refused key");
+    }
 }
 
 /// `import-api quotes` of four symbols' 9 days into the bucket, coordinated.
