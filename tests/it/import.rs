@@ -66,6 +66,41 @@ async fn imports_a_few_days_row_by_row_across_short_pages_and_a_weekend() {
     }
 }
 
+/// `--batch-size 1`: one transaction per quote, back to back from each page. It once hung
+/// for good after a few hundred to a few thousand commits (sqlx's connection hand-over,
+/// see `sink::sqlite::lock_connection`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_row_batches_commit_every_quote_and_finish() {
+    let s = standin(small(4_000)).await;
+    let w = Workdir::new();
+    let mut cmd = w.command(&[
+        "import-api",
+        "quotes",
+        "AAPL",
+        "2024-01-02",
+        "2024-01-02",
+        "--api-url",
+        &s.url(),
+        "--batch-size",
+        "1",
+    ]);
+    cmd.kill_on_drop(true);
+    let run = tokio::time::timeout(Duration::from_secs(300), w.run_cmd(cmd))
+        .await
+        .expect("4,000 one-row batches did not finish in 5 minutes: the import hung");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        w.rows("AAPL").await,
+        expected_rows("AAPL", "2024-01-02", "2024-01-02", 4_000)
+    );
+    let log = w.log();
+    assert_eq!(log.matches("[DB] Batch ").count(), 4_000);
+    assert!(
+        log.contains("[DB] Batch 4000: 1 rows committed, 4000 total"),
+        "{log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerunning_the_same_import_leaves_exactly_the_same_rows() {
     let s = standin(small(4_000)).await;
