@@ -4,8 +4,15 @@
 
 use std::process::Command;
 
+/// Runs git without its optional locks: a plain `git status` refreshes and rewrites
+/// `.git/index`, which is in `rerun-if-changed` below, so every build would schedule the
+/// next one (a fresh clone's second `cargo run` rebuilt the crate).
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
+    let out = Command::new("git")
+        .arg("--no-optional-locks")
+        .args(args)
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())

@@ -51,6 +51,7 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     crate::sink::sqlite::configure_library();
+    crate::secrets::register_env(&crate::config::process_env);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -115,7 +116,7 @@ pub fn main() -> ExitCode {
                 action: ConfigAction::Show(args),
             } => {
                 let settings = crate::job::settings_of(&args)?;
-                print!("{}", settings.show());
+                print!("{}", crate::secrets::scrub(&settings.show()));
                 Ok(Outcome::Completed)
             }
         }
@@ -125,6 +126,7 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
         Err(e) => {
             let line = format!("{e:#}").replace(['\n', '\r'], " ");
+            let line = crate::secrets::scrub(&line);
             crate::progress::log_error_to_file(&line);
             eprintln!("error: {line}");
             if e.downcast_ref::<SettingsError>().is_some() {

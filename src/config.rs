@@ -350,15 +350,10 @@ fn parse_bool(raw: &str) -> Result<bool, String> {
     }
 }
 
-/// Shows a database URL without its password.
+/// Shows a URL without its password or secret-named parameters
+/// ([`crate::secrets::redact_url`]).
 pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("REDACTED"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
+    crate::secrets::redact_url(url)
 }
 
 /// A TOML value as the text a flag or variable would carry.
@@ -370,6 +365,28 @@ fn toml_text(v: &toml::Value) -> Option<String> {
         toml::Value::Float(f) => Some(f.to_string()),
         _ => None,
     }
+}
+
+/// The TOML type a key takes, told by its default: `true`/`false` a boolean, a number an
+/// integer, `auto` an integer or the string "auto", anything else a string. `None` when
+/// `v` is of that type.
+fn toml_type_mismatch(key: &Key, v: &toml::Value) -> Option<&'static str> {
+    use toml::Value;
+    let d = key.default;
+    let (ok, expected) = if d == "true" || d == "false" {
+        (matches!(v, Value::Boolean(_)), "a boolean (true or false)")
+    } else if d.parse::<i64>().is_ok() {
+        (matches!(v, Value::Integer(_)), "a whole number")
+    } else if d == "auto" {
+        (
+            matches!(v, Value::Integer(_))
+                || matches!(v, Value::String(s) if s.eq_ignore_ascii_case("auto")),
+            "a whole number or \"auto\"",
+        )
+    } else {
+        (matches!(v, Value::String(_)), "a string")
+    };
+    (!ok).then_some(expected)
 }
 
 /// A loaded settings file: its path and its keys.
@@ -425,6 +442,7 @@ pub fn resolve(
     args: &SettingsArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, SettingsError> {
+    crate::secrets::register_env(env);
     let file = load_file(args, env)?;
     let mut provenance = Vec::new();
     let mut raw = |name: &'static str| -> Result<(String, Source), SettingsError> {
@@ -444,11 +462,24 @@ pub fn resolve(
                     path.display()
                 ))
             })?;
+            if let Some(expected) = toml_type_mismatch(key, v) {
+                return Err(SettingsError(format!(
+                    "invalid {name} in file {}: expected {expected}, found {} (write {name} = {})",
+                    path.display(),
+                    v.type_str(),
+                    match expected {
+                        "a string" => format!("{:?}", key.default),
+                        _ => key.default.to_string(),
+                    }
+                )));
+            }
             (text, Source::File(path.clone()))
         } else {
             (key.default.to_string(), Source::Default)
         };
-        let shown = if name == "database_url" {
+        let shown = if matches!(name, "database_url" | "api_url" | "trading_api_url") {
+            // Whatever its source, a password in a URL is hidden from every line from now.
+            crate::secrets::register_url(&found.0);
             redact_url(&found.0)
         } else {
             found.0.clone()
@@ -461,8 +492,10 @@ pub fn resolve(
         (raw, source): (String, Source),
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<T, SettingsError> {
-        parse(&raw)
-            .map_err(|why| SettingsError(format!("invalid {name} {raw:?} from {source}: {why}")))
+        parse(&raw).map_err(|why| {
+            let shown = redact_url(&raw);
+            SettingsError(format!("invalid {name} {shown:?} from {source}: {why}"))
+        })
     }
     let batch_size = check("batch_size", raw("batch_size")?, |r| {
         parse_int(r, 1usize, 1_000_000)
@@ -476,7 +509,7 @@ pub fn resolve(
     })?;
     // Parsed once the retry settings are known (an object store's requests follow them).
     let historical_raw = raw("historical_path")?;
-    let database_url = check("database_url", raw("database_url")?, non_empty)?;
+    let database_url = check("database_url", raw("database_url")?, database_url_of)?;
     let log_file = check("log_file", raw("log_file")?, non_empty)?.into();
     let http_url = |example: &'static str| {
         move |r: &str| {
@@ -574,6 +607,36 @@ pub fn resolve(
         busy_timeout_secs,
         provenance,
     })
+}
+
+/// A database URL we can use: `sqlite:PATH`, a file path, or a PostgreSQL URL that names
+/// its database (without one, PostgreSQL would connect to the user's default database and
+/// the import would create its tables there).
+fn database_url_of(r: &str) -> Result<String, String> {
+    let url = non_empty(r)?;
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let after = &url[url.find("://").map_or(0, |i| i + 3)..];
+        let (before_query, query) = after.split_once('?').unwrap_or((after, ""));
+        let path = before_query.split_once('/').map_or("", |(_, p)| p);
+        let named_in_query = query.split('&').any(|kv| {
+            kv.split_once('=')
+                .is_some_and(|(k, v)| k == "dbname" && !v.is_empty())
+        });
+        if path.trim_matches('/').is_empty() && !named_in_query {
+            return Err(
+                "a PostgreSQL URL must name its database: postgres://USER@HOST:PORT/DATABASE"
+                    .to_string(),
+            );
+        }
+        return Ok(url);
+    }
+    if url.contains("://") && !url.starts_with("sqlite:") {
+        return Err(
+            "unsupported database: use sqlite:PATH, a file path, or postgres://USER@HOST/DATABASE"
+                .to_string(),
+        );
+    }
+    Ok(url)
 }
 
 fn non_empty(r: &str) -> Result<String, String> {
@@ -753,7 +816,7 @@ mod tests {
             "{shown}"
         );
         assert!(
-            shown.contains("postgres://u:REDACTED@localhost/db"),
+            shown.contains("postgres://u:<redacted>@localhost/db"),
             "{shown}"
         );
     }

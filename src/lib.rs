@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod resume;
 pub mod run;
+pub mod secrets;
 pub mod sink;
 pub mod source;
 pub mod standin;

@@ -72,13 +72,71 @@ impl Write for StderrLine {
 
 impl Drop for StderrLine {
     fn drop(&mut self) {
+        let line = crate::secrets::scrub_bytes(&self.0);
         let write = || {
-            let _ = std::io::stderr().write_all(&self.0);
+            let _ = std::io::stderr().write_all(&line);
         };
         match BAR.read().ok().and_then(|b| b.clone()) {
             Some(bar) => bar.suspend(write),
             None => write(),
         }
+    }
+}
+
+/// Writes one formatted log line to the log file with one `write`, secrets scrubbed. A
+/// line that cannot be written (a full disk, `/dev/full`) is a warning on stderr, once.
+pub struct FileLine(Vec<u8>, Arc<File>);
+
+impl Write for FileLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for FileLine {
+    fn drop(&mut self) {
+        let line = crate::secrets::scrub_bytes(&self.0);
+        if let Err(e) = (&*self.1).write_all(&line) {
+            warn_log_unwritable(&e);
+        }
+    }
+}
+
+/// The path of the log file, for the warning when it cannot be written.
+static LOG_PATH: OnceLock<std::path::PathBuf> = OnceLock::new();
+
+/// Says once on stderr that the log file is not being written (the run goes on).
+fn warn_log_unwritable(e: &std::io::Error) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let path = LOG_PATH
+            .get()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let line = format!(
+            "warning: cannot write the log file {path}: {e}; the run goes on, logging to stderr only\n"
+        );
+        let write = || {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        };
+        match BAR.read().ok().and_then(|b| b.clone()) {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ScrubbedFile(Arc<File>);
+
+impl<'a> MakeWriter<'a> for ScrubbedFile {
+    type Writer = FileLine;
+    fn make_writer(&'a self) -> Self::Writer {
+        FileLine(Vec::with_capacity(256), self.0.clone())
     }
 }
 
@@ -109,6 +167,7 @@ pub fn init_logging(log_file: &Path) -> anyhow::Result<()> {
         .open(log_file)
         .with_context(|| format!("cannot open the log file {}", log_file.display()))?;
     let file = LOG_FILE.get_or_init(|| Arc::new(file)).clone();
+    let _ = LOG_PATH.set(log_file.to_path_buf());
     let filter = || {
         EnvFilter::try_from_env(LOG_FILTER_ENV)
             // sqlx relays server notices ("relation already exists, skipping") at info.
@@ -133,7 +192,7 @@ pub fn init_logging(log_file: &Path) -> anyhow::Result<()> {
         .with_ansi(false)
         .with_filter(on_stderr);
     let file_layer = tracing_subscriber::fmt::layer()
-        .with_writer(file)
+        .with_writer(ScrubbedFile(file))
         .with_target(false)
         .with_ansi(false);
     let _ = tracing_subscriber::registry()
@@ -148,7 +207,10 @@ pub fn init_logging(log_file: &Path) -> anyhow::Result<()> {
 pub fn log_error_to_file(line: &str) {
     if let Some(f) = LOG_FILE.get() {
         let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
-        let _ = (&**f).write_all(format!("{ts} ERROR {line}\n").as_bytes());
+        let line = crate::secrets::scrub(line);
+        if let Err(e) = (&**f).write_all(format!("{ts} ERROR {line}\n").as_bytes()) {
+            warn_log_unwritable(&e);
+        }
     }
 }
 

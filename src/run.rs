@@ -109,7 +109,7 @@ impl Report {
             item: job.dataset.item(),
             table,
             spec: job.thinning.spec(),
-            from,
+            from: crate::config::redact_url(&from),
         }
     }
 
@@ -145,6 +145,8 @@ pub struct Fetched {
     pub rows: u64,
     /// Rows fetched per symbol (API sources).
     pub by_symbol: BTreeMap<String, u64>,
+    /// Rows the server sent outside the range asked for, dropped (API sources).
+    pub out_of_range: u64,
 }
 
 /// The channel a source feeds.
@@ -290,22 +292,41 @@ fn log_plan(job: &Job, counts: PlanCounts, todo: usize, unit: &str) {
     tracing::info!("[API] fetching {todo} {unit}, {at_once}, {pace}");
 }
 
+/// How many symbols the summary's per-symbol line names before it sums up the rest.
+pub const SYMBOLS_LISTED: usize = 20;
+
 /// After a completed run: rows fetched per symbol (several symbols), and a warning (not a
 /// failure) for each symbol whose every shard was fetched from the start and held no data.
 pub fn report_symbols(report: &Report, shards: &[Shard], fetched: &Fetched, range: DateRange) {
     let rows = |s: &Symbol| fetched.by_symbol.get(s.as_str()).copied().unwrap_or(0);
     if report.symbols.len() > 1 {
-        let list: Vec<String> = report
+        let mut list: Vec<String> = report
             .symbols
             .iter()
+            .take(SYMBOLS_LISTED)
             .map(|s| format!("{s} {}", rows(s)))
             .collect();
+        if report.symbols.len() > SYMBOLS_LISTED {
+            let rest = &report.symbols[SYMBOLS_LISTED..];
+            list.push(format!(
+                "and {} more symbols with {} rows",
+                rest.len(),
+                rest.iter().map(rows).sum::<u64>()
+            ));
+        }
         tracing::info!(
         target: crate::progress::SUMMARY,
                     "[DONE] {} fetched per symbol: {}",
                     report.noun,
                     list.join(", ")
                 );
+    }
+    if fetched.out_of_range > 0 {
+        tracing::warn!(
+            "[WARN] the server sent {} {} outside the range asked for; they were dropped, not stored",
+            fetched.out_of_range,
+            report.noun
+        );
     }
     for symbol in &report.symbols {
         let days = shards.iter().filter(|s| s.symbol == *symbol).count();

@@ -103,18 +103,6 @@ impl Cloud {
             }
         }
     }
-
-    /// The variables that carry secrets: their values are blanked from any message.
-    const SECRETS: [&'static str; 8] = [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "GOOGLE_SERVICE_ACCOUNT_KEY",
-        "AZURE_STORAGE_ACCOUNT_KEY",
-        "AZURE_STORAGE_ACCESS_KEY",
-        "AZURE_STORAGE_SAS_KEY",
-        "AZURE_STORAGE_CLIENT_SECRET",
-    ];
 }
 
 impl std::fmt::Debug for Location {
@@ -642,12 +630,8 @@ fn one_line(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    for var in Cloud::SECRETS {
-        if let Some(v) = std::env::var(var).ok().filter(|v| v.len() >= 4) {
-            text = text.replace(&v, "***");
-        }
-    }
-    text.replace(['\n', '\r'], " ")
+    crate::secrets::register_env(&crate::config::process_env);
+    crate::secrets::scrub(&text).replace(['\n', '\r'], " ")
 }
 
 /// The object key of a relative path.

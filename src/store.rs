@@ -112,18 +112,24 @@ pub async fn status(
 ) -> anyhow::Result<(Vec<Holding>, Vec<String>)> {
     let mut notes = Vec::new();
     let mut out = Vec::new();
-    let exists = is_postgres_url(database_url) || {
-        let opts = crate::sink::sqlite::connect_options(database_url)?;
-        let db_path = opts.get_filename().to_path_buf();
-        let exists = db_path.exists();
-        if !exists {
-            notes.push(format!("database {}: does not exist", db_path.display()));
+    // Read only: `status` never creates a file, a table or a migration.
+    match Database::open_read_only(database_url, busy).await? {
+        Some(mut db) => out.extend(database_holdings(&mut db).await?),
+        None if is_postgres_url(database_url) => notes.push(format!(
+            "database {}: holds no tables of data (nothing imported)",
+            crate::config::redact_url(database_url)
+        )),
+        None => {
+            let opts = crate::sink::sqlite::connect_options(database_url)?;
+            let db_path = opts.get_filename().to_path_buf();
+            notes.push(match db_path.exists() {
+                false => format!("database {}: does not exist", db_path.display()),
+                true => format!(
+                    "database {}: holds no tables of data (nothing imported)",
+                    db_path.display()
+                ),
+            });
         }
-        exists
-    };
-    if exists {
-        let mut db = Database::open(database_url, busy).await?;
-        out.extend(database_holdings(&mut db).await?);
     }
     let parquet = parquet_holdings(root)?;
     if parquet.is_empty() {

@@ -237,7 +237,7 @@ impl DateRange {
         let end_ns = parse_bound(end, "END", &|d| {
             new_york_time_nanos(d, SESSION_CLOSE.0, SESSION_CLOSE.1)
         })?;
-        DateRange::checked(start_ns, end_ns, start, end)
+        DateRange::checked(start_ns, end_ns, start, end, false)
     }
 
     /// As [`parse`](Self::parse), for markets that never close (crypto): a bare date is
@@ -252,10 +252,31 @@ impl DateRange {
         let end_ns = parse_bound(end, "END", &|d| {
             d.succ_opt().map_or(i64::MAX, |next| midnight(next) - 1)
         })?;
-        DateRange::checked(start_ns, end_ns, start, end)
+        DateRange::checked(start_ns, end_ns, start, end, true)
     }
 
-    fn checked(start_ns: i64, end_ns: i64, start: &str, end: &str) -> Result<Self, RangeError> {
+    /// `utc`: the range's days are UTC days (else New York's).
+    fn checked(
+        start_ns: i64,
+        end_ns: i64,
+        start: &str,
+        end: &str,
+        utc: bool,
+    ) -> Result<Self, RangeError> {
+        // A timestamp near the ends of the i64 nanoseconds parses, but its day (New York's
+        // or UTC's) would not fit: the same bounds as for a bare date.
+        for (ns, which, text) in [(start_ns, "START", start), (end_ns, "END", end)] {
+            let day = match utc {
+                true => DateTime::<Utc>::from_timestamp_nanos(ns).date_naive(),
+                false => new_york_date(ns),
+            };
+            if !(FIRST_DATE..=LAST_DATE).contains(&day) {
+                return Err(RangeError(format!(
+                    "{which} {text} is outside the dates the stores can hold \
+                     ({FIRST_DATE} to {LAST_DATE}: nanoseconds since 1970 in 64 bits)"
+                )));
+            }
+        }
         if end_ns < start_ns {
             return Err(RangeError(format!(
                 "END {end} is before START {start} (END is inclusive; give a later or equal end)"
@@ -286,6 +307,19 @@ impl fmt::Display for DateRange {
 #[error("{0}")]
 pub struct RangeError(pub String);
 
+/// The first whole day a timestamp of the stores can hold: nanoseconds since 1970 in an
+/// `i64` begin at 1677-09-21T00:12:43.145224192Z.
+pub const FIRST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1677, 9, 22) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+/// The last whole day (New York or UTC) they can hold: they end at
+/// 2262-04-11T23:47:16.854775807Z, so the next day's midnight is still in range.
+pub const LAST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2262, 4, 10) {
+    Some(d) => d,
+    None => NaiveDate::MAX,
+};
+
 fn parse_bound(
     text: &str,
     which: &str,
@@ -300,6 +334,12 @@ fn parse_bound(
     let looks_like_date = text.len() == 10 && text.as_bytes()[4] == b'-';
     if looks_like_date {
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad("no such date"))?;
+        if !(FIRST_DATE..=LAST_DATE).contains(&date) {
+            return Err(RangeError(format!(
+                "{which} {text} is outside the dates the stores can hold \
+                 ({FIRST_DATE} to {LAST_DATE}: nanoseconds since 1970 in 64 bits)"
+            )));
+        }
         return Ok(of_date(date));
     }
     if text.len() < 20 {
@@ -317,6 +357,31 @@ mod tests {
             .unwrap()
             .timestamp_nanos_opt()
             .unwrap()
+    }
+
+    #[test]
+    fn dates_outside_what_nanoseconds_hold_are_refused_not_wrapped() {
+        for (start, end) in [
+            ("9999-12-31", "9999-12-31"),
+            ("0000-01-01", "2024-01-02"),
+            ("1677-09-20", "1677-09-22"),
+            ("2262-04-11", "2262-04-11"),
+            ("1677-09-21T00:12:44Z", "2024-01-02"),
+        ] {
+            for parsed in [
+                DateRange::parse(start, end),
+                DateRange::parse_utc(start, end),
+            ] {
+                let e = parsed.unwrap_err().to_string();
+                assert!(
+                    e.contains("outside the dates the stores can hold (1677-09-22 to 2262-04-10"),
+                    "{start} {end}: {e}"
+                );
+            }
+        }
+        let r = DateRange::parse("1677-09-22", "2262-04-10").unwrap();
+        assert!(r.start_ns < r.end_ns);
+        assert_eq!(new_york_date(r.end_ns).to_string(), "2262-04-10");
     }
 
     #[test]

@@ -614,6 +614,7 @@ impl Source for ApiSource {
                 pages: stats.pages,
                 rows: stats.rows,
                 by_symbol: stats.by_symbol,
+                out_of_range: stats.out_of_range,
             })
         })
     }

@@ -41,6 +41,20 @@ impl Database {
         }
     }
 
+    /// Opens the database to read only (`status`): nothing created or migrated. `None`
+    /// when it does not exist or holds nothing of ours.
+    pub async fn open_read_only(url: &str, busy_timeout: Duration) -> anyhow::Result<Option<Self>> {
+        Ok(if is_postgres_url(url) {
+            PgSink::open_read_only(url)
+                .await?
+                .map(|p| Database::Postgres(Box::new(p)))
+        } else {
+            SqliteSink::open_read_only(url, busy_timeout)
+                .await?
+                .map(Database::Sqlite)
+        })
+    }
+
     /// The file path or the redacted server URL, for messages.
     pub fn describe(&self) -> String {
         match self {

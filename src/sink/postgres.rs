@@ -219,6 +219,32 @@ impl SqlSink<PgDialect> {
         SqlSink::new(conn, dialect).await
     }
 
+    /// Connects to read only (`status`): no migration, nothing created. `None` when the
+    /// database holds no schema of ours (nothing was ever imported into it).
+    pub async fn open_read_only(url: &str) -> anyhow::Result<Option<Self>> {
+        let shown = redacted(url);
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL {shown}: {e}"))?
+            .log_statements(tracing::log::LevelFilter::Off)
+            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600));
+        let mut conn = connect(&opts, &shown).await?;
+        let ours: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read PostgreSQL {shown}: {e}"))?;
+        if !ours {
+            return Ok(None);
+        }
+        let dialect = PgDialect {
+            opts,
+            shown,
+            holds_drop_lock: false,
+            optimistic: true,
+            buf: Vec::new(),
+        };
+        Ok(Some(SqlSink::reader(conn, dialect)))
+    }
+
     pub fn shown(&self) -> &str {
         &self.dialect.shown
     }

@@ -117,7 +117,18 @@ where
     /// A sink over an open, migrated connection; rebuilds indexes a killed `--drop-indexes`
     /// import left dropped.
     pub(crate) async fn new(conn: Conn<D>, dialect: D) -> anyhow::Result<Self> {
-        let mut sink = SqlSink {
+        let mut sink = Self::reader(conn, dialect);
+        for name in sink.rebuild_dropped_indexes(true).await? {
+            tracing::warn!(
+                "[DB] rebuilt index {name}, left dropped by an interrupted --drop-indexes import"
+            );
+        }
+        Ok(sink)
+    }
+
+    /// A sink that only reads (`status`): no index healed, nothing written.
+    pub(crate) fn reader(conn: Conn<D>, dialect: D) -> Self {
+        SqlSink {
             conn,
             dialect,
             symbol_ids: HashMap::new(),
@@ -126,13 +137,7 @@ where
             thinning_id: None,
             tracking: None,
             target: None,
-        };
-        for name in sink.rebuild_dropped_indexes(true).await? {
-            tracing::warn!(
-                "[DB] rebuilt index {name}, left dropped by an interrupted --drop-indexes import"
-            );
         }
-        Ok(sink)
     }
 
     pub fn set_mode(&mut self, mode: WriteMode) {

@@ -179,18 +179,15 @@ impl SqlSink<SqliteDialect> {
         let mut conn: Conn<SqliteDialect> = SqliteConnection::connect_with(&opts)
             .await
             .map_err(|e| db_error(e, &path, busy_timeout, "cannot open the database"))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&mut conn)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(e) => {
-                    db_error(e, &path, busy_timeout, "cannot apply the schema migrations")
-                }
-                other => anyhow::anyhow!(
-                    "cannot apply the schema migrations to {}: {other}",
-                    path.display()
-                ),
-            })?;
+        migrate(&mut conn).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => {
+                db_error(e, &path, busy_timeout, "cannot apply the schema migrations")
+            }
+            other => anyhow::anyhow!(
+                "cannot apply the schema migrations to {}: {other}",
+                path.display()
+            ),
+        })?;
         let dialect = SqliteDialect {
             path,
             busy_timeout,
@@ -199,6 +196,57 @@ impl SqlSink<SqliteDialect> {
             checkpointer: None,
         };
         SqlSink::new(conn, dialect).await
+    }
+
+    /// Opens an existing file to read only (`status`): no migration, no WAL switch,
+    /// nothing created; on a read-only mount (where even the WAL's shared memory cannot be
+    /// made) as an immutable file. `None` when the file does not exist or holds no schema
+    /// of ours.
+    pub async fn open_read_only(url: &str, busy_timeout: Duration) -> anyhow::Result<Option<Self>> {
+        let opts = connect_options(url)?;
+        let path = opts.get_filename().to_path_buf();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let opts = opts
+            .read_only(true)
+            .busy_timeout(busy_timeout)
+            .log_statements(tracing::log::LevelFilter::Off)
+            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600));
+        let mut conn: Conn<SqliteDialect> = match SqliteConnection::connect_with(&opts).await {
+            Ok(mut c) => match sqlx::query("SELECT count(*) FROM sqlite_master")
+                .execute(&mut c)
+                .await
+            {
+                Ok(_) => c,
+                Err(_) => {
+                    let _ = c.close().await;
+                    SqliteConnection::connect_with(&opts.clone().immutable(true))
+                        .await
+                        .map_err(|e| db_error(e, &path, busy_timeout, "cannot read the database"))?
+                }
+            },
+            Err(_) => SqliteConnection::connect_with(&opts.clone().immutable(true))
+                .await
+                .map_err(|e| db_error(e, &path, busy_timeout, "cannot read the database"))?,
+        };
+        let ours: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| db_error(e, &path, busy_timeout, "cannot read the database"))?;
+        if ours == 0 {
+            return Ok(None);
+        }
+        let dialect = SqliteDialect {
+            path,
+            busy_timeout,
+            statements: StatementCache::default(),
+            progress: super::sql::progress_upsert::<SqliteDialect>(),
+            checkpointer: None,
+        };
+        Ok(Some(SqlSink::reader(conn, dialect)))
     }
 
     pub fn path(&self) -> &Path {
@@ -779,6 +827,11 @@ impl BulkWrite for SqliteDialect {
 }
 
 fn db_error(e: sqlx::Error, path: &Path, busy: Duration, doing: &str) -> anyhow::Error {
+    let readonly = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.permissions().readonly())
+            || std::fs::OpenOptions::new().append(true).open(p).is_err()
+    };
+    let text = e.to_string();
     if is_busy(&e) {
         anyhow::anyhow!(
             "database {} is locked by another writer (waited {:.1}s): {doing}; \
@@ -786,8 +839,68 @@ fn db_error(e: sqlx::Error, path: &Path, busy: Duration, doing: &str) -> anyhow:
             path.display(),
             busy.as_secs_f64()
         )
+    } else if (text.contains("readonly") || text.contains("unable to open database file"))
+        && path.exists()
+        && (readonly(path)
+            || path
+                .parent()
+                .is_some_and(|d| !d.as_os_str().is_empty() && readonly_dir(d)))
+    {
+        anyhow::anyhow!(
+            "{doing} ({}): the database file or its folder is read-only (SQLite writes \
+             the file and its -wal and -shm files beside it); make both writable, or use \
+             `data status`, which only reads",
+            path.display()
+        )
     } else {
         anyhow::anyhow!("{doing} ({}): {e}", path.display())
+    }
+}
+
+/// Applies the schema migrations. Two importers that start together on a new file may
+/// both find a migration missing and both apply it; the one that loses fails (`UNIQUE
+/// constraint failed: _sqlx_migrations.version`, or a busy database) with its transaction
+/// rolled back. It tries again, a few times, after a short random wait: by then the other
+/// has applied it and sqlx skips it.
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut tries = 0;
+    loop {
+        match sqlx::migrate!("./migrations/sqlite").run(&mut *conn).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries < 20 && migration_race(&e) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(20..120))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether a migration failed because another process applied it at the same time.
+fn migration_race(e: &sqlx::migrate::MigrateError) -> bool {
+    let text = e.to_string();
+    text.contains("UNIQUE constraint failed")
+        || text.contains("already exists")
+        || text.contains("database is locked")
+        || matches!(e, sqlx::migrate::MigrateError::Execute(x) if is_busy(x))
+}
+
+/// Whether a folder refuses new files (SQLite's -wal and -shm files go there).
+fn readonly_dir(dir: &Path) -> bool {
+    let probe = dir.join(format!(".data-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            false
+        }
+        Err(e) => {
+            e.kind() == std::io::ErrorKind::PermissionDenied
+                || e.raw_os_error() == Some(libc::EROFS)
+        }
     }
 }
 

@@ -249,6 +249,7 @@ impl AlpacaClient {
             .user_agent(concat!("data/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .timeout(cfg.request_timeout)
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(AlpacaClient {
@@ -463,6 +464,31 @@ impl AlpacaClient {
             })
             .await
     }
+}
+
+/// Redirects are followed only within the origin the request went to (scheme, host and
+/// port), at most 5 deep. The client's default headers carry the APCA key and secret, and
+/// reqwest strips only `Authorization` and `Cookie` on a cross-origin hop: a redirect to
+/// another host (or from https to http) would hand both to it. Such a redirect fails the
+/// request instead, naming where it pointed.
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let same = first.origin() == attempt.url().origin();
+        if !same {
+            let to =
+                crate::secrets::redact_url(attempt.url().origin().ascii_serialization().as_str());
+            attempt.error(format!(
+                "the server redirected to another origin ({to}); not followed, so the API keys are not sent there"
+            ))
+        } else if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 #[cfg(test)]

@@ -26,12 +26,20 @@ pub struct SourceStats {
     pub rows: u64,
     /// Quotes fetched per symbol.
     pub by_symbol: std::collections::BTreeMap<String, u64>,
+    /// Rows the server sent outside the range asked for: dropped, counted.
+    pub out_of_range: u64,
 }
+
+/// Pages in a row that may bring no row while still handing out a next token. Alpaca's
+/// pages may be short while a token remains, but a server that pages through nothing
+/// for this long is broken (or hostile): the request fails instead of running for ever.
+pub const MAX_EMPTY_PAGES: u32 = 50;
 
 impl std::ops::AddAssign for SourceStats {
     fn add_assign(&mut self, o: Self) {
         self.pages += o.pages;
         self.rows += o.rows;
+        self.out_of_range += o.out_of_range;
         for (symbol, rows) in o.by_symbol {
             *self.by_symbol.entry(symbol).or_default() += rows;
         }
@@ -117,6 +125,11 @@ async fn stream_group(
     let mut reached: Option<String> = None;
     let mut stats = SourceStats::default();
     let mut token: Option<String> = None;
+    // Every token this request has been handed: one handed out again would page in a
+    // circle. The page that repeated one is asked for once more, then it is an error.
+    let mut tokens_seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut repeats = 0u32;
+    let mut empty_pages = 0u32;
     let mut held: Vec<(usize, RecordBatch)> = Vec::new();
     loop {
         let page = tokio::select! {
@@ -151,6 +164,40 @@ async fn stream_group(
             other => other?,
         };
         stats.pages += 1;
+        if let Some(next) = &page.next_page_token {
+            if tokens_seen.contains(next) || token.as_deref() == Some(next.as_str()) {
+                repeats += 1;
+                if repeats > 1 {
+                    return Err(ApiError::Misbehaving(format!(
+                        "the server handed out the same next_page_token again for {} {}: \
+                         paging would never end (asked twice); nothing of the unfinished \
+                         request is marked done",
+                        req.path, first.day
+                    )));
+                }
+                tracing::warn!(
+                    "[API] {} {}: the server handed out a page token it had already given; \
+                     asking for that page once more",
+                    req.path,
+                    first.day
+                );
+                continue;
+            }
+            tokens_seen.insert(next.clone());
+            if page.rows() == 0 {
+                empty_pages += 1;
+                if empty_pages >= MAX_EMPTY_PAGES {
+                    return Err(ApiError::Misbehaving(format!(
+                        "the server sent {MAX_EMPTY_PAGES} pages in a row with no rows and a \
+                         next page token for {} {}: paging would never end; nothing of the \
+                         unfinished request is marked done",
+                        req.path, first.day
+                    )));
+                }
+            } else {
+                empty_pages = 0;
+            }
+        }
         let last = page.next_page_token.is_none();
         let mut runs = page.runs;
         if !req.by_symbol {
@@ -193,6 +240,21 @@ async fn stream_group(
             let (id, shard) = members[m];
             finished[m] = complete(m);
             let last = finished[m] && !cut_short;
+            // Rows outside the range asked for are not this shard's: dropped and counted.
+            let run = match batch::times(&run, "t") {
+                Some(t)
+                    if req.by_symbol
+                        && t.iter().any(|&t| t < range.start_ns || t > range.end_ns) =>
+                {
+                    let keep: Vec<bool> = t
+                        .iter()
+                        .map(|&t| t >= range.start_ns && t <= range.end_ns)
+                        .collect();
+                    stats.out_of_range += keep.iter().filter(|k| !**k).count() as u64;
+                    batch::filter(&run, keep).map_err(|e| ApiError::Decode(format!("{e:#}")))?
+                }
+                _ => run,
+            };
             let mut run = seq[m]
                 .assign(run)
                 .map_err(|e| ApiError::Decode(format!("{e:#}")))?;

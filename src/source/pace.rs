@@ -85,7 +85,10 @@ impl Pacer {
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default();
                 // The reset has one-second resolution: land a little after it.
-                Duration::from_secs(reset).saturating_sub(now) + Duration::from_millis(50)
+                // A reset already past (a client clock ahead of the server's) still holds
+                // requests for the retry's floor, not 50 ms.
+                (Duration::from_secs(reset).saturating_sub(now) + Duration::from_millis(50))
+                    .max(super::retry::RATE_LIMIT_FLOOR)
             }
             None => Duration::from_secs(1),
         };

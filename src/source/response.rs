@@ -40,6 +40,10 @@ pub enum ApiError {
     /// A 200 whose body is not the documented shape.
     #[error("unexpected response body from Alpaca: {0}")]
     Decode(String),
+    /// The server misbehaves in a way retrying the same request cannot mend: a redirect
+    /// to another origin, a page token that repeats, pages that bring nothing for ever.
+    #[error("{0}")]
+    Misbehaving(String),
     #[error("gave up after {attempts} attempts over {:.1}s: {last}", elapsed.as_secs_f64())]
     Exhausted {
         attempts: u32,
@@ -57,9 +61,10 @@ impl Retryable for ApiError {
             ApiError::Server { .. } | ApiError::Transport(_) | ApiError::Truncated(_) => {
                 Verdict::Retry
             }
-            ApiError::Fatal { .. } | ApiError::Decode(_) | ApiError::Exhausted { .. } => {
-                Verdict::Fatal
-            }
+            ApiError::Fatal { .. }
+            | ApiError::Decode(_)
+            | ApiError::Misbehaving(_)
+            | ApiError::Exhausted { .. } => Verdict::Fatal,
         }
     }
 
@@ -155,7 +160,9 @@ impl ApiError {
 
     pub(crate) fn transport(e: reqwest::Error, base: &str) -> Self {
         let root = root_cause(&e);
-        if e.is_timeout() {
+        if e.is_redirect() {
+            ApiError::Misbehaving(format!("request to {base} failed: {root}"))
+        } else if e.is_timeout() {
             ApiError::Transport(format!("request to {base} timed out"))
         } else if e.is_connect() {
             ApiError::Transport(format!("cannot connect to {base}: {root}"))

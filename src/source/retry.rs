@@ -69,7 +69,19 @@ pub struct Attempts {
     policy: RetryPolicy,
     attempt: u32,
     started: Instant,
+    /// Rate-limited answers so far, and the time spent waiting on them.
+    limited: u32,
+    limited_wait: Duration,
 }
+
+/// The least wait after a 429, whatever its reset header says (a reset in the past, as a
+/// client clock ahead of the server's makes it, would otherwise retry at once); it doubles
+/// with each 429 in a row of the same request, up to the policy's `max_delay`.
+pub const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
+
+/// The most one request waits in all on rate limits before it gives up: a server that
+/// answers 429 for this long is not recovering.
+pub const RATE_LIMIT_GIVE_UP: Duration = Duration::from_secs(15 * 60);
 
 impl Attempts {
     /// The attempt being made, 1-based.
@@ -90,7 +102,13 @@ impl Attempts {
         match verdict {
             Verdict::Fatal => Next::GiveUp,
             Verdict::RateLimited { reset_epoch } => {
-                Next::Wait(self.policy.rate_limit_wait(reset_epoch, self.attempt))
+                self.limited += 1;
+                let wait = self.policy.rate_limit_wait(reset_epoch, self.limited);
+                if self.limited_wait + wait > RATE_LIMIT_GIVE_UP {
+                    return Next::GiveUp;
+                }
+                self.limited_wait += wait;
+                Next::Wait(wait)
             }
             Verdict::Retry if self.attempt >= self.max() => Next::GiveUp,
             Verdict::Retry => {
@@ -112,6 +130,8 @@ impl RetryPolicy {
             policy: *self,
             attempt: 1,
             started: Instant::now(),
+            limited: 0,
+            limited_wait: Duration::ZERO,
         }
     }
 
@@ -128,8 +148,16 @@ impl RetryPolicy {
     }
 
     /// The wait for a rate window to reset at `reset_epoch` (seconds), or the backoff when
-    /// the reset is unknown or past.
-    fn rate_limit_wait(&self, reset_epoch: Option<u64>, attempt: u32) -> Duration {
+    /// the reset is unknown or past; never less than the floor for the `limited`th 429 in
+    /// a row ([`RATE_LIMIT_FLOOR`], doubling, at most `max_delay`).
+    fn rate_limit_wait(&self, reset_epoch: Option<u64>, limited: u32) -> Duration {
+        let floor = RATE_LIMIT_FLOOR
+            .saturating_mul(1u32 << limited.saturating_sub(1).min(10))
+            .min(self.max_delay);
+        self.reset_wait(reset_epoch, limited).max(floor)
+    }
+
+    fn reset_wait(&self, reset_epoch: Option<u64>, attempt: u32) -> Duration {
         if let Some(reset) = reset_epoch {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

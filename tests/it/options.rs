@@ -455,7 +455,7 @@ async fn config_show_prints_each_value_with_its_source_and_redacts_secrets() {
         "{out}"
     );
     assert!(
-        line("database_url").contains("postgres://me:REDACTED@db.example/market"),
+        line("database_url").contains("postgres://me:<redacted>@db.example/market"),
         "{out}"
     );
     assert!(line("APCA_API_SECRET_KEY").contains("<redacted>"), "{out}");

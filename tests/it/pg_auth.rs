@@ -85,7 +85,7 @@ async fn a_wrong_password_is_one_line_without_the_password() {
         &run,
         1,
         &format!(
-            "cannot connect (PostgreSQL postgres://root:REDACTED@127.0.0.1:{port}/test): \
+            "cannot connect (PostgreSQL postgres://root:<redacted>@127.0.0.1:{port}/test): \
              error returned from database: password authentication failed for user \"root\""
         ),
     );

@@ -578,7 +578,7 @@ async fn bad_servers_give_one_line_errors_without_the_password() {
     assert_one_line_failure(
         &first,
         1,
-        &format!("cannot connect (PostgreSQL postgres://root:REDACTED@127.0.0.1:{port}/nowhere)"),
+        &format!("cannot connect (PostgreSQL postgres://root:<redacted>@127.0.0.1:{port}/nowhere)"),
     );
     let base = db
         .url
