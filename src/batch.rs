@@ -401,14 +401,7 @@ pub fn from_file(
                 let a = file
                     .column_by_name(c.name)
                     .with_context(|| format!("the file has no column {}", c.name))?;
-                anyhow::ensure!(
-                    a.data_type() == &data_type(c.ty),
-                    "column {} is {}, not {}",
-                    c.name,
-                    a.data_type(),
-                    data_type(c.ty)
-                );
-                Ok(a.clone())
+                conform(a, c)
             } else if c.name == "symbol" {
                 Ok(Arc::new(StringArray::from_iter_values(
                     std::iter::repeat_n(symbol, n),
@@ -423,6 +416,90 @@ pub fn from_file(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     RecordBatch::try_new(schema(cols), arrays).context("unexpected columns in the file")
+}
+
+/// Column `c` as read from a file, in the type the store writes it. Files another tool
+/// rewrote may carry the same values in a near type: timestamps in other units or time
+/// zones (Spark and DuckDB write microseconds), signed integers for unsigned ones (Spark
+/// has no unsigned types), large or view strings (Polars). Those are converted exactly
+/// (a value that does not fit is an error); any other type is an error naming both.
+pub fn conform(a: &ArrayRef, c: &Column) -> anyhow::Result<ArrayRef> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
+        TimestampSecondType,
+    };
+    let want = data_type(c.ty);
+    if a.data_type() == &want {
+        return Ok(a.clone());
+    }
+    let mismatch = || anyhow::anyhow!("column {} is {}, not {want}", c.name, a.data_type());
+    let scale = |v: Option<i64>, by: i64| -> anyhow::Result<Option<i64>> {
+        v.map(|v| {
+            v.checked_mul(by)
+                .ok_or_else(|| anyhow::anyhow!("column {}: a time past 2262", c.name))
+        })
+        .transpose()
+    };
+    let out: ArrayRef = match (c.ty, a.data_type()) {
+        (ColumnType::TimestampNs, DataType::Timestamp(unit, _)) => {
+            let values: Vec<Option<i64>> = match unit {
+                TimeUnit::Nanosecond => a
+                    .as_primitive::<arrow_array::types::TimestampNanosecondType>()
+                    .iter()
+                    .collect(),
+                TimeUnit::Microsecond => a
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .iter()
+                    .map(|v| scale(v, 1_000))
+                    .collect::<anyhow::Result<_>>()?,
+                TimeUnit::Millisecond => a
+                    .as_primitive::<TimestampMillisecondType>()
+                    .iter()
+                    .map(|v| scale(v, 1_000_000))
+                    .collect::<anyhow::Result<_>>()?,
+                TimeUnit::Second => a
+                    .as_primitive::<TimestampSecondType>()
+                    .iter()
+                    .map(|v| scale(v, 1_000_000_000))
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"))
+        }
+        (ColumnType::UInt32 | ColumnType::UInt64, DataType::Int32 | DataType::Int64) => {
+            let values: Vec<Option<i64>> = match a.data_type() {
+                DataType::Int32 => a
+                    .as_primitive::<Int32Type>()
+                    .iter()
+                    .map(|v| v.map(i64::from))
+                    .collect(),
+                _ => a.as_primitive::<Int64Type>().iter().collect(),
+            };
+            let fits = |v: i64| match c.ty {
+                ColumnType::UInt32 => u32::try_from(v).is_ok(),
+                _ => v >= 0,
+            };
+            if values.iter().flatten().any(|&v| !fits(v)) {
+                anyhow::bail!("column {}: a value out of the range of {want}", c.name);
+            }
+            match c.ty {
+                ColumnType::UInt32 => Arc::new(UInt32Array::from_iter(
+                    values.into_iter().map(|v| v.map(|v| v as u32)),
+                )),
+                _ => Arc::new(UInt64Array::from_iter(
+                    values.into_iter().map(|v| v.map(|v| v as u64)),
+                )),
+            }
+        }
+        (ColumnType::Utf8, DataType::LargeUtf8) => {
+            Arc::new(StringArray::from_iter(a.as_string::<i64>().iter()))
+        }
+        (ColumnType::Utf8, DataType::Utf8View) => {
+            Arc::new(StringArray::from_iter(a.as_string_view().iter()))
+        }
+        _ => return Err(mismatch()),
+    };
+    Ok(out)
 }
 
 /// Whether row `i` of `a` and row `j` of `b` (both of `cols` rows) hold the same values.

@@ -100,6 +100,13 @@ pub trait Sink: Send {
     fn label(&self) -> &'static str {
         "DB"
     }
+
+    /// Whether a written batch stays when the run stops (a database's transactions), or
+    /// only whole units do (the Parquet store publishes a day's file when the day is whole,
+    /// and a stop discards the days in progress).
+    fn keeps_batches(&self) -> bool {
+        true
+    }
 }
 
 /// Reported after each committed batch.

@@ -130,6 +130,32 @@ fn warn_log_unwritable(e: &std::io::Error) {
     }
 }
 
+/// This run's short id: six hex digits from the process id and the start time. Every line
+/// of the log file carries it after the time, so the lines of two commands appending to
+/// the same file at once can be told apart (`grep 'run=3fa2c1' app.log`).
+pub fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
+            .unwrap_or(0);
+        let mixed =
+            (u64::from(std::process::id()) << 20) ^ nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        format!("{:06x}", (mixed ^ (mixed >> 29)) & 0xFF_FFFF)
+    })
+}
+
+/// The log file's timestamps (RFC 3339, microseconds, UTC) followed by `run=ID`.
+struct TimeAndRun;
+
+impl tracing_subscriber::fmt::time::FormatTime for TimeAndRun {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        write!(w, "{now} run={}", run_id())
+    }
+}
+
 #[derive(Clone)]
 struct ScrubbedFile(Arc<File>);
 
@@ -192,6 +218,7 @@ pub fn init_logging(log_file: &Path) -> anyhow::Result<()> {
         .with_ansi(false)
         .with_filter(on_stderr);
     let file_layer = tracing_subscriber::fmt::layer()
+        .with_timer(TimeAndRun)
         .with_writer(ScrubbedFile(file))
         .with_target(false)
         .with_ansi(false);
@@ -208,7 +235,8 @@ pub fn log_error_to_file(line: &str) {
     if let Some(f) = LOG_FILE.get() {
         let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
         let line = crate::secrets::scrub(line);
-        if let Err(e) = (&**f).write_all(format!("{ts} ERROR {line}\n").as_bytes()) {
+        let run = run_id();
+        if let Err(e) = (&**f).write_all(format!("{ts} run={run} ERROR {line}\n").as_bytes()) {
             warn_log_unwritable(&e);
         }
     }

@@ -43,6 +43,16 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// Set once an interrupt (SIGINT/SIGTERM) arrived: the work a command does after its
+/// pipeline (archive's verification and deletes) checks it between steps, so an
+/// interrupt acknowledged there stops it too, with exit code 130.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether an interrupt arrived during this process.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Turns SIGINT/SIGTERM into a cancel request; a second signal exits at once with 130 (the
 /// open transaction is then never committed, which SQLite guarantees leaves no trace).
 fn watch_signals(cancel: watch::Sender<bool>) {
@@ -61,6 +71,7 @@ fn watch_signals(cancel: watch::Sender<bool>) {
         }
         let mut term = signal(SignalKind::terminate()).ok();
         next_signal(&mut term).await;
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         tracing::warn!(
             "interrupt received: finishing the current batch (interrupt again to stop at once)"
         );
@@ -71,9 +82,16 @@ fn watch_signals(cancel: watch::Sender<bool>) {
     });
 }
 
-fn how_far(last: Option<BatchCommitted>) -> String {
+fn how_far(last: Option<BatchCommitted>, keeps_batches: bool) -> String {
     match last {
         None => "no rows were committed".to_string(),
+        Some(c) if !keeps_batches => format!(
+            "{} rows were received, up to {}; only the {} files written whole are kept, \
+             the ones in progress were discarded",
+            c.total_rows,
+            format_nanos(c.last_time_ns),
+            "day (month)"
+        ),
         Some(c) => format!(
             "{} rows in {} batches were committed, up to {}",
             c.total_rows,
@@ -197,8 +215,18 @@ pub trait ProgressStore {
     fn done_phrase(&self) -> &'static str;
 }
 
+/// The variable that sets the importer's clock, for tests only: an RFC 3339 time taken as
+/// "now" (what data exists yet, which periods are open). Unset, the real clock.
+pub const TEST_NOW_ENV: &str = "DATA_TEST_NOW";
+
 /// Now, in ns UTC.
 pub fn now_ns() -> i64 {
+    if let Some(t) = std::env::var(TEST_NOW_ENV)
+        .ok()
+        .and_then(|v| crate::time::parse_rfc3339_nanos(&v).ok())
+    {
+        return t;
+    }
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
@@ -257,6 +285,16 @@ pub async fn shards_to_fetch<P: ProgressStore>(
             _ => Vec::new(),
         };
         let (mut left, c) = apply_progress(all, &saved, positions_usable);
+        if job.dataset.kind() == crate::dataset::Kind::Bars {
+            // The last bar stored may have been stored while its period was open (today's
+            // daily bar during the session, the last minute before the SIP clamp): a
+            // started period is fetched again from that bar, which is upserted whole.
+            for shard in &mut left {
+                if let Some((t, _)) = shard.resume_after {
+                    shard.resume_after = Some((t.saturating_sub(1), u32::MAX));
+                }
+            }
+        }
         todo.append(&mut left);
         counts += c;
     }
@@ -402,7 +440,7 @@ where
             return Err(e.context(format!(
                 "importing {} stopped: {}; rerun the same command to finish",
                 report.label(),
-                how_far(last)
+                how_far(last, sink.keeps_batches())
             )));
         }
     };
@@ -425,7 +463,7 @@ where
                 "importing {} from {} failed: {e:#}; {}; {next}",
                 report.label(),
                 report.from,
-                how_far(last)
+                how_far(last, sink.keeps_batches())
             ));
         }
         Err(join) => {
@@ -448,7 +486,7 @@ where
         tracing::warn!(
             "[INTERRUPTED] {}: {}; {:.1}s{api}; rerun the same command to finish (it resumes where this stopped)",
             report.label(),
-            how_far(last),
+            how_far(last, sink.keeps_batches()),
             secs
         );
         return Ok((Outcome::Interrupted, fetched));

@@ -399,8 +399,12 @@ impl Location {
             None => dir.to_path_buf(),
             // One per user: another user's folder of the same name would not be writable.
             // SAFETY: getuid has no preconditions and cannot fail.
-            Some(_) => std::env::temp_dir()
-                .join(format!("data-store-staging-{}", unsafe { libc::getuid() })),
+            Some(_) => {
+                let dir = std::env::temp_dir()
+                    .join(format!("data-store-staging-{}", unsafe { libc::getuid() }));
+                private_folder(&dir)?;
+                return Ok(dir);
+            }
         };
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the Parquet folder {}", dir.display()))?;
@@ -600,6 +604,55 @@ impl Remote {
     }
 }
 
+/// Makes `dir` (mode 0700) or checks the one there is ours alone: a real folder, not a
+/// symlink, owned by this user, with no access for group or others. Files bound for a
+/// bucket are written there first; a folder someone else made (or could write to) would
+/// let them swap our files or plant links that make us overwrite theirs.
+fn private_folder(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot create the staging folder {}", dir.display()))
+        }
+    }
+    let meta = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("cannot read the staging folder {}", dir.display()))?;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let mode = meta.permissions().mode() & 0o777;
+    let problem = if meta.file_type().is_symlink() {
+        Some("it is a symlink".to_string())
+    } else if !meta.is_dir() {
+        Some("it is not a folder".to_string())
+    } else if meta.uid() != uid {
+        Some(format!(
+            "it belongs to user id {}, not to you ({uid})",
+            meta.uid()
+        ))
+    } else if mode & 0o077 != 0 {
+        Some(format!(
+            "its mode is {mode:o}: others can reach it (expected 700)"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => anyhow::bail!(
+            "the staging folder {} is not private: {why}; remove it (a new one is made with \
+             mode 700), or set TMPDIR to a folder only you can write",
+            dir.display()
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Whether the store's endpoint could not be reached (a refused or failed connection, or a
 /// timeout), told by the HTTP error's kind in the chain of causes. Never by digits in the
 /// text: that holds the request's URL and its elapsed time ("in 1.403ms"), either of which
@@ -673,6 +726,29 @@ impl Length for Stored {
     }
 }
 
+/// Whether a local file ends as every whole Parquet file does (`PAR1` after the footer).
+pub fn ends_with_footer(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let Ok(len) = f.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    let mut tail = [0u8; 4];
+    len >= 12 && f.read_exact_at(&mut tail, len - 4).is_ok() && &tail == b"PAR1"
+}
+
+impl Stored {
+    /// A second handle on the same file (or bytes), for a second pass over it.
+    pub fn try_clone(&self) -> std::io::Result<Stored> {
+        Ok(match self {
+            Stored::File(f) => Stored::File(f.try_clone()?),
+            Stored::Bytes(b) => Stored::Bytes(b.clone()),
+        })
+    }
+}
+
 impl ChunkReader for Stored {
     type T = Box<dyn Read>;
 
@@ -694,6 +770,31 @@ impl ChunkReader for Stored {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A staging folder someone else made, or that others can reach, or a symlink planted
+    /// in its place, is refused (an s3:// import once overwrote a file outside the store
+    /// through one); a new one is made private.
+    #[test]
+    fn a_staging_folder_that_is_not_ours_alone_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let fresh = base.path().join("fresh");
+        private_folder(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        private_folder(&fresh).unwrap();
+
+        let open = base.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = private_folder(&open).unwrap_err().to_string();
+        assert!(e.contains("is not private: its mode is 777"), "{e}");
+
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&fresh, &link).unwrap();
+        let e = private_folder(&link).unwrap_err().to_string();
+        assert!(e.contains("is not private: it is a symlink"), "{e}");
+    }
 
     fn parse(v: &str) -> Result<Location, String> {
         Location::parse(v, &Default::default())

@@ -85,6 +85,9 @@ fn main() -> ExitCode {
         gzip_level: args.gzip_level,
         replay: args.replay,
         sip_delay: args.free_plan.then_some(Duration::from_secs(15 * 60)),
+        // Whoever imports from it is told its rows are synthetic (`data` marks them).
+        says_synthetic: true,
+        fixed_now: None,
     };
     let runtime = match data::cli::runtime() {
         Ok(rt) => rt,

@@ -119,7 +119,18 @@ async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
     let mut db = open(job).await?;
     let counts = counts.lock().map(|c| c.clone()).unwrap_or_default();
     let mut done = ArchiveReport::default();
-    for file in &sink.written {
+    for (i, file) in sink.written.iter().enumerate() {
+        if crate::run::interrupted() {
+            tracing::warn!(
+                "[ARCHIVE] interrupted: {} of {} {} verified and deleted from the database; \
+                 the others are in the Parquet store and still in the database (rerun to \
+                 finish: they are verified and deleted then)",
+                i,
+                sink.written.len(),
+                dataset.unit().noun()
+            );
+            return Ok((Outcome::Interrupted, done));
+        }
         let Some(&(in_db, merged)) = counts.get(&file.date) else {
             anyhow::bail!(
                 "{} was written for a unit that was not read",

@@ -58,6 +58,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
         println!("  nothing was fetched or written");
         return Ok(Outcome::Completed);
     }
+    if !job.synthetic && crate::source::alpaca::is_standin(&job.settings.api_url).await {
+        // The stand-in served over HTTP (`alpaca-standin`): its rows are synthetic however
+        // they are fetched, and never sent the user's keys.
+        job.synthetic = true;
+    }
     if args.dry_run {
         // No request, no log file, no write: the plan, on stdout.
         let (todo, counts) = super::dry_run::planned(&job).await?;
@@ -80,6 +85,12 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
             job.settings.api_url
         );
     }
+    // Two importers of the same job on one store would fetch the same rows blind; the
+    // second says so. `--coordinate` importers share the job instead.
+    let _lock = match job.coordinate {
+        None => Some(super::lock::lock_job(&job).await?),
+        Some(_) => None,
+    };
     let outcome = import(&job).await?;
     if job.synthetic {
         tracing::warn!(
@@ -360,6 +371,20 @@ impl ProgressStore for StoreProgress {
             .files_under(&dir)?
             .into_iter()
             .map(|(p, _)| p)
+            .filter(|p| {
+                // A local file cut short (a full disk, a copy interrupted) is no record of a
+                // finished day: it is fetched and written again. Objects in a bucket are
+                // published whole by one PUT.
+                let whole = self.root.is_remote() || crate::storage::ends_with_footer(p);
+                if !whole {
+                    tracing::warn!(
+                        "[RESUME] {} has no Parquet footer (damaged or cut short): its {} is fetched again",
+                        p.display(),
+                        d.unit().noun()
+                    );
+                }
+                whole
+            })
             .collect();
         Ok(d.units_in(from, until - 1)
             .into_iter()
@@ -507,11 +532,17 @@ fn announce(claims: &Claims, shards: usize, lease: Duration) {
 /// other importers fetched have no rows here).
 fn report_share(claims: &Claims, shards: usize) {
     use std::sync::atomic::Ordering::Relaxed;
+    let (claimed, taken_over) = (
+        claims.claimed.load(Relaxed),
+        claims.taken_over.load(Relaxed),
+    );
+    let rest = match shards.saturating_sub(claimed as usize) {
+        0 => "no other importer fetched any".to_string(),
+        n => format!("other importers fetched the other {n} (or hold them still)"),
+    };
     tracing::info!(
         target: crate::progress::SUMMARY,
-        "[COORD] this importer fetched {} of the job's {shards} shards ({} taken over from importers whose leases expired); the others fetched the rest",
-        claims.claimed.load(Relaxed),
-        claims.taken_over.load(Relaxed)
+        "[COORD] this importer fetched {claimed} of the job's {shards} shards ({taken_over} taken over from importers whose leases expired); {rest}"
     );
 }
 

@@ -6,6 +6,7 @@ pub mod archive;
 mod dry_run;
 pub mod import_api;
 pub mod load_historical;
+pub mod lock;
 pub mod sync;
 
 use crate::config::Settings;

@@ -9,6 +9,7 @@
 //! process ends).
 
 use super::import_api::{import, shards_pending};
+use super::lock::FileLock;
 use crate::args::SyncArgs;
 use crate::config::{Format, Settings};
 use crate::dataset::DatasetId;
@@ -16,14 +17,11 @@ use crate::job::{parse_symbol_list, settings_of, Job};
 use crate::model::{Feed, Symbol};
 use crate::progress::init_logging;
 use crate::run::{now_ns, Outcome};
-use crate::sink::database::is_postgres_url;
 use crate::store::{database_holdings, parquet_holdings, Holding};
 use crate::time::new_york_date;
 use anyhow::Context;
 use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
     let settings = settings_of(&args.settings)?;
@@ -35,8 +33,8 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
         return dry_run(&args, &settings, only.as_deref()).await;
     }
     init_logging(settings.log_path())?;
-    let lock_path = lock_path(&settings)?;
-    let Some(_lock) = SyncLock::take(&lock_path)? else {
+    let lock_path = super::lock::store_lock(&settings, "sync", true)?;
+    let Some(_lock) = FileLock::take(&lock_path)? else {
         tracing::warn!(
         target: crate::progress::SUMMARY,
                     "[SYNC] another data sync is running on this store (lock {}): this one did nothing",
@@ -52,6 +50,13 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
             );
         return Ok(Outcome::Completed);
     };
+    if crate::source::alpaca::is_standin(&settings.api_url).await {
+        anyhow::bail!(
+            "{} is the offline stand-in: its rows are synthetic, and sync brings market data \
+             up to date (import from the stand-in with import-api instead)",
+            crate::config::redact_url(&settings.api_url)
+        );
+    }
     let jobs = jobs_of(held, &args, only.as_deref(), &settings)?;
     let mut planned = Vec::new();
     for (job, start) in jobs {
@@ -204,61 +209,5 @@ fn store_name(settings: &Settings) -> String {
     match settings.format {
         Format::Parquet => format!("the Parquet store {}", settings.historical_path.display()),
         Format::Database => "the database".to_string(),
-    }
-}
-
-/// The lock file of the store: beside the SQLite file, in the Parquet store's folder, or for
-/// PostgreSQL beside the log file (one sync per working folder).
-fn lock_path(settings: &Settings) -> anyhow::Result<PathBuf> {
-    let beside = |p: &Path, name: &str| -> PathBuf {
-        p.parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from(name), |d| d.join(name))
-    };
-    Ok(match settings.format {
-        // A bucket has no lock files: one sync per working folder, as for PostgreSQL.
-        Format::Parquet if settings.historical_path.is_remote() => {
-            beside(settings.log_path(), "sync.lock")
-        }
-        Format::Parquet => settings.historical_path.path().join(".sync.lock"),
-        Format::Database if is_postgres_url(&settings.database_url) => {
-            beside(settings.log_path(), "sync.lock")
-        }
-        Format::Database => {
-            let opts = crate::sink::sqlite::connect_options(&settings.database_url)?;
-            let db = opts.get_filename().to_path_buf();
-            let name = format!(
-                "{}.sync.lock",
-                db.file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("market.db")
-            );
-            beside(&db, &name)
-        }
-    })
-}
-
-/// An exclusive advisory lock (`flock`) held while the value lives.
-struct SyncLock {
-    _file: File,
-}
-
-impl SyncLock {
-    /// Takes the lock, or `None` when another process holds it.
-    fn take(path: &Path) -> anyhow::Result<Option<SyncLock>> {
-        use std::os::fd::AsRawFd;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .with_context(|| format!("cannot open the sync lock {}", path.display()))?;
-        // SAFETY: flock on a descriptor this function owns; no memory is passed.
-        let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-        Ok(held.then_some(SyncLock { _file: file }))
     }
 }

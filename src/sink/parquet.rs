@@ -229,6 +229,29 @@ fn writer_properties(cols: &[Column]) -> anyhow::Result<WriterProperties> {
 
 const TMP_MARK: &str = ".tmp-";
 
+/// Creates a new temporary file, only ours: never through a symlink (`O_NOFOLLOW`), never
+/// an existing file (`O_EXCL`), mode 0600. A leftover of ours under the same name (a killed
+/// run whose PID came back) is unlinked first: unlinking removes a link, never its target.
+pub(crate) fn create_exclusive(path: &Path) -> anyhow::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    let file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::remove_file(path)
+            .and_then(|()| open())
+            .with_context(|| format!("cannot create {}", path.display()))?,
+        other => other.with_context(|| format!("cannot create {}", path.display()))?,
+    };
+    Ok(file)
+}
+
 /// Deletes temporary files left in a unit folder by killed imports (their process is gone).
 fn remove_stale_temp_files(dir: &Path) {
     let prefix = format!(".{FILE_NAME}{TMP_MARK}");
@@ -250,7 +273,7 @@ fn remove_stale_temp_files(dir: &Path) {
 }
 
 fn start_writer(path: &Path, cols: &'static [Column]) -> anyhow::Result<ArrowWriter<File>> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = create_exclusive(path)?;
     let props = writer_properties(cols)?;
     ArrowWriter::try_new(file, batch::file_schema(cols), Some(props))
         .context("cannot start a Parquet file")
@@ -629,6 +652,10 @@ impl ParquetSink {
 }
 
 impl Sink for ParquetSink {
+    fn keeps_batches(&self) -> bool {
+        false
+    }
+
     fn label(&self) -> &'static str {
         "FILE"
     }
@@ -654,6 +681,26 @@ impl Sink for ParquetSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A symlink planted under a temporary file's name is replaced, never written through:
+    /// the file it points to stays as it was.
+    #[test]
+    fn a_symlink_planted_as_a_temporary_file_is_never_followed() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        let tmp = dir.path().join(".part-0.parquet.tmp-1-0");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let mut f = create_exclusive(&tmp).unwrap();
+        f.write_all(b"ours").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!std::fs::symlink_metadata(&tmp)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&tmp).unwrap(), b"ours");
+    }
     use crate::batch::{Builder, Builders, Value};
     use crate::dataset::Kind;
     use crate::time::{new_york_time_nanos, DateRange};

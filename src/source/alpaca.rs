@@ -466,6 +466,33 @@ impl AlpacaClient {
     }
 }
 
+/// Whether the server at `base_url` is the offline stand-in (its answers carry
+/// [`crate::standin::SYNTHETIC_HEADER`]): one GET of its root, without credentials, for a
+/// URL that is not Alpaca's own. A server that does not answer is taken not to be.
+pub async fn is_standin(base_url: &str) -> bool {
+    let Ok(url) = Url::parse(base_url) else {
+        return false;
+    };
+    if url
+        .host_str()
+        .is_some_and(|h| h == "alpaca.markets" || h.ends_with(".alpaca.markets"))
+    {
+        return false;
+    }
+    let Ok(client) = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .build()
+    else {
+        return false;
+    };
+    match client.get(url).send().await {
+        Ok(r) => r.headers().contains_key(crate::standin::SYNTHETIC_HEADER),
+        Err(_) => false,
+    }
+}
+
 /// Redirects are followed only within the origin the request went to (scheme, host and
 /// port), at most 5 deep. The client's default headers carry the APCA key and secret, and
 /// reqwest strips only `Authorization` and `Cookie` on a cross-origin hop: a redirect to

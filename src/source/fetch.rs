@@ -319,7 +319,7 @@ fn in_time_order(
 /// free plan's 15, and a minute for clocks that disagree), or `None` when that would not
 /// shorten the request (asking again could not help).
 fn recent_sip_clamp(range: &DateRange) -> Option<i64> {
-    let now = chrono::Utc::now().timestamp_nanos_opt()?;
+    let now = crate::run::now_ns();
     let until = now - 16 * 60 * crate::time::NANOS_PER_SEC;
     (until < range.end_ns).then_some(until)
 }

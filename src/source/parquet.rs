@@ -29,14 +29,16 @@ pub struct ParquetStats {
 }
 
 /// Indices of the row groups whose `t` range overlaps `start..=end` (all, if a group has
-/// no statistics).
+/// no statistics). `t` is the leaf column at `t_leaf`, found by name: a file another tool
+/// rewrote may order its columns otherwise.
 fn overlapping_groups(
     meta: &parquet::file::metadata::ParquetMetaData,
+    t_leaf: usize,
     start_ns: i64,
     end_ns: i64,
 ) -> Vec<usize> {
     (0..meta.num_row_groups())
-        .filter(|&i| match meta.row_group(i).column(0).statistics() {
+        .filter(|&i| match meta.row_group(i).column(t_leaf).statistics() {
             Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
                 (Some(min), Some(max)) => *max >= start_ns && *min <= end_ns,
                 _ => true,
@@ -44,6 +46,86 @@ fn overlapping_groups(
             _ => true,
         })
         .collect()
+}
+
+/// Checks a day (month) file before any of its rows is sent, so a file that is not what
+/// its name says commits nothing: every column the dataset keeps in files is there (in
+/// its type or one [`batch::conform`] converts exactly), and every row's `t` lies in the
+/// unit the file is named for, read in a first pass over the `t` column alone, whose
+/// count must equal the row count the footer declares. Returns `t`'s leaf index.
+fn check_file(
+    builder: &ParquetRecordBatchReaderBuilder<crate::storage::Stored>,
+    second: crate::storage::Stored,
+    layout: &DatasetId,
+    date: NaiveDate,
+    shown: &str,
+) -> anyhow::Result<usize> {
+    let schema = builder.schema().clone();
+    for c in layout.columns().iter().filter(|c| c.in_file) {
+        if schema.field_with_name(c.name).is_err() {
+            anyhow::bail!(
+                "{shown} is not a file of {}: it has no column {} (its columns: {})",
+                layout.noun(),
+                c.name,
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    let parquet_schema = builder.metadata().file_metadata().schema_descr_ptr();
+    let t_leaf = (0..parquet_schema.num_columns())
+        .find(|&i| parquet_schema.column(i).path().string() == "t")
+        .with_context(|| format!("{shown} has no top-level column t"))?;
+    let declared = builder.metadata().file_metadata().num_rows();
+    let (from_ns, until_ns) = layout.unit_bounds(date);
+    let mask = parquet::arrow::ProjectionMask::leaves(&parquet_schema, [t_leaf]);
+    let t_col = layout
+        .columns()
+        .iter()
+        .find(|c| c.name == "t")
+        .with_context(|| format!("{} has no column t", layout.noun()))?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+        second,
+        parquet::arrow::arrow_reader::ArrowReaderMetadata::try_new(
+            builder.metadata().clone(),
+            Default::default(),
+        )
+        .with_context(|| format!("{shown} is not a readable Parquet file"))?,
+    )
+    .with_projection(mask)
+    .with_batch_size(PAGE_ROWS)
+    .build()
+    .with_context(|| format!("cannot read {shown}"))?;
+    let mut read = 0i64;
+    for b in reader {
+        let b =
+            b.with_context(|| format!("cannot decode {shown}: the file is damaged or cut short"))?;
+        let t = batch::conform(b.column(0), t_col).with_context(|| shown.to_string())?;
+        let t = batch::times(&arrow_array::RecordBatch::try_from_iter([("t", t)])?, "t")
+            .unwrap_or_default()
+            .to_vec();
+        if let Some(&bad) = t.iter().find(|&&t| t < from_ns || t >= until_ns) {
+            anyhow::bail!(
+                "{shown} holds a row of {} ({}), outside the {} it is named for ({date}); \
+                 nothing of it was loaded",
+                crate::time::format_nanos(bad),
+                layout.unit().key_of(bad),
+                layout.unit().noun().trim_end_matches('s')
+            );
+        }
+        read += b.num_rows() as i64;
+    }
+    if read != declared {
+        anyhow::bail!(
+            "{shown} declares {declared} rows but holds {read}: the file is damaged or cut short; \
+             nothing of it was loaded"
+        );
+    }
+    Ok(t_leaf)
 }
 
 /// Streams `symbol`'s stored rows of `layout` in `range` into `tx`, in time order, as
@@ -71,9 +153,13 @@ pub fn stream_parquet(
             }
             continue;
         };
+        let second = file
+            .try_clone()
+            .with_context(|| format!("cannot open {shown} again"))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .with_context(|| format!("{shown} is not a readable Parquet file"))?;
-        let groups = overlapping_groups(builder.metadata(), range.start_ns, range.end_ns);
+        let t_leaf = check_file(&builder, second, layout, date, &shown)?;
+        let groups = overlapping_groups(builder.metadata(), t_leaf, range.start_ns, range.end_ns);
         let total = builder.metadata().num_row_groups() as u64;
         stats.files += 1;
         stats.row_groups_read += groups.len() as u64;

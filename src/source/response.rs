@@ -198,17 +198,19 @@ pub fn api_message(body: &[u8]) -> String {
         message: Some(m),
     }) = serde_json::from_str::<ErrBody>(&text)
     {
-        return match code {
+        let m = match code {
             Some(c) => format!("{m} (code {c})"),
             None => m,
         };
+        // A server's text is shown as one bounded line, whatever it sent.
+        return short_line(&m.split_whitespace().collect::<Vec<_>>().join(" "), 500);
     }
     // An HTML error page (a proxy's, say): its <title> is the message.
     let lower = text.to_ascii_lowercase();
     if let (Some(a), Some(b)) = (lower.find("<title>"), lower.find("</title>")) {
         let title = text.get(a + 7..b).unwrap_or("").trim();
         if !title.is_empty() && b > a {
-            return title.split_whitespace().collect::<Vec<_>>().join(" ");
+            return short_line(&title.split_whitespace().collect::<Vec<_>>().join(" "), 200);
         }
     }
     let mut visible = String::new();
@@ -225,12 +227,22 @@ pub fn api_message(body: &[u8]) -> String {
         }
     }
     let collapsed: Vec<&str> = visible.split_whitespace().collect();
-    let mut line = collapsed.join(" ");
+    let line = collapsed.join(" ");
     if line.is_empty() {
         return "(empty body)".to_string();
     }
-    if line.len() > 200 {
-        let cut = (0..=200)
+    short_line(&line, 200)
+}
+
+/// `line` cut to at most `max` bytes (at a character boundary), `…` marking a cut; control
+/// characters shown as spaces.
+fn short_line(line: &str, max: usize) -> String {
+    let mut line: String = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > max {
+        let cut = (0..=max)
             .rev()
             .find(|&i| line.is_char_boundary(i))
             .unwrap_or(0);

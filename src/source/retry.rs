@@ -226,6 +226,35 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reset already past (a client clock ahead of the server's) once meant no wait at
+    /// all: 2,140 requests in 90 s. The floor holds, and doubles while the 429s repeat, and
+    /// a request that waits 15 minutes in all on them gives up.
+    #[test]
+    fn a_429_with_a_past_reset_waits_the_floor_and_gives_up_in_the_end() {
+        let policy = RetryPolicy::default();
+        let mut a = policy.attempts();
+        let past = Verdict::RateLimited {
+            reset_epoch: Some(1),
+        };
+        let mut waits = Vec::new();
+        loop {
+            match a.after(past) {
+                Next::Wait(d) => waits.push(d),
+                Next::GiveUp => break,
+                Next::Retry { .. } => panic!("a 429 uses up no attempt"),
+            }
+            assert!(waits.len() < 1000, "never gave up");
+        }
+        assert!(waits[0] >= RATE_LIMIT_FLOOR, "{waits:?}");
+        assert!(waits[1] >= 2 * RATE_LIMIT_FLOOR, "{waits:?}");
+        assert!(waits.iter().all(|w| *w <= policy.max_delay));
+        let total: Duration = waits.iter().sum();
+        assert!(
+            total <= RATE_LIMIT_GIVE_UP && total > RATE_LIMIT_GIVE_UP / 2,
+            "{total:?}"
+        );
+    }
     use crate::source::alpaca::ApiError;
     use std::sync::atomic::{AtomicU32, Ordering};
 

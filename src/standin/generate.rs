@@ -528,6 +528,17 @@ pub fn timeframe_ns(tf: &str) -> Option<i64> {
 /// start at multiples of the width from New York midnight; a daily bar is stamped at New
 /// York midnight, as Alpaca stamps it.
 pub fn day_bars(trades: &DayTrades, date: NaiveDate, width_ns: i64) -> Vec<GenBar> {
+    day_bars_until(trades, date, width_ns, i64::MAX)
+}
+
+/// The bars of the day's trades up to `until` (ns, inclusive): a bar whose period is still
+/// open then holds only the trades so far, as Alpaca's bars of a session in progress do.
+pub fn day_bars_until(
+    trades: &DayTrades,
+    date: NaiveDate,
+    width_ns: i64,
+    until: i64,
+) -> Vec<GenBar> {
     let midnight = new_york_time_nanos(date, 0, 0);
     let mut bars: Vec<GenBar> = Vec::new();
     let mut notional = 0.0f64;
@@ -536,6 +547,9 @@ pub fn day_bars(trades: &DayTrades, date: NaiveDate, width_ns: i64) -> Vec<GenBa
             continue;
         }
         let tr = trades.trade(i);
+        if tr.t > until {
+            break;
+        }
         let t = if width_ns == 0 {
             midnight
         } else {

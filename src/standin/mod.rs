@@ -127,8 +127,23 @@ impl Drop for Standin {
     }
 }
 
+/// The header every answer of the stand-in carries: its rows are synthetic. The importer
+/// asks a non-Alpaca `--api-url` for it before importing and marks the rows it stores from
+/// such a server as the stand-in's, however they were fetched (`--standin`, or the
+/// `alpaca-standin` binary over HTTP).
+pub const SYNTHETIC_HEADER: &str = "x-alpaca-standin";
+
+async fn mark_synthetic(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        SYNTHETIC_HEADER,
+        axum::http::HeaderValue::from_static("synthetic"),
+    );
+    r
+}
+
 fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let says_synthetic = state.cfg.says_synthetic;
+    let app = Router::new()
         .route("/v2/stocks/{kind}", get(multi_symbols))
         .route("/v2/stocks/{symbol}/{kind}", get(single_symbol))
         .route("/v2/calendar", get(calendar))
@@ -142,7 +157,11 @@ fn router(state: Arc<AppState>) -> Router {
                 r#"{"code":40410000,"message":"endpoint not found"}"#,
             )
         })
-        .with_state(state)
+        .with_state(state);
+    match says_synthetic {
+        true => app.layer(axum::middleware::map_response(mark_synthetic)),
+        false => app,
+    }
 }
 
 fn not_found() -> Response {

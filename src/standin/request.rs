@@ -6,7 +6,7 @@
 
 use super::crypto::{self, CryptoDay};
 use super::generate::{
-    day_bars, new_york_dates, timeframe_ns, write_bar, write_quote, write_trade, DayQuotes,
+    day_bars_until, new_york_dates, timeframe_ns, write_bar, write_quote, write_trade, DayQuotes,
     DayTrades, GenBar,
 };
 use super::options::{self, OptionDay};
@@ -60,6 +60,14 @@ pub struct StandinConfig {
     /// refused with Alpaca's 403 (`subscription does not permit querying recent SIP data`).
     /// `None`: a paid plan, no delay.
     pub sip_delay: Option<Duration>,
+    /// Send [`super::SYNTHETIC_HEADER`] with every answer, so an importer marks the rows it
+    /// stores as synthetic however it reached the server. The `alpaca-standin` binary
+    /// always does; the in-process stand-in the tests and benchmarks start plays Alpaca
+    /// and does not, unless asked (`data import-api --standin` marks its rows itself).
+    pub says_synthetic: bool,
+    /// The stand-in's clock (ns UTC) when set: what "now" is for the data it serves (a
+    /// session in progress, bars still open). Tests set it; `None` is the real clock.
+    pub fixed_now: Option<i64>,
 }
 
 impl Default for StandinConfig {
@@ -80,6 +88,8 @@ impl Default for StandinConfig {
             gzip_level: DEFAULT_GZIP_LEVEL,
             replay: false,
             sip_delay: None,
+            says_synthetic: false,
+            fixed_now: None,
             no_data_symbols: Vec::new(),
         }
     }
@@ -214,7 +224,7 @@ impl DaySeries {
         feed: &str,
         date: chrono::NaiveDate,
         per_day: u32,
-        width: i64,
+        (width, now): (i64, i64),
     ) -> Option<Self> {
         if market == Market::Options {
             let day = OptionDay::new(symbol, date)?;
@@ -235,7 +245,7 @@ impl DaySeries {
             "trades" => DayTrades::new(symbol, feed, date, per_day).map(DaySeries::Trades),
             "bars" => {
                 let trades = DayTrades::new(symbol, feed, date, per_day)?;
-                Some(DaySeries::Bars(day_bars(&trades, date, width)))
+                Some(DaySeries::Bars(day_bars_until(&trades, date, width, now)))
             }
             _ => DayQuotes::new(symbol, feed, date, per_day).map(DaySeries::Quotes),
         }
@@ -420,7 +430,7 @@ pub(super) fn page_body(
     } else {
         (0, format!("{feed}|{kind}"))
     };
-    let now = now_ms() as i64 * 1_000_000;
+    let now = cfg.fixed_now.unwrap_or(now_ms() as i64 * 1_000_000);
     let start = bound(params.get("start"), false, "start")?
         .unwrap_or(now - now.rem_euclid(86_400 * NANOS_PER_SEC));
     let end = bound(params.get("end"), true, "end")?.unwrap_or(now);
@@ -500,7 +510,8 @@ pub(super) fn page_body(
                 continue;
             };
             let per_day = cfg.quotes_per_day;
-            let Some(mut dq) = DaySeries::new(kind, source, market, feed, date, per_day, width)
+            let Some(mut dq) =
+                DaySeries::new(kind, source, market, feed, date, per_day, (width, now))
             else {
                 continue;
             };

@@ -106,8 +106,8 @@ async fn bad_arguments_get_one_line_and_a_nonzero_exit() {
                 "--api-url",
                 url,
             ],
-            1,
-            "unsupported database URL \"mysql://x/y\"",
+            2,
+            "invalid database_url \"mysql://x/y\" from flag --database-url: unsupported database",
         ),
     ];
     for (args, code, needle) in cases {

@@ -13,6 +13,8 @@ mod corporate_actions;
 mod crypto;
 mod decode;
 mod feeds;
+mod hardening;
+mod hostile;
 mod import;
 mod object_store;
 mod option_data;
@@ -24,6 +26,7 @@ mod resume;
 mod standin;
 mod standin_flag;
 mod symbols;
+
 mod sync;
 mod terminal;
 mod trades_bars;

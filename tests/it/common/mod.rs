@@ -18,6 +18,8 @@ pub const SECRET: &str = "test-secret-do-not-print";
 fn our_vars() -> Vec<&'static str> {
     let mut v: Vec<&str> = data::config::KEYS.iter().map(|k| k.env).collect();
     v.extend(data::config::SECRET_ENVS);
+    v.extend(data::secrets::SECRET_ENVS);
+    v.push(data::run::TEST_NOW_ENV);
     v.extend(["DATA_LOG", data::config::CONFIG_ENV]);
     v
 }
