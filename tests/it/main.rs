@@ -27,6 +27,7 @@ mod standin;
 mod standin_flag;
 mod symbols;
 
+mod secrets;
 mod sync;
 mod terminal;
 mod trades_bars;
