@@ -948,6 +948,70 @@ async fn a_store_written_elsewhere_is_listed_read_and_loaded_back(b: Bucket) {
     );
 }
 
+/// Issue 30: a staging folder of the right name that someone else made (mode 777) once let
+/// an import be made to overwrite a file outside the store and publish unreadable files
+/// with exit 0. Such a folder is refused in one line, and nothing reaches the bucket; a
+/// symlink planted inside a private one is never written through.
+async fn a_staging_folder_others_can_write_is_refused_and_nothing_is_published(b: Bucket) {
+    use std::os::unix::fs::PermissionsExt;
+    let s = standin(small(100)).await;
+    let w = Workdir::new();
+    let tmp = w.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let uid = unsafe { libc::getuid() };
+    let staging = tmp.join(format!("data-store-staging-{uid}"));
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let url = b.url("lake/staged");
+    let api = s.url();
+    let args = [
+        "import-api",
+        "quotes",
+        "AAPL",
+        "2024-01-02",
+        "2024-01-03",
+        "--api-url",
+        &api,
+        "--format",
+        "parquet",
+        "--historical-path",
+        &url,
+    ];
+    let mut cmd = b.command(&w, &args);
+    cmd.env("TMPDIR", &tmp);
+    let run = w.run_cmd(cmd).await;
+    assert_one_line_failure(&run, 1, "is not private: its mode is 777");
+    assert!(b.keys().await.is_empty(), "{:?}", b.keys().await);
+    // Made private, with links planted under every name a temporary file could take: the
+    // import writes its own files and the linked-to file is untouched.
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let victim = w.path().join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+    let mut cmd = b.command(&w, &args);
+    cmd.env("TMPDIR", &tmp);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(pid) = child.id() {
+        for n in 0..8 {
+            let link = staging.join(format!(".part-0.parquet.tmp-{pid}-{n}"));
+            let _ = std::os::unix::fs::symlink(&victim, link);
+        }
+    }
+    let run = Run::from(child.wait_with_output().await.expect("wait"));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    for key in b.keys().await {
+        assert!(
+            b.rows(&key).await > 0,
+            "{key} is not a readable Parquet file"
+        );
+    }
+    assert_eq!(b.keys().await.len(), 2);
+}
+
 /// One `#[tokio::test]` per store and test, each in a fresh bucket of that store's server.
 macro_rules! tests_on {
     ([$($store:ident: $kind:expr),* $(,)?], $tests:tt) => {
@@ -978,6 +1042,7 @@ tests_on!(
         three_importers_share_a_bucket_job_each_shard_fetched_once,
         a_killed_importer_leaves_its_bucket_shards_to_the_others,
         a_day_file_over_the_part_size_goes_up_in_parts_and_reads_back_whole,
+        a_staging_folder_others_can_write_is_refused_and_nothing_is_published,
     ]
 );
 

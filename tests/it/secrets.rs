@@ -77,26 +77,53 @@ async fn no_credential_appears_in_any_output_log_or_file_of_any_command() {
     let s = standin(small(200)).await;
     let w = Workdir::new();
     // The API URL with a password in its userinfo (a proxy's, say).
-    let api = s.url().replacen("http://", &format!("http://user:{URL_PASSWORD}@"), 1);
+    let api = s
+        .url()
+        .replacen("http://", &format!("http://user:{URL_PASSWORD}@"), 1);
     let mut runs: Vec<(String, Run)> = Vec::new();
     let mut go = |name: &str, r: Run| runs.push((name.to_string(), r));
-    let imp = ["import-api", "quotes", "AAPL", "2024-01-03", "2024-01-04", "--api-url", &api];
+    let imp = [
+        "import-api",
+        "quotes",
+        "AAPL",
+        "2024-01-03",
+        "2024-01-04",
+        "--api-url",
+        &api,
+    ];
     go("import-api", run(&w, &imp).await);
     let mut parquet = imp.to_vec();
     parquet.extend(["--format", "parquet"]);
     go("import-api parquet", run(&w, &parquet).await);
     go(
         "load-historical",
-        run(&w, &["load-historical", "quotes", "AAPL", "2024-01-03", "2024-01-04"]).await,
+        run(
+            &w,
+            &[
+                "load-historical",
+                "quotes",
+                "AAPL",
+                "2024-01-03",
+                "2024-01-04",
+            ],
+        )
+        .await,
     );
     go(
         "archive",
-        run(&w, &["archive", "quotes", "AAPL", "--older-than", "2024-01-04"]).await,
+        run(
+            &w,
+            &["archive", "quotes", "AAPL", "--older-than", "2024-01-04"],
+        )
+        .await,
     );
     go("status", run(&w, &["status"]).await);
     go("status --json", run(&w, &["status", "--json"]).await);
     go("sync", run(&w, &["sync", "--api-url", &api]).await);
-    go("config show", run(&w, &["config", "show", "--api-url", &api]).await);
+    go(
+        "config show",
+        run(&w, &["config", "show", "--api-url", &api]).await,
+    );
     let mut dry = imp.to_vec();
     dry.push("--dry-run");
     go("dry run", run(&w, &dry).await);
@@ -123,7 +150,8 @@ async fn no_credential_appears_in_any_output_log_or_file_of_any_command() {
             run(&w, &["config", "show", "--database-url", &url]).await,
         );
         // A database URL that fails: its error line names the URL, redacted.
-        let bad = format!("postgres://root:{DB_PASSWORD}@127.0.0.1:9/nowhere?password={DB_PASSWORD}");
+        let bad =
+            format!("postgres://root:{DB_PASSWORD}@127.0.0.1:9/nowhere?password={DB_PASSWORD}");
         let mut fails = imp.to_vec();
         fails.extend(["--database-url", &bad]);
         go("import-api unreachable postgres", run(&w, &fails).await);
@@ -143,7 +171,15 @@ async fn no_credential_appears_in_any_output_log_or_file_of_any_command() {
     });
     let r = run(
         &w,
-        &["import-api", "quotes", "AAPL", "2024-01-03", "2024-01-03", "--api-url", &echo_url],
+        &[
+            "import-api",
+            "quotes",
+            "AAPL",
+            "2024-01-03",
+            "2024-01-03",
+            "--api-url",
+            &echo_url,
+        ],
     )
     .await;
     assert_eq!(r.code, Some(1), "{}", r.stderr);
@@ -178,7 +214,8 @@ async fn status_on_an_empty_postgres_database_creates_nothing() {
     let r = w.run(&["status", "--database-url", &db.url]).await;
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
-        r.stdout.contains("holds no tables of data (nothing imported)"),
+        r.stdout
+            .contains("holds no tables of data (nothing imported)"),
         "{}",
         r.stdout
     );
