@@ -254,7 +254,7 @@ impl AlpacaClient {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(AlpacaClient {
             http,
-            base_display: trimmed.into(),
+            base_display: crate::secrets::redact_url(trimmed).into(),
             base: Arc::new(base),
             feed: cfg.feed,
             asof: cfg.asof.as_deref().map(Arc::from),

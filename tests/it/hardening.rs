@@ -435,3 +435,100 @@ async fn status_on_a_read_only_database_reads_it_and_an_import_says_read_only() 
         assert_one_line_failure(&import, 1, "read-only");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_parquet_import_says_it_kept_only_whole_files_not_committed_rows() {
+    let s = standin(StandinConfig {
+        max_page: Some(500),
+        delay: std::time::Duration::from_millis(60),
+        ..small(10_000)
+    })
+    .await;
+    let w = Workdir::new();
+    let mut cmd = w.command(&[
+        "import-api",
+        "quotes",
+        "AAPL",
+        "2024-01-02",
+        "2024-01-03",
+        "--api-url",
+        &s.url(),
+        "--batch-size",
+        "1000",
+        "--format",
+        "parquet",
+        "--concurrency",
+        "1",
+    ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn");
+    let pid = child.id().expect("pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !w.log().contains("[FILE] Batch 2:") {
+        assert!(std::time::Instant::now() < deadline, "no batches logged");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let out = crate::common::Run::from(child.wait_with_output().await.expect("wait"));
+    assert_eq!(out.code, Some(130), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("only the day (month) files written whole are kept, the ones in progress were discarded"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("rows in 2 batches were committed"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_symbol_summary_of_many_symbols_is_one_short_line() {
+    let s = standin(small(10)).await;
+    let w = Workdir::new();
+    let symbols: Vec<String> = (0..26)
+        .map(|i| format!("S{}", (b'A' + i as u8) as char))
+        .collect();
+    let list = symbols.join(",");
+    let run = w
+        .import(&s.url(), &list, "2024-01-03", "2024-01-03", &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("quotes fetched per symbol:"))
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(line.contains("SA 10, SB 10"), "{line}");
+    assert!(line.ends_with("and 6 more symbols with 60 rows"), "{line}");
+    assert!(!line.contains("SZ"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinated_importer_alone_does_not_speak_of_others() {
+    let Some(db) = crate::postgres::PgDb::new().await else {
+        return;
+    };
+    let s = standin(small(100)).await;
+    let w = Workdir::new();
+    let run = w
+        .import(
+            &s.url(),
+            "AAPL",
+            "2024-01-03",
+            "2024-01-04",
+            &["--database-url", &db.url, "--coordinate"],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "[COORD] this importer fetched 2 of the job's 2 shards (0 taken over from importers whose leases expired); no other importer fetched any"
+        ),
+        "{}",
+        run.stderr
+    );
+}

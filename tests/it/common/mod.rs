@@ -64,9 +64,13 @@ impl Workdir {
         std::fs::read_to_string(self.path().join("data/logs/app.log")).unwrap_or_default()
     }
 
-    /// The command with credentials set and fast retries; `args` follow `data`.
+    /// The command with credentials set and fast retries; `args` follow `data`. The binary
+    /// is this build's, or the one `DATA_TEST_BIN` names: the same tests against another
+    /// version (an earlier commit built in a `git worktree`), to see which failures it has.
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_data"));
+        let bin =
+            std::env::var("DATA_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_data").into());
+        let mut cmd = tokio::process::Command::new(bin);
         cmd.current_dir(self.path()).args(args);
         for v in our_vars() {
             cmd.env_remove(v);
