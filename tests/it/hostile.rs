@@ -30,6 +30,21 @@ async fn serve(app: Router) -> String {
     url
 }
 
+/// `w.import(...)` that must end within a minute: an import paging for ever fails the test
+/// instead of hanging it (the binary is killed when the wait is given up).
+async fn import_within_a_minute(w: &Workdir, url: &str) -> crate::common::Run {
+    let run = w.import(
+        url,
+        "AAPL",
+        "2024-01-03",
+        "2024-01-03",
+        &["--concurrency", "1"],
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the import was still running after a minute")
+}
+
 /// A quotes page of AAPL with one quote at `t`, and `token` as its next page token.
 fn page(t: &str, token: Option<&str>) -> String {
     let token = token.map_or("null".to_string(), |t| format!("\"{t}\""));
@@ -63,15 +78,7 @@ async fn a_page_token_handed_out_again_ends_the_import_instead_of_paging_for_eve
     let seen = Arc::new(Seen::default());
     let url = same_token_server(seen.clone()).await;
     let w = Workdir::new();
-    let run = w
-        .import(
-            &url,
-            "AAPL",
-            "2024-01-03",
-            "2024-01-03",
-            &["--concurrency", "1"],
-        )
-        .await;
+    let run = import_within_a_minute(&w, &url).await;
     assert_one_line_failure(&run, 1, "the same next_page_token again");
     // The first page, its repeat token answered by asking once more, then the end.
     let n = seen.requests.load(Ordering::SeqCst);
@@ -97,15 +104,7 @@ async fn empty_pages_with_new_tokens_end_the_import_after_a_bound() {
     )
     .await;
     let w = Workdir::new();
-    let run = w
-        .import(
-            &url,
-            "AAPL",
-            "2024-01-03",
-            "2024-01-03",
-            &["--concurrency", "1"],
-        )
-        .await;
+    let run = import_within_a_minute(&w, &url).await;
     assert_one_line_failure(&run, 1, "pages in a row with no rows and a next page token");
     let n = seen.requests.load(Ordering::SeqCst);
     assert_eq!(

@@ -81,7 +81,9 @@ impl Workdir {
             // No client-side pacing unless a test asks for it (the default is the free plan's
             // 200/min, which would make every multi-page test slow).
             .env("BULK_IMPORT_RATE_LIMIT", "0")
-            .stdin(std::process::Stdio::null());
+            .stdin(std::process::Stdio::null())
+            // A test that gives up on a run (a timeout) does not leave it running.
+            .kill_on_drop(true);
         cmd
     }
 
