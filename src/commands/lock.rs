@@ -90,7 +90,8 @@ impl FileLock {
 
 /// The lock of one import job on its store, held while the value lives.
 pub enum JobLock {
-    /// A one-byte record lock (`fcntl`) in the store's `import.lock`, at the job's offset.
+    /// A one-byte open-file-description lock (`fcntl`) in the store's lock file, at the
+    /// job's offset.
     File(File),
     /// A session-level advisory lock on a connection of its own.
     Postgres(Box<sqlx::PgConnection>),
@@ -152,28 +153,23 @@ pub async fn lock_job(job: &Job) -> anyhow::Result<JobLock> {
             false => Err(busy(" (a PostgreSQL advisory lock)".to_string())),
         };
     }
-    let path = store_lock(settings, "import", false)?;
+    let path = match settings.format {
+        // The database's own lock file, whose migration byte the sink holds while it
+        // migrates the schema.
+        Format::Database => {
+            let opts = crate::sink::sqlite::connect_options(&settings.database_url)?;
+            crate::sink::sqlite::lock_file_of(opts.get_filename())
+        }
+        Format::Parquet => store_lock(settings, "import", false)?,
+    };
     let file = open_lock_file(&path)?;
     // One byte per job, at an offset from its hash: jobs of other symbols or datasets
     // lock other bytes of the same file.
-    let offset = (hash % (1 << 40)) as libc::off_t;
-    let mut lock = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: offset,
-        l_len: 1,
-        l_pid: 0,
-    };
-    use std::os::fd::AsRawFd;
-    // SAFETY: fcntl record locking on a descriptor this function owns, with a valid flock.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } == 0 {
-        return Ok(JobLock::File(file));
+    let offset = (hash % (1 << 40)) as i64;
+    let held = crate::sink::sqlite::lock_byte(&file, offset, std::time::Duration::ZERO)
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    match held {
+        true => Ok(JobLock::File(file)),
+        false => Err(busy(format!(" (lock {})", path.display()))),
     }
-    // Who holds it: F_GETLK names the process.
-    // SAFETY: as above; `lock` is written by the kernel.
-    let pid = match unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) } {
-        0 if lock.l_type != libc::F_UNLCK as libc::c_short => format!(" (PID {})", lock.l_pid),
-        _ => String::new(),
-    };
-    Err(busy(format!("{pid}; lock {}", path.display())))
 }

@@ -176,10 +176,15 @@ impl SqlSink<SqliteDialect> {
             .pragma("cache_size", "-16384")
             .log_statements(tracing::log::LevelFilter::Off)
             .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600));
+        // Opening (a new file's switch to WAL wants it alone, and SQLite answers a second
+        // opener busy at once, without waiting) and migrating are done one process at a time.
+        let held = migration_lock(&path, busy_timeout).await;
         let mut conn: Conn<SqliteDialect> = SqliteConnection::connect_with(&opts)
             .await
             .map_err(|e| db_error(e, &path, busy_timeout, "cannot open the database"))?;
-        migrate(&mut conn).await.map_err(|e| match e {
+        let migrated = migrate(&mut conn).await;
+        drop(held);
+        migrated.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => {
                 db_error(e, &path, busy_timeout, "cannot apply the schema migrations")
             }
@@ -855,6 +860,73 @@ fn db_error(e: sqlx::Error, path: &Path, busy: Duration, doing: &str) -> anyhow:
     } else {
         anyhow::anyhow!("{doing} ({}): {e}", path.display())
     }
+}
+
+/// The lock file beside a database (`market.db.lock`): a byte of it per import job
+/// (`commands::lock`), and [`MIGRATION_BYTE`] while migrations run.
+pub fn lock_file_of(db: &Path) -> PathBuf {
+    let name = db
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("market.db");
+    db.with_file_name(format!("{name}.lock"))
+}
+
+/// The byte of the lock file held while the schema is migrated (job bytes lie below 2^40).
+pub const MIGRATION_BYTE: i64 = 1 << 41;
+
+/// A one-byte write lock on `file` at `offset`, an open-file-description lock (Linux's
+/// `F_OFD_SETLK`): it belongs to this descriptor alone, so closing another descriptor of
+/// the same file (as SQLite and other locks do) never drops it. Waits up to `wait` for a
+/// holder to let go (20 ms steps). `Ok(false)`: still held by another.
+pub fn lock_byte(file: &std::fs::File, offset: i64, wait: Duration) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let lock = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: offset as libc::off_t,
+        l_len: 1,
+        l_pid: 0,
+    };
+    let until = std::time::Instant::now() + wait;
+    loop {
+        // SAFETY: fcntl record locking on a descriptor the caller owns, with a valid flock.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &lock) } == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
+            return Err(e);
+        }
+        if std::time::Instant::now() >= until {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Holds the database's migration byte while it is opened and its schema brought up to
+/// date, so two processes opening a new file together neither switch it to WAL at once
+/// (the second is told "locked" at once) nor apply the same migrations at once (one would
+/// run a migration on a schema the other has moved past). Without a writable lock
+/// file (a read-only folder) it goes on unlocked: the retries of [`migrate`] remain.
+async fn migration_lock(db: &Path, wait: Duration) -> Option<std::fs::File> {
+    let path = lock_file_of(db);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .ok()?;
+    let wait = wait.max(Duration::from_secs(30));
+    let locked = tokio::task::spawn_blocking(move || {
+        lock_byte(&file, MIGRATION_BYTE, wait).map(|ok| (ok, file))
+    })
+    .await
+    .ok()?
+    .ok()?;
+    locked.0.then_some(locked.1)
 }
 
 /// Applies the schema migrations. Two importers that start together on a new file may

@@ -282,7 +282,7 @@ async fn the_same_import_started_twice_at_once_is_refused_by_the_second() {
     assert_one_line_failure(
         &second,
         1,
-        "another import of quotes of AAPL is running on this store (PID",
+        "another import of quotes of AAPL is running on this store (lock data/market.db.lock)",
     );
     let first = crate::common::Run::from(first.wait_with_output().await.expect("wait"));
     assert_eq!(first.code, Some(0), "{}", first.stderr);
