@@ -195,39 +195,46 @@ impl Dialect for PgDialect {
     }
 }
 
+/// The options of `url` (statement logging off), its redacted form, and a connection.
+async fn connect_url(url: &str) -> anyhow::Result<(PgConnectOptions, String, PgConnection)> {
+    let shown = redacted(url);
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL {shown}: {e}"))?
+        .log_statements(tracing::log::LevelFilter::Off)
+        .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600));
+    let conn = connect(&opts, &shown).await?;
+    Ok((opts, shown, conn))
+}
+
+impl PgDialect {
+    fn new(opts: PgConnectOptions, shown: String) -> Self {
+        PgDialect {
+            opts,
+            shown,
+            holds_drop_lock: false,
+            optimistic: true,
+            buf: Vec::new(),
+        }
+    }
+}
+
 impl SqlSink<PgDialect> {
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        let shown = redacted(url);
-        let opts = PgConnectOptions::from_str(url)
-            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL {shown}: {e}"))?
-            .log_statements(tracing::log::LevelFilter::Off)
-            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600));
-        let mut conn = connect(&opts, &shown).await?;
+        let (opts, shown, mut conn) = connect_url(url).await?;
         sqlx::migrate!("./migrations/postgres")
             .run(&mut conn)
             .await
             .map_err(|e| {
                 anyhow::anyhow!("cannot apply the schema migrations to PostgreSQL {shown}: {e}")
             })?;
-        let dialect = PgDialect {
-            opts,
-            shown,
-            holds_drop_lock: false,
-            optimistic: true,
-            buf: Vec::new(),
-        };
+        let dialect = PgDialect::new(opts, shown);
         SqlSink::new(conn, dialect).await
     }
 
     /// Connects to read only (`status`): no migration, nothing created. `None` when the
     /// database holds no schema of ours (nothing was ever imported into it).
     pub async fn open_read_only(url: &str) -> anyhow::Result<Option<Self>> {
-        let shown = redacted(url);
-        let opts = PgConnectOptions::from_str(url)
-            .map_err(|e| anyhow::anyhow!("invalid PostgreSQL URL {shown}: {e}"))?
-            .log_statements(tracing::log::LevelFilter::Off)
-            .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600));
-        let mut conn = connect(&opts, &shown).await?;
+        let (opts, shown, mut conn) = connect_url(url).await?;
         let ours: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(&mut conn)
             .await
@@ -235,13 +242,7 @@ impl SqlSink<PgDialect> {
         if !ours {
             return Ok(None);
         }
-        let dialect = PgDialect {
-            opts,
-            shown,
-            holds_drop_lock: false,
-            optimistic: true,
-            buf: Vec::new(),
-        };
+        let dialect = PgDialect::new(opts, shown);
         Ok(Some(SqlSink::reader(conn, dialect)))
     }
 

@@ -67,6 +67,18 @@ pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
     }
 }
 
+impl SqliteDialect {
+    fn new(path: PathBuf, busy_timeout: Duration) -> Self {
+        SqliteDialect {
+            path,
+            busy_timeout,
+            statements: StatementCache::default(),
+            progress: super::sql::progress_upsert::<SqliteDialect>(),
+            checkpointer: None,
+        }
+    }
+}
+
 /// Whether an error is SQLite's "database is locked" (SQLITE_BUSY and its extended codes).
 fn is_busy(e: &sqlx::Error) -> bool {
     match e {
@@ -193,13 +205,7 @@ impl SqlSink<SqliteDialect> {
                 path.display()
             ),
         })?;
-        let dialect = SqliteDialect {
-            path,
-            busy_timeout,
-            statements: StatementCache::default(),
-            progress: super::sql::progress_upsert::<SqliteDialect>(),
-            checkpointer: None,
-        };
+        let dialect = SqliteDialect::new(path, busy_timeout);
         SqlSink::new(conn, dialect).await
     }
 
@@ -244,13 +250,7 @@ impl SqlSink<SqliteDialect> {
         if ours == 0 {
             return Ok(None);
         }
-        let dialect = SqliteDialect {
-            path,
-            busy_timeout,
-            statements: StatementCache::default(),
-            progress: super::sql::progress_upsert::<SqliteDialect>(),
-            checkpointer: None,
-        };
+        let dialect = SqliteDialect::new(path, busy_timeout);
         Ok(Some(SqlSink::reader(conn, dialect)))
     }
 
