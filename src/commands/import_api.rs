@@ -375,12 +375,17 @@ impl ProgressStore for StoreProgress {
                 // A local file cut short (a full disk, a copy interrupted) is no record of a
                 // finished day: it is fetched and written again. Objects in a bucket are
                 // published whole by one PUT.
-                let whole = self.root.is_remote() || crate::storage::ends_with_footer(p);
+                let day_file = p
+                    .file_name()
+                    .is_some_and(|n| n == crate::dataset::FILE_NAME);
+                let whole = !day_file
+                    || self.root.is_remote()
+                    || crate::storage::ends_with_footer(p);
                 if !whole {
                     tracing::warn!(
                         "[RESUME] {} has no Parquet footer (damaged or cut short): its {} is fetched again",
                         p.display(),
-                        d.unit().noun()
+                        d.unit().noun().trim_end_matches('s')
                     );
                 }
                 whole

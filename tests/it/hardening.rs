@@ -532,3 +532,33 @@ async fn a_coordinated_importer_alone_does_not_speak_of_others() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_into_a_marked_parquet_store_finds_every_file_whole() {
+    // The stand-in's rows mark the symbol's folder with a `.synthetic` file: not a day file.
+    let s = standin(StandinConfig {
+        says_synthetic: true,
+        ..small(100)
+    })
+    .await;
+    let w = Workdir::new();
+    let args = ["--format", "parquet"];
+    let first = w
+        .import(&s.url(), "AAPL", "2024-01-03", "2024-01-04", &args)
+        .await;
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let again = w
+        .import(&s.url(), "AAPL", "2024-01-03", "2024-01-04", &args)
+        .await;
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("no Parquet footer"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("nothing to fetch"),
+        "{}",
+        again.stderr
+    );
+}
