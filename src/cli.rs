@@ -51,7 +51,6 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     crate::sink::sqlite::configure_library();
-    crate::secrets::register_env(&crate::config::process_env);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

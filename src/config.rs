@@ -442,6 +442,7 @@ pub fn resolve(
     args: &SettingsArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, SettingsError> {
+    // Every command resolves its settings first: from here on no line shows a credential.
     crate::secrets::register_env(env);
     let file = load_file(args, env)?;
     let mut provenance = Vec::new();

@@ -86,11 +86,10 @@ fn how_far(last: Option<BatchCommitted>, keeps_batches: bool) -> String {
     match last {
         None => "no rows were committed".to_string(),
         Some(c) if !keeps_batches => format!(
-            "{} rows were received, up to {}; only the {} files written whole are kept, \
-             the ones in progress were discarded",
+            "{} rows were received, up to {}; only the day (month) files written whole are \
+             kept, the ones in progress were discarded",
             c.total_rows,
-            format_nanos(c.last_time_ns),
-            "day (month)"
+            format_nanos(c.last_time_ns)
         ),
         Some(c) => format!(
             "{} rows in {} batches were committed, up to {}",

@@ -683,7 +683,6 @@ fn one_line(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    crate::secrets::register_env(&crate::config::process_env);
     crate::secrets::scrub(&text).replace(['\n', '\r'], " ")
 }
 

@@ -165,7 +165,7 @@ async fn stream_group(
         };
         stats.pages += 1;
         if let Some(next) = &page.next_page_token {
-            if tokens_seen.contains(next) || token.as_deref() == Some(next.as_str()) {
+            if tokens_seen.contains(next) {
                 repeats += 1;
                 if repeats > 1 {
                     return Err(ApiError::Misbehaving(format!(

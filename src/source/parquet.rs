@@ -105,10 +105,11 @@ fn check_file(
         let b =
             b.with_context(|| format!("cannot decode {shown}: the file is damaged or cut short"))?;
         let t = batch::conform(b.column(0), t_col).with_context(|| shown.to_string())?;
-        let t = batch::times(&arrow_array::RecordBatch::try_from_iter([("t", t)])?, "t")
-            .unwrap_or_default()
-            .to_vec();
-        if let Some(&bad) = t.iter().find(|&&t| t < from_ns || t >= until_ns) {
+        let t = t
+            .as_any()
+            .downcast_ref::<arrow_array::TimestampNanosecondArray>()
+            .with_context(|| format!("{shown}: column t is not a timestamp"))?;
+        if let Some(&bad) = t.values().iter().find(|&&t| t < from_ns || t >= until_ns) {
             anyhow::bail!(
                 "{shown} holds a row of {} ({}), outside the {} it is named for ({date}); \
                  nothing of it was loaded",
