@@ -41,12 +41,14 @@ use arrow_array::RecordBatch;
 use data::dataset::{DatasetId, QUOTES};
 use data::model::{Feed, Symbol};
 use data::resume::{shards_of, ShardUnit};
-use data::sink::encode::Encoder;
-use data::sink::sqlite::{bind_and_insert, Checkpointer, Inserts, SqliteSink, StatementCache};
+use data::retry::RetryPolicy;
 use data::source::alpaca::{AlpacaClient, ClientConfig, Credentials, Request};
-use data::source::response::{decode_page, SeqAssigner};
-use data::source::retry::RetryPolicy;
+use data::source::{page::decode_page, response::SeqAssigner};
 use data::standin::{Standin, StandinConfig};
+use data::store::sql::encode::Encoder;
+use data::store::sql::sqlite::{
+    bind_and_insert, Checkpointer, Inserts, SqliteSink, StatementCache,
+};
 use data::time::DateRange;
 use std::path::Path;
 use std::process::{Command, Stdio};

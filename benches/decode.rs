@@ -18,7 +18,7 @@
 
 use data::dataset::Kind;
 use data::model::Symbol;
-use data::source::response::decode_page;
+use data::source::page::decode_page;
 use data::standin::generate::{write_quote, DayQuotes};
 use std::time::Instant;
 

@@ -7,9 +7,9 @@
 use arrow_array::RecordBatch;
 use data::dataset::DatasetId;
 use data::pipeline::{Mark, Sink};
-use data::sink::parquet::ParquetSink;
 use data::standin::generate::quotes_between;
 use data::standin::generate::{quotes_batch, GenQuote};
+use data::store::parquet::writer::ParquetSink;
 use data::time::DateRange;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,7 +81,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("temp dir");
         let t = rt.block_on(async {
             let mut sink = ParquetSink::new(
-                &data::storage::Location::local(dir.path()),
+                &data::store::parquet::location::Location::local(dir.path()),
                 DatasetId::Quotes,
                 shards.clone(),
             )

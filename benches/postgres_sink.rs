@@ -11,10 +11,10 @@
 
 use arrow_array::RecordBatch;
 use data::pipeline::Sink;
-use data::sink::postgres::PgSink;
-use data::sink::sqlite::WriteMode;
 use data::standin::generate::quotes_between;
 use data::standin::generate::{quotes_batch, GenQuote};
+use data::store::sql::postgres::PgSink;
+use data::store::sql::sqlite::WriteMode;
 use data::time::DateRange;
 use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};

@@ -9,8 +9,8 @@
 
 use arrow_array::RecordBatch;
 use data::pipeline::Sink;
-use data::sink::sqlite::{SqliteSink, WriteMode, QUOTES};
 use data::standin::generate::{quotes_batch, quotes_between, GenQuote};
+use data::store::sql::sqlite::{SqliteSink, WriteMode, QUOTES};
 use data::time::DateRange;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -50,7 +50,7 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    crate::sink::sqlite::configure_library();
+    crate::store::sql::sqlite::configure_library();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -84,12 +84,7 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => commands::sync::run(args).await,
             Command::Status(args) => {
                 let settings = crate::job::settings_of(&args.settings)?;
-                let (holdings, notes) = crate::store::status(
-                    &settings.database_url,
-                    &settings.historical_path,
-                    std::time::Duration::from_secs(settings.busy_timeout_secs),
-                )
-                .await?;
+                let (holdings, notes) = crate::store::status::status(&settings).await?;
                 if let Some(path) = &args.html {
                     let page = crate::coverage::to_html(&holdings, &notes);
                     std::fs::write(path, page).map_err(|e| {
@@ -100,7 +95,7 @@ pub fn main() -> ExitCode {
                     let json = crate::coverage::to_json(&holdings, &notes);
                     println!("{json:#}");
                 } else {
-                    print!("{}", crate::store::render(&holdings, &notes));
+                    print!("{}", crate::store::status::render(&holdings, &notes));
                     print!("{}", crate::coverage::render_strips(&holdings));
                 }
                 Ok(Outcome::Completed)

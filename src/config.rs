@@ -304,7 +304,7 @@ pub struct Settings {
     pub drop_indexes: bool,
     pub format: Format,
     /// The Parquet store: a folder or an S3 bucket's prefix.
-    pub historical_path: crate::storage::Location,
+    pub historical_path: crate::store::parquet::location::Location,
     pub database_url: String,
     pub log_file: PathBuf,
     pub api_url: String,
@@ -569,13 +569,13 @@ pub fn resolve(
                 .map_err(|e| format!("{e}, or auto"))
         }
     })?;
-    let retry = crate::source::retry::RetryPolicy {
+    let retry = crate::retry::RetryPolicy {
         max_attempts,
         base_delay: std::time::Duration::from_millis(retry_base_ms),
         ..Default::default()
     };
     let historical_path = check("historical_path", historical_raw, |r| {
-        crate::storage::Location::parse(&non_empty(r)?, &retry)
+        crate::store::parquet::location::Location::parse(&non_empty(r)?, &retry)
     })?;
     let busy_timeout_secs = check("busy_timeout", raw("busy_timeout")?, |r| {
         parse_int(r, 0u64, 3600)
@@ -656,7 +656,7 @@ pub fn process_env(name: &str) -> Option<String> {
 impl Settings {
     /// The Parquet store's folder for the feed in use: `--historical-path` itself for sip,
     /// `feed=FEED` inside it for the others.
-    pub fn store_root(&self) -> crate::storage::Location {
+    pub fn store_root(&self) -> crate::store::parquet::location::Location {
         self.feed.store_root(&self.historical_path)
     }
 

@@ -2,7 +2,7 @@
 //! store (one character per NYSE trading day, or per week for long spans: full, partial —
 //! started and resumable —, missing), and the same as JSON for scripts.
 
-use crate::store::Holding;
+use crate::store::status::Holding;
 use chrono::{Datelike, NaiveDate};
 use std::fmt::Write;
 
@@ -40,7 +40,7 @@ pub fn days(h: &Holding) -> Vec<(NaiveDate, Cell)> {
     h.first
         .iter_days()
         .take_while(|d| *d <= h.last)
-        .filter(|d| crate::store::trades_on(&h.dataset, *d) || h.per_day.contains_key(d))
+        .filter(|d| crate::store::status::trades_on(&h.dataset, *d) || h.per_day.contains_key(d))
         .map(|d| {
             let cell = match (h.per_day.contains_key(&d), h.partial.contains(&d)) {
                 (false, _) => Cell::Missing,

@@ -218,20 +218,20 @@ impl Feed {
     }
 
     /// Which market's feed (or location) it is.
-    pub fn asset(self) -> crate::dataset::Asset {
+    pub fn asset(self) -> Asset {
         match self {
-            Feed::Opra => crate::dataset::Asset::Options,
-            f if Feed::STOCKS.contains(&f) => crate::dataset::Asset::Stocks,
-            _ => crate::dataset::Asset::Crypto,
+            Feed::Opra => Asset::Options,
+            f if Feed::STOCKS.contains(&f) => Asset::Stocks,
+            _ => Asset::Crypto,
         }
     }
 
     /// The default feed of `asset`: sip, or the `us` location.
-    pub fn default_of(asset: crate::dataset::Asset) -> Feed {
+    pub fn default_of(asset: Asset) -> Feed {
         match asset {
-            crate::dataset::Asset::Stocks => Feed::Sip,
-            crate::dataset::Asset::Crypto => Feed::CryptoUs,
-            crate::dataset::Asset::Options => Feed::Opra,
+            Asset::Stocks => Feed::Sip,
+            Asset::Crypto => Feed::CryptoUs,
+            Asset::Options => Feed::Opra,
         }
     }
 
@@ -257,10 +257,117 @@ impl Feed {
 
     /// The Parquet store's root for this feed: `root` itself for the default feed,
     /// `root/feed=FEED` for the others (each holding the same layout).
-    pub fn store_root(self, root: &crate::storage::Location) -> crate::storage::Location {
+    pub fn store_root(
+        self,
+        root: &crate::store::parquet::location::Location,
+    ) -> crate::store::parquet::location::Location {
         match self.is_default() {
             true => root.clone(),
             false => root.join(format!("feed={}", self.as_str())),
+        }
+    }
+}
+
+/// Which contracts `--underlying` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContractQuery {
+    pub underlying: Symbol,
+    pub expiry_from: chrono::NaiveDate,
+    pub expiry_to: chrono::NaiveDate,
+    /// `Some(true)` calls only, `Some(false)` puts only.
+    pub call: Option<bool>,
+    pub strike_min: Option<f64>,
+    pub strike_max: Option<f64>,
+}
+
+impl ContractQuery {
+    /// For messages: `AAPL puts expiring 2024-04-01..2024-04-30, strikes 100-200`.
+    pub fn describe(&self) -> String {
+        let kind = match self.call {
+            Some(true) => "calls",
+            Some(false) => "puts",
+            None => "contracts",
+        };
+        let strikes = match (self.strike_min, self.strike_max) {
+            (None, None) => String::new(),
+            (lo, hi) => format!(
+                ", strikes {}-{}",
+                lo.map_or("any".into(), |v| v.to_string()),
+                hi.map_or("any".into(), |v| v.to_string())
+            ),
+        };
+        format!(
+            "{} {kind} expiring {}..{}{strikes}",
+            self.underlying, self.expiry_from, self.expiry_to
+        )
+    }
+}
+
+/// One contract as the trading API lists it (decimals stay the strings it sends).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Contract {
+    pub id: String,
+    pub symbol: String,
+    pub name: String,
+    pub status: String,
+    pub tradable: bool,
+    pub expiration_date: String,
+    pub root_symbol: String,
+    pub underlying_symbol: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub style: String,
+    pub strike_price: String,
+    pub multiplier: String,
+    #[serde(default)]
+    pub size: Option<String>,
+    #[serde(default)]
+    pub open_interest: Option<String>,
+    #[serde(default)]
+    pub open_interest_date: Option<String>,
+    #[serde(default)]
+    pub close_price: Option<String>,
+    #[serde(default)]
+    pub close_price_date: Option<String>,
+}
+
+/// Which market a dataset is of: US stocks (`/v2/stocks`) or crypto (`/v1beta3/crypto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Asset {
+    /// US equities: New York session days, feeds sip/iex/otc/boats
+    Stocks,
+    /// Crypto pairs (BTC/USD): UTC days, weekends included, locations us/us-1/...
+    Crypto,
+    /// Option contracts by OCC symbol (AAPL240419P00140000): trades and bars, no quotes
+    Options,
+}
+
+impl Asset {
+    /// Its `--asset` value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Asset::Stocks => "stocks",
+            Asset::Crypto => "crypto",
+            Asset::Options => "options",
+        }
+    }
+
+    /// One symbol of it, for messages: `a stock ticker`, `a crypto pair`, `an option
+    /// contract`.
+    pub fn one(self) -> &'static str {
+        match self {
+            Asset::Stocks => "a stock ticker",
+            Asset::Crypto => "a crypto pair",
+            Asset::Options => "an option contract",
+        }
+    }
+
+    /// Its symbols, for messages: `stock tickers`, `crypto pairs`, `option contracts`.
+    pub fn many(self) -> &'static str {
+        match self {
+            Asset::Stocks => "stock tickers",
+            Asset::Crypto => "crypto pairs",
+            Asset::Options => "option contracts",
         }
     }
 }

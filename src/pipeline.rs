@@ -321,6 +321,27 @@ async fn flush<S: Sink>(
     Ok(done)
 }
 
+/// A future the claim methods return (boxed: claims are shared as `Arc<dyn ShardClaims>`).
+pub type ClaimFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// `--coordinate`: several importers share one job's shards. A source asks before it fetches
+/// a group of shards (by their index in the plan), and takes over those of importers that
+/// died once its own list is through. The store implements it where the job's rows go
+/// (`store::claims`: PostgreSQL lease rows, or marker objects in a bucket); the source knows
+/// only this face.
+pub trait ShardClaims: Send + Sync {
+    /// Of `ids`, those this importer now holds (the others are held or done elsewhere).
+    fn claim<'a>(&'a self, ids: &'a [u32]) -> ClaimFuture<'a, anyhow::Result<Vec<u32>>>;
+    /// Past the list: waits for a shard whose lease expired and holds it; `None` when every
+    /// shard is done or this importer's own, or on cancellation.
+    fn take_over<'a>(
+        &'a self,
+        cancel: &'a mut watch::Receiver<bool>,
+    ) -> ClaimFuture<'a, anyhow::Result<Option<Vec<u32>>>>;
+    /// Renews the held leases until dropped (run as its own task).
+    fn renew(self: Arc<Self>) -> ClaimFuture<'static, ()>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! `data load-historical`: the Parquet store's files for the range, into the database,
 //! through the same batches, upserts and log lines as an API import.
 
-use super::{close_database, open_database};
+use crate::store::parquet::layout::Layout;
 use crate::args::LoadArgs;
 use crate::dataset::DatasetId;
 use crate::job::Job;
@@ -9,8 +9,9 @@ use crate::model::Symbol;
 use crate::progress::init_logging;
 use crate::resume::ShardUnit;
 use crate::run::{pipe, Cancel, Feed, Fetched, Outcome, Report, Source, SourceTask};
-use crate::source::parquet::stream_parquet;
-use crate::storage::Location;
+use crate::store::parquet::location::Location;
+use crate::store::parquet::reader::stream_parquet;
+use crate::store::sql::face::{close_database, open_database, refresh_adjustments};
 use crate::time::DateRange;
 use crate::transform::Passthrough;
 
@@ -45,9 +46,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
     let (range, batch) = (job.range, settings.batch_size);
     let result = pipe(&report, range, batch, &mut sink, || Passthrough, source).await;
     let result = match result {
-        Ok((outcome, _)) => super::refresh_adjustments(&job, &mut sink)
-            .await
-            .map(|()| outcome),
+        Ok((outcome, _)) => refresh_adjustments(&job, &mut sink).await.map(|()| outcome),
         Err(e) => Err(e),
     };
     close_database(sink, dropped, result).await

@@ -9,15 +9,16 @@
 //! process ends).
 
 use super::import_api::{import, shards_pending};
-use super::lock::FileLock;
 use crate::args::SyncArgs;
-use crate::config::{Format, Settings};
+use crate::config::Settings;
 use crate::dataset::DatasetId;
 use crate::job::{parse_symbol_list, settings_of, Job};
 use crate::model::{Feed, Symbol};
 use crate::progress::init_logging;
 use crate::run::{now_ns, Outcome};
-use crate::store::{database_holdings, parquet_holdings, Holding};
+use crate::store::lock::FileLock;
+use crate::store::status::Holding;
+use crate::store::Store;
 use crate::time::new_york_date;
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -33,7 +34,8 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
         return dry_run(&args, &settings, only.as_deref()).await;
     }
     init_logging(settings.log_path())?;
-    let lock_path = super::lock::store_lock(&settings, "sync", true)?;
+    let store = crate::store::open(&settings);
+    let lock_path = store.lock_path("sync", true)?;
     let Some(_lock) = FileLock::take(&lock_path)? else {
         tracing::warn!(
         target: crate::progress::SUMMARY,
@@ -42,11 +44,11 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
                 );
         return Ok(Outcome::Completed);
     };
-    let Some(held) = holdings(&settings).await? else {
+    let Some(held) = store.holdings().await? else {
         tracing::info!(
         target: crate::progress::SUMMARY,
                 "[SYNC] nothing to sync: {} holds no data yet (import-api starts a dataset)",
-                store_name(&settings)
+                store.describe()
             );
         return Ok(Outcome::Completed);
     };
@@ -71,7 +73,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
         target: crate::progress::SUMMARY,
                     "[SYNC] {datasets} dataset{} of {} up to date; nothing to fetch",
                     if datasets == 1 { "" } else { "s" },
-                    store_name(&settings)
+                    store.describe()
                 );
         return Ok(Outcome::Completed);
     }
@@ -97,7 +99,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
     tracing::info!(
     target: crate::progress::SUMMARY,
             "[SYNC] done: {extended} of {datasets} datasets extended, {pending} shards fetched into {}",
-            store_name(&settings)
+            store.describe()
         );
     Ok(Outcome::Completed)
 }
@@ -163,10 +165,11 @@ async fn dry_run(
     settings: &Settings,
     only: Option<&[Symbol]>,
 ) -> anyhow::Result<Outcome> {
-    let Some(held) = holdings(settings).await? else {
+    let store = crate::store::open(settings);
+    let Some(held) = store.holdings().await? else {
         println!(
             "dry run: {} holds no data yet; nothing to sync",
-            store_name(settings)
+            store.describe()
         );
         return Ok(Outcome::Completed);
     };
@@ -184,30 +187,9 @@ async fn dry_run(
     if pending == 0 {
         println!(
             "dry run: every dataset of {} is up to date",
-            store_name(settings)
+            store.describe()
         );
     }
     println!("  nothing was fetched or written");
     Ok(Outcome::Completed)
-}
-
-/// What the store `settings` name holds; `None` when there is no store yet.
-async fn holdings(settings: &Settings) -> anyhow::Result<Option<Vec<Holding>>> {
-    let held = match settings.format {
-        Format::Parquet => parquet_holdings(&settings.historical_path)?,
-        Format::Database => {
-            if !super::database_exists(settings)? {
-                return Ok(None);
-            }
-            database_holdings(&mut super::open_quietly(settings).await?).await?
-        }
-    };
-    Ok((!held.is_empty()).then_some(held))
-}
-
-fn store_name(settings: &Settings) -> String {
-    match settings.format {
-        Format::Parquet => format!("the Parquet store {}", settings.historical_path.display()),
-        Format::Database => "the database".to_string(),
-    }
 }

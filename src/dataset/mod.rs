@@ -15,7 +15,6 @@ pub use calendar::ShardUnit;
 use chrono::NaiveDate;
 pub use columns::*;
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The kinds of market data the importer can fetch (the `KIND` argument).
@@ -106,53 +105,158 @@ impl Timeframe {
     }
 }
 
-/// The name of every file of the Parquet store, inside its unit's folder.
-pub const FILE_NAME: &str = "part-0.parquet";
+pub use crate::model::Asset;
 
-/// Which market a dataset is of: US stocks (`/v2/stocks`) or crypto (`/v1beta3/crypto`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
-pub enum Asset {
-    /// US equities: New York session days, feeds sip/iex/otc/boats
-    Stocks,
-    /// Crypto pairs (BTC/USD): UTC days, weekends included, locations us/us-1/...
-    Crypto,
-    /// Option contracts by OCC symbol (AAPL240419P00140000): trades and bars, no quotes
-    Options,
+/// Which parameters follow a dataset's name in its key and its store folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Params {
+    None,
+    /// `/{timeframe}` (`timeframe=` folders).
+    Timeframe,
+    /// `/{timeframe}/{adjustment}` (`timeframe=` and `adjustment=` folders).
+    TimeframeAdjustment,
 }
 
-impl Asset {
-    /// Its `--asset` value.
-    pub fn flag(self) -> &'static str {
-        match self {
-            Asset::Stocks => "stocks",
-            Asset::Crypto => "crypto",
-            Asset::Options => "options",
-        }
-    }
+/// One row of the dataset table: everything about a dataset family written once, from
+/// which its key, parsing, messages, paths, table and shards are derived.
+#[derive(Debug)]
+pub struct Descriptor {
+    /// The key's first segment and the store's folder: `quotes`, `bars`, `crypto_bars`.
+    pub name: &'static str,
+    pub asset: Asset,
+    pub kind: Kind,
+    pub params: Params,
+    /// The database table its raw rows land in.
+    pub table: &'static TableSpec,
+    /// How a range is cut into shards, and what one Parquet file holds.
+    pub unit: ShardUnit,
+    /// A range covers whole days, midnight to midnight (New York for stock bars: a daily
+    /// bar opens at midnight; UTC for crypto), rather than the 04:00-20:00 session.
+    pub whole_days: bool,
+    /// The columns identifying a row within its symbol's unit, when not its kind's.
+    pub identity: Option<&'static [&'static str]>,
+    /// The dataset of this family with these parameters.
+    make: fn(Timeframe, Adjustment) -> DatasetId,
+}
 
-    /// One symbol of it, for messages: `a stock ticker`, `a crypto pair`, `an option
-    /// contract`.
-    pub fn one(self) -> &'static str {
-        match self {
-            Asset::Stocks => "a stock ticker",
-            Asset::Crypto => "a crypto pair",
-            Asset::Options => "an option contract",
-        }
-    }
+/// Every dataset family, one row each. A new dataset is a variant of [`DatasetId`], a row
+/// here and its arm in [`DatasetId::descriptor`] (the compiler asks for it), its row list
+/// (`columns.rs`), its endpoint, its migration and the stand-in.
+pub static DATASETS: [Descriptor; 9] = [
+    Descriptor {
+        name: "quotes",
+        asset: Asset::Stocks,
+        kind: Kind::Quotes,
+        params: Params::None,
+        table: &QUOTES,
+        unit: ShardUnit::Session,
+        whole_days: false,
+        identity: None,
+        make: |_, _| DatasetId::Quotes,
+    },
+    Descriptor {
+        name: "trades",
+        asset: Asset::Stocks,
+        kind: Kind::Trades,
+        params: Params::None,
+        table: &TRADES,
+        unit: ShardUnit::Session,
+        whole_days: false,
+        identity: None,
+        make: |_, _| DatasetId::Trades,
+    },
+    Descriptor {
+        name: "bars",
+        asset: Asset::Stocks,
+        kind: Kind::Bars,
+        params: Params::TimeframeAdjustment,
+        table: &BARS,
+        unit: ShardUnit::Month,
+        whole_days: true,
+        identity: None,
+        make: |timeframe, adjustment| DatasetId::Bars {
+            timeframe,
+            adjustment,
+        },
+    },
+    Descriptor {
+        name: "crypto_quotes",
+        asset: Asset::Crypto,
+        kind: Kind::Quotes,
+        params: Params::None,
+        table: &CRYPTO_QUOTES,
+        unit: ShardUnit::UtcDay,
+        whole_days: true,
+        identity: None,
+        make: |_, _| DatasetId::CryptoQuotes,
+    },
+    Descriptor {
+        name: "crypto_trades",
+        asset: Asset::Crypto,
+        kind: Kind::Trades,
+        params: Params::None,
+        table: &CRYPTO_TRADES,
+        unit: ShardUnit::UtcDay,
+        whole_days: true,
+        identity: Some(&["t", "id"]),
+        make: |_, _| DatasetId::CryptoTrades,
+    },
+    Descriptor {
+        name: "crypto_bars",
+        asset: Asset::Crypto,
+        kind: Kind::Bars,
+        params: Params::Timeframe,
+        table: &CRYPTO_BARS,
+        unit: ShardUnit::UtcMonth,
+        whole_days: true,
+        identity: None,
+        make: |timeframe, _| DatasetId::CryptoBars { timeframe },
+    },
+    Descriptor {
+        name: "option_trades",
+        asset: Asset::Options,
+        kind: Kind::Trades,
+        params: Params::None,
+        table: &OPTION_TRADES,
+        unit: ShardUnit::Session,
+        whole_days: false,
+        identity: Some(&["t", "seq"]),
+        make: |_, _| DatasetId::OptionTrades,
+    },
+    Descriptor {
+        name: "option_bars",
+        asset: Asset::Options,
+        kind: Kind::Bars,
+        params: Params::Timeframe,
+        table: &OPTION_BARS,
+        unit: ShardUnit::Month,
+        whole_days: true,
+        identity: None,
+        make: |timeframe, _| DatasetId::OptionBars { timeframe },
+    },
+    Descriptor {
+        name: "corporate_actions",
+        asset: Asset::Stocks,
+        kind: Kind::CorporateActions,
+        params: Params::None,
+        table: &CORPORATE_ACTIONS,
+        unit: ShardUnit::Month,
+        whole_days: true,
+        identity: None,
+        make: |_, _| DatasetId::CorporateActions,
+    },
+];
 
-    /// Its symbols, for messages: `stock tickers`, `crypto pairs`, `option contracts`.
-    pub fn many(self) -> &'static str {
-        match self {
-            Asset::Stocks => "stock tickers",
-            Asset::Crypto => "crypto pairs",
-            Asset::Options => "option contracts",
-        }
+impl Descriptor {
+    /// This family's dataset with `timeframe` and `adjustment` where it takes them.
+    pub fn with(&self, timeframe: Timeframe, adjustment: Adjustment) -> DatasetId {
+        (self.make)(timeframe, adjustment)
     }
 }
 
-/// One dataset: raw quotes, trades, or bars of one timeframe and adjustment, of stocks or
-/// crypto. (Thinned quotes are raw quotes through a transform into a table of their own:
-/// see [`TableSpec`].)
+/// One dataset: raw quotes, trades, or bars of one timeframe and adjustment, of stocks,
+/// crypto or options, or corporate actions. (Thinned quotes are raw quotes through a
+/// transform into a table of their own: see [`TableSpec`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DatasetId {
     Quotes,
@@ -176,6 +280,22 @@ pub enum DatasetId {
 }
 
 impl DatasetId {
+    /// Its row of [`DATASETS`]: the one match on which dataset it is.
+    pub fn descriptor(self) -> &'static Descriptor {
+        let row = match self {
+            DatasetId::Quotes => 0,
+            DatasetId::Trades => 1,
+            DatasetId::Bars { .. } => 2,
+            DatasetId::CryptoQuotes => 3,
+            DatasetId::CryptoTrades => 4,
+            DatasetId::CryptoBars { .. } => 5,
+            DatasetId::OptionTrades => 6,
+            DatasetId::OptionBars { .. } => 7,
+            DatasetId::CorporateActions => 8,
+        };
+        &DATASETS[row]
+    }
+
     pub fn bars(timeframe: Timeframe, adjustment: Adjustment) -> Self {
         DatasetId::Bars {
             timeframe,
@@ -184,39 +304,32 @@ impl DatasetId {
     }
 
     /// The dataset of `kind` for `asset` (bars: of `timeframe`, and for stocks
-    /// `adjustment`; crypto bars are never adjusted).
+    /// `adjustment`; crypto and option bars are never adjusted). `None` when Alpaca serves
+    /// no such dataset (option quotes, crypto corporate actions) or bars lack a timeframe.
     pub fn of(asset: Asset, kind: Kind, bars: Option<(Timeframe, Adjustment)>) -> Option<Self> {
-        Some(match (asset, kind) {
-            (Asset::Stocks, Kind::Quotes) => DatasetId::Quotes,
-            (Asset::Stocks, Kind::Trades) => DatasetId::Trades,
-            (Asset::Stocks, Kind::CorporateActions) => DatasetId::CorporateActions,
-            (_, Kind::CorporateActions) => return None,
-            (Asset::Stocks, Kind::Bars) => {
+        let d = DATASETS
+            .iter()
+            .find(|d| d.asset == asset && d.kind == kind)?;
+        Some(match d.params {
+            Params::None => d.with(Timeframe::Day1, Adjustment::Raw),
+            Params::Timeframe => d.with(bars?.0, Adjustment::Raw),
+            Params::TimeframeAdjustment => {
                 let (timeframe, adjustment) = bars?;
-                DatasetId::bars(timeframe, adjustment)
+                d.with(timeframe, adjustment)
             }
-            (Asset::Crypto, Kind::Quotes) => DatasetId::CryptoQuotes,
-            (Asset::Crypto, Kind::Trades) => DatasetId::CryptoTrades,
-            (Asset::Crypto, Kind::Bars) => DatasetId::CryptoBars { timeframe: bars?.0 },
-            // Alpaca serves no historical option quotes.
-            (Asset::Options, Kind::Quotes) => return None,
-            (Asset::Options, Kind::Trades) => DatasetId::OptionTrades,
-            (Asset::Options, Kind::Bars) => DatasetId::OptionBars { timeframe: bars?.0 },
         })
     }
 
     pub fn asset(self) -> Asset {
-        match self {
-            DatasetId::Quotes
-            | DatasetId::Trades
-            | DatasetId::Bars { .. }
-            | DatasetId::CorporateActions => Asset::Stocks,
-            DatasetId::OptionTrades | DatasetId::OptionBars { .. } => Asset::Options,
-            _ => Asset::Crypto,
-        }
+        self.descriptor().asset
     }
 
-    /// Bars' timeframe and adjustment (crypto bars: raw); `None` for other datasets.
+    pub fn kind(self) -> Kind {
+        self.descriptor().kind
+    }
+
+    /// Bars' timeframe and adjustment (crypto and option bars: raw); `None` for other
+    /// datasets.
     pub fn bar_spec(self) -> Option<(Timeframe, Adjustment)> {
         match self {
             DatasetId::Bars {
@@ -226,18 +339,12 @@ impl DatasetId {
             DatasetId::CryptoBars { timeframe } | DatasetId::OptionBars { timeframe } => {
                 Some((timeframe, Adjustment::Raw))
             }
-            _ => None,
-        }
-    }
-
-    pub fn kind(self) -> Kind {
-        match self {
-            DatasetId::CorporateActions => Kind::CorporateActions,
-            DatasetId::Quotes | DatasetId::CryptoQuotes => Kind::Quotes,
-            DatasetId::Trades | DatasetId::CryptoTrades | DatasetId::OptionTrades => Kind::Trades,
-            DatasetId::Bars { .. }
-            | DatasetId::CryptoBars { .. }
-            | DatasetId::OptionBars { .. } => Kind::Bars,
+            DatasetId::Quotes
+            | DatasetId::Trades
+            | DatasetId::CryptoQuotes
+            | DatasetId::CryptoTrades
+            | DatasetId::OptionTrades
+            | DatasetId::CorporateActions => None,
         }
     }
 
@@ -251,14 +358,12 @@ impl DatasetId {
 
     /// The columns whose values identify a row within its symbol's file unit.
     pub fn identity(self) -> &'static [&'static str] {
-        match self {
-            DatasetId::CryptoTrades => &["t", "id"],
-            DatasetId::OptionTrades => &["t", "seq"],
-            _ => self.kind().identity(),
-        }
+        self.descriptor()
+            .identity
+            .unwrap_or_else(|| self.kind().identity())
     }
 
-    /// Trades' corrections (stocks only: crypto trades are never corrected).
+    /// Trades' corrections (stocks only: crypto and option trades are never corrected).
     pub fn corrections(self) -> Option<Corrections> {
         match self.asset() {
             Asset::Stocks => self.kind().corrections(),
@@ -275,33 +380,18 @@ impl DatasetId {
 
     /// A dataset from its [`key`](Self::key).
     pub fn from_key(text: &str) -> Option<Self> {
-        match text {
-            "quotes" => Some(DatasetId::Quotes),
-            "trades" => Some(DatasetId::Trades),
-            "crypto_quotes" => Some(DatasetId::CryptoQuotes),
-            "crypto_trades" => Some(DatasetId::CryptoTrades),
-            "option_trades" => Some(DatasetId::OptionTrades),
-            "corporate_actions" => Some(DatasetId::CorporateActions),
-            _ => {
-                if let Some(tf) = text.strip_prefix("crypto_bars/") {
-                    return Some(DatasetId::CryptoBars {
-                        timeframe: tf.parse().ok()?,
-                    });
-                }
-                if let Some(tf) = text.strip_prefix("option_bars/") {
-                    return Some(DatasetId::OptionBars {
-                        timeframe: tf.parse().ok()?,
-                    });
-                }
-                let mut parts = text.strip_prefix("bars/")?.split('/');
+        let mut parts = text.split('/');
+        let name = parts.next()?;
+        let d = DATASETS.iter().find(|d| d.name == name)?;
+        let id = match d.params {
+            Params::None => d.with(Timeframe::Day1, Adjustment::Raw),
+            Params::Timeframe => d.with(parts.next()?.parse().ok()?, Adjustment::Raw),
+            Params::TimeframeAdjustment => {
                 let timeframe = parts.next()?.parse().ok()?;
-                let adjustment = parts.next()?.parse().ok()?;
-                parts
-                    .next()
-                    .is_none()
-                    .then_some(DatasetId::bars(timeframe, adjustment))
+                d.with(timeframe, parts.next()?.parse().ok()?)
             }
-        }
+        };
+        parts.next().is_none().then_some(id)
     }
 
     /// What is imported, for messages: `quotes`, `trades`, `1Min bars`, `crypto quotes`.
@@ -340,83 +430,33 @@ impl DatasetId {
 
     /// The endpoint's own query parameters.
     pub fn api_params(self) -> Vec<(&'static str, &'static str)> {
-        match self {
-            DatasetId::Bars {
-                timeframe,
-                adjustment,
-            } => vec![
+        let spec = self.bar_spec();
+        match (self.descriptor().params, spec) {
+            (Params::TimeframeAdjustment, Some((timeframe, adjustment))) => vec![
                 ("timeframe", timeframe.as_str()),
                 ("adjustment", adjustment.as_str()),
             ],
-            DatasetId::CryptoBars { timeframe } | DatasetId::OptionBars { timeframe } => {
-                vec![("timeframe", timeframe.as_str())]
-            }
+            (Params::Timeframe, Some((timeframe, _))) => vec![("timeframe", timeframe.as_str())],
             _ => Vec::new(),
         }
     }
 
     /// The database table its raw rows land in.
     pub fn table(self) -> &'static TableSpec {
-        match self {
-            DatasetId::Quotes => &QUOTES,
-            DatasetId::Trades => &TRADES,
-            DatasetId::Bars { .. } => &BARS,
-            DatasetId::CryptoQuotes => &CRYPTO_QUOTES,
-            DatasetId::CryptoTrades => &CRYPTO_TRADES,
-            DatasetId::CryptoBars { .. } => &CRYPTO_BARS,
-            DatasetId::OptionTrades => &OPTION_TRADES,
-            DatasetId::OptionBars { .. } => &OPTION_BARS,
-            DatasetId::CorporateActions => &CORPORATE_ACTIONS,
-        }
+        self.descriptor().table
     }
 
-    /// Whether a range of it covers whole days, midnight to midnight (New York for stock
-    /// bars: a daily bar opens at midnight; UTC for crypto), rather than the 04:00-20:00
-    /// session.
+    /// Whether a range of it covers whole days, midnight to midnight, rather than the
+    /// 04:00-20:00 session.
     pub fn whole_days(self) -> bool {
-        !matches!(
-            self,
-            DatasetId::Quotes | DatasetId::Trades | DatasetId::OptionTrades
-        )
-    }
-
-    /// The dataset's folder.
-    pub fn dir(&self, root: &Path) -> PathBuf {
-        match self {
-            DatasetId::Quotes => root.join("quotes"),
-            DatasetId::Trades => root.join("trades"),
-            DatasetId::Bars {
-                timeframe,
-                adjustment,
-            } => root
-                .join("bars")
-                .join(format!("timeframe={timeframe}"))
-                .join(format!("adjustment={adjustment}")),
-            DatasetId::CryptoQuotes => root.join("crypto_quotes"),
-            DatasetId::CryptoTrades => root.join("crypto_trades"),
-            DatasetId::CryptoBars { timeframe } => root
-                .join("crypto_bars")
-                .join(format!("timeframe={timeframe}")),
-            DatasetId::OptionTrades => root.join("option_trades"),
-            DatasetId::CorporateActions => root.join("corporate_actions"),
-            DatasetId::OptionBars { timeframe } => root
-                .join("option_bars")
-                .join(format!("timeframe={timeframe}")),
-        }
+        self.descriptor().whole_days
     }
 
     /// How a range of it is cut into shards, and what one Parquet file holds: a New York
     /// session day, or (bars) a New York calendar month; for crypto, a UTC day (bars: a UTC
     /// month).
     pub fn unit(&self) -> ShardUnit {
-        match self {
-            DatasetId::Bars { .. } | DatasetId::OptionBars { .. } | DatasetId::CorporateActions => {
-                ShardUnit::Month
-            }
-            DatasetId::Quotes | DatasetId::Trades | DatasetId::OptionTrades => ShardUnit::Session,
-            DatasetId::CryptoBars { .. } => ShardUnit::UtcMonth,
-            DatasetId::CryptoQuotes | DatasetId::CryptoTrades => ShardUnit::UtcDay,
-        }
+        self.descriptor().unit
     }
 
     /// The key of the file holding time `t_ns`: its day, or its month's first day.
@@ -443,133 +483,19 @@ impl DatasetId {
             end_ns: unit.span(unit.key_of(range.end_ns)).1,
         }
     }
-
-    fn unit_prefix(&self) -> &'static str {
-        match self.unit().is_month() {
-            true => "month=",
-            false => "date=",
-        }
-    }
-
-    fn unit_name(&self, key: NaiveDate) -> String {
-        match self.unit().is_month() {
-            true => format!("month={}", key.format("%Y-%m")),
-            false => format!("date={key}"),
-        }
-    }
-
-    pub(crate) fn parse_unit(&self, name: &str) -> Option<NaiveDate> {
-        let value = name.strip_prefix(self.unit_prefix())?;
-        match self.unit().is_month() {
-            true => NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").ok(),
-            false => NaiveDate::parse_from_str(value, "%Y-%m-%d").ok(),
-        }
-    }
-
-    /// `symbol=SYM`: the folder of one symbol's files (`BTC/USD` as `symbol=BTC-USD`).
-    pub fn symbol_dir(&self, root: &Path, symbol: &str) -> PathBuf {
-        self.dir(root).join(format!(
-            "symbol={}",
-            crate::model::Symbol::path_name(symbol)
-        ))
-    }
-
-    /// The symbol a `symbol=` folder value names: itself, or for crypto `BTC-USD` back to
-    /// `BTC/USD`.
-    pub fn symbol_of_dir(&self, value: &str) -> String {
-        match self.asset() {
-            Asset::Stocks | Asset::Options => value.to_string(),
-            Asset::Crypto => value.replace('-', "/"),
-        }
-    }
-
-    /// `{dataset}/symbol=SYM/.synthetic`: present when the symbol's files hold the
-    /// stand-in's synthetic rows (`import-api --standin`).
-    pub fn synthetic_marker(&self, root: &Path, symbol: &str) -> PathBuf {
-        self.symbol_dir(root, symbol).join(".synthetic")
-    }
-
-    /// `{dataset}/symbol=SYM/date=YYYY-MM-DD` (or `month=YYYY-MM`).
-    pub fn unit_dir(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
-        self.symbol_dir(root, symbol).join(self.unit_name(key))
-    }
-
-    pub fn file(&self, root: &Path, symbol: &str, key: NaiveDate) -> PathBuf {
-        self.unit_dir(root, symbol, key).join(FILE_NAME)
-    }
-
-    /// Every dataset with a folder under `root`: quotes, trades, each bar timeframe and
-    /// adjustment, and the crypto ones.
-    pub fn present(store: &crate::storage::Location) -> Vec<DatasetId> {
-        let root = store.path();
-        let top = store.subfolders(root);
-        let mut out = Vec::new();
-        for l in [
-            DatasetId::Quotes,
-            DatasetId::Trades,
-            DatasetId::CryptoQuotes,
-            DatasetId::CryptoTrades,
-            DatasetId::OptionTrades,
-            DatasetId::CorporateActions,
-        ] {
-            if top.iter().any(|d| l.dir(Path::new("")) == Path::new(d)) {
-                out.push(l);
-            }
-        }
-        let values = |dir: PathBuf, key: &str| -> Vec<String> {
-            store
-                .subfolders(&dir)
-                .into_iter()
-                .filter_map(|name| name.strip_prefix(key).map(str::to_string))
-                .collect()
-        };
-        if top.iter().any(|d| d == "bars") {
-            for timeframe in values(root.join("bars"), "timeframe=") {
-                let dir = root.join("bars").join(format!("timeframe={timeframe}"));
-                for adjustment in values(dir, "adjustment=") {
-                    // Folders of other names are not ours: left alone, not listed.
-                    if let (Ok(timeframe), Ok(adjustment)) = (timeframe.parse(), adjustment.parse())
-                    {
-                        out.push(DatasetId::Bars {
-                            timeframe,
-                            adjustment,
-                        });
-                    }
-                }
-            }
-        }
-        for (dir, crypto) in [("crypto_bars", true), ("option_bars", false)] {
-            if !top.iter().any(|d| d == dir) {
-                continue;
-            }
-            for timeframe in values(root.join(dir), "timeframe=") {
-                if let Ok(timeframe) = timeframe.parse() {
-                    out.push(match crypto {
-                        true => DatasetId::CryptoBars { timeframe },
-                        false => DatasetId::OptionBars { timeframe },
-                    });
-                }
-            }
-        }
-        out
-    }
 }
 
 impl fmt::Display for DatasetId {
+    /// The descriptor's name, then its parameters: `bars/1Min/raw`, `crypto_bars/1Hour`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DatasetId::Quotes => f.write_str("quotes"),
-            DatasetId::Trades => f.write_str("trades"),
-            DatasetId::Bars {
-                timeframe,
-                adjustment,
-            } => write!(f, "bars/{timeframe}/{adjustment}"),
-            DatasetId::CryptoQuotes => f.write_str("crypto_quotes"),
-            DatasetId::CryptoTrades => f.write_str("crypto_trades"),
-            DatasetId::CryptoBars { timeframe } => write!(f, "crypto_bars/{timeframe}"),
-            DatasetId::OptionTrades => f.write_str("option_trades"),
-            DatasetId::OptionBars { timeframe } => write!(f, "option_bars/{timeframe}"),
-            DatasetId::CorporateActions => f.write_str("corporate_actions"),
+        let d = self.descriptor();
+        f.write_str(d.name)?;
+        match (d.params, self.bar_spec()) {
+            (Params::TimeframeAdjustment, Some((timeframe, adjustment))) => {
+                write!(f, "/{timeframe}/{adjustment}")
+            }
+            (Params::Timeframe, Some((timeframe, _))) => write!(f, "/{timeframe}"),
+            _ => Ok(()),
         }
     }
 }

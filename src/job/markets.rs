@@ -6,8 +6,8 @@ use super::usage;
 use crate::args::{AssetArgs, ContractArgs};
 use crate::config::{self, Settings};
 use crate::dataset::{Asset, DatasetId};
+use crate::model::ContractQuery;
 use crate::model::{Feed, Symbol};
-use crate::source::contracts::ContractQuery;
 use crate::time::{new_york_date, DateRange};
 use chrono::NaiveDate;
 

@@ -6,10 +6,10 @@
 mod markets;
 
 use crate::args::{ArchiveArgs, AssetArgs, BarArgs, ImportArgs, LoadArgs, ThinArgs};
-use crate::config::{self, Format, Settings, SettingsArgs, SettingsError};
+use crate::config::{self, Settings, SettingsArgs, SettingsError};
 use crate::dataset::{Asset, DatasetId, Kind, TableSpec, QUOTES_AGGREGATED, QUOTES_THINNED};
+use crate::model::ContractQuery;
 use crate::model::{Feed, Symbol};
-use crate::source::contracts::ContractQuery;
 use crate::time::{new_york_date, new_york_time_nanos, DateRange};
 use crate::transform::{parse_width, Thinning};
 use chrono::NaiveDate;
@@ -46,22 +46,10 @@ pub struct Job {
     pub settings: Settings,
 }
 
-/// `--coordinate` needs a store several importers share: PostgreSQL, or the Parquet store
-/// in a bucket. One SQLite file has one writer; a local folder has no conditional writes.
-fn coordination_of(settings: &Settings, lease_secs: u64) -> anyhow::Result<std::time::Duration> {
-    let shared = match settings.format {
-        Format::Database => crate::sink::database::is_postgres_url(&settings.database_url),
-        Format::Parquet => settings.historical_path.is_remote(),
-    };
-    if !shared {
-        return Err(usage(
-            "--coordinate shares a job through PostgreSQL (--database-url postgres://...) or \
-             a Parquet store in a bucket (--format parquet --historical-path s3://, gs:// or \
-             az://...); one SQLite file has one writer, and a local folder has no conditional \
-             writes",
-        ));
-    }
-    Ok(std::time::Duration::from_secs(lease_secs))
+/// `--coordinate`'s lease. (Whether the store can be shared is its own to say:
+/// [`crate::store::Store::check`].)
+fn coordination_of(lease_secs: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(lease_secs)
 }
 
 impl Job {
@@ -90,22 +78,15 @@ impl Job {
         let range = range_of(dataset, start, end)?;
         let contracts = contracts_of(&args.contracts, range)?;
         let thinning = thinning_of(&args.thin)?;
-        if !thinning.is_raw() {
-            if dataset != DatasetId::Quotes {
-                return Err(usage(format!(
-                    "--nbbo-changes, --sample and --aggregate thin quotes; they do not apply to {}",
-                    dataset.noun()
-                )));
-            }
-            if settings.format == Format::Parquet {
-                return Err(usage(
-                    "thinning (--nbbo-changes, --sample, --aggregate) writes database tables; it cannot be combined with format parquet",
-                ));
-            }
+        if !thinning.is_raw() && dataset != DatasetId::Quotes {
+            return Err(usage(format!(
+                "--nbbo-changes, --sample and --aggregate thin quotes; they do not apply to {}",
+                dataset.noun()
+            )));
         }
         let coordinate = match args.coordinate {
             false => None,
-            true => Some(coordination_of(&settings, args.lease)?),
+            true => Some(coordination_of(args.lease)),
         };
         Ok(Job {
             range,

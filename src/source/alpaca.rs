@@ -7,12 +7,12 @@
 //! marked sensitive; no error or log line built here contains them.
 
 use super::actions::decode_actions;
-pub use super::fetch::{group_shards, stream_shards, SourceStats};
 use super::pace::{Pacer, RequestStats};
-pub use super::response::{api_message, decode_page, ApiError, Page, SeqAssigner};
-use super::retry::RetryPolicy;
+pub use super::page::{decode_page, Page};
+pub use super::response::{api_message, ApiError, SeqAssigner};
 use crate::dataset::{Asset, Column, DatasetId, Timeframe};
 use crate::model::{Feed, Symbol};
+use crate::retry::RetryPolicy;
 use crate::time::{format_for_api, new_york_date, DateRange};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
@@ -523,6 +523,7 @@ mod tests {
     use super::*;
     use crate::batch::{self, Value};
     use crate::dataset::Kind;
+    use crate::source::fetch::group_shards;
 
     fn aapl() -> Symbol {
         Symbol::parse("AAPL").unwrap()

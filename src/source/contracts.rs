@@ -5,73 +5,9 @@
 //! upper bound is the coming weekend).
 
 use super::alpaca::{AlpacaClient, ApiError};
-use crate::model::Symbol;
-use chrono::NaiveDate;
+use crate::model::{Contract, ContractQuery};
 use reqwest::Url;
 use serde::Deserialize;
-
-/// Which contracts `--underlying` asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContractQuery {
-    pub underlying: Symbol,
-    pub expiry_from: NaiveDate,
-    pub expiry_to: NaiveDate,
-    /// `Some(true)` calls only, `Some(false)` puts only.
-    pub call: Option<bool>,
-    pub strike_min: Option<f64>,
-    pub strike_max: Option<f64>,
-}
-
-impl ContractQuery {
-    /// For messages: `AAPL puts expiring 2024-04-01..2024-04-30, strikes 100-200`.
-    pub fn describe(&self) -> String {
-        let kind = match self.call {
-            Some(true) => "calls",
-            Some(false) => "puts",
-            None => "contracts",
-        };
-        let strikes = match (self.strike_min, self.strike_max) {
-            (None, None) => String::new(),
-            (lo, hi) => format!(
-                ", strikes {}-{}",
-                lo.map_or("any".into(), |v| v.to_string()),
-                hi.map_or("any".into(), |v| v.to_string())
-            ),
-        };
-        format!(
-            "{} {kind} expiring {}..{}{strikes}",
-            self.underlying, self.expiry_from, self.expiry_to
-        )
-    }
-}
-
-/// One contract as the trading API lists it (decimals stay the strings it sends).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Contract {
-    pub id: String,
-    pub symbol: String,
-    pub name: String,
-    pub status: String,
-    pub tradable: bool,
-    pub expiration_date: String,
-    pub root_symbol: String,
-    pub underlying_symbol: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub style: String,
-    pub strike_price: String,
-    pub multiplier: String,
-    #[serde(default)]
-    pub size: Option<String>,
-    #[serde(default)]
-    pub open_interest: Option<String>,
-    #[serde(default)]
-    pub open_interest_date: Option<String>,
-    #[serde(default)]
-    pub close_price: Option<String>,
-    #[serde(default)]
-    pub close_price_date: Option<String>,
-}
 
 #[derive(Deserialize)]
 struct ContractPage {

@@ -8,9 +8,8 @@ use super::alpaca::{AlpacaClient, ApiError, Request, SeqAssigner};
 use crate::batch;
 use crate::dataset::Column;
 use crate::model::Symbol;
-use crate::pipeline::{Chunk, ShardId};
+use crate::pipeline::{Chunk, ShardClaims, ShardId};
 use crate::resume::Shard;
-use crate::source::claims::Claims;
 use crate::time::DateRange;
 use anyhow::Context;
 use arrow_array::RecordBatch;
@@ -335,7 +334,7 @@ pub async fn stream_shards(
     req: Request,
     shards: Arc<Vec<Shard>>,
     concurrency: Option<usize>,
-    claims: Option<Arc<Claims>>,
+    claims: Option<Arc<dyn ShardClaims>>,
     tx: mpsc::Sender<Chunk>,
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<SourceStats> {

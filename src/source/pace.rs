@@ -88,7 +88,7 @@ impl Pacer {
                 // A reset already past (a client clock ahead of the server's) still holds
                 // requests for the retry's floor, not 50 ms.
                 (Duration::from_secs(reset).saturating_sub(now) + Duration::from_millis(50))
-                    .max(super::retry::RATE_LIMIT_FLOOR)
+                    .max(crate::retry::RATE_LIMIT_FLOOR)
             }
             None => Duration::from_secs(1),
         };

@@ -2,7 +2,7 @@
 //! [`super::page`]; equal timestamps numbered in API order here), or the error it is,
 //! classified for the shared retry (fatal, worth another attempt, or rate limited).
 
-use super::retry::{Retryable, Verdict};
+use crate::retry::{Retryable, Verdict};
 use anyhow::Context;
 use arrow_array::{RecordBatch, UInt32Array};
 use reqwest::StatusCode;
@@ -251,8 +251,6 @@ fn short_line(line: &str, max: usize) -> String {
     }
     line
 }
-
-pub use super::page::{decode_page, Page};
 
 /// Numbers records that share a nanosecond timestamp, in API order, across page boundaries.
 /// Alpaca returns each symbol's records sorted by time, so equal timestamps are adjacent.

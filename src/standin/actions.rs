@@ -5,7 +5,7 @@
 //! splits adjust the stand-in's bars asked with `adjustment=split` (or `all`), as Alpaca's.
 
 use super::generate::fnv;
-use super::request::{bad_request, Refusal};
+use super::refusal::{bad_request, Refusal};
 use chrono::{Datelike, NaiveDate};
 use serde_json::{json, Value};
 use std::collections::HashMap;

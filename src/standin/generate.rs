@@ -720,7 +720,7 @@ mod tests {
 
     #[test]
     fn json_round_trips_through_the_importers_parser() {
-        use crate::source::response::{decode_page, SeqAssigner};
+        use crate::source::{page::decode_page, response::SeqAssigner};
         let d = DayQuotes::new("AAPL", "sip", day("2024-07-01"), 2_000).unwrap();
         let quotes: Vec<GenQuote> = (0..d.len()).map(|i| d.quote(i)).collect();
         let mut body = br#"{"quotes":{"AAPL":["#.to_vec();

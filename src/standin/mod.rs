@@ -20,6 +20,7 @@ pub mod actions;
 pub mod crypto;
 pub mod generate;
 pub mod options;
+mod refusal;
 mod request;
 
 use request::{now_ms, page_body, Market};
@@ -264,7 +265,7 @@ type JsonBody = fn(
     &HashMap<String, String>,
     chrono::NaiveDate,
     Option<usize>,
-) -> Result<String, request::Refusal>;
+) -> Result<String, refusal::Refusal>;
 
 /// A JSON request answered by `body` (params, today, the page cap): keys required, counted,
 /// delayed and logged as a data request.
@@ -288,7 +289,7 @@ async fn json_request(
 }
 
 /// A JSON body, or the refusal's status and body.
-fn json_answer(body: Result<String, request::Refusal>) -> Response {
+fn json_answer(body: Result<String, refusal::Refusal>) -> Response {
     match body {
         Ok(body) => {
             let mut r = Response::new(Body::from(body));

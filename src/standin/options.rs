@@ -6,7 +6,7 @@
 //! inactive after, paged with an opaque token.
 
 use super::generate::{fnv, mix, write_time, GenBar};
-use super::request::{bad_request, Refusal};
+use super::refusal::{bad_request, Refusal};
 use crate::model::Symbol;
 use crate::time::new_york_time_nanos;
 use chrono::{Datelike, NaiveDate};

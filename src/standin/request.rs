@@ -10,6 +10,7 @@ use super::generate::{
     DayTrades, GenBar,
 };
 use super::options::{self, OptionDay};
+pub(super) use super::refusal::{bad_request, unprocessable, Refusal};
 use crate::time::{days_from_civil, parse_rfc3339_nanos, NANOS_PER_SEC};
 use axum::http::StatusCode;
 use std::collections::HashMap;
@@ -103,26 +104,8 @@ impl Default for StandinConfig {
 /// session 14).
 pub const DEFAULT_GZIP_LEVEL: u32 = 6;
 
-/// A request the stand-in refuses: the status and Alpaca's JSON error body.
-#[derive(Debug)]
-pub(super) struct Refusal(pub(super) StatusCode, pub(super) String);
-
-pub(super) fn bad_request(message: &str) -> Refusal {
-    Refusal(
-        StatusCode::BAD_REQUEST,
-        serde_json::json!({"code": 40010001, "message": message}).to_string(),
-    )
-}
-
 /// Alpaca's answer to a free plan asking for SIP data of the last 15 minutes.
 pub const RECENT_SIP_MESSAGE: &str = "subscription does not permit querying recent SIP data";
-
-pub(super) fn unprocessable(message: &str) -> Refusal {
-    Refusal(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        serde_json::json!({"code": 42210000, "message": message}).to_string(),
-    )
-}
 
 pub(super) fn now_ms() -> u64 {
     SystemTime::now()

@@ -6,7 +6,7 @@
 use data::batch::{self, Value};
 use data::dataset::Kind;
 use data::model::Symbol;
-use data::source::response::{decode_page, ApiError};
+use data::source::{page::decode_page, response::ApiError};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value as Json};
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 async fn with_time_index(w: &Workdir) {
     let url = format!("sqlite:{}", w.db_path().display());
     drop(
-        data::sink::sqlite::SqliteSink::open(&url, Duration::from_secs(5))
+        data::store::sql::sqlite::SqliteSink::open(&url, Duration::from_secs(5))
             .await
             .expect("create the database"),
     );
@@ -89,7 +89,7 @@ async fn skip_duplicates_inserts_a_fresh_range_and_falls_back_to_upsert_on_a_fil
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_insert_meeting_existing_rows_mid_import_rewrites_the_batch_as_upsert() {
     use data::pipeline::Sink;
-    use data::sink::sqlite::{SqliteSink, WriteMode};
+    use data::store::sql::sqlite::{SqliteSink, WriteMode};
     let w = Workdir::new();
     let url = format!("sqlite:{}", w.db_path().display());
     let range = data::time::DateRange::parse("2024-01-02", "2024-01-02").unwrap();

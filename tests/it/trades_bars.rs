@@ -316,8 +316,9 @@ async fn trades_in_the_parquet_store_have_corrections_applied_and_round_trip() {
             assert_eq!(parquet_rows(&f), 990, "{}", f.display());
             use data::batch::{self, Value};
             let trades = data::dataset::DatasetId::Trades;
-            let store = data::storage::Location::local("/");
-            let parts = data::sink::parquet::read_file(&store, &f, &trades, symbol).unwrap();
+            let store = data::store::parquet::location::Location::local("/");
+            let parts =
+                data::store::parquet::writer::read_file(&store, &f, &trades, symbol).unwrap();
             let rows = batch::concat(&parts[0].schema(), &parts).unwrap();
             let t = batch::times(&rows, "t").unwrap();
             assert!(t.windows(2).all(|p| p[0] <= p[1]), "not in time order");

@@ -1,5 +1,6 @@
-//! Sinks: where committed batches land. Each implements `pipeline::Sink` and commits a
-//! batch atomically; adding a store means adding a module here, not a new pipeline.
+//! The database store: SQLite (`sqlite`) and PostgreSQL (`postgres`) behind one SQL sink
+//! (`sql`, over `dialect`), opened as one `database::Database`; option contracts and
+//! adjustment factors (`contracts`).
 //!
 //! This file also holds what both SQL dialects share beyond `sql`: the delete statement and
 //! a trade's day key.
@@ -8,20 +9,13 @@ pub mod contracts;
 pub mod database;
 pub mod dialect;
 pub mod encode;
-pub mod parquet;
+pub mod face;
+
 pub mod postgres;
-pub mod sql;
+pub mod sink;
 pub mod sqlite;
 
 use crate::dataset::{Computed, DatasetId};
-
-/// Whether another process with this pid is running (Linux: /proc). Unknown means "not
-/// running", so a leftover record or temp file can never block clean-up for good.
-pub fn process_alive(pid: i64) -> bool {
-    pid > 0
-        && pid as u32 != std::process::id()
-        && std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
 
 /// The dataset's own values of its table's computed key columns (bars' timeframe and, for
 /// stocks, adjustment), in the table's order: bound as `$4`, `$5` after symbol and span.

@@ -2,8 +2,8 @@
 //! per OCC symbol, replaced on every listing (in one transaction), so it can be queried
 //! beside the option rows and a rerun starts from what the last listing found.
 
-use super::sql::{Conn, Dialect, SqlSink};
-use crate::source::contracts::Contract;
+use super::sink::{Conn, Dialect, SqlSink};
+use crate::model::Contract;
 use sqlx::{Connection, Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 const COLUMNS: [&str; 19] = [

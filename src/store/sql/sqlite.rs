@@ -4,7 +4,7 @@
 //! from the batch's columns on sqlx's own connection handle.
 
 use super::encode::{ColumnValues, Encoder, Val};
-use super::sql::{BulkWrite, Conn, Dialect, SqlSink};
+use super::sink::{BulkWrite, Conn, Dialect, SqlSink};
 use crate::pipeline::Mark;
 use crate::resume::ProgressRow;
 use anyhow::Context;
@@ -21,7 +21,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-pub use super::sql::WriteMode;
+pub use super::sink::WriteMode;
 pub use crate::dataset::{TableSpec, BARS, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED, TRADES};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/market.db";
@@ -73,7 +73,7 @@ impl SqliteDialect {
             path,
             busy_timeout,
             statements: StatementCache::default(),
-            progress: super::sql::progress_upsert::<SqliteDialect>(),
+            progress: super::sink::progress_upsert::<SqliteDialect>(),
             checkpointer: None,
         }
     }
@@ -100,7 +100,7 @@ pub struct SqliteDialect {
     /// and kept across batches: the full chunk size and each tail size seen. Finalized when
     /// the dialect drops, before the connection (`SqlSink` holds its dialect first).
     statements: StatementCache<(&'static str, usize, WriteMode)>,
-    /// The progress upsert's text ([`super::sql::progress_upsert`]).
+    /// The progress upsert's text ([`super::sink::progress_upsert`]).
     progress: String,
     /// Checkpoints the WAL beside the writes: started at the first batch with rows (the
     /// outer `None` until then; the inner `None` when it could not start, not retried).
@@ -163,7 +163,7 @@ impl Dialect for SqliteDialect {
     /// A record of a process still running is an import in progress elsewhere, which will
     /// rebuild its own indexes.
     fn rebuild_record(&self, pid: i64, only_orphans: bool) -> bool {
-        !only_orphans || !super::process_alive(pid)
+        !only_orphans || !crate::store::process_alive(pid)
     }
 }
 
@@ -425,7 +425,7 @@ unsafe extern "C" fn wal_hook(
 }
 
 /// One batch in one transaction on the connection `db`: its rows (see [`bind_and_insert`])
-/// and its shards' progress rows (`progress_sql`: [`super::sql::progress_upsert`]), then
+/// and its shards' progress rows (`progress_sql`: [`super::sink::progress_upsert`]), then
 /// COMMIT; on any error, ROLLBACK, so the connection is never left inside a transaction.
 ///
 /// # Safety

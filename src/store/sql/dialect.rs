@@ -1,5 +1,5 @@
 //! What differs between the SQL backends ([`Dialect`]): the one SQL sink
-//! ([`super::sql::SqlSink`]) is written over it.
+//! ([`super::sink::SqlSink`]) is written over it.
 
 use sqlx::Database;
 use std::future::Future;

@@ -3,11 +3,12 @@
 //! bounded channel like the API source. Weekdays without a file are reported, not skipped
 //! silently. Runs on a blocking thread (file IO and decompression).
 
+use crate::store::parquet::layout::Layout;
 use crate::batch;
 use crate::dataset::DatasetId;
 use crate::model::Symbol;
 use crate::pipeline::Chunk;
-use crate::storage::Location;
+use crate::store::parquet::location::Location;
 use crate::time::DateRange;
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -54,8 +55,8 @@ fn overlapping_groups(
 /// unit the file is named for, read in a first pass over the `t` column alone, whose
 /// count must equal the row count the footer declares. Returns `t`'s leaf index.
 fn check_file(
-    builder: &ParquetRecordBatchReaderBuilder<crate::storage::Stored>,
-    second: crate::storage::Stored,
+    builder: &ParquetRecordBatchReaderBuilder<crate::store::parquet::location::Stored>,
+    second: crate::store::parquet::location::Stored,
     layout: &DatasetId,
     date: NaiveDate,
     shown: &str,

@@ -3,7 +3,7 @@
 //! each variant implements the same operations against its own SQL.
 
 use super::postgres::PgSink;
-use super::sql::WriteMode;
+use super::sink::WriteMode;
 use super::sqlite::SqliteSink;
 use crate::dataset::{DatasetId, TableSpec};
 use crate::pipeline::{Mark, Sink};
@@ -78,7 +78,7 @@ impl Database {
     /// Stores the contract list `import-api --underlying` found (`option_contracts`).
     pub async fn upsert_contracts(
         &mut self,
-        contracts: &[crate::source::contracts::Contract],
+        contracts: &[crate::model::Contract],
         listed_at: &str,
     ) -> anyhow::Result<()> {
         each!(self, db => db.upsert_contracts(contracts, listed_at).await)
@@ -88,7 +88,7 @@ impl Database {
     pub async fn refresh_factors(
         &mut self,
         symbol: &str,
-    ) -> anyhow::Result<crate::sink::contracts::Factors> {
+    ) -> anyhow::Result<crate::store::sql::contracts::Factors> {
         each!(self, db => db.refresh_factors(symbol).await)
     }
 
@@ -131,7 +131,7 @@ forward! {
     async fn delete_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> u64;
 }
 
-/// Each backend's SQL sink is a pipeline sink through [`super::sql::SqlSink::write`].
+/// Each backend's SQL sink is a pipeline sink through [`super::sink::SqlSink::write`].
 macro_rules! sql_sinks {
     ($($sink:ty),*) => {$(
         impl Sink for $sink {

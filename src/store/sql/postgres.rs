@@ -11,10 +11,10 @@
 //! or not at all.
 
 use super::encode::{Encoder, Val};
-use super::sql::{BulkWrite, Conn, Dialect, SqlSink, WriteMode};
+use super::sink::{BulkWrite, Conn, Dialect, SqlSink, WriteMode};
 use crate::dataset::TableSpec;
 use crate::pipeline::Mark;
-use crate::source::retry::{Next, RetryPolicy, Verdict};
+use crate::retry::{Next, RetryPolicy, Verdict};
 use sqlx::postgres::{PgConnectOptions, PgConnection, Postgres};
 use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;

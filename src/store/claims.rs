@@ -21,10 +21,12 @@
 //! shard done meanwhile is never fetched again. Expiry compares the writer's clock with the
 //! reader's: the importers' clocks must agree to well within a lease.
 
+use crate::store::parquet::layout::Layout;
 use crate::dataset::DatasetId;
+use crate::pipeline::ClaimFuture;
 use crate::resume::Shard;
-use crate::sink::postgres::redacted;
-use crate::storage::Location;
+use crate::store::parquet::location::Location;
+use crate::store::sql::postgres::redacted;
 use chrono::NaiveDate;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection, Row};
@@ -476,6 +478,23 @@ impl Claims {
     }
 }
 
+impl crate::pipeline::ShardClaims for Claims {
+    fn claim<'a>(&'a self, ids: &'a [u32]) -> ClaimFuture<'a, anyhow::Result<Vec<u32>>> {
+        Box::pin(Claims::claim(self, ids))
+    }
+
+    fn take_over<'a>(
+        &'a self,
+        cancel: &'a mut watch::Receiver<bool>,
+    ) -> ClaimFuture<'a, anyhow::Result<Option<Vec<u32>>>> {
+        Box::pin(Claims::take_over(self, cancel))
+    }
+
+    fn renew(self: Arc<Self>) -> ClaimFuture<'static, ()> {
+        Box::pin(Claims::renew(self))
+    }
+}
+
 impl Claims {
     /// After the job: deletes the bucket's markers of units whose file is in place (an
     /// importer killed between publishing a file and deleting its marker leaves one; so
@@ -494,7 +513,7 @@ impl Claims {
             let Ok(unit) = marker.strip_prefix(&claims) else {
                 continue;
             };
-            if files.contains(&root.join(unit).join(crate::dataset::FILE_NAME)) {
+            if files.contains(&root.join(unit).join(crate::store::parquet::layout::FILE_NAME)) {
                 store.remove(&marker)?;
                 swept += 1;
             }
@@ -510,6 +529,39 @@ pub const CLAIMS_DIR: &str = "_claims";
 pub fn claim_path(root: &Path, layout: &DatasetId, symbol: &str, key: NaiveDate) -> PathBuf {
     root.join(CLAIMS_DIR)
         .join(layout.unit_dir(Path::new(""), symbol, key))
+}
+
+/// `--coordinate` on a store one process writes: the usage error's text.
+pub const NOT_SHARED: &str =
+    "--coordinate shares a job through PostgreSQL (--database-url postgres://...) or \
+a Parquet store in a bucket (--format parquet --historical-path s3://, gs:// or az://...); one \
+SQLite file has one writer, and a local folder has no conditional writes";
+
+/// `--coordinate`: says where the job's shards are claimed.
+pub fn announce(claims: &Claims, shards: usize, lease: Duration) {
+    tracing::info!(
+        target: crate::progress::SUMMARY,
+        "[COORD] sharing the job's {shards} shards with any importer started with the same command (leases of {}s, {})",
+        lease.as_secs_f64(),
+        claims.place()
+    );
+}
+
+/// `--coordinate`: this importer's share of the job (no per-symbol report: the symbols
+/// other importers fetched have no rows here).
+pub fn report_share(claims: &Claims, shards: usize) {
+    let (claimed, taken_over) = (
+        claims.claimed.load(Ordering::Relaxed),
+        claims.taken_over.load(Ordering::Relaxed),
+    );
+    let rest = match shards.saturating_sub(claimed as usize) {
+        0 => "no other importer fetched any".to_string(),
+        n => format!("other importers fetched the other {n} (or hold them still)"),
+    };
+    tracing::info!(
+        target: crate::progress::SUMMARY,
+        "[COORD] this importer fetched {claimed} of the job's {shards} shards ({taken_over} taken over from importers whose leases expired); {rest}"
+    );
 }
 
 fn hostname() -> String {

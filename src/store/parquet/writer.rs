@@ -26,11 +26,12 @@
 //! columns its dataset's row list marks as kept in files ([`crate::batch::to_file`]), and
 //! reads add the symbol back ([`read_file`]). This module knows nothing about HTTP or SQL.
 
+use crate::store::parquet::layout::Layout;
 use crate::batch::{self, Cells};
 use crate::dataset::{Column, ColumnType, DatasetId, ShardUnit};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::Shard;
-use crate::storage::{Location, Stored};
+use crate::store::parquet::location::{Location, Stored};
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -46,7 +47,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use crate::dataset::FILE_NAME;
+pub use crate::store::parquet::layout::FILE_NAME;
 /// Rows per row group: a day of a liquid symbol splits into several groups, each with
 /// min/max statistics on `t`, so a read of part of a day skips the groups outside it.
 pub const ROW_GROUP_ROWS: usize = 16_384;
@@ -265,7 +266,7 @@ fn remove_stale_temp_files(dir: &Path) {
             .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<i64>().ok())
         {
-            if !crate::sink::process_alive(pid) {
+            if !crate::store::process_alive(pid) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -573,7 +574,7 @@ impl ParquetSink {
         let (path, rows) = unit.commit()?;
         if self.release_claims {
             let claim =
-                crate::source::claims::claim_path(self.root.path(), &self.layout, &symbol, date);
+                crate::store::claims::claim_path(self.root.path(), &self.layout, &symbol, date);
             self.root.remove(&claim)?;
         }
         tracing::info!("[FILE] {date}: {rows} rows in {}", self.root.show(&path));

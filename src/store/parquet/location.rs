@@ -130,7 +130,7 @@ impl Location {
     /// `gs://BUCKET[/PREFIX]` or `az://CONTAINER[/PREFIX]`. Credentials, region and endpoint
     /// come from each cloud's standard variables ([`Cloud::variables`]). Any other scheme is
     /// an error, never a folder.
-    pub fn parse(value: &str, retry: &crate::source::retry::RetryPolicy) -> Result<Self, String> {
+    pub fn parse(value: &str, retry: &crate::retry::RetryPolicy) -> Result<Self, String> {
         let Some((scheme, rest)) = value.split_once("://") else {
             return Ok(Location::local(value));
         };
