@@ -6,7 +6,7 @@
 //! conversions between a pipeline batch and a Parquet file's batch, and row values for the
 //! rare paths that compare rows one by one (archive's merge and verification).
 
-use crate::dataset::{Column, ColumnType};
+use crate::dataset::{Column, ColumnType, Role};
 use anyhow::Context;
 use arrow_array::builder::{ArrayBuilder, ListBuilder, StringBuilder};
 use arrow_array::{
@@ -308,7 +308,7 @@ pub fn times<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a [i64]> {
 /// The symbol column of a pipeline batch.
 pub fn symbols(batch: &RecordBatch) -> anyhow::Result<&StringArray> {
     batch
-        .column_by_name("symbol")
+        .column_by_name(Role::Symbol.name())
         .and_then(|a| a.as_any().downcast_ref::<StringArray>())
         .context("rows have no symbol column")
 }
@@ -316,9 +316,9 @@ pub fn symbols(batch: &RecordBatch) -> anyhow::Result<&StringArray> {
 /// Row `i`'s stream position `(t, seq)`, when the rows carry one (raw rows do; aggregates
 /// do not).
 pub fn position(batch: &RecordBatch, i: usize) -> Option<(i64, u32)> {
-    let t = times(batch, "t")?;
+    let t = times(batch, Role::Time.name())?;
     let seq = batch
-        .column_by_name("seq")?
+        .column_by_name(Role::Seq.name())?
         .as_any()
         .downcast_ref::<UInt32Array>()?;
     Some((*t.get(i)?, seq.values().get(i).copied()?))
@@ -326,8 +326,8 @@ pub fn position(batch: &RecordBatch, i: usize) -> Option<(i64, u32)> {
 
 /// Row `i`'s event time: `last_t` for aggregates, else `t`.
 pub fn event_time(batch: &RecordBatch, i: usize) -> Option<i64> {
-    times(batch, "last_t")
-        .or_else(|| times(batch, "t"))
+    times(batch, Role::LastTime.name())
+        .or_else(|| times(batch, Role::Time.name()))
         .and_then(|t| t.get(i).copied())
 }
 
@@ -351,7 +351,7 @@ pub fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> anyhow::Result<Rec
 /// `batch`'s rows ordered by `t`, then by the text column `tie` (rows whose order the API
 /// does not give, such as corporate actions grouped by type).
 pub fn sort_by_time(batch: &RecordBatch, tie: &str) -> anyhow::Result<RecordBatch> {
-    let t = times(batch, "t").context("rows have no time column")?;
+    let t = times(batch, Role::Time.name()).context("rows have no time column")?;
     let ties = batch
         .column_by_name(tie)
         .and_then(|a| a.as_any().downcast_ref::<StringArray>())
@@ -402,7 +402,7 @@ pub fn from_file(
                     .column_by_name(c.name)
                     .with_context(|| format!("the file has no column {}", c.name))?;
                 conform(a, c)
-            } else if c.name == "symbol" {
+            } else if c.is(Role::Symbol) {
                 Ok(Arc::new(StringArray::from_iter_values(
                     std::iter::repeat_n(symbol, n),
                 )))

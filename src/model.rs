@@ -254,18 +254,6 @@ impl Feed {
             false => format!("{base}@{}", self.as_str()),
         }
     }
-
-    /// The Parquet store's root for this feed: `root` itself for the default feed,
-    /// `root/feed=FEED` for the others (each holding the same layout).
-    pub fn store_root(
-        self,
-        root: &crate::store::parquet::location::Location,
-    ) -> crate::store::parquet::location::Location {
-        match self.is_default() {
-            true => root.clone(),
-            false => root.join(format!("feed={}", self.as_str())),
-        }
-    }
 }
 
 /// Which contracts `--underlying` asks for.

@@ -8,7 +8,7 @@
 //! pages, batches or storage.
 
 use crate::batch::{self, Cells};
-use crate::dataset::{Kind, AGG_ROW};
+use crate::dataset::{Kind, Role, AGG_ROW};
 use anyhow::Context;
 use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
 use std::sync::Arc;
@@ -219,9 +219,9 @@ impl Aggregate {
             .iter()
             .map(|c| -> anyhow::Result<ArrayRef> {
                 Ok(match c.name {
-                    "bucket_t" => batch::ts_array(buckets.clone()),
-                    "last_t" => quotes
-                        .column_by_name("t")
+                    n if n == Role::BucketTime.name() => batch::ts_array(buckets.clone()),
+                    n if n == Role::LastTime.name() => quotes
+                        .column_by_name(Role::Time.name())
                         .context("quotes without t")?
                         .clone(),
                     "quote_count" => Arc::new(UInt64Array::from(counts.clone())),
@@ -243,7 +243,7 @@ impl Transform for Aggregate {
         if n == 0 {
             return Ok(());
         }
-        let t = batch::times(&page, "t").context("quotes without t")?;
+        let t = batch::times(&page, Role::Time.name()).context("quotes without t")?;
         let symbols = batch::symbols(&page)?;
         // Source 0: the interval held from the previous page; source 1: this page.
         let held = self.current.as_ref().map(|c| c.last.clone());

@@ -10,10 +10,10 @@
 //! from the database. A crash at any point leaves the rows in the database, in the file, or
 //! both — and a rerun merges by key, so it neither loses nor duplicates anything.
 
-use crate::store::parquet::layout::Layout;
 use crate::args::ArchiveArgs;
 use crate::batch::{self, Value};
 use crate::dataset::DatasetId;
+use crate::dataset::Role;
 use crate::job::ArchiveJob;
 use crate::model::Symbol;
 use crate::pipeline::Chunk;
@@ -21,8 +21,9 @@ use crate::progress::init_logging;
 use crate::resume::Shard;
 use crate::run::{pipe, Cancel, Feed, Fetched, Outcome, Report, Source, SourceTask};
 use crate::source::alpaca::PAGE_LIMIT;
+use crate::store::parquet::layout::Layout;
 use crate::store::parquet::location::Location;
-use crate::store::parquet::writer::read_file;
+use crate::store::parquet::reader::read_file;
 use crate::store::parquet::writer::ParquetSink;
 use crate::store::sql::database::Database;
 use crate::time::{new_york_date, DateRange};
@@ -278,7 +279,7 @@ pub fn merge_with_file(
     let mut merged: BTreeMap<Vec<Value>, (i64, usize, usize)> = BTreeMap::new();
     for (s, b) in sources.iter().enumerate() {
         let cells = batch::all_cells(b, cols)?;
-        let t = batch::times(b, "t").unwrap_or_default();
+        let t = batch::times(b, Role::Time.name()).unwrap_or_default();
         for (i, &t) in t.iter().enumerate() {
             merged.insert(batch::key_of(&cells, cols, identity, i), (t, s, i));
         }

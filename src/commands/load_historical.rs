@@ -1,7 +1,6 @@
 //! `data load-historical`: the Parquet store's files for the range, into the database,
 //! through the same batches, upserts and log lines as an API import.
 
-use crate::store::parquet::layout::Layout;
 use crate::args::LoadArgs;
 use crate::dataset::DatasetId;
 use crate::job::Job;
@@ -9,6 +8,7 @@ use crate::model::Symbol;
 use crate::progress::init_logging;
 use crate::resume::ShardUnit;
 use crate::run::{pipe, Cancel, Feed, Fetched, Outcome, Report, Source, SourceTask};
+use crate::store::parquet::layout::Layout;
 use crate::store::parquet::location::Location;
 use crate::store::parquet::reader::stream_parquet;
 use crate::store::sql::face::{close_database, open_database, refresh_adjustments};

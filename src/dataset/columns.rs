@@ -41,6 +41,42 @@ pub struct Column {
     pub narrow: bool,
 }
 
+/// What a column is to the pipeline, whatever else it holds: the columns every stage finds
+/// (a symbol's rows, their time, their position among equal times). Stages find them by
+/// role; only this file knows their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Symbol,
+    /// The row's time, ns UTC (`t`).
+    Time,
+    /// The row's number among rows of equal time (`seq`).
+    Seq,
+    /// An aggregate's last quote time (`last_t`).
+    LastTime,
+    /// An aggregate's interval start (`bucket_t`).
+    BucketTime,
+}
+
+impl Role {
+    /// The column's name in batches, tables and files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Symbol => "symbol",
+            Role::Time => "t",
+            Role::Seq => "seq",
+            Role::LastTime => "last_t",
+            Role::BucketTime => "bucket_t",
+        }
+    }
+}
+
+impl Column {
+    /// Whether the column plays `role`.
+    pub fn is(&self, role: Role) -> bool {
+        self.name == role.name()
+    }
+}
+
 /// A column the API sends (required), kept everywhere under its own name.
 const fn api(name: &'static str, json: &'static str, ty: ColumnType) -> Column {
     Column {

@@ -7,6 +7,7 @@ use super::adapt::Limiter;
 use super::alpaca::{AlpacaClient, ApiError, Request, SeqAssigner};
 use crate::batch;
 use crate::dataset::Column;
+use crate::dataset::Role;
 use crate::model::Symbol;
 use crate::pipeline::{Chunk, ShardClaims, ShardId};
 use crate::resume::Shard;
@@ -240,7 +241,7 @@ async fn stream_group(
             finished[m] = complete(m);
             let last = finished[m] && !cut_short;
             // Rows outside the range asked for are not this shard's: dropped and counted.
-            let run = match batch::times(&run, "t") {
+            let run = match batch::times(&run, Role::Time.name()) {
                 Some(t)
                     if req.by_symbol
                         && t.iter().any(|&t| t < range.start_ns || t > range.end_ns) =>

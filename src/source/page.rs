@@ -12,6 +12,7 @@ use super::json::{bad, Read, Reader};
 use super::response::ApiError;
 use crate::batch::{Builder, Builders};
 use crate::dataset::Column;
+use crate::dataset::Role;
 use crate::model::Symbol;
 use arrow_array::RecordBatch;
 
@@ -69,7 +70,7 @@ pub fn decode_page(
         for (c, part) in b.cols.iter().zip(&mut b.parts) {
             if c.json.is_none() {
                 match part {
-                    Builder::Utf8(s) if c.name == "symbol" => {
+                    Builder::Utf8(s) if c.is(Role::Symbol) => {
                         for _ in 0..n {
                             s.append_value(symbols[m].as_str());
                         }

@@ -2,6 +2,7 @@
 //! [`super::page`]; equal timestamps numbered in API order here), or the error it is,
 //! classified for the shared retry (fatal, worth another attempt, or rate limited).
 
+use crate::dataset::Role;
 use crate::retry::{Retryable, Verdict};
 use anyhow::Context;
 use arrow_array::{RecordBatch, UInt32Array};
@@ -263,10 +264,10 @@ pub struct SeqAssigner {
 impl SeqAssigner {
     /// `batch` (one symbol's records, in API order) with its `seq` column numbered.
     pub fn assign(&mut self, batch: RecordBatch) -> anyhow::Result<RecordBatch> {
-        let Some(i) = batch.schema().index_of("seq").ok() else {
+        let Some(i) = batch.schema().index_of(Role::Seq.name()).ok() else {
             return Ok(batch);
         };
-        let t = crate::batch::times(&batch, "t").context("records have no time")?;
+        let t = crate::batch::times(&batch, Role::Time.name()).context("records have no time")?;
         let mut seq = Vec::with_capacity(t.len());
         for &t in t {
             if self.last_t == Some(t) {

@@ -22,6 +22,7 @@ pub mod generate;
 pub mod options;
 mod refusal;
 mod request;
+mod trading;
 
 use request::{now_ms, page_body, Market};
 pub use request::{
@@ -147,10 +148,10 @@ fn router(state: Arc<AppState>) -> Router {
     let app = Router::new()
         .route("/v2/stocks/{kind}", get(multi_symbols))
         .route("/v2/stocks/{symbol}/{kind}", get(single_symbol))
-        .route("/v2/calendar", get(calendar))
+        .route("/v2/calendar", get(trading::calendar))
         .route("/v1beta3/crypto/{loc}/{kind}", get(crypto_data))
         .route("/v1beta1/options/{kind}", get(option_data))
-        .route("/v2/options/contracts", get(option_contracts))
+        .route("/v2/options/contracts", get(trading::option_contracts))
         .route("/v1/corporate-actions", get(corporate_actions))
         .fallback(|| async {
             json_error(
@@ -301,15 +302,6 @@ fn json_answer(body: Result<String, refusal::Refusal>) -> Response {
     }
 }
 
-/// The trading API's `GET /v2/options/contracts` (see `options::contracts_body`).
-async fn option_contracts(
-    State(st): State<Arc<AppState>>,
-    Query(params): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    json_request(&st, &params, &headers, options::contracts_body).await
-}
-
 fn log_request(st: &AppState, params: &HashMap<String, String>, r: &Response) {
     let entry = Logged {
         symbols: params.get("symbols").cloned().unwrap_or_default(),
@@ -345,66 +337,6 @@ async fn single_symbol(
     .await;
     log_request(&st, &params, &r);
     r
-}
-
-/// The trading API's `GET /v2/calendar`: NYSE's sessions from `start` to `end` (dates,
-/// inclusive; by default 1970 to 2029, as Alpaca lists them), from the embedded calendar.
-async fn calendar(Query(params): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
-    if let Some(refused) = unauthorized(&headers) {
-        return refused;
-    }
-    let date = |name: &str, default: &str| {
-        let text = params.get(name).map_or(default, String::as_str);
-        text.get(..10)
-            .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
-            .ok_or_else(|| format!("invalid {name}: {text}"))
-    };
-    let (start, end) = match (date("start", "1970-01-01"), date("end", "2029-12-31")) {
-        (Ok(s), Ok(e)) => (s, e),
-        (Err(message), _) | (_, Err(message)) => {
-            let body = serde_json::json!({"code": 40010001, "message": message});
-            return json_error(StatusCode::BAD_REQUEST, &body.to_string());
-        }
-    };
-    let days: Vec<serde_json::Value> = start
-        .iter_days()
-        .take_while(|d| *d <= end)
-        .filter_map(|d| {
-            let session = crate::nyse::session(d);
-            let (close, ext) = (session.regular_close()?, session.extended_close()?);
-            Some(serde_json::json!({
-                "date": d.to_string(),
-                "open": "09:30",
-                "close": format!("{:02}:{:02}", close.0, close.1),
-                "session_open": "0400",
-                "session_close": format!("{:02}{:02}", ext.0, ext.1),
-                "settlement_date": settlement_date(d).to_string(),
-            }))
-        })
-        .collect();
-    let mut r = Response::new(Body::from(serde_json::Value::Array(days).to_string()));
-    r.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    r
-}
-
-/// The settlement day of a trade on `d`: T+1 from 2024-05-28, T+2 from 2017-09-05, T+3
-/// before, counted in NYSE sessions (bank holidays that are trading days are not known here).
-fn settlement_date(d: chrono::NaiveDate) -> chrono::NaiveDate {
-    let cycle = match d.to_string().as_str() {
-        s if s >= "2024-05-28" => 1,
-        s if s >= "2017-09-05" => 2,
-        _ => 3,
-    };
-    let mut out = d;
-    for _ in 0..cycle {
-        out = out
-            .iter_days()
-            .skip(1)
-            .find(|x| crate::nyse::is_trading_day(*x))
-            .unwrap_or(out);
-    }
-    out
 }
 
 /// The trading API's 401 for a request without both key headers.

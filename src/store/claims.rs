@@ -21,10 +21,10 @@
 //! shard done meanwhile is never fetched again. Expiry compares the writer's clock with the
 //! reader's: the importers' clocks must agree to well within a lease.
 
-use crate::store::parquet::layout::Layout;
 use crate::dataset::DatasetId;
 use crate::pipeline::ClaimFuture;
 use crate::resume::Shard;
+use crate::store::parquet::layout::Layout;
 use crate::store::parquet::location::Location;
 use crate::store::sql::postgres::redacted;
 use chrono::NaiveDate;
@@ -513,7 +513,11 @@ impl Claims {
             let Ok(unit) = marker.strip_prefix(&claims) else {
                 continue;
             };
-            if files.contains(&root.join(unit).join(crate::store::parquet::layout::FILE_NAME)) {
+            if files.contains(
+                &root
+                    .join(unit)
+                    .join(crate::store::parquet::layout::FILE_NAME),
+            ) {
                 store.remove(&marker)?;
                 swept += 1;
             }

@@ -1,14 +1,14 @@
 //! `data status`: what each store holds, per dataset, symbol and feed (days, rows, gaps,
 //! unfinished days), read without creating anything, and rendered as a table.
 
-use crate::store::parquet::layout::Layout;
 use crate::config::Settings;
 use crate::dataset::{Asset, DatasetId};
 use crate::model::Feed;
 use crate::nyse::is_trading_day;
 use crate::resume::ShardUnit;
+use crate::store::parquet::layout::Layout;
 use crate::store::parquet::location::Location;
-use crate::store::parquet::writer::{list_units, rows_per_day};
+use crate::store::parquet::reader::{list_units, rows_per_day};
 use crate::store::sql::database::Database;
 use crate::store::Store;
 use chrono::NaiveDate;
@@ -145,7 +145,7 @@ pub fn parquet_holdings(root: &Location) -> anyhow::Result<Vec<Holding>> {
         .chain(Feed::CRYPTO)
         .chain([Feed::Opra])
     {
-        let root = feed.store_root(root);
+        let root = crate::store::parquet::layout::feed_root(feed, root);
         for layout in crate::store::parquet::layout::present(&root) {
             if layout.asset() != feed.asset() {
                 continue;

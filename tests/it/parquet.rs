@@ -81,7 +81,7 @@ async fn api_to_parquet_to_sqlite_gives_exactly_the_direct_import() {
     for f in files(&root) {
         let (rows, schema) = read_file(&f);
         assert_eq!(rows, 3_000);
-        assert_eq!(schema, data::store::parquet::writer::quotes_schema());
+        assert_eq!(schema, data::store::parquet::reader::quotes_schema());
         assert_eq!(
             schema.field(0).data_type().to_string(),
             "Timestamp(ns, \"UTC\")"

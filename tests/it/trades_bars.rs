@@ -318,7 +318,7 @@ async fn trades_in_the_parquet_store_have_corrections_applied_and_round_trip() {
             let trades = data::dataset::DatasetId::Trades;
             let store = data::store::parquet::location::Location::local("/");
             let parts =
-                data::store::parquet::writer::read_file(&store, &f, &trades, symbol).unwrap();
+                data::store::parquet::reader::read_file(&store, &f, &trades, symbol).unwrap();
             let rows = batch::concat(&parts[0].schema(), &parts).unwrap();
             let t = batch::times(&rows, "t").unwrap();
             assert!(t.windows(2).all(|p| p[0] <= p[1]), "not in time order");

@@ -2,7 +2,6 @@
 //! bars; a file in place is its unit's done record), its import (the stand-in's marker, bucket
 //! claims for `--coordinate`), what it holds, and its locks.
 
-use crate::store::parquet::layout::Layout;
 use super::location::Location;
 use super::writer::ParquetSink;
 use crate::config::Settings;
@@ -16,6 +15,7 @@ use crate::run::{
 };
 use crate::store::claims::{announce, report_share, Claims};
 use crate::store::lock::{beside, lock_in_file, JobLock};
+use crate::store::parquet::layout::Layout;
 use crate::store::status::{parquet_holdings, Holding};
 use crate::store::{SharedClaims, Store};
 use crate::time::format_nanos;

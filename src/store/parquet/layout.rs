@@ -6,7 +6,7 @@
 
 use super::location::Location;
 use crate::dataset::{Adjustment, DatasetId, Params, Timeframe, DATASETS};
-use crate::model::Asset;
+use crate::model::{Asset, Feed};
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 
@@ -41,9 +41,7 @@ impl Layout for DatasetId {
             (Params::TimeframeAdjustment, Some((timeframe, adjustment))) => dir
                 .join(format!("timeframe={timeframe}"))
                 .join(format!("adjustment={adjustment}")),
-            (Params::Timeframe, Some((timeframe, _))) => {
-                dir.join(format!("timeframe={timeframe}"))
-            }
+            (Params::Timeframe, Some((timeframe, _))) => dir.join(format!("timeframe={timeframe}")),
             _ => dir,
         }
     }
@@ -129,4 +127,13 @@ pub fn present(store: &Location) -> Vec<DatasetId> {
         }
     }
     out
+}
+
+/// The Parquet store's root for `feed`: `root` itself for the default feed, `root/feed=FEED`
+/// for the others (each holding the same layout).
+pub fn feed_root(feed: Feed, root: &Location) -> Location {
+    match feed.is_default() {
+        true => root.clone(),
+        false => root.join(format!("feed={}", feed.as_str())),
+    }
 }

@@ -3,6 +3,7 @@
 //! or s3://, gs://, az://), `writer` the pipeline sink that publishes each unit's file
 //! atomically, `reader` the pipeline source that reads them back.
 
+mod cloud;
 pub mod face;
 pub mod layout;
 pub mod location;

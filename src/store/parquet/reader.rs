@@ -3,17 +3,21 @@
 //! bounded channel like the API source. Weekdays without a file are reported, not skipped
 //! silently. Runs on a blocking thread (file IO and decompression).
 
-use crate::store::parquet::layout::Layout;
-use crate::batch;
-use crate::dataset::DatasetId;
+use crate::batch::{self};
+use crate::dataset::{DatasetId, Role, ShardUnit};
 use crate::model::Symbol;
 use crate::pipeline::Chunk;
-use crate::store::parquet::location::Location;
+use crate::store::parquet::layout::Layout;
+use crate::store::parquet::layout::FILE_NAME;
+use crate::store::parquet::location::{Location, Stored};
 use crate::time::DateRange;
 use anyhow::Context;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::statistics::Statistics;
+use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, watch};
 
 /// Rows per page sent into the channel.
@@ -79,7 +83,7 @@ fn check_file(
     }
     let parquet_schema = builder.metadata().file_metadata().schema_descr_ptr();
     let t_leaf = (0..parquet_schema.num_columns())
-        .find(|&i| parquet_schema.column(i).path().string() == "t")
+        .find(|&i| parquet_schema.column(i).path().string() == Role::Time.name())
         .with_context(|| format!("{shown} has no top-level column t"))?;
     let declared = builder.metadata().file_metadata().num_rows();
     let (from_ns, until_ns) = layout.unit_bounds(date);
@@ -87,7 +91,7 @@ fn check_file(
     let t_col = layout
         .columns()
         .iter()
-        .find(|c| c.name == "t")
+        .find(|c| c.is(Role::Time))
         .with_context(|| format!("{} has no column t", layout.noun()))?;
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
         second,
@@ -178,7 +182,7 @@ pub fn stream_parquet(
             let batch = batch.with_context(|| format!("cannot decode {shown}"))?;
             let rows = batch::from_file(&batch, cols, symbol.as_str())
                 .with_context(|| format!("unexpected schema in {shown}"))?;
-            let t = batch::times(&rows, "t").unwrap_or_default();
+            let t = batch::times(&rows, Role::Time.name()).unwrap_or_default();
             let keep = t
                 .iter()
                 .map(|t| (range.start_ns..=range.end_ns).contains(t))
@@ -196,4 +200,105 @@ pub fn stream_parquet(
         }
     }
     Ok(stats)
+}
+
+/// One file of the store, as listed: symbol, unit key (day, or a month's first day), rows
+/// from the footer, path.
+pub type Listed = (String, NaiveDate, i64, PathBuf);
+
+/// Every file of `layout` in the store (one listing: resume and status work by listing).
+pub fn list_units(root: &Location, layout: &DatasetId) -> anyhow::Result<Vec<Listed>> {
+    let mut out = Vec::new();
+    let dir = layout.dir(root.path());
+    for (path, size) in root.files_under(&dir)? {
+        // DIR/symbol=X/UNIT/part-0.parquet, nothing else.
+        let Ok(rel) = path.strip_prefix(&dir) else {
+            continue;
+        };
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let [sym, unit, file] = &parts[..] else {
+            continue;
+        };
+        let (Some(symbol), Some(key)) = (sym.strip_prefix("symbol="), layout.parse_unit(unit))
+        else {
+            continue;
+        };
+        if file != FILE_NAME {
+            continue;
+        }
+        let rows = root.rows_in(&path, size)?;
+        out.push((layout.symbol_of_dir(symbol), key, rows, path));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Opens a stored file for reading, naming it in the error.
+pub(crate) fn open_stored(
+    store: &Location,
+    path: &Path,
+) -> anyhow::Result<ParquetRecordBatchReaderBuilder<Stored>> {
+    let file = store
+        .open(path)?
+        .with_context(|| format!("{} does not exist", store.show(path)))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .with_context(|| format!("{} is not a readable Parquet file", store.show(path)))
+}
+
+/// Rows per day of one file (status of a monthly bars file; days as `unit` counts them:
+/// New York, or UTC for crypto): reads `t` only.
+pub fn rows_per_day(
+    store: &Location,
+    path: &Path,
+    unit: ShardUnit,
+) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
+    let builder = open_stored(store, path)?;
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [0]);
+    let shown = store.show(path);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .with_context(|| format!("cannot read {shown}"))?;
+    let mut days: Vec<(NaiveDate, i64)> = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(|| format!("cannot decode {shown}"))?;
+        let t = batch::times(&batch, Role::Time.name()).context("the file has no time column")?;
+        for &t in t {
+            let d = unit.day_of(t);
+            match days.last_mut() {
+                Some((last, n)) if *last == d => *n += 1,
+                _ => days.push((d, 1)),
+            }
+        }
+    }
+    Ok(days)
+}
+
+/// The schema of the store's quotes files.
+pub fn quotes_schema() -> SchemaRef {
+    batch::file_schema(DatasetId::Quotes.kind().columns())
+}
+
+/// All rows of one file of `layout`'s, as pipeline batches of `symbol`'s rows.
+pub fn read_file(
+    store: &Location,
+    path: &Path,
+    layout: &DatasetId,
+    symbol: &str,
+) -> anyhow::Result<Vec<RecordBatch>> {
+    let shown = store.show(path);
+    let reader = open_stored(store, path)?
+        .build()
+        .with_context(|| format!("cannot read {shown}"))?;
+    let cols = layout.columns();
+    reader
+        .map(|b| {
+            let b = b.with_context(|| format!("cannot decode {shown}"))?;
+            batch::from_file(&b, cols, symbol)
+                .with_context(|| format!("unexpected schema in {shown}"))
+        })
+        .collect()
 }

@@ -26,15 +26,14 @@
 //! columns its dataset's row list marks as kept in files ([`crate::batch::to_file`]), and
 //! reads add the symbol back ([`read_file`]). This module knows nothing about HTTP or SQL.
 
-use crate::store::parquet::layout::Layout;
 use crate::batch::{self, Cells};
-use crate::dataset::{Column, ColumnType, DatasetId, ShardUnit};
+use crate::dataset::{Column, ColumnType, DatasetId, Role};
 use crate::pipeline::{Mark, Sink};
 use crate::resume::Shard;
-use crate::store::parquet::location::{Location, Stored};
+use crate::store::parquet::layout::Layout;
+use crate::store::parquet::location::Location;
 use anyhow::Context;
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
 use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -57,113 +56,12 @@ pub const ROW_GROUP_ROWS: usize = 16_384;
 /// group, so the sink's memory does not grow with the requests in flight.
 pub const PENDING_BUDGET: usize = 24 << 20;
 
-/// One file of the store, as listed: symbol, unit key (day, or a month's first day), rows
-/// from the footer, path.
-pub type Listed = (String, NaiveDate, i64, PathBuf);
-
-/// Every file of `layout` in the store (one listing: resume and status work by listing).
-pub fn list_units(root: &Location, layout: &DatasetId) -> anyhow::Result<Vec<Listed>> {
-    let mut out = Vec::new();
-    let dir = layout.dir(root.path());
-    for (path, size) in root.files_under(&dir)? {
-        // DIR/symbol=X/UNIT/part-0.parquet, nothing else.
-        let Ok(rel) = path.strip_prefix(&dir) else {
-            continue;
-        };
-        let parts: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        let [sym, unit, file] = &parts[..] else {
-            continue;
-        };
-        let (Some(symbol), Some(key)) = (sym.strip_prefix("symbol="), layout.parse_unit(unit))
-        else {
-            continue;
-        };
-        if file != FILE_NAME {
-            continue;
-        }
-        let rows = root.rows_in(&path, size)?;
-        out.push((layout.symbol_of_dir(symbol), key, rows, path));
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Opens a stored file for reading, naming it in the error.
-fn open_stored(
-    store: &Location,
-    path: &Path,
-) -> anyhow::Result<ParquetRecordBatchReaderBuilder<Stored>> {
-    let file = store
-        .open(path)?
-        .with_context(|| format!("{} does not exist", store.show(path)))?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .with_context(|| format!("{} is not a readable Parquet file", store.show(path)))
-}
-
-/// Rows per day of one file (status of a monthly bars file; days as `unit` counts them:
-/// New York, or UTC for crypto): reads `t` only.
-pub fn rows_per_day(
-    store: &Location,
-    path: &Path,
-    unit: ShardUnit,
-) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
-    let builder = open_stored(store, path)?;
-    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [0]);
-    let shown = store.show(path);
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .with_context(|| format!("cannot read {shown}"))?;
-    let mut days: Vec<(NaiveDate, i64)> = Vec::new();
-    for batch in reader {
-        let batch = batch.with_context(|| format!("cannot decode {shown}"))?;
-        let t = batch::times(&batch, "t").context("the file has no time column")?;
-        for &t in t {
-            let d = unit.day_of(t);
-            match days.last_mut() {
-                Some((last, n)) if *last == d => *n += 1,
-                _ => days.push((d, 1)),
-            }
-        }
-    }
-    Ok(days)
-}
-
-/// The schema of the store's quotes files.
-pub fn quotes_schema() -> SchemaRef {
-    batch::file_schema(DatasetId::Quotes.kind().columns())
-}
-
-/// All rows of one file of `layout`'s, as pipeline batches of `symbol`'s rows.
-pub fn read_file(
-    store: &Location,
-    path: &Path,
-    layout: &DatasetId,
-    symbol: &str,
-) -> anyhow::Result<Vec<RecordBatch>> {
-    let shown = store.show(path);
-    let reader = open_stored(store, path)?
-        .build()
-        .with_context(|| format!("cannot read {shown}"))?;
-    let cols = layout.columns();
-    reader
-        .map(|b| {
-            let b = b.with_context(|| format!("cannot decode {shown}"))?;
-            batch::from_file(&b, cols, symbol)
-                .with_context(|| format!("unexpected schema in {shown}"))
-        })
-        .collect()
-}
-
 /// The columns a file of `cols` rows is sorted by: `t`, then `seq` where files keep it.
 fn sorted_by(cols: &[Column]) -> Vec<usize> {
     cols.iter()
         .filter(|c| c.in_file)
         .enumerate()
-        .filter(|(_, c)| c.name == "t" || c.name == "seq")
+        .filter(|(_, c)| c.is(Role::Time) || c.is(Role::Seq))
         .map(|(i, _)| i)
         .collect()
 }
@@ -186,9 +84,15 @@ fn writer_properties(cols: &[Column]) -> anyhow::Result<WriterProperties> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         // Times are distinct and ascending: a dictionary of them only costs hashing every
         // value before falling back; deltas store them in a few bits each.
-        .set_column_dictionary_enabled(ColumnPath::from("t"), false)
-        .set_column_encoding(ColumnPath::from("t"), Encoding::DELTA_BINARY_PACKED)
-        .set_column_compression(ColumnPath::from("t"), Compression::UNCOMPRESSED)
+        .set_column_dictionary_enabled(ColumnPath::from(Role::Time.name()), false)
+        .set_column_encoding(
+            ColumnPath::from(Role::Time.name()),
+            Encoding::DELTA_BINARY_PACKED,
+        )
+        .set_column_compression(
+            ColumnPath::from(Role::Time.name()),
+            Compression::UNCOMPRESSED,
+        )
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page);
     // Code columns (exchanges, tape, conditions): min/max of one-letter codes prune nothing,
@@ -588,7 +492,7 @@ impl ParquetSink {
             0 => (None, &[][..]),
             _ => (
                 Some(batch::symbols(rows)?),
-                batch::times(rows, "t").context("rows have no time")?,
+                batch::times(rows, Role::Time.name()).context("rows have no time")?,
             ),
         };
         let mut start = 0;
@@ -682,6 +586,7 @@ impl Sink for ParquetSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::parquet::reader::{open_stored, read_file};
 
     /// A symlink planted under a temporary file's name is replaced, never written through:
     /// the file it points to stays as it was.

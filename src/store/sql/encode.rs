@@ -4,7 +4,7 @@
 //! binary COPY fields; neither knows which kind of row it writes.
 
 use crate::batch::{self, Cells, Value};
-use crate::dataset::{Computed, DatasetId, TableSpec};
+use crate::dataset::{Computed, DatasetId, Role, TableSpec};
 use anyhow::Context;
 use arrow_array::RecordBatch;
 
@@ -119,7 +119,7 @@ impl<'a> Encoder<'a> {
                 });
             }
         }
-        let times = batch::times(rows, table.row.get(1).map_or("t", |c| c.name))
+        let times = batch::times(rows, table.row.get(1).map_or(Role::Time.name(), |c| c.name))
             .context("rows have no time")?;
         let bar_spec = dataset
             .bar_spec()

@@ -14,6 +14,8 @@ pub mod face;
 pub mod postgres;
 pub mod sink;
 pub mod sqlite;
+mod sqlite_ffi;
+mod upkeep;
 
 use crate::dataset::{Computed, DatasetId};
 
