@@ -4,7 +4,7 @@
 # missing. `.ci/run` sources it; by hand, from the repo root, in a shell of its own (it exits
 # on a failure, and its servers stop when that shell exits):
 #
-#   bash -c 'source .ci/servers.sh && cargo test -- --include-ignored'
+#   bash -c 'source .ci/servers.sh && cargo test --workspace -- --include-ignored'
 
 echo "== moto's S3-compatible server (PyPI moto[server]) for the object-store tests"
 if ! python3 -c "import moto.server, flask" 2>/dev/null; then

@@ -1109,7 +1109,7 @@ async fn a_staging_folder_others_can_write_is_refused_and_nothing_is_published(b
 
 /// One `#[tokio::test]` per store and test, each in a fresh bucket of that store's server.
 /// They need their server, so they are `#[ignore]`d: plain `cargo test` counts them as
-/// ignored, not passed; `cargo test -- --include-ignored` (what `.ci/run` runs, with the
+/// ignored, not passed; `cargo test --workspace -- --include-ignored` (what `.ci/run` runs, with the
 /// servers started) runs them, and one whose server's variable is not set fails.
 macro_rules! tests_on {
     ([$($store:ident: $kind:expr => $why:literal),* $(,)?], $tests:tt) => {

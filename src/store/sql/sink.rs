@@ -1,5 +1,5 @@
-//! The one SQL sink, written once over a small [`Dialect`]: SQLite (`sink::sqlite`) and
-//! PostgreSQL (`sink::postgres`) differ in placeholders, a few expressions (a New York day,
+//! The one SQL sink, written once over a small [`Dialect`]: SQLite (`sqlite.rs`) and
+//! PostgreSQL (`postgres.rs`) differ in placeholders, a few expressions (a New York day,
 //! the current time, a date parameter), how indexes are listed and guarded, how errors read,
 //! and the bulk write (bound multi-row statements, or binary COPY). Everything else —
 //! symbol and thinning ids, progress committed in the batch's transaction, the

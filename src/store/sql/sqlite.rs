@@ -1,4 +1,4 @@
-//! The SQLite dialect of the SQL sink (`sink::sql`): opens (creating folders and file) the
+//! The SQLite dialect of the SQL sink (`sink.rs`): opens (creating folders and file) the
 //! database in WAL mode, applies the migrations in migrations/sqlite, and writes each batch
 //! in one transaction as 64-row upserts (prepared once per size and kept), bound straight
 //! from the batch's columns on sqlx's own connection handle.
@@ -348,7 +348,7 @@ fn db_error(e: sqlx::Error, path: &Path, busy: Duration, doing: &str) -> anyhow:
 }
 
 /// The lock file beside a database (`market.db.lock`): a byte of it per import job
-/// (`commands::lock`), and [`MIGRATION_BYTE`] while migrations run.
+/// (`store::lock`), and [`MIGRATION_BYTE`] while migrations run.
 pub fn lock_file_of(db: &Path) -> PathBuf {
     let name = db
         .file_name()
