@@ -184,51 +184,27 @@ pub struct ImportArgs {
 
 /// Option contract discovery: which contracts of an underlying to list and import.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Options")]
 pub struct ContractArgs {
     /// List this underlying's option contracts (the trading API's /v2/options/contracts,
     /// expired ones included), store them in option_contracts and import them; the command
     /// line then gives only START and END
-    #[arg(long, value_name = "SYMBOL", help_heading = "Options")]
+    #[arg(long, value_name = "SYMBOL")]
     pub underlying: Option<String>,
     /// First expiry date to list (YYYY-MM-DD; default START's date)
-    #[arg(
-        long,
-        value_name = "DATE",
-        help_heading = "Options",
-        requires = "underlying"
-    )]
+    #[arg(long, value_name = "DATE", requires = "underlying")]
     pub expiry_from: Option<String>,
     /// Last expiry date to list (YYYY-MM-DD; default END's date)
-    #[arg(
-        long,
-        value_name = "DATE",
-        help_heading = "Options",
-        requires = "underlying"
-    )]
+    #[arg(long, value_name = "DATE", requires = "underlying")]
     pub expiry_to: Option<String>,
     /// Calls or puts only
-    #[arg(
-        long = "type",
-        value_name = "call|put",
-        help_heading = "Options",
-        requires = "underlying"
-    )]
+    #[arg(long = "type", value_name = "call|put", requires = "underlying")]
     pub contract_type: Option<String>,
     /// Lowest strike to list
-    #[arg(
-        long,
-        value_name = "PRICE",
-        help_heading = "Options",
-        requires = "underlying"
-    )]
+    #[arg(long, value_name = "PRICE", requires = "underlying")]
     pub strike_min: Option<f64>,
     /// Highest strike to list
-    #[arg(
-        long,
-        value_name = "PRICE",
-        help_heading = "Options",
-        requires = "underlying"
-    )]
+    #[arg(long, value_name = "PRICE", requires = "underlying")]
     pub strike_max: Option<f64>,
 }
 

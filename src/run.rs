@@ -247,13 +247,13 @@ pub async fn plan<P: ProgressStore>(
     log_plan(job, counts, todo.len(), report.unit);
     if todo.is_empty() {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[DONE] {}: all {} {} of {range} {}; nothing to fetch (--restart fetches them again)",
-                    report.label(),
-                    counts.total,
-                    report.unit,
-                    store.done_phrase()
-                );
+            target: crate::progress::SUMMARY,
+            "[DONE] {}: all {} {} of {range} {}; nothing to fetch (--restart fetches them again)",
+            report.label(),
+            counts.total,
+            report.unit,
+            store.done_phrase()
+        );
         return Ok(None);
     }
     Ok(Some(Arc::new(todo)))
@@ -311,12 +311,12 @@ fn log_plan(job: &Job, counts: PlanCounts, todo: usize, unit: &str) {
         tracing::info!("[RESUME] --restart: ignoring earlier progress");
     } else if counts.skipped > 0 || counts.resumed > 0 {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[RESUME] {} of {} {unit} already imported (skipped); {} resumed after their last committed row",
-                    counts.skipped,
-                    counts.total,
-                    counts.resumed
-                );
+            target: crate::progress::SUMMARY,
+            "[RESUME] {} of {} {unit} already imported (skipped); {} resumed after their last committed row",
+            counts.skipped,
+            counts.total,
+            counts.resumed
+        );
     }
     let at_once = match settings.concurrency {
         Some(k) => format!("{} at a time", k.min(todo.max(1))),
@@ -352,11 +352,11 @@ pub fn report_symbols(report: &Report, shards: &[Shard], fetched: &Fetched, rang
             ));
         }
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[DONE] {} fetched per symbol: {}",
-                    report.noun,
-                    list.join(", ")
-                );
+            target: crate::progress::SUMMARY,
+            "[DONE] {} fetched per symbol: {}",
+            report.noun,
+            list.join(", ")
+        );
     }
     if fetched.out_of_range > 0 {
         tracing::warn!(
@@ -500,29 +500,29 @@ where
     );
     if report.spec.is_empty() {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[DONE] {who} {}: {} rows, {} {page_word}, {} batches, {:.1}s elapsed, {:.0} rows/s{cpu}, into {}{api}",
-                    report.noun,
-                    totals.rows,
-                    fetched.pages,
-                    totals.batches,
-                    secs,
-                    rate,
-                    report.table
-                );
+            target: crate::progress::SUMMARY,
+            "[DONE] {who} {}: {} rows, {} {page_word}, {} batches, {:.1}s elapsed, {:.0} rows/s{cpu}, into {}{api}",
+            report.noun,
+            totals.rows,
+            fetched.pages,
+            totals.batches,
+            secs,
+            rate,
+            report.table
+        );
     } else {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[DONE] {}: {} quotes in, {} rows kept ({:.2}%), {} pages, {} batches, {:.1}s elapsed, {:.0} quotes/s{cpu}{api}",
-                    report.label(),
-                    fetched.rows,
-                    totals.rows,
-                    100.0 * totals.rows as f64 / (fetched.rows.max(1)) as f64,
-                    fetched.pages,
-                    totals.batches,
-                    secs,
-                    rate
-                );
+            target: crate::progress::SUMMARY,
+            "[DONE] {}: {} quotes in, {} rows kept ({:.2}%), {} pages, {} batches, {:.1}s elapsed, {:.0} quotes/s{cpu}{api}",
+            report.label(),
+            fetched.rows,
+            totals.rows,
+            100.0 * totals.rows as f64 / (fetched.rows.max(1)) as f64,
+            fetched.pages,
+            totals.batches,
+            secs,
+            rate
+        );
     }
     Ok((Outcome::Completed, fetched))
 }

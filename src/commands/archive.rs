@@ -26,13 +26,14 @@ use crate::store::parquet::location::Location;
 use crate::store::parquet::reader::read_file;
 use crate::store::parquet::writer::ParquetSink;
 use crate::store::sql::database::Database;
+use crate::store::sql::face::open_quietly;
 use crate::time::{new_york_date, DateRange};
 use crate::transform::Passthrough;
 use arrow_array::RecordBatch;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
     let today = new_york_date(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX));
@@ -43,30 +44,19 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
     let (outcome, report) = archive(&job).await?;
     if outcome == Outcome::Completed {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[DONE] archived {} {} before {}: {} {}, {} rows moved to {} in {:.1}s",
-                    job.symbol,
-                    dataset.noun(),
-                    job.cutoff,
-                    report.units,
-                    dataset.unit().noun(),
-                    report.rows,
-                    job.settings.store_root().display(),
-                    started.elapsed().as_secs_f64()
-                );
+            target: crate::progress::SUMMARY,
+            "[DONE] archived {} {} before {}: {} {}, {} rows moved to {} in {:.1}s",
+            job.symbol,
+            dataset.noun(),
+            job.cutoff,
+            report.units,
+            dataset.unit().noun(),
+            report.rows,
+            job.settings.store_root().display(),
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(outcome)
-}
-
-async fn open(job: &ArchiveJob) -> anyhow::Result<Database> {
-    let settings = &job.settings;
-    let mut db = Database::open(
-        &settings.database_url,
-        Duration::from_secs(settings.busy_timeout_secs),
-    )
-    .await?;
-    db.set_feed(settings.feed);
-    Ok(db)
 }
 
 /// Plans the units, runs them through the pipeline, then verifies and deletes each.
@@ -74,7 +64,7 @@ async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
     let (dataset, symbol) = (job.dataset, &job.symbol);
     let root = &job.settings.store_root();
     root.check()?;
-    let mut db = open(job).await?;
+    let mut db = open_quietly(&job.settings).await?;
     let name = job.settings.feed.key(&dataset.key());
     let units = archivable_units(&mut db, &dataset, &name, symbol, job.cutoff).await?;
     let (Some(first), Some(last)) = (units.first(), units.last()) else {
@@ -127,7 +117,7 @@ async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
         return Ok((outcome, ArchiveReport::default()));
     }
     // Every unit's file is in place: verify each, then delete its database rows.
-    let mut db = open(job).await?;
+    let mut db = open_quietly(&job.settings).await?;
     let counts = counts.lock().map(|c| c.clone()).unwrap_or_default();
     let mut done = ArchiveReport::default();
     for (i, file) in sink.written.iter().enumerate() {

@@ -176,27 +176,27 @@ fn available_until(job: &Job) -> Option<i64> {
     let available = data_until(job);
     if job.range.start_ns > available {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[DONE] nothing to import yet: START {} is later than {} ({})",
-                    format_nanos(job.range.start_ns),
-                    format_nanos(available),
-                    if available < now {
-                        format!("feed sip data ends {delay} minutes before now: --sip-delay")
-                    } else {
-                        "now".to_string()
-                    }
-                );
+            target: crate::progress::SUMMARY,
+            "[DONE] nothing to import yet: START {} is later than {} ({})",
+            format_nanos(job.range.start_ns),
+            format_nanos(available),
+            if available < now {
+                format!("feed sip data ends {delay} minutes before now: --sip-delay")
+            } else {
+                "now".to_string()
+            }
+        );
         return None;
     }
     if job.range.end_ns > available && available < now {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[API] feed sip: importing up to {} ({delay} minutes ago, --sip-delay: Alpaca's free \
-                     plan refuses SIP data of the last 15 minutes) instead of {}; the day this cuts \
-                     short stays unfinished, and a later run completes it",
-                    format_nanos(available),
-                    format_nanos(job.range.end_ns)
-                );
+            target: crate::progress::SUMMARY,
+            "[API] feed sip: importing up to {} ({delay} minutes ago, --sip-delay: Alpaca's free \
+             plan refuses SIP data of the last 15 minutes) instead of {}; the day this cuts \
+             short stays unfinished, and a later run completes it",
+            format_nanos(available),
+            format_nanos(job.range.end_ns)
+        );
     }
     Some(available)
 }

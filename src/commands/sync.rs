@@ -38,18 +38,18 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
     let lock_path = store.lock_path("sync", true)?;
     let Some(_lock) = FileLock::take(&lock_path)? else {
         tracing::warn!(
-        target: crate::progress::SUMMARY,
-                    "[SYNC] another data sync is running on this store (lock {}): this one did nothing",
-                    lock_path.display()
-                );
+            target: crate::progress::SUMMARY,
+            "[SYNC] another data sync is running on this store (lock {}): this one did nothing",
+            lock_path.display()
+        );
         return Ok(Outcome::Completed);
     };
     let Some(held) = store.holdings().await? else {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                "[SYNC] nothing to sync: {} holds no data yet (import-api starts a dataset)",
-                store.describe()
-            );
+            target: crate::progress::SUMMARY,
+            "[SYNC] nothing to sync: {} holds no data yet (import-api starts a dataset)",
+            store.describe()
+        );
         return Ok(Outcome::Completed);
     };
     if crate::source::alpaca::is_standin(&settings.api_url).await {
@@ -70,37 +70,37 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
     let pending: usize = jobs.iter().map(|(_, _, p)| p).sum();
     if pending == 0 {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[SYNC] {datasets} dataset{} of {} up to date; nothing to fetch",
-                    if datasets == 1 { "" } else { "s" },
-                    store.describe()
-                );
+            target: crate::progress::SUMMARY,
+            "[SYNC] {datasets} dataset{} of {} up to date; nothing to fetch",
+            if datasets == 1 { "" } else { "s" },
+            store.describe()
+        );
         return Ok(Outcome::Completed);
     }
     let mut extended = 0;
     for (job, start, pending) in jobs.iter().filter(|(_, _, p)| *p > 0) {
         tracing::info!(
-        target: crate::progress::SUMMARY,
-                    "[SYNC] {} {} (feed {}): from {start}, {pending} {} to fetch",
-                    job.dataset.key(),
-                    job.symbols
-                        .iter()
-                        .map(Symbol::as_str)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    job.settings.feed.as_str(),
-                    job.dataset.unit().noun()
-                );
+            target: crate::progress::SUMMARY,
+            "[SYNC] {} {} (feed {}): from {start}, {pending} {} to fetch",
+            job.dataset.key(),
+            job.symbols
+                .iter()
+                .map(Symbol::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            job.settings.feed.as_str(),
+            job.dataset.unit().noun()
+        );
         if import(job).await? == Outcome::Interrupted {
             return Ok(Outcome::Interrupted);
         }
         extended += job.symbols.len();
     }
     tracing::info!(
-    target: crate::progress::SUMMARY,
-            "[SYNC] done: {extended} of {datasets} datasets extended, {pending} shards fetched into {}",
-            store.describe()
-        );
+        target: crate::progress::SUMMARY,
+        "[SYNC] done: {extended} of {datasets} datasets extended, {pending} shards fetched into {}",
+        store.describe()
+    );
     Ok(Outcome::Completed)
 }
 

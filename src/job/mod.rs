@@ -53,6 +53,29 @@ fn coordination_of(lease_secs: u64) -> std::time::Duration {
 }
 
 impl Job {
+    /// A job of `dataset` for `symbols` over `range`, with nothing else asked: no thinning,
+    /// no coordination, no restart.
+    fn plain(
+        dataset: DatasetId,
+        symbols: Vec<Symbol>,
+        range: DateRange,
+        settings: Settings,
+    ) -> Job {
+        Job {
+            range,
+            dataset,
+            symbols,
+            thinning: Thinning::default(),
+            coordinate: None,
+            restart: false,
+            asof: None,
+            synthetic: false,
+            contracts: None,
+            action_types: None,
+            settings,
+        }
+    }
+
     /// `data import-api`.
     pub fn import_api(args: &ImportArgs) -> anyhow::Result<Job> {
         let mut settings = config::resolve(&args.settings, &config::process_env)?;
@@ -111,19 +134,8 @@ impl Job {
         (first, last): (NaiveDate, NaiveDate),
         settings: Settings,
     ) -> anyhow::Result<Job> {
-        Ok(Job {
-            range: range_of(dataset, &first.to_string(), &last.to_string())?,
-            dataset,
-            symbols,
-            thinning: Thinning::default(),
-            coordinate: None,
-            restart: false,
-            asof: None,
-            synthetic: false,
-            contracts: None,
-            action_types: None,
-            settings,
-        })
+        let range = range_of(dataset, &first.to_string(), &last.to_string())?;
+        Ok(Job::plain(dataset, symbols, range, settings))
     }
 
     /// `data load-historical`.
@@ -135,19 +147,8 @@ impl Job {
         }
         let (asset, symbols) = asset_of(symbols, &args.asset, &mut settings)?;
         let dataset = dataset_of(args.kind, &args.bars, asset, &mut settings)?;
-        Ok(Job {
-            range: range_of(dataset, &args.start, &args.end)?,
-            dataset,
-            symbols,
-            thinning: Thinning::default(),
-            coordinate: None,
-            restart: false,
-            asof: None,
-            synthetic: false,
-            contracts: None,
-            action_types: None,
-            settings,
-        })
+        let range = range_of(dataset, &args.start, &args.end)?;
+        Ok(Job::plain(dataset, symbols, range, settings))
     }
 
     /// The database table the job's rows land in: the dataset's own, or a thinned one.

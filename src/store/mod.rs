@@ -30,6 +30,9 @@ use std::sync::Arc;
 /// The claims a source of a `--coordinate` job asks before it fetches a shard.
 pub type SharedClaims = Option<Arc<dyn ShardClaims>>;
 
+/// A plan: the shards to fetch, and how many there were, done and resumed.
+pub type Plan = anyhow::Result<(Vec<Shard>, PlanCounts)>;
+
 /// What every store does for the commands. (Used generically, never as `dyn`.)
 #[allow(async_fn_in_trait)]
 pub trait Store {
@@ -43,12 +46,7 @@ pub trait Store {
     /// The planning rules: the shards an import of `job` fetches now with data up to
     /// `available` (whole units, or resume positions), and the plan's counts. `read_only`
     /// (a dry run) reads the progress without creating or migrating anything.
-    async fn pending(
-        &self,
-        job: &Job,
-        available: i64,
-        read_only: bool,
-    ) -> anyhow::Result<(Vec<Shard>, PlanCounts)>;
+    async fn pending(&self, job: &Job, available: i64, read_only: bool) -> Plan;
 
     /// Imports `job` with data up to `available`: plans against the store's progress, then
     /// runs the source `source(shards, claims)` makes into the store's sink.
@@ -123,12 +121,7 @@ impl Store for Chosen {
         each!(self, s => s.check(job))
     }
 
-    async fn pending(
-        &self,
-        job: &Job,
-        available: i64,
-        read_only: bool,
-    ) -> anyhow::Result<(Vec<Shard>, PlanCounts)> {
+    async fn pending(&self, job: &Job, available: i64, read_only: bool) -> Plan {
         each!(self, s => s.pending(job, available, read_only).await)
     }
 

@@ -8,7 +8,7 @@ use crate::config::Settings;
 use crate::dataset::DatasetId;
 use crate::job::{usage, Job};
 use crate::model::Symbol;
-use crate::resume::{PlanCounts, Saved, Shard};
+use crate::resume::{Saved, Shard};
 use crate::run::{
     pipe, plan, report_symbols, shards_to_fetch, Outcome, ProgressStore, Report, Saves, Source,
     Units,
@@ -17,7 +17,7 @@ use crate::store::claims::{announce, report_share, Claims};
 use crate::store::lock::{beside, lock_in_file, JobLock};
 use crate::store::parquet::layout::Layout;
 use crate::store::status::{parquet_holdings, Holding};
-use crate::store::{SharedClaims, Store};
+use crate::store::{Plan, SharedClaims, Store};
 use crate::time::format_nanos;
 use crate::transform::Passthrough;
 use anyhow::Context;
@@ -59,12 +59,7 @@ impl Store for ParquetStore {
     }
 
     /// Whole units only; a unit the data does not reach the end of yet is no file yet.
-    async fn pending(
-        &self,
-        job: &Job,
-        available: i64,
-        _read_only: bool,
-    ) -> anyhow::Result<(Vec<Shard>, PlanCounts)> {
+    async fn pending(&self, job: &Job, available: i64, _read_only: bool) -> Plan {
         let mut store = StoreProgress {
             root: job.settings.store_root(),
             dataset: job.dataset,

@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::dataset::DatasetId;
 use crate::job::{usage, Job};
 use crate::model::Symbol;
-use crate::resume::{PlanCounts, Saved, Shard, Tracking};
+use crate::resume::{Saved, Shard, Tracking};
 use crate::run::{
     pipe, plan, report_symbols, shards_to_fetch, Outcome, ProgressStore, Report, Saves, Source,
     Units,
@@ -18,7 +18,7 @@ use crate::run::{
 use crate::store::claims::{announce, report_share, Claims};
 use crate::store::lock::{beside, lock_in_file, lock_in_postgres, JobLock};
 use crate::store::status::{database_holdings, Holding};
-use crate::store::{SharedClaims, Store};
+use crate::store::{Plan, SharedClaims, Store};
 use crate::time::DateRange;
 use crate::transform::{Aggregate, Passthrough};
 use sqlx::{Connection, PgConnection, SqliteConnection};
@@ -83,12 +83,7 @@ impl Store for DatabaseStore {
         Ok(())
     }
 
-    async fn pending(
-        &self,
-        job: &Job,
-        available: i64,
-        read_only: bool,
-    ) -> anyhow::Result<(Vec<Shard>, PlanCounts)> {
+    async fn pending(&self, job: &Job, available: i64, read_only: bool) -> Plan {
         let raw = job.thinning.is_raw();
         match read_only {
             true => {
@@ -406,26 +401,22 @@ impl ReadOnly {
 impl ProgressStore for ReadOnly {
     async fn saved(&mut self, dataset: &str, symbol: &Symbol, units: Units) -> Saves {
         let (first, last) = (units.start().to_string(), units.end().to_string());
+        // The same SELECT on either connection (each its own sqlx type).
+        macro_rules! select {
+            ($dialect:ty, $conn:expr) => {
+                sqlx::query_as(&progress_select::<$dialect>())
+                    .bind(dataset)
+                    .bind(symbol.as_str())
+                    .bind(&first)
+                    .bind(&last)
+                    .fetch_all($conn)
+                    .await
+            };
+        }
         let rows: Result<Vec<crate::resume::ProgressRecord>, sqlx::Error> = match self {
             ReadOnly::Nothing => return Ok(Vec::new()),
-            ReadOnly::Sqlite(c) => {
-                sqlx::query_as(&progress_select::<SqliteDialect>())
-                    .bind(dataset)
-                    .bind(symbol.as_str())
-                    .bind(&first)
-                    .bind(&last)
-                    .fetch_all(c)
-                    .await
-            }
-            ReadOnly::Postgres(c) => {
-                sqlx::query_as(&progress_select::<PgDialect>())
-                    .bind(dataset)
-                    .bind(symbol.as_str())
-                    .bind(&first)
-                    .bind(&last)
-                    .fetch_all(c)
-                    .await
-            }
+            ReadOnly::Sqlite(c) => select!(SqliteDialect, c),
+            ReadOnly::Postgres(c) => select!(PgDialect, c),
         };
         match rows {
             Ok(rows) => rows.into_iter().map(Saved::from_record).collect(),

@@ -93,27 +93,39 @@ pub(crate) fn progress_select<D: Dialect>() -> String {
     ))
 }
 
-impl<D> SqlSink<D>
-where
-    D: Dialect,
-    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
-    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
-    for<'q> i64: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
-    for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> bool: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
-    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
-    for<'r> (i64,): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (bool,): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (String, String): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (String, String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> ProgressRecord: FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> f64: Decode<'r, D::DB> + Type<D::DB>,
-    for<'r> String: Decode<'r, D::DB>,
-    usize: ColumnIndex<<D::DB as Database>::Row>,
-{
+/// `impl<D> SqlSink<D> where ...` with the bounds every method of the SQL sink needs (the
+/// types it binds and reads in both backends), written once for its impl blocks here and in
+/// `upkeep.rs`.
+macro_rules! impl_sql_sink {
+    ($($body:tt)*) => {
+        impl<D> $crate::store::sql::sink::SqlSink<D>
+        where
+            D: Dialect,
+            for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
+            for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
+            for<'q> i64: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
+            for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
+            for<'q> bool: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
+            for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
+            for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
+            for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
+            for<'r> (i64,): FromRow<'r, <D::DB as Database>::Row>,
+            for<'r> (bool,): FromRow<'r, <D::DB as Database>::Row>,
+            for<'r> (String, String): FromRow<'r, <D::DB as Database>::Row>,
+            for<'r> (String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
+            for<'r> (String, String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
+            for<'r> ProgressRecord: FromRow<'r, <D::DB as Database>::Row>,
+            for<'r> f64: Decode<'r, D::DB> + Type<D::DB>,
+            for<'r> String: Decode<'r, D::DB>,
+            usize: ColumnIndex<<D::DB as Database>::Row>,
+        {
+            $($body)*
+        }
+    };
+}
+pub(crate) use impl_sql_sink;
+
+impl_sql_sink! {
     /// A sink over an open, migrated connection; rebuilds indexes a killed `--drop-indexes`
     /// import left dropped.
     pub(crate) async fn new(conn: Conn<D>, dialect: D) -> anyhow::Result<Self> {

@@ -3,8 +3,8 @@
 //! unfinished days `status` shows.
 
 use super::dialect::{Conn, Dialect};
-use super::sink::SqlSink;
 use crate::dataset::TableSpec;
+use crate::dataset::{Params, ShardUnit, DATASETS};
 use crate::resume::ProgressRecord;
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -12,27 +12,7 @@ use sqlx::{
     ColumnIndex, Connection, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type,
 };
 
-impl<D> SqlSink<D>
-where
-    D: Dialect,
-    for<'c> &'c mut Conn<D>: Executor<'c, Database = D::DB>,
-    for<'q> <D::DB as Database>::Arguments<'q>: IntoArguments<'q, D::DB>,
-    for<'q> i64: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
-    for<'q> Option<i64>: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> bool: Encode<'q, D::DB> + Decode<'q, D::DB> + Type<D::DB>,
-    for<'q> &'q str: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> Option<&'q str>: Encode<'q, D::DB> + Type<D::DB>,
-    for<'q> String: Encode<'q, D::DB> + Type<D::DB>,
-    for<'r> (i64,): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (bool,): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (String, String): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> (String, String, String, i64): FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> ProgressRecord: FromRow<'r, <D::DB as Database>::Row>,
-    for<'r> f64: Decode<'r, D::DB> + Type<D::DB>,
-    for<'r> String: Decode<'r, D::DB>,
-    usize: ColumnIndex<<D::DB as Database>::Row>,
-{
+super::sink::impl_sql_sink! {
     /// Whether `table` already holds rows of `symbol` (and this sink's thinning) with times
     /// in `start_ns..=end_ns`. A key-prefix range probe: cheap whatever the table size.
     pub async fn has_rows_in(
@@ -199,42 +179,40 @@ where
         // crypto's us; options' opra); then `#standin` for the stand-in's synthetic rows.
         let feed = "CASE WHEN s.feed IN ('sip', 'us', 'opra') THEN '' ELSE '@' || s.feed END \
                     || CASE WHEN s.synthetic <> 0 THEN '#standin' ELSE '' END";
-        let sql = D::sql(&format!(
-            "SELECT 'quotes' || {feed}, s.symbol, {d1} AS d, count(*) FROM quotes q \
-             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'quotes_thinned/' || th.spec || {feed}, s.symbol, {d1} AS d, count(*) \
-             FROM quotes_thinned q JOIN symbols s ON s.id = q.symbol_id \
-             JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} \
-             GROUP BY th.spec, s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'quotes_aggregated/' || th.spec || {feed}, s.symbol, {d2} AS d, \
-             count(*) FROM quotes_aggregated q JOIN symbols s ON s.id = q.symbol_id \
-             JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} \
-             GROUP BY th.spec, s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'trades' || {feed}, s.symbol, {d1} AS d, count(*) FROM trades q \
-             JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} GROUP BY s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'bars/' || q.timeframe || '/' || q.adjustment || {feed}, s.symbol, \
-             {d1} AS d, count(*) FROM bars q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE {of_symbol} GROUP BY q.timeframe, q.adjustment, s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'crypto_quotes' || {feed}, s.symbol, {du} AS d, count(*) \
-             FROM crypto_quotes q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
-             GROUP BY s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'crypto_trades' || {feed}, s.symbol, {du} AS d, count(*) \
-             FROM crypto_trades q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
-             GROUP BY s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'crypto_bars/' || q.timeframe || {feed}, s.symbol, {du} AS d, \
-             count(*) FROM crypto_bars q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE {of_symbol} GROUP BY q.timeframe, s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'corporate_actions' || {feed}, s.symbol, {d1} AS d, count(*) \
-             FROM corporate_actions q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
-             GROUP BY s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'option_trades' || {feed}, s.symbol, {d1} AS d, count(*) \
-             FROM option_trades q JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
-             GROUP BY s.feed, s.synthetic, s.symbol, d \
-             UNION ALL SELECT 'option_bars/' || q.timeframe || {feed}, s.symbol, {d1} AS d, \
-             count(*) FROM option_bars q JOIN symbols s ON s.id = q.symbol_id \
-             WHERE {of_symbol} GROUP BY q.timeframe, s.feed, s.synthetic, s.symbol, d \
-             ORDER BY 1, 2, 3"
-        ));
+        // One SELECT per dataset of the dataset table (its key, its table, its day: UTC for
+        // markets that never close), and the thinned quotes' tables, keyed by their spec.
+        let mut parts: Vec<String> = DATASETS
+            .iter()
+            .map(|d| {
+                let (key, by) = match d.params {
+                    Params::None => (format!("'{}'", d.name), ""),
+                    Params::Timeframe => (format!("'{}/' || q.timeframe", d.name), "q.timeframe, "),
+                    Params::TimeframeAdjustment => (
+                        format!("'{}/' || q.timeframe || '/' || q.adjustment", d.name),
+                        "q.timeframe, q.adjustment, ",
+                    ),
+                };
+                let day = match d.unit {
+                    ShardUnit::UtcDay | ShardUnit::UtcMonth => &du,
+                    ShardUnit::Session | ShardUnit::Month => &d1,
+                };
+                format!(
+                    "SELECT {key} || {feed}, s.symbol, {day} AS d, count(*) FROM {} q \
+                     JOIN symbols s ON s.id = q.symbol_id WHERE {of_symbol} \
+                     GROUP BY {by}s.feed, s.synthetic, s.symbol, d",
+                    d.table.name
+                )
+            })
+            .collect();
+        for (table, day) in [("quotes_thinned", &d1), ("quotes_aggregated", &d2)] {
+            parts.push(format!(
+                "SELECT '{table}/' || th.spec || {feed}, s.symbol, {day} AS d, count(*) \
+                 FROM {table} q JOIN symbols s ON s.id = q.symbol_id \
+                 JOIN thinnings th ON th.id = q.thinning_id WHERE {of_symbol} \
+                 GROUP BY th.spec, s.feed, s.synthetic, s.symbol, d"
+            ));
+        }
+        let sql = D::sql(&format!("{} ORDER BY 1, 2, 3", parts.join(" UNION ALL ")));
         let rows: Vec<(String, String, String, i64)> = sqlx::query_as(&sql)
             .bind(symbol)
             .fetch_all(&mut self.conn)
