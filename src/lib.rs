@@ -17,23 +17,19 @@
 //! the second-Ctrl-C handler does); credentials never reach a log or error.
 
 pub mod args;
-pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod coverage;
-pub mod dataset;
 pub mod job;
-pub mod model;
-pub mod nyse;
-pub mod pipeline;
 pub mod progress;
-pub mod resume;
-pub mod retry;
 pub mod run;
-pub mod secrets;
 pub mod source;
-pub mod standin;
 pub mod store;
-pub mod time;
-pub mod transform;
+
+// The core and the stand-in are crates of their own (crates/); their modules keep their
+// paths here (`data::time`, `crate::dataset`, `data::standin`).
+pub use data_core::{
+    batch, dataset, model, nyse, pipeline, resume, retry, secrets, time, transform,
+};
+pub use data_standin as standin;

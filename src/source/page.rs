@@ -422,4 +422,43 @@ mod tests {
         let page = quotes(&rec(r#""bs":7,"bs":8"#)).unwrap();
         assert_eq!(column(&page, "bid_size"), [Value::UInt(7)]);
     }
+
+    #[test]
+    /// The stand-in's JSON, as it writes it, decodes back to exactly the quotes it generated.
+    fn the_standins_json_round_trips_through_the_decoder() {
+        use crate::source::response::SeqAssigner;
+        use crate::standin::generate::{
+            quotes_batch, write_quote, write_time, DayQuotes, GenQuote,
+        };
+        use crate::time::{format_nanos, parse_rfc3339_nanos};
+        let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let d = DayQuotes::new("AAPL", "sip", day("2024-07-01"), 2_000).unwrap();
+        let quotes: Vec<GenQuote> = (0..d.len()).map(|i| d.quote(i)).collect();
+        let mut body = br#"{"quotes":{"AAPL":["#.to_vec();
+        for (i, g) in quotes.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            write_quote(&mut body, g);
+        }
+        body.extend_from_slice(br#"]},"next_page_token":null}"#);
+        let symbol = crate::model::Symbol::parse("AAPL").unwrap();
+        let cols = crate::dataset::Kind::Quotes.columns();
+        let mut page = decode_page(&body, cols, &[symbol]).unwrap();
+        assert_eq!(page.runs.len(), 1);
+        let (_, rows) = page.runs.remove(0);
+        let rows = SeqAssigner::default().assign(rows).unwrap();
+        assert_eq!(rows, quotes_batch("AAPL", &quotes).unwrap());
+        for g in quotes {
+            let mut tb = Vec::new();
+            write_time(&mut tb, g.t);
+            let text = String::from_utf8(tb).unwrap();
+            assert_eq!(
+                parse_rfc3339_nanos(&text).unwrap(),
+                g.t,
+                "{text} vs {}",
+                format_nanos(g.t)
+            );
+        }
+    }
 }

@@ -341,3 +341,118 @@ mod tests {
         assert!(ApiError::Transport("reset".into()).rerun_helps());
     }
 }
+
+/// The retry mechanism (`crate::retry`, in the core) with the Alpaca client's own errors.
+#[cfg(test)]
+mod retry_tests {
+    use super::ApiError;
+    use crate::retry::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    fn quick(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(4),
+        }
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_within_jitter_bounds() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        for (attempt, step) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (9, 1000)] {
+            for _ in 0..50 {
+                let d = p.backoff(attempt).as_millis() as u64;
+                assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d}ms");
+            }
+        }
+    }
+
+    #[test]
+    fn rate_limit_waits_until_reset() {
+        let p = quick(3);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let err = ApiError::RateLimited {
+            message: "too many requests".into(),
+            reset_epoch: Some(now + 3),
+        };
+        let d = p.delay_for(&err, 1).unwrap();
+        assert!(
+            d > Duration::from_secs(1) && d <= Duration::from_secs(4),
+            "{d:?}"
+        );
+        let fatal = ApiError::fatal(403, "forbidden");
+        assert!(p.delay_for(&fatal, 1).is_none());
+    }
+
+    #[tokio::test]
+    async fn rate_limits_do_not_use_up_attempts() {
+        let calls = AtomicU32::new(0);
+        let r = quick(2)
+            .run("test", || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0..=4 => Err(ApiError::RateLimited {
+                        message: "too many requests".into(),
+                        reset_epoch: None,
+                    }),
+                    5 => Err(ApiError::Transport("reset".into())),
+                    _ => Ok(7),
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 7);
+    }
+
+    #[tokio::test]
+    async fn gives_up_with_attempt_count() {
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = quick(3)
+            .run("test", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(ApiError::Server {
+                    status: 503,
+                    message: "unavailable".into(),
+                })
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let msg = r.unwrap_err().to_string();
+        assert!(msg.starts_with("gave up after 3 attempts over "), "{msg}");
+        assert!(msg.ends_with("HTTP 503 from Alpaca: unavailable"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn fatal_errors_are_not_retried_and_transient_ones_recover() {
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = quick(5)
+            .run("test", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(ApiError::fatal(401, "request is not authorized"))
+            })
+            .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(r, Err(ApiError::Fatal { status: 401, .. })));
+
+        let calls = AtomicU32::new(0);
+        let r = quick(5)
+            .run("test", || async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(ApiError::Truncated("EOF".into()))
+                } else {
+                    Ok(42)
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 42);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+}

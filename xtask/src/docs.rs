@@ -204,7 +204,7 @@ fn datasets_md() -> String {
     let mut s = String::from("# Datasets\n\n");
     let _ = writeln!(s, "<!-- {GENERATED} -->\n");
     s.push_str(
-        "Each dataset is one row of the dataset table (`src/dataset/mod.rs`, `DATASETS`). Its \
+        "Each dataset is one row of the dataset table (`crates/core/src/dataset/mod.rs`, `DATASETS`). Its \
          key names its progress records and its line in `data status`; its folder is where \
          the Parquet store keeps it.\n\n",
     );

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub const MAX_LINES: usize = 600;
 
 /// Files allowed to be longer: the stand-in's deterministic data generator, one algorithm.
-const LONG_FILES: &[&str] = &["src/standin/generate.rs"];
+const LONG_FILES: &[&str] = &["crates/standin/src/generate.rs"];
 
 /// The core: markets, time and the calendar, datasets, batches, the pipeline, transforms,
 /// resume, retry and the secrets registry. It uses nothing outside itself.
@@ -43,9 +43,73 @@ pub struct Breach {
     pub what: String,
 }
 
-/// Runs every check over the tree at `root`; the breaches, sorted.
+/// The workspace's crates that may depend on other crates of it, and on which: the core on
+/// none, the stand-in on the core only.
+const CRATE_DEPS: &[(&str, &[&str])] = &[("data-core", &[]), ("data-standin", &["data-core"])];
+
+/// Runs every check over the tree at `root` (the root crate's `src/` and each
+/// `crates/*/src/`); the breaches, sorted.
 pub fn check(root: &Path) -> Result<Vec<Breach>, String> {
-    let files = source_files(&root.join("src"))?;
+    let mut out = Vec::new();
+    let mut dirs = vec![root.join("src")];
+    if let Ok(entries) = std::fs::read_dir(root.join("crates")) {
+        let mut crates: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        crates.sort();
+        for krate in crates {
+            out.extend(check_manifest(root, &krate)?);
+            dirs.push(krate.join("src"));
+        }
+    }
+    for dir in dirs {
+        out.extend(check_crate(root, &dir)?);
+    }
+    out.sort_by(|a, b| (&a.file, a.line, &a.what).cmp(&(&b.file, b.line, &b.what)));
+    Ok(out)
+}
+
+/// A crate's dependencies on the workspace's other crates are those [`CRATE_DEPS`] allows.
+fn check_manifest(root: &Path, krate: &Path) -> Result<Vec<Breach>, String> {
+    let path = krate.join("Cargo.toml");
+    let rel = path
+        .strip_prefix(root)
+        .map_err(|e| e.to_string())?
+        .to_string_lossy()
+        .replace('\\', "/");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{rel}: {e}"))?;
+    let name = text
+        .lines()
+        .find_map(|l| l.strip_prefix("name = "))
+        .map(|n| n.trim_matches('"').to_string())
+        .unwrap_or_default();
+    let allowed = CRATE_DEPS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(&[][..], |(_, deps)| *deps);
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let Some(dep) = line.split_once(" = {").map(|(d, _)| d.trim()) else {
+            continue;
+        };
+        if line.contains("path = ") && !allowed.contains(&dep) {
+            out.push(breach(
+                &rel,
+                n + 1,
+                format!("{name} depends on {dep}: allowed are {allowed:?}"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The checks within one crate whose sources are under `src` (its modules are its own).
+fn check_crate(root: &Path, src: &Path) -> Result<Vec<Breach>, String> {
+    let files = source_files(src)?;
+    let prefix = src
+        .strip_prefix(root)
+        .map_err(|e| e.to_string())?
+        .to_string_lossy()
+        .replace('\\', "/")
+        + "/";
     let mut out = Vec::new();
     let mut graph: BTreeMap<String, BTreeSet<(String, usize)>> = BTreeMap::new();
     let mut modules = BTreeSet::new();
@@ -57,7 +121,9 @@ pub fn check(root: &Path) -> Result<Vec<Breach>, String> {
             .to_string_lossy()
             .replace('\\', "/");
         let text = std::fs::read_to_string(path).map_err(|e| format!("{rel}: {e}"))?;
-        let module = module_of(&rel);
+        let module = rel
+            .strip_prefix(&prefix)
+            .and_then(|inner| module_of(&format!("src/{inner}")));
         if let Some(m) = &module {
             modules.insert(m.clone());
         }
@@ -76,7 +142,7 @@ pub fn check(root: &Path) -> Result<Vec<Breach>, String> {
         if !text.trim_start().starts_with("//!") {
             out.push(breach(rel, 1, "no `//!` module doc at the top".into()));
         }
-        let in_dataset = rel.starts_with("src/dataset/");
+        let in_dataset = rel.contains("/dataset/");
         for (n, line) in code.lines().enumerate() {
             let t = line.trim_start();
             if t.starts_with("//") {
@@ -168,7 +234,6 @@ pub fn check(root: &Path) -> Result<Vec<Breach>, String> {
             format!("an import cycle: {} -> {first}", cycle.join(" -> ")),
         ));
     }
-    out.sort_by(|a, b| (&a.file, a.line, &a.what).cmp(&(&b.file, b.line, &b.what)));
     Ok(out)
 }
 

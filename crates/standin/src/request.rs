@@ -11,8 +11,8 @@ use super::generate::{
 };
 use super::options::{self, OptionDay};
 pub(super) use super::refusal::{bad_request, unprocessable, Refusal};
-use crate::time::{days_from_civil, parse_rfc3339_nanos, NANOS_PER_SEC};
 use axum::http::StatusCode;
+use data_core::time::{days_from_civil, parse_rfc3339_nanos, NANOS_PER_SEC};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -437,8 +437,8 @@ pub(super) fn page_body(
     };
     let hash = param_hash(&symbols, start, end, &series_key);
     let first_day = match market {
-        Market::Stocks | Market::Options => crate::time::new_york_date(start),
-        Market::Crypto(_) => crate::dataset::calendar::utc_date(start),
+        Market::Stocks | Market::Options => data_core::time::new_york_date(start),
+        Market::Crypto(_) => data_core::dataset::calendar::utc_date(start),
     };
     let first_day = days_from_civil(
         chrono::Datelike::year(&first_day) as i64,

@@ -27,14 +27,14 @@ pub enum ShardUnit {
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 /// UTC midnight of `day`, in ns.
-pub(crate) fn utc_midnight(day: NaiveDate) -> i64 {
+pub fn utc_midnight(day: NaiveDate) -> i64 {
     day.and_hms_opt(0, 0, 0)
         .and_then(|t| t.and_utc().timestamp_nanos_opt())
         .unwrap_or(i64::MAX)
 }
 
 /// The UTC date of `t_ns`.
-pub(crate) fn utc_date(t_ns: i64) -> NaiveDate {
+pub fn utc_date(t_ns: i64) -> NaiveDate {
     chrono::DateTime::from_timestamp_nanos(t_ns).date_naive()
 }
 

@@ -8,7 +8,7 @@
 //! planner shards by [`DatasetId::unit`], the SQL sinks write [`DatasetId::table`], and the
 //! Parquet store files rows under [`DatasetId::dir`].
 
-pub(crate) mod calendar;
+pub mod calendar;
 mod columns;
 use crate::time::DateRange;
 pub use calendar::ShardUnit;

@@ -7,9 +7,9 @@
 
 use super::generate::{fnv, mix, write_time, GenBar};
 use super::refusal::{bad_request, Refusal};
-use crate::model::Symbol;
-use crate::time::new_york_time_nanos;
 use chrono::{Datelike, NaiveDate};
+use data_core::model::Symbol;
+use data_core::time::new_york_time_nanos;
 use std::collections::HashMap;
 
 /// The first day of Alpaca's historical option data.
@@ -56,7 +56,7 @@ impl OptionDay {
         let s = Symbol::parse_option(symbol).ok()?;
         let (expiry, kind, strike) = s.option_parts()?;
         let first: NaiveDate = FIRST_DAY.parse().ok()?;
-        if date < first || date > expiry || !crate::nyse::is_trading_day(date) {
+        if date < first || date > expiry || !data_core::nyse::is_trading_day(date) {
             return None;
         }
         let root = &symbol[..symbol.len() - 15];
@@ -210,7 +210,7 @@ pub fn universe(underlying: &str, today: NaiveDate) -> Vec<ListedContract> {
     let mut friday = NaiveDate::from_ymd_opt(2024, 1, 5).unwrap_or(today);
     let last = today + chrono::Duration::days(366);
     while friday <= last {
-        let expiry = if crate::nyse::is_trading_day(friday) {
+        let expiry = if data_core::nyse::is_trading_day(friday) {
             friday
         } else {
             friday.pred_opt().unwrap_or(friday)

@@ -560,10 +560,11 @@ pub fn gzip(body: &[u8], level: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::NANOS_PER_SEC;
+    use data_core::time::NANOS_PER_SEC;
     use request::{bound, decode_token, encode_token, Cursor};
 
-    /// Every level inflates back exactly through the client's gunzip, and the default
+    /// Every level inflates back exactly (the client's own gunzip is tested on these bodies in
+    /// `source::gzip`), and the default
     /// compresses as a server's zlib does: well under zlib-rs' level 1 (its quick strategy).
     #[test]
     fn gzip_bodies_inflate_exactly_at_every_level() {
@@ -588,11 +589,10 @@ mod tests {
         assert!(body.len() > 1_000_000, "{}", body.len());
         for level in 0..=9 {
             let gz = gzip(&body, level);
-            assert_eq!(
-                crate::source::gzip::gunzip(&gz).unwrap(),
-                body,
-                "level {level}"
-            );
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back)
+                .unwrap();
+            assert_eq!(back, body, "level {level}");
         }
         let (fast, default) = (gzip(&body, 1).len(), gzip(&body, DEFAULT_GZIP_LEVEL).len());
         assert!(

@@ -4,8 +4,8 @@
 //! (loc, pair, day) always gives the same rows.
 
 use super::generate::{fnv, mix, write_time, GenBar};
-use crate::dataset::ShardUnit;
 use chrono::NaiveDate;
+use data_core::dataset::ShardUnit;
 
 const DAY_NS: i64 = 86_400_000_000_000;
 
@@ -68,7 +68,7 @@ impl CryptoDay {
         };
         CryptoDay {
             seed,
-            midnight: crate::dataset::calendar::utc_midnight(date),
+            midnight: data_core::dataset::calendar::utc_midnight(date),
             base,
             quotes: per_day.max(1),
         }

@@ -2,7 +2,7 @@
 //! day can be produced without generating the ones before it.
 //!
 //! A (symbol, feed, New York date) has `per_day` quotes on NYSE trading days and none at
-//! weekends and exchange holidays (`crate::nyse`), between 04:00 and 20:00 New York time:
+//! weekends and exchange holidays (`data_core::nyse`), between 04:00 and 20:00 New York time:
 //! 10% pre-market, 80% in regular hours (09:30–16:00), 10% after hours, so regular hours are
 //! denser. On an early close the session is cut short: regular hours end at 13:00 and
 //! extended hours at 17:00. Quote `i` lies in its own time slot, which
@@ -10,8 +10,8 @@
 //! nanosecond, as real feeds do. Prices are whole cents with bid < ask; sizes are round lots
 //! before 2025-11-03 and shares from then on, as Alpaca documents.
 
-use crate::time::{civil_from_days, days_from_civil, new_york_time_nanos, NANOS_PER_SEC};
 use chrono::{Datelike, NaiveDate};
+use data_core::time::{civil_from_days, days_from_civil, new_york_time_nanos, NANOS_PER_SEC};
 
 const EXCHANGES: &[u8] = b"QPZKVJYXNHAUMB";
 /// 2025-11-03: Alpaca's quote sizes switch from round lots to shares.
@@ -67,8 +67,8 @@ impl GenQuote {
 /// `quotes` of `symbol` as the importer holds them after decoding (for benchmarks and
 /// checks): one pipeline batch, `seq` numbering equal timestamps.
 pub fn quotes_batch(symbol: &str, quotes: &[GenQuote]) -> anyhow::Result<arrow_array::RecordBatch> {
-    use crate::batch::{Builder, Builders};
-    let cols = crate::dataset::Kind::Quotes.columns();
+    use data_core::batch::{Builder, Builders};
+    let cols = data_core::dataset::Kind::Quotes.columns();
     let mut b = Builders::new(cols, quotes.len());
     let mut last_t = None;
     let mut seq = 0u32;
@@ -119,7 +119,7 @@ pub struct DayQuotes {
 impl DayQuotes {
     /// `None` at weekends and on exchange holidays (no trading, no quotes).
     pub fn new(symbol: &str, feed: &str, date: NaiveDate, per_day: u32) -> Option<Self> {
-        let session = crate::nyse::session(date);
+        let session = data_core::nyse::session(date);
         let (Some(close), Some(end)) = (session.regular_close(), session.extended_close()) else {
             return None;
         };
@@ -288,7 +288,7 @@ impl DayQuotes {
     }
 }
 
-pub use crate::time::new_york_dates;
+pub use data_core::time::new_york_dates;
 
 /// Every quote of `symbol` with `start_ns <= t <= end_ns`, in order: what the stand-in serves
 /// for that range, for tests and checks to compare an import against.
@@ -641,7 +641,6 @@ pub fn write_bar(out: &mut Vec<u8>, b: &GenBar) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::{format_nanos, parse_rfc3339_nanos};
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -716,38 +715,5 @@ mod tests {
         let after = DayQuotes::new("AAPL", "sip", day("2025-11-03"), 1_000).unwrap();
         assert!((0..1000).all(|i| before.quote(i).ask_size < 100));
         assert!((0..1000).all(|i| after.quote(i).ask_size >= 100));
-    }
-
-    #[test]
-    fn json_round_trips_through_the_importers_parser() {
-        use crate::source::{page::decode_page, response::SeqAssigner};
-        let d = DayQuotes::new("AAPL", "sip", day("2024-07-01"), 2_000).unwrap();
-        let quotes: Vec<GenQuote> = (0..d.len()).map(|i| d.quote(i)).collect();
-        let mut body = br#"{"quotes":{"AAPL":["#.to_vec();
-        for (i, g) in quotes.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            write_quote(&mut body, g);
-        }
-        body.extend_from_slice(br#"]},"next_page_token":null}"#);
-        let symbol = crate::model::Symbol::parse("AAPL").unwrap();
-        let cols = crate::dataset::Kind::Quotes.columns();
-        let mut page = decode_page(&body, cols, &[symbol]).unwrap();
-        assert_eq!(page.runs.len(), 1);
-        let (_, rows) = page.runs.remove(0);
-        let rows = SeqAssigner::default().assign(rows).unwrap();
-        assert_eq!(rows, quotes_batch("AAPL", &quotes).unwrap());
-        for g in quotes {
-            let mut tb = Vec::new();
-            write_time(&mut tb, g.t);
-            let text = String::from_utf8(tb).unwrap();
-            assert_eq!(
-                parse_rfc3339_nanos(&text).unwrap(),
-                g.t,
-                "{text} vs {}",
-                format_nanos(g.t)
-            );
-        }
     }
 }

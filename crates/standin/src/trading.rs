@@ -45,7 +45,7 @@ pub(super) async fn calendar(
         .iter_days()
         .take_while(|d| *d <= end)
         .filter_map(|d| {
-            let session = crate::nyse::session(d);
+            let session = data_core::nyse::session(d);
             let (close, ext) = (session.regular_close()?, session.extended_close()?);
             Some(serde_json::json!({
                 "date": d.to_string(),
@@ -76,7 +76,7 @@ pub(super) fn settlement_date(d: chrono::NaiveDate) -> chrono::NaiveDate {
         out = out
             .iter_days()
             .skip(1)
-            .find(|x| crate::nyse::is_trading_day(*x))
+            .find(|x| data_core::nyse::is_trading_day(*x))
             .unwrap_or(out);
     }
     out

@@ -20,7 +20,7 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
 /// The next NYSE session on or after `d`.
 fn session_from(d: NaiveDate) -> NaiveDate {
     d.iter_days()
-        .find(|x| crate::nyse::is_trading_day(*x))
+        .find(|x| data_core::nyse::is_trading_day(*x))
         .unwrap_or(d)
 }
 
@@ -67,7 +67,7 @@ pub fn dividend_factors(
                 .iter_days()
                 .rev()
                 .take(10)
-                .find(|d| crate::nyse::is_trading_day(*d))?;
+                .find(|d| data_core::nyse::is_trading_day(*d))?;
             let trades = super::generate::DayTrades::new(symbol, "sip", prev, per_day)?;
             let close = super::generate::day_bars(&trades, prev, 0).last()?.close;
             Some((ex, 1.0 - rate / close))
