@@ -24,11 +24,11 @@ pub mod coverage;
 pub mod job;
 pub mod progress;
 pub mod run;
-pub mod source;
 pub mod store;
 
 // The core and the stand-in are crates of their own (crates/); their modules keep their
 // paths here (`data::time`, `crate::dataset`, `data::standin`).
+pub use data_alpaca as source;
 pub use data_core::{
     batch, dataset, model, nyse, pipeline, resume, retry, secrets, time, transform,
 };

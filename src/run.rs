@@ -10,18 +10,15 @@
 
 use crate::job::Job;
 use crate::model::Symbol;
-use crate::pipeline::{cancellation, run_batcher, BatchCommitted, Chunk, Sink, CHANNEL_PAGES};
+use crate::pipeline::{cancellation, run_batcher, BatchCommitted, Sink, CHANNEL_PAGES};
 use crate::progress::Progress;
 use crate::resume::{apply_progress, shards_of, PlanCounts, Saved, Shard};
-use crate::source::pace::RequestStats;
 use crate::time::{format_nanos, DateRange};
 use crate::transform::Transform;
 use anyhow::anyhow;
 use chrono::NaiveDate;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 /// CPU time this process has used so far (user and system), in seconds.
 pub fn cpu_seconds() -> f64 {
@@ -154,47 +151,7 @@ impl Report {
     }
 }
 
-/// What a source did, for the summary line.
-#[derive(Debug, Default, Clone)]
-pub struct Fetched {
-    /// API pages, or Parquet files read.
-    pub pages: u64,
-    pub rows: u64,
-    /// Rows fetched per symbol (API sources).
-    pub by_symbol: BTreeMap<String, u64>,
-    /// Rows the server sent outside the range asked for, dropped (API sources).
-    pub out_of_range: u64,
-}
-
-/// The channel a source feeds.
-pub type Feed = mpsc::Sender<Chunk>;
-/// The run's cancellation switch, as the source sees it.
-pub type Cancel = watch::Receiver<bool>;
-/// The source's task: what it fetched, or why it failed.
-pub type SourceTask = JoinHandle<anyhow::Result<Fetched>>;
-
-/// Where a pipeline's rows come from: a task feeding the channel, and what progress can
-/// show about it.
-pub trait Source {
-    /// Shards to fetch, when the source works in shards.
-    fn shard_count(&self) -> Option<u64> {
-        None
-    }
-    /// Request counters, when the source makes requests.
-    fn requests(&self) -> Option<Arc<RequestStats>> {
-        None
-    }
-    /// What the source reads its rows in: `pages` or `files`.
-    fn page_word(&self) -> &'static str {
-        "pages"
-    }
-    /// Commit the shards already complete when no rows came for this long (None: only
-    /// by batch size and at the end).
-    fn idle_commit(&self) -> Option<std::time::Duration> {
-        None
-    }
-    fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask;
-}
+pub use crate::pipeline::{Cancel, Feed, Fetched, Source, SourceTask};
 
 /// The units (days, months) a progress query covers, first to last.
 pub type Units = std::ops::RangeInclusive<NaiveDate>;
@@ -214,20 +171,7 @@ pub trait ProgressStore {
     fn done_phrase(&self) -> &'static str;
 }
 
-/// The variable that sets the importer's clock, for tests only: an RFC 3339 time taken as
-/// "now" (what data exists yet, which periods are open). Unset, the real clock.
-pub const TEST_NOW_ENV: &str = "DATA_TEST_NOW";
-
-/// Now, in ns UTC.
-pub fn now_ns() -> i64 {
-    if let Some(t) = std::env::var(TEST_NOW_ENV)
-        .ok()
-        .and_then(|v| crate::time::parse_rfc3339_nanos(&v).ok())
-    {
-        return t;
-    }
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
+pub use crate::time::{now_ns, TEST_NOW_ENV};
 
 /// Plans a job: each symbol's shards of `range` in the dataset's unit, against the progress
 /// `store` holds (unless `--restart`), logged. Data exists up to `available_ns` (now, or

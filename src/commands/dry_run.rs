@@ -7,7 +7,7 @@ use crate::job::Job;
 use crate::model::Symbol;
 use crate::resume::{PlanCounts, Shard};
 use crate::run::now_ns;
-use crate::source::alpaca::{Request, PAGE_LIMIT};
+use crate::source::alpaca::PAGE_LIMIT;
 use crate::source::fetch::group_shards;
 use crate::store::Store;
 use crate::time::format_nanos;
@@ -73,10 +73,7 @@ pub(crate) fn describe(job: &Job, todo: &[Shard], counts: PlanCounts) -> String 
     if todo.is_empty() {
         return out;
     }
-    let mut req = Request::for_dataset(job.dataset);
-    if let Some(n) = settings.symbols_per_request {
-        req.symbols_per_request = n;
-    }
+    let req = super::request_of(job);
     let requests = group_shards(todo, req.symbols_per_request).len();
     let _ = writeln!(
         out,

@@ -1,7 +1,7 @@
 //! `data import-api`: the Alpaca API into the database (optionally thinned) or the Parquet
 //! store, through the one planner and the one run function.
 
-use super::data_until;
+use super::{data_until, request_of};
 use crate::args::ImportArgs;
 use crate::dataset::Asset;
 use crate::job::Job;
@@ -111,7 +111,8 @@ pub(crate) async fn import(job: &Job) -> anyhow::Result<Outcome> {
     };
     store
         .import(job, available, |shards, claims| {
-            ApiSource::new(client, job, shards, claims)
+            let concurrency = job.settings.concurrency;
+            ApiSource::new(client, request_of(job), shards, concurrency, claims)
         })
         .await
 }

@@ -360,6 +360,11 @@ impl Asset {
     }
 }
 
+/// The header every answer of the offline stand-in carries (`x-alpaca-standin: synthetic`):
+/// an importer marks what it stores from such a server as synthetic, and never sends it the
+/// user's keys.
+pub const SYNTHETIC_HEADER: &str = "x-alpaca-standin";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,11 +15,13 @@ use crate::batch;
 use crate::transform::Transform;
 use arrow_array::RecordBatch;
 use arrow_schema::{Schema, SchemaRef};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// Chunks allowed to wait between the sources and the batcher. Two keeps the fetchers a
 /// page ahead of the writer (overlap) while bounding memory; each concurrent fetcher holds
@@ -340,6 +342,86 @@ pub trait ShardClaims: Send + Sync {
     ) -> ClaimFuture<'a, anyhow::Result<Option<Vec<u32>>>>;
     /// Renews the held leases until dropped (run as its own task).
     fn renew(self: Arc<Self>) -> ClaimFuture<'static, ()>;
+}
+
+/// What a source did, for the summary line.
+#[derive(Debug, Default, Clone)]
+pub struct Fetched {
+    /// API pages, or Parquet files read.
+    pub pages: u64,
+    pub rows: u64,
+    /// Rows fetched per symbol (API sources).
+    pub by_symbol: BTreeMap<String, u64>,
+    /// Rows the server sent outside the range asked for, dropped (API sources).
+    pub out_of_range: u64,
+}
+
+/// The channel a source feeds.
+pub type Feed = mpsc::Sender<Chunk>;
+/// The run's cancellation switch, as the source sees it.
+pub type Cancel = watch::Receiver<bool>;
+/// The source's task: what it fetched, or why it failed.
+pub type SourceTask = JoinHandle<anyhow::Result<Fetched>>;
+
+/// Where a pipeline's rows come from: a task feeding the channel, and what progress can
+/// show about it.
+pub trait Source {
+    /// Shards to fetch, when the source works in shards.
+    fn shard_count(&self) -> Option<u64> {
+        None
+    }
+    /// Request counters, when the source makes requests.
+    fn requests(&self) -> Option<Arc<RequestStats>> {
+        None
+    }
+    /// What the source reads its rows in: `pages` or `files`.
+    fn page_word(&self) -> &'static str {
+        "pages"
+    }
+    /// Commit the shards already complete when no rows came for this long (None: only
+    /// by batch size and at the end).
+    fn idle_commit(&self) -> Option<Duration> {
+        None
+    }
+    fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask;
+}
+
+/// Counters for the progress line and the summary.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    /// HTTP requests sent (every attempt).
+    pub requests: AtomicU64,
+    /// Attempts after the first for the same page.
+    pub retries: AtomicU64,
+    /// 429 responses received.
+    pub rate_limited: AtomicU64,
+    /// Responses received (any status), and the time they took in all, from sending to the
+    /// whole body (the pacer's wait not included).
+    pub responses: AtomicU64,
+    pub latency_ns: AtomicU64,
+    /// The requests in flight allowed now (fixed, or as adaptive concurrency set it).
+    pub concurrency: std::sync::atomic::AtomicUsize,
+}
+
+impl RequestStats {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.load(Ordering::Relaxed)
+    }
+    /// A response that took `d`.
+    pub fn responded(&self, d: std::time::Duration) {
+        self.responses.fetch_add(1, Ordering::Relaxed);
+        self.latency_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

@@ -348,6 +348,21 @@ fn parse_bound(
     parse_rfc3339_nanos(text).map_err(|e| bad(e.reason))
 }
 
+/// The variable that sets the importer's clock, for tests only: an RFC 3339 time taken as
+/// "now" (what data exists yet, which periods are open). Unset, the real clock.
+pub const TEST_NOW_ENV: &str = "DATA_TEST_NOW";
+
+/// Now, in ns UTC.
+pub fn now_ns() -> i64 {
+    if let Some(t) = std::env::var(TEST_NOW_ENV)
+        .ok()
+        .and_then(|v| parse_rfc3339_nanos(&v).ok())
+    {
+        return t;
+    }
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,7 +133,7 @@ impl Drop for Standin {
 /// asks a non-Alpaca `--api-url` for it before importing and marks the rows it stores from
 /// such a server as the stand-in's, however they were fetched (`--standin`, or the
 /// `alpaca-standin` binary over HTTP).
-pub const SYNTHETIC_HEADER: &str = "x-alpaca-standin";
+pub use data_core::model::SYNTHETIC_HEADER;
 
 async fn mark_synthetic(mut r: Response) -> Response {
     r.headers_mut().insert(

@@ -10,11 +10,11 @@
 
 use super::json::{bad, Read, Reader};
 use super::response::ApiError;
-use crate::batch::{Builder, Builders};
-use crate::dataset::Column;
-use crate::dataset::Role;
-use crate::model::Symbol;
 use arrow_array::RecordBatch;
+use data_core::batch::{Builder, Builders};
+use data_core::dataset::Column;
+use data_core::dataset::Role;
+use data_core::model::Symbol;
 
 /// One decoded page: each asked symbol's records on it (in the order the symbols were
 /// asked, only those with records), and the continuation token.
@@ -243,7 +243,7 @@ impl Reader<'_> {
         match builder {
             Builder::Ts(v) => {
                 let s = self.string()?;
-                match crate::time::parse_rfc3339_nanos(&s) {
+                match data_core::time::parse_rfc3339_nanos(&s) {
                     Ok(t) => v.push(t),
                     Err(e) => return bad(e.to_string()),
                 }
@@ -290,8 +290,8 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{self, Value};
-    use crate::dataset::Kind;
+    use data_core::batch::{self, Value};
+    use data_core::dataset::Kind;
 
     fn aapl() -> [Symbol; 1] {
         [Symbol::parse("AAPL").unwrap()]
@@ -426,11 +426,9 @@ mod tests {
     #[test]
     /// The stand-in's JSON, as it writes it, decodes back to exactly the quotes it generated.
     fn the_standins_json_round_trips_through_the_decoder() {
-        use crate::source::response::SeqAssigner;
-        use crate::standin::generate::{
-            quotes_batch, write_quote, write_time, DayQuotes, GenQuote,
-        };
-        use crate::time::{format_nanos, parse_rfc3339_nanos};
+        use crate::response::SeqAssigner;
+        use data_core::time::{format_nanos, parse_rfc3339_nanos};
+        use data_standin::generate::{quotes_batch, write_quote, write_time, DayQuotes, GenQuote};
         let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let d = DayQuotes::new("AAPL", "sip", day("2024-07-01"), 2_000).unwrap();
         let quotes: Vec<GenQuote> = (0..d.len()).map(|i| d.quote(i)).collect();
@@ -442,8 +440,8 @@ mod tests {
             write_quote(&mut body, g);
         }
         body.extend_from_slice(br#"]},"next_page_token":null}"#);
-        let symbol = crate::model::Symbol::parse("AAPL").unwrap();
-        let cols = crate::dataset::Kind::Quotes.columns();
+        let symbol = data_core::model::Symbol::parse("AAPL").unwrap();
+        let cols = data_core::dataset::Kind::Quotes.columns();
         let mut page = decode_page(&body, cols, &[symbol]).unwrap();
         assert_eq!(page.runs.len(), 1);
         let (_, rows) = page.runs.remove(0);

@@ -5,15 +5,15 @@
 
 use super::adapt::Limiter;
 use super::alpaca::{AlpacaClient, ApiError, Request, SeqAssigner};
-use crate::batch;
-use crate::dataset::Column;
-use crate::dataset::Role;
-use crate::model::Symbol;
-use crate::pipeline::{Chunk, ShardClaims, ShardId};
-use crate::resume::Shard;
-use crate::time::DateRange;
 use anyhow::Context;
 use arrow_array::RecordBatch;
+use data_core::batch;
+use data_core::dataset::Column;
+use data_core::dataset::Role;
+use data_core::model::Symbol;
+use data_core::pipeline::{Chunk, ShardClaims, ShardId};
+use data_core::resume::Shard;
+use data_core::time::DateRange;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -152,7 +152,7 @@ async fn stream_group(
                         .collect::<Vec<_>>()
                         .join(","),
                     first.day,
-                    crate::time::format_nanos(until)
+                    data_core::time::format_nanos(until)
                 );
                 range.end_ns = until;
                 cut_short = true;
@@ -319,8 +319,8 @@ fn in_time_order(
 /// free plan's 15, and a minute for clocks that disagree), or `None` when that would not
 /// shorten the request (asking again could not help).
 fn recent_sip_clamp(range: &DateRange) -> Option<i64> {
-    let now = crate::run::now_ns();
-    let until = now - 16 * 60 * crate::time::NANOS_PER_SEC;
+    let now = data_core::time::now_ns();
+    let until = now - 16 * 60 * data_core::time::NANOS_PER_SEC;
     (until < range.end_ns).then_some(until)
 }
 

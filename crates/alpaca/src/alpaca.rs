@@ -10,10 +10,10 @@ use super::actions::decode_actions;
 use super::pace::{Pacer, RequestStats};
 pub use super::page::{decode_page, Page};
 pub use super::response::{api_message, ApiError, SeqAssigner};
-use crate::dataset::{Asset, Column, DatasetId, Timeframe};
-use crate::model::{Feed, Symbol};
-use crate::retry::RetryPolicy;
-use crate::time::{format_for_api, new_york_date, DateRange};
+use data_core::dataset::{Asset, Column, DatasetId, Timeframe};
+use data_core::model::{Feed, Symbol};
+use data_core::retry::RetryPolicy;
+use data_core::time::{format_for_api, new_york_date, DateRange};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 use std::fmt;
@@ -254,7 +254,7 @@ impl AlpacaClient {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(AlpacaClient {
             http,
-            base_display: crate::secrets::redact_url(trimmed).into(),
+            base_display: data_core::secrets::redact_url(trimmed).into(),
             base: Arc::new(base),
             feed: cfg.feed,
             asof: cfg.asof.as_deref().map(Arc::from),
@@ -467,7 +467,7 @@ impl AlpacaClient {
 }
 
 /// Whether the server at `base_url` is the offline stand-in (its answers carry
-/// [`crate::standin::SYNTHETIC_HEADER`]): one GET of its root, without credentials, for a
+/// [`data_core::model::SYNTHETIC_HEADER`]): one GET of its root, without credentials, for a
 /// URL that is not Alpaca's own. A server that does not answer is taken not to be.
 pub async fn is_standin(base_url: &str) -> bool {
     let Ok(url) = Url::parse(base_url) else {
@@ -488,7 +488,7 @@ pub async fn is_standin(base_url: &str) -> bool {
         return false;
     };
     match client.get(url).send().await {
-        Ok(r) => r.headers().contains_key(crate::standin::SYNTHETIC_HEADER),
+        Ok(r) => r.headers().contains_key(data_core::model::SYNTHETIC_HEADER),
         Err(_) => false,
     }
 }
@@ -505,8 +505,9 @@ pub fn same_origin_redirects() -> reqwest::redirect::Policy {
         };
         let same = first.origin() == attempt.url().origin();
         if !same {
-            let to =
-                crate::secrets::redact_url(attempt.url().origin().ascii_serialization().as_str());
+            let to = data_core::secrets::redact_url(
+                attempt.url().origin().ascii_serialization().as_str(),
+            );
             attempt.error(format!(
                 "the server redirected to another origin ({to}); not followed, so the API keys are not sent there"
             ))
@@ -521,9 +522,9 @@ pub fn same_origin_redirects() -> reqwest::redirect::Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{self, Value};
-    use crate::dataset::Kind;
-    use crate::source::fetch::group_shards;
+    use crate::fetch::group_shards;
+    use data_core::batch::{self, Value};
+    use data_core::dataset::Kind;
 
     fn aapl() -> Symbol {
         Symbol::parse("AAPL").unwrap()
@@ -584,7 +585,7 @@ mod tests {
 
     #[test]
     fn shards_of_one_month_share_requests_up_to_the_limit_unless_resumed() {
-        use crate::resume::{shards_of, ShardUnit};
+        use data_core::resume::{shards_of, ShardUnit};
         let range = DateRange::parse("2024-01-02", "2024-02-29").unwrap();
         let mut shards = Vec::new();
         for name in ["AAPL", "MSFT", "GOOG"] {
@@ -753,7 +754,7 @@ mod tests {
         let page = |times: &[i64]| {
             let quotes: Vec<_> = times
                 .iter()
-                .map(|&t| crate::standin::generate::GenQuote {
+                .map(|&t| data_standin::generate::GenQuote {
                     t,
                     bid_exchange: b'Q',
                     bid_cents: 100,
@@ -765,7 +766,7 @@ mod tests {
                     tape: b'C',
                 })
                 .collect();
-            crate::standin::generate::quotes_batch("AAPL", &quotes).unwrap()
+            data_standin::generate::quotes_batch("AAPL", &quotes).unwrap()
         };
         let mut a = SeqAssigner::default();
         let p1 = a.assign(page(&[1, 2, 2])).unwrap();

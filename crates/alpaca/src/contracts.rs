@@ -5,7 +5,7 @@
 //! upper bound is the coming weekend).
 
 use super::alpaca::{AlpacaClient, ApiError};
-use crate::model::{Contract, ContractQuery};
+use data_core::model::{Contract, ContractQuery};
 use reqwest::Url;
 use serde::Deserialize;
 

@@ -10,7 +10,6 @@
 //! with a burst of one), it must also hold for the server's reset time, which governor does
 //! not model, and it runs on tokio's clock, so tests can drive it with paused time.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
@@ -88,7 +87,7 @@ impl Pacer {
                 // A reset already past (a client clock ahead of the server's) still holds
                 // requests for the retry's floor, not 50 ms.
                 (Duration::from_secs(reset).saturating_sub(now) + Duration::from_millis(50))
-                    .max(crate::retry::RATE_LIMIT_FLOOR)
+                    .max(data_core::retry::RATE_LIMIT_FLOOR)
             }
             None => Duration::from_secs(1),
         };
@@ -100,43 +99,7 @@ impl Pacer {
     }
 }
 
-/// Counters for the progress line and the summary.
-#[derive(Debug, Default)]
-pub struct RequestStats {
-    /// HTTP requests sent (every attempt).
-    pub requests: AtomicU64,
-    /// Attempts after the first for the same page.
-    pub retries: AtomicU64,
-    /// 429 responses received.
-    pub rate_limited: AtomicU64,
-    /// Responses received (any status), and the time they took in all, from sending to the
-    /// whole body (the pacer's wait not included).
-    pub responses: AtomicU64,
-    pub latency_ns: AtomicU64,
-    /// The requests in flight allowed now (fixed, or as adaptive concurrency set it).
-    pub concurrency: std::sync::atomic::AtomicUsize,
-}
-
-impl RequestStats {
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-    pub fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
-    }
-    pub fn rate_limited(&self) -> u64 {
-        self.rate_limited.load(Ordering::Relaxed)
-    }
-    pub fn concurrency(&self) -> usize {
-        self.concurrency.load(Ordering::Relaxed)
-    }
-    /// A response that took `d`.
-    pub fn responded(&self, d: std::time::Duration) {
-        self.responses.fetch_add(1, Ordering::Relaxed);
-        self.latency_ns
-            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
-    }
-}
+pub use data_core::pipeline::RequestStats;
 
 #[cfg(test)]
 mod tests {

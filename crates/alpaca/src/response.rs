@@ -2,10 +2,10 @@
 //! [`super::page`]; equal timestamps numbered in API order here), or the error it is,
 //! classified for the shared retry (fatal, worth another attempt, or rate limited).
 
-use crate::dataset::Role;
-use crate::retry::{Retryable, Verdict};
 use anyhow::Context;
 use arrow_array::{RecordBatch, UInt32Array};
+use data_core::dataset::Role;
+use data_core::retry::{Retryable, Verdict};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -267,7 +267,8 @@ impl SeqAssigner {
         let Some(i) = batch.schema().index_of(Role::Seq.name()).ok() else {
             return Ok(batch);
         };
-        let t = crate::batch::times(&batch, Role::Time.name()).context("records have no time")?;
+        let t =
+            data_core::batch::times(&batch, Role::Time.name()).context("records have no time")?;
         let mut seq = Vec::with_capacity(t.len());
         for &t in t {
             if self.last_t == Some(t) {
@@ -320,7 +321,7 @@ mod tests {
         assert!(plan.starts_with("Alpaca refused feed iex (HTTP 403: subscription does not permit querying OTC data): your Alpaca plan does not include it"), "{plan}");
         let recent = refused(
             403,
-            &format!(r#"{{"message":"{}"}}"#, crate::standin::RECENT_SIP_MESSAGE),
+            &format!(r#"{{"message":"{}"}}"#, data_standin::RECENT_SIP_MESSAGE),
             "sip",
         );
         assert!(recent.is_recent_sip_refusal());
@@ -342,11 +343,11 @@ mod tests {
     }
 }
 
-/// The retry mechanism (`crate::retry`, in the core) with the Alpaca client's own errors.
+/// The retry mechanism (`data_core::retry`, in the core) with the Alpaca client's own errors.
 #[cfg(test)]
 mod retry_tests {
     use super::ApiError;
-    use crate::retry::*;
+    use data_core::retry::*;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -4,10 +4,9 @@
 use super::alpaca::{AlpacaClient, Request};
 use super::fetch::stream_shards;
 use super::pace::RequestStats;
-use crate::job::Job;
-use crate::pipeline::ShardClaims;
-use crate::resume::Shard;
-use crate::run::{Cancel, Feed, Fetched, Source, SourceTask};
+use data_core::pipeline::ShardClaims;
+use data_core::pipeline::{Cancel, Feed, Fetched, Source, SourceTask};
+use data_core::resume::Shard;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,26 +21,21 @@ pub struct ApiSource {
 }
 
 impl ApiSource {
-    /// `--concurrency` and `--symbols-per-request` (when not auto) come from the job's
-    /// settings, corporate actions' `--types` from the job.
+    /// The shards of a plan, asked with `req` (the dataset's request, as the job narrowed
+    /// it), `concurrency` requests in flight (`None`: adaptive), claimed first through
+    /// `claims` when importers share the job.
     pub fn new(
         client: AlpacaClient,
-        job: &Job,
+        req: Request,
         shards: Arc<Vec<Shard>>,
+        concurrency: Option<usize>,
         claims: Option<Arc<dyn ShardClaims>>,
     ) -> Self {
-        let mut req = Request::for_dataset(job.dataset);
-        if let Some(n) = job.settings.symbols_per_request {
-            req.symbols_per_request = n;
-        }
-        if let Some(types) = &job.action_types {
-            req.extra.push(("types", types.clone()));
-        }
         ApiSource {
             client,
             req,
             shards,
-            concurrency: job.settings.concurrency,
+            concurrency,
             claims,
         }
     }

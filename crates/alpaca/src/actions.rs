@@ -7,9 +7,9 @@
 
 use super::page::Page;
 use super::response::ApiError;
-use crate::batch::{Builder, Builders};
-use crate::dataset::DatasetId;
-use crate::model::Symbol;
+use data_core::batch::{Builder, Builders};
+use data_core::dataset::DatasetId;
+use data_core::model::Symbol;
 use serde_json::Value;
 
 /// The fields that may name the ticker an action concerns, in the order they are tried.
@@ -82,7 +82,7 @@ pub fn decode_actions(body: &[u8], symbols: &[Symbol]) -> Result<Page, ApiError>
             };
             rows.push((
                 member,
-                crate::time::new_york_time_nanos(day, 0, 0),
+                data_core::time::new_york_time_nanos(day, 0, 0),
                 id.to_string(),
                 group.clone(),
                 ex.to_string(),
