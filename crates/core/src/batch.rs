@@ -93,6 +93,7 @@ impl Builder {
     }
 
     /// Appends the value of a field the record left out: null, or `""`, 0, `[]`.
+    #[inline]
     pub fn push_default(&mut self, nullable: bool) {
         match self {
             Builder::Ts(v) => v.push(0),
@@ -119,6 +120,7 @@ impl Builder {
         Ok(())
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         match self {
             Builder::Ts(v) => v.len(),
@@ -206,6 +208,7 @@ impl<'a> Cells<'a> {
     }
 
     /// Row `i`'s value as a database integer (timestamps and unsigned integers).
+    #[inline]
     pub fn int(&self, i: usize) -> i64 {
         match self {
             Cells::Ts(v) => v[i],
@@ -217,6 +220,7 @@ impl<'a> Cells<'a> {
     }
 
     /// Row `i`'s text (`""` for null).
+    #[inline]
     pub fn str(&self, i: usize) -> &'a str {
         match self {
             Cells::Utf8(a) if a.is_valid(i) => a.value(i),
@@ -297,6 +301,7 @@ pub fn all_cells<'a>(batch: &'a RecordBatch, cols: &[Column]) -> anyhow::Result<
 }
 
 /// The values of a timestamp column.
+#[inline]
 pub fn times<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a [i64]> {
     batch
         .column_by_name(name)?
@@ -315,6 +320,7 @@ pub fn symbols(batch: &RecordBatch) -> anyhow::Result<&StringArray> {
 
 /// Row `i`'s stream position `(t, seq)`, when the rows carry one (raw rows do; aggregates
 /// do not).
+#[inline]
 pub fn position(batch: &RecordBatch, i: usize) -> Option<(i64, u32)> {
     let t = times(batch, Role::Time.name())?;
     let seq = batch
@@ -325,6 +331,7 @@ pub fn position(batch: &RecordBatch, i: usize) -> Option<(i64, u32)> {
 }
 
 /// Row `i`'s event time: `last_t` for aggregates, else `t`.
+#[inline]
 pub fn event_time(batch: &RecordBatch, i: usize) -> Option<i64> {
     times(batch, Role::LastTime.name())
         .or_else(|| times(batch, Role::Time.name()))

@@ -27,6 +27,7 @@ fn ts_err(text: &str, reason: &'static str) -> TimestampError {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+#[inline]
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;
@@ -51,6 +52,7 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+#[inline]
 fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -81,6 +83,7 @@ fn not_a_digit(text: &str) -> TimestampError {
 ///
 /// Hand-written rather than chrono's parser because it runs once per quote (millions per
 /// import) and must keep every one of up to nine fractional digits.
+#[inline]
 pub fn parse_rfc3339_nanos(text: &str) -> Result<i64, TimestampError> {
     let b = text.as_bytes();
     if b.len() < 20 {
