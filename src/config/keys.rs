@@ -142,5 +142,7 @@ pub const KEYS: &[Key] = &[
     },
 ];
 
-/// Secrets: environment only, never printed.
+/// The Alpaca credentials `config show` reports as set or not (environment only, never
+/// printed). Every credential the tool scrubs, cloud ones included, is in
+/// `secrets::SECRET_ENVS`.
 pub const SECRET_ENVS: &[&str] = &["APCA_API_KEY_ID", "APCA_API_SECRET_KEY"];

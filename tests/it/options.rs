@@ -558,13 +558,6 @@ async fn config_show_marks_only_the_keys_a_settings_file_sets() {
     let one = repo_file.replace("# batch_size = 10000", "batch_size = 2500");
     assert_ne!(one, repo_file);
     std::fs::write(w.path().join("config/default.toml"), one).unwrap();
-    // Without the variables the test harness sets for imports (fast retries, no pacing).
-    let show = || {
-        let mut cmd = w.command(&["config", "show"]);
-        cmd.env_remove("BULK_IMPORT_RETRY_BASE_MS")
-            .env_remove("BULK_IMPORT_RATE_LIMIT");
-        w.run_cmd(cmd)
-    };
     let run = show().await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let settings: Vec<&str> = run.stdout.lines().take(keys).collect();
