@@ -6,7 +6,6 @@ use crate::args::{Cli, Command, ConfigAction};
 use crate::commands;
 use crate::config::SettingsError;
 use crate::run::{Outcome, EXIT_INTERRUPTED};
-use clap::Parser;
 use std::process::ExitCode;
 
 pub const EXIT_FAILURE: u8 = 1;
@@ -42,6 +41,15 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
+/// `data --version`: the package's version and the build (`commit abc123 2026-12-07`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DATA_BUILD"), ")");
+
+/// The command line, with the version of this build.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().version(VERSION).propagate_version(true)
+}
+
 /// The program: parse, run, print one line on failure, return the exit code.
 pub fn main() -> ExitCode {
     // Output piped into a reader that stops early (`data status | head`) ends the program
@@ -51,7 +59,11 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     crate::store::sql::sqlite::configure_library();
-    let cli = match Cli::try_parse() {
+    use clap::FromArgMatches;
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -101,8 +113,7 @@ pub fn main() -> ExitCode {
                 Ok(Outcome::Completed)
             }
             Command::Completions { shell } => {
-                use clap::CommandFactory;
-                let mut cmd = Cli::command();
+                let mut cmd = command();
                 clap_complete::generate(shell, &mut cmd, "data", &mut std::io::stdout());
                 Ok(Outcome::Completed)
             }
@@ -135,24 +146,24 @@ pub fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_valid() {
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
     fn usage_errors_become_one_line() {
-        let err = Cli::try_parse_from([
-            "data",
-            "import-api",
-            "ticks",
-            "AAPL",
-            "2024-01-01",
-            "2024-01-02",
-        ])
-        .unwrap_err();
+        let err = command()
+            .try_get_matches_from([
+                "data",
+                "import-api",
+                "ticks",
+                "AAPL",
+                "2024-01-01",
+                "2024-01-02",
+            ])
+            .unwrap_err();
         let line = one_line_usage_error(&err.render().to_string());
         assert!(!line.contains('\n'));
         assert!(

@@ -6,6 +6,9 @@
 //! (`source::api` pages, or `store::parquet::reader` files) into the bounded channel of
 //! `pipeline` → `transform` → the batcher → a store's sink (`store::sql`: SQLite and
 //! PostgreSQL; `store::parquet::writer`), with `progress` (bar and batch log) watching.
+//! Everything but the CLI, the commands and the choice of a store is a crate of its own
+//! under crates/ (the core, where files live, the job and its run, the database, the
+//! Parquet store, the Alpaca source, the stand-in), re-exported here under the paths above.
 //! `dataset` describes every dataset once, its rows' columns included; rows travel as Arrow
 //! batches built from and read through those column lists (`batch`). `standin` is the
 //! offline Alpaca stand-in used by tests, CI and benchmarks. ARCHITECTURE.md has the code
@@ -16,20 +19,16 @@
 //! pages; arguments are validated once (`job`); library code never exits the process (only
 //! the second-Ctrl-C handler does); credentials never reach a log or error.
 
-pub mod args;
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod coverage;
-pub mod job;
-pub mod progress;
-pub mod run;
 pub mod store;
 
-// The core and the stand-in are crates of their own (crates/); their modules keep their
-// paths here (`data::time`, `crate::dataset`, `data::standin`).
+// The library crates (crates/) keep their modules' paths here (`data::time`,
+// `crate::dataset`, `data::config`, `data::standin`, `data::store::sql`).
 pub use data_alpaca as source;
 pub use data_core::{
     batch, dataset, model, nyse, pipeline, resume, retry, secrets, time, transform,
 };
+pub use data_job::{args, config, job, progress, run};
 pub use data_standin as standin;

@@ -52,7 +52,7 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
             report.units,
             dataset.unit().noun(),
             report.rows,
-            job.settings.store_root().display(),
+            crate::store::parquet::layout::store_root(&job.settings).display(),
             started.elapsed().as_secs_f64()
         );
     }
@@ -62,7 +62,7 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<Outcome> {
 /// Plans the units, runs them through the pipeline, then verifies and deletes each.
 async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
     let (dataset, symbol) = (job.dataset, &job.symbol);
-    let root = &job.settings.store_root();
+    let root = &crate::store::parquet::layout::store_root(&job.settings);
     root.check()?;
     let mut db = open_quietly(&job.settings).await?;
     let name = job.settings.feed.key(&dataset.key());

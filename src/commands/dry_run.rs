@@ -4,7 +4,6 @@
 
 use super::data_until;
 use crate::job::Job;
-use crate::model::Symbol;
 use crate::resume::{PlanCounts, Shard};
 use crate::run::now_ns;
 use crate::source::alpaca::PAGE_LIMIT;
@@ -32,11 +31,7 @@ pub(crate) fn describe(job: &Job, todo: &[Shard], counts: PlanCounts) -> String 
         out,
         "{} {} (feed {}) {} into {where_to}:",
         job.dataset.noun(),
-        job.symbols
-            .iter()
-            .map(Symbol::as_str)
-            .collect::<Vec<_>>()
-            .join(","),
+        job.symbol_list(),
         settings.feed.as_str(),
         job.range,
     );

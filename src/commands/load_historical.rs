@@ -19,7 +19,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<Outcome> {
     let job = Job::load_historical(&args)?;
     let settings = &job.settings;
     init_logging(settings.log_path())?;
-    let root = settings.store_root();
+    let root = crate::store::parquet::layout::store_root(settings);
     root.check()?;
     let table = job.table();
     let from = format!("the Parquet store {}", root.display());

@@ -83,11 +83,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<Outcome> {
             target: crate::progress::SUMMARY,
             "[SYNC] {} {} (feed {}): from {start}, {pending} {} to fetch",
             job.dataset.key(),
-            job.symbols
-                .iter()
-                .map(Symbol::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
+            job.symbol_list(),
             job.settings.feed.as_str(),
             job.dataset.unit().noun()
         );

@@ -6,71 +6,28 @@
 //! it is. `archive`, which moves rows from the database to the Parquet store, is the one
 //! command that names two stores.
 //!
-//! **API boundary.** A new store is a module with a type implementing [`Store`], plus one
+//! The stores are crates of their own: `data-sql` (re-exported as `store::sql`) and
+//! `data-parquet` (`store::parquet`), each behind the face `data_job::store::Store`.
+//!
+//! **API boundary.** A new store is a crate with a type implementing [`Store`], plus one
 //! arm in [`open`] and one in [`Chosen`]'s dispatch.
 
-pub mod claims;
-pub mod lock;
-pub mod parquet;
-pub mod sql;
 pub mod status;
+
+pub use data_job::store::{Holding, Plan, SharedClaims, Store};
+pub use data_job::{claims, lock};
+pub use data_parquet as parquet;
+pub use data_sql as sql;
 
 use crate::config::{Format, Settings};
 use crate::job::Job;
-use crate::pipeline::ShardClaims;
-use crate::resume::{PlanCounts, Shard};
+use crate::resume::Shard;
 use crate::run::{Outcome, Source};
 use lock::JobLock;
 use parquet::face::ParquetStore;
 use sql::face::DatabaseStore;
-use status::Holding;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// The claims a source of a `--coordinate` job asks before it fetches a shard.
-pub type SharedClaims = Option<Arc<dyn ShardClaims>>;
-
-/// A plan: the shards to fetch, and how many there were, done and resumed.
-pub type Plan = anyhow::Result<(Vec<Shard>, PlanCounts)>;
-
-/// What every store does for the commands. (Used generically, never as `dyn`.)
-#[allow(async_fn_in_trait)]
-pub trait Store {
-    /// The store in messages: `the database`, `the Parquet store data/historical`.
-    fn describe(&self) -> String;
-
-    /// Refuses, as a usage error, what `job` asks of this store that it cannot do
-    /// (`--coordinate` on a store one process writes; thinned rows in files).
-    fn check(&self, job: &Job) -> anyhow::Result<()>;
-
-    /// The planning rules: the shards an import of `job` fetches now with data up to
-    /// `available` (whole units, or resume positions), and the plan's counts. `read_only`
-    /// (a dry run) reads the progress without creating or migrating anything.
-    async fn pending(&self, job: &Job, available: i64, read_only: bool) -> Plan;
-
-    /// Imports `job` with data up to `available`: plans against the store's progress, then
-    /// runs the source `source(shards, claims)` makes into the store's sink.
-    async fn import<S, F>(&self, job: &Job, available: i64, source: F) -> anyhow::Result<Outcome>
-    where
-        S: Source,
-        F: FnOnce(Arc<Vec<Shard>>, SharedClaims) -> S;
-
-    /// What the store holds, per dataset, symbol and feed (`sync`); `None` when the store
-    /// holds nothing or does not exist.
-    async fn holdings(&self) -> anyhow::Result<Option<Vec<Holding>>>;
-
-    /// What the store holds, read without creating anything, and a note for each store
-    /// that holds nothing (`status`).
-    async fn status(&self) -> anyhow::Result<(Vec<Holding>, Vec<String>)>;
-
-    /// The lock file `name` of the store (`sync`'s lock; `inside`: within a local store's
-    /// folder).
-    fn lock_path(&self, name: &str, inside: bool) -> anyhow::Result<PathBuf>;
-
-    /// Takes the lock of one import of `job`: a second importer of the same job is refused
-    /// in one line.
-    async fn lock_job(&self, job: &Job) -> anyhow::Result<JobLock>;
-}
 
 /// The store the settings name, chosen once.
 pub enum Chosen {
@@ -148,12 +105,4 @@ impl Store for Chosen {
     async fn lock_job(&self, job: &Job) -> anyhow::Result<JobLock> {
         each!(self, s => s.lock_job(job).await)
     }
-}
-
-/// Whether another process with this pid is running (Linux: /proc). Unknown means "not
-/// running", so a leftover record or temp file can never block clean-up for good.
-pub fn process_alive(pid: i64) -> bool {
-    pid > 0
-        && pid as u32 != std::process::id()
-        && std::path::Path::new(&format!("/proc/{pid}")).exists()
 }

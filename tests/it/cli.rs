@@ -379,8 +379,7 @@ fn every_setting_is_documented() {
     let readme = std::fs::read_to_string(format!("{root}/docs/reference/settings.md")).unwrap()
         + &std::fs::read_to_string(format!("{root}/docs/reference/environment.md")).unwrap();
     let help = {
-        use clap::CommandFactory;
-        let mut cmd = data::args::Cli::command();
+        let mut cmd = data::cli::command();
         let import = cmd.find_subcommand_mut("import-api").unwrap();
         import.render_long_help().to_string()
     };

@@ -23,6 +23,7 @@ mod parquet;
 mod pg_auth;
 mod postgres;
 mod resume;
+mod screens;
 mod standin;
 mod standin_flag;
 mod symbols;

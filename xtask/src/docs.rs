@@ -10,7 +10,6 @@
 //!
 //! With `--check` nothing is written: a stale file is named, and the exit code is 1.
 
-use clap::CommandFactory;
 use data::config::{Key, CONFIG_ENV, DEFAULT_CONFIG_FILE, KEYS};
 use data::dataset::{ColumnType, Params, ShardUnit, DATASETS};
 use std::fmt::Write as _;
@@ -168,7 +167,7 @@ fn environment_md() -> String {
 fn cli_md() -> String {
     let mut s = String::from("# Command line\n\n");
     let _ = writeln!(s, "<!-- {GENERATED} -->\n");
-    let mut cmd = data::args::Cli::command().term_width(100);
+    let mut cmd = data::cli::command().term_width(100);
     cmd.build();
     let help = cmd.render_long_help().to_string();
     let _ = writeln!(s, "## data\n\n```text\n{}\n```\n", help.trim_end());

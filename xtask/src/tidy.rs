@@ -4,10 +4,11 @@
 //! - no source file longer than [`MAX_LINES`] lines before its tests (the stand-in's data
 //!   generator excepted);
 //! - a `//!` doc at the top of every source file;
-//! - no import cycle between modules, and no forbidden edge between components (the core
-//!   uses only the core; the stand-in only the core; the Alpaca source no store, command or
-//!   CLI; a store no source, command or CLI; the database and the Parquet store not each
-//!   other);
+//! - each crate depends only on the crates [`CRATE_DEPS`] allows it (so the Alpaca source,
+//!   the database and the Parquet store never depend on each other);
+//! - no import cycle between modules, and no forbidden edge between components within a
+//!   crate (the core uses only the core; the stand-in only the core; the Alpaca source no
+//!   store, command or CLI; a store no source, command or CLI);
 //! - no column found by a name string outside the dataset code (columns are found by role);
 //! - no error matched by its text (errors are told apart by kind or code).
 
@@ -43,13 +44,21 @@ pub struct Breach {
     pub what: String,
 }
 
-/// The workspace's crates that may depend on other crates of it, and on which: the core on
-/// none, the stand-in and the Alpaca source on the core only (so neither knows a store).
-/// Tests (`[dev-dependencies]`) may use more: the Alpaca source's decode the stand-in's pages.
+/// The workspace's crates that may depend on other crates of it, and on which. The core on
+/// none; the stand-in, the Alpaca source and where files live on the core only; the job
+/// (settings, run, the store face) on the core and where files live; each store on the
+/// core, the job and (the Parquet store) where files live. So the Alpaca source, the
+/// database and the Parquet store never depend on each other, not even through another
+/// crate. Tests (`[dev-dependencies]`) may use more: the Alpaca source's decode the
+/// stand-in's pages.
 const CRATE_DEPS: &[(&str, &[&str])] = &[
     ("data-core", &[]),
     ("data-standin", &["data-core"]),
     ("data-alpaca", &["data-core"]),
+    ("data-storage", &["data-core"]),
+    ("data-job", &["data-core", "data-storage"]),
+    ("data-sql", &["data-core", "data-job"]),
+    ("data-parquet", &["data-core", "data-job", "data-storage"]),
 ];
 
 /// Runs every check over the tree at `root` (the root crate's `src/` and each

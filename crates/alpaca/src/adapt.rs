@@ -23,10 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The most requests in flight adaptive mode goes to.
-pub const MAX_AUTO: usize = 64;
-/// Where adaptive mode starts (the fixed default it replaced).
-pub const START_AUTO: usize = 4;
+pub use data_core::pipeline::{MAX_AUTO, START_AUTO};
 /// How often adaptive mode decides.
 const WINDOW: Duration = Duration::from_millis(1000);
 /// Busy-permit samples per window.

@@ -42,6 +42,13 @@ impl ApiSource {
 }
 
 impl Source for ApiSource {
+    fn rerun_helps(error: &anyhow::Error) -> bool {
+        !error.chain().any(|c| {
+            c.downcast_ref::<crate::response::ApiError>()
+                .is_some_and(|a| !a.rerun_helps())
+        })
+    }
+
     fn shard_count(&self) -> Option<u64> {
         Some(self.shards.len() as u64)
     }

@@ -329,7 +329,7 @@ pub type ClaimFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 
 /// `--coordinate`: several importers share one job's shards. A source asks before it fetches
 /// a group of shards (by their index in the plan), and takes over those of importers that
 /// died once its own list is through. The store implements it where the job's rows go
-/// (`store::claims`: PostgreSQL lease rows, or marker objects in a bucket); the source knows
+/// (`data_job::claims`: PostgreSQL lease rows, or marker objects in a bucket); the source knows
 /// only this face.
 pub trait ShardClaims: Send + Sync {
     /// Of `ids`, those this importer now holds (the others are held or done elsewhere).
@@ -366,6 +366,15 @@ pub type SourceTask = JoinHandle<anyhow::Result<Fetched>>;
 /// Where a pipeline's rows come from: a task feeding the channel, and what progress can
 /// show about it.
 pub trait Source {
+    /// Whether running the same command again can get further after the source failed
+    /// with `error`: not after a refusal (keys, plan, parameters), which needs a change
+    /// first.
+    fn rerun_helps(_error: &anyhow::Error) -> bool
+    where
+        Self: Sized,
+    {
+        true
+    }
     /// Shards to fetch, when the source works in shards.
     fn shard_count(&self) -> Option<u64> {
         None
@@ -385,6 +394,11 @@ pub trait Source {
     }
     fn spawn(self, tx: Feed, cancel: Cancel) -> SourceTask;
 }
+
+/// The most requests in flight adaptive concurrency goes to (`concurrency = auto`).
+pub const MAX_AUTO: usize = 64;
+/// Where adaptive concurrency starts (the fixed default it replaced).
+pub const START_AUTO: usize = 4;
 
 /// Counters for the progress line and the summary.
 #[derive(Debug, Default)]
