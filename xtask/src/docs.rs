@@ -104,7 +104,7 @@ fn default_toml() -> String {
     s.push_str(&format!("# {GENERATED}\n"));
     for key in KEYS {
         s.push('\n');
-        s.push_str(&wrap(&sentence(key.about), "# ", 92));
+        s.push_str(&wrap(&sentence(key.help), "# ", 92));
         s.push_str(&format!("#   env {}, flag {}\n", key.env, key.flag));
         s.push_str(&format!("# {} = {}\n", key.name, toml_value(key)));
     }
@@ -128,7 +128,7 @@ fn settings_md() -> String {
             k.flag,
             k.env,
             k.default,
-            sentence(k.about).replace('|', "\\|")
+            sentence(k.help).replace('|', "\\|")
         );
     }
     s

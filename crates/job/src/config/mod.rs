@@ -10,7 +10,6 @@ mod keys;
 
 pub use keys::{Key, KEYS, SECRET_ENVS};
 
-use clap::Args;
 use data_core::model::Feed;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -48,113 +47,77 @@ pub enum Format {
 
 /// The settings flags, shared by `import-api` and `config show`. Values stay text here and
 /// are validated by [`resolve`], so a bad flag, variable or file entry reads the same way.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default)]
 pub struct SettingsArgs {
-    /// Settings file (TOML) [env: DATA_CONFIG] [default: config/default.toml, if present]
-    #[arg(long, value_name = "PATH")]
+    /// `--config PATH`: the settings file.
     pub config: Option<PathBuf>,
-    /// Rows per committed batch, 1-1000000 [env: BULK_IMPORT_BATCH_SIZE] [default: 10000]
-    #[arg(long, value_name = "N")]
-    pub batch_size: Option<String>,
-    /// Plain INSERT instead of upsert, for a range that holds no rows yet (falls back to
-    /// upsert, and says so, when it does) [env: BULK_IMPORT_SKIP_DUPLICATES]
-    #[arg(long)]
-    pub skip_duplicates: bool,
-    /// Drop secondary indexes for the import and rebuild them after; an interrupted run's
-    /// indexes are rebuilt by the next command that opens the database
-    /// [env: BULK_IMPORT_DROP_INDEXES]
-    #[arg(long)]
-    pub drop_indexes: bool,
-    /// Where imports go: database or parquet [env: HISTORICAL_DATA_FORMAT] [default: database]
-    #[arg(long, value_name = "FORMAT")]
-    pub format: Option<String>,
-    /// The Parquet store: a folder, or s3://BUCKET/PREFIX, gs://BUCKET/PREFIX,
-    /// az://CONTAINER/PREFIX [env: HISTORICAL_DATA_PATH] [default: data/historical]
-    #[arg(long, value_name = "PATH")]
-    pub historical_path: Option<String>,
-    /// Database: sqlite:PATH or a file path; folders are created [env: DATABASE_URL]
-    /// [default: sqlite:data/market.db]
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
-    /// Log file the batch lines are appended to [env: BULK_IMPORT_LOG_FILE]
-    /// [default: data/logs/app.log]
-    #[arg(long, value_name = "PATH")]
-    pub log_file: Option<String>,
-    /// Alpaca Market Data base URL, scheme and host [env: APCA_API_DATA_URL]
-    /// [default: https://data.alpaca.markets]
-    #[arg(long, value_name = "URL")]
-    pub api_url: Option<String>,
-    /// Alpaca Trading API base URL, for `--underlying`'s contract list: paper, or live
-    /// https://api.alpaca.markets [env: APCA_API_BASE_URL]
-    /// [default: https://paper-api.alpaca.markets]
-    #[arg(long, value_name = "URL")]
-    pub trading_api_url: Option<String>,
-    /// Alpaca feed: sip (all exchanges), iex (free plan), otc or boats; each feed's rows are
-    /// kept apart [env: APCA_API_FEED] [default: sip]
-    #[arg(long, value_name = "FEED")]
-    pub feed: Option<String>,
-    /// Minutes before now that feed=sip data is asked up to: an END later than that is
-    /// clamped (Alpaca's free plan refuses the last 15 minutes of SIP data); 0 on a paid plan
-    /// [env: BULK_IMPORT_SIP_DELAY] [default: 15]
-    #[arg(long, value_name = "MINUTES")]
-    pub sip_delay: Option<String>,
-    /// Attempts per API request before giving up, 1-100 [env: BULK_IMPORT_MAX_ATTEMPTS]
-    /// [default: 8]
-    #[arg(long, value_name = "N")]
-    pub max_attempts: Option<String>,
-    /// First retry delay in ms, doubling per attempt with jitter up to 30 s
-    /// [env: BULK_IMPORT_RETRY_BASE_MS] [default: 500]
-    #[arg(long, value_name = "MS")]
-    pub retry_base_ms: Option<String>,
-    /// Seconds one API request may take, 1-3600 [env: BULK_IMPORT_REQUEST_TIMEOUT] [default: 60]
-    #[arg(long, value_name = "SECS")]
-    pub request_timeout: Option<String>,
-    /// API requests per minute: your plan's limit (free 200, paid 10000); 0 = no client-side
-    /// limit [env: BULK_IMPORT_RATE_LIMIT] [default: 200]
-    #[arg(long, value_name = "N")]
-    pub rate_limit: Option<String>,
-    /// Requests in flight, each paging in order, 1-64; or auto: adapted while running (one
-    /// more while every fetcher is busy and the rate limit has room, halved on a 429 or a
-    /// retried failure, one fewer while the writer is behind)
-    /// [env: BULK_IMPORT_CONCURRENCY] [default: auto]
-    #[arg(long, value_name = "K|auto")]
-    pub concurrency: Option<String>,
-    /// Symbols whose same day (bars: month) one request asks for together, 1-100, or auto
-    /// (1 for quotes and trades; bars by timeframe, so a month of them fills one page). More
-    /// saves requests on thinly traded watch lists
-    /// [env: BULK_IMPORT_SYMBOLS_PER_REQUEST] [default: auto]
-    #[arg(long, value_name = "N|auto")]
-    pub symbols_per_request: Option<String>,
-    /// Seconds to wait for another writer's database lock, 0-3600
-    /// [env: BULK_IMPORT_BUSY_TIMEOUT] [default: 10]
-    #[arg(long, value_name = "SECS")]
-    pub busy_timeout: Option<String>,
+    /// The settings given as flags, by [`Key::name`] (a switch given: `true`).
+    pub flags: BTreeMap<&'static str, String>,
 }
+
+/// `--config`'s help (the one flag about settings that is not a setting).
+const CONFIG_HELP: &str =
+    "Settings file (TOML) [env: DATA_CONFIG] [default: config/default.toml, if present]";
 
 impl SettingsArgs {
     fn flag(&self, name: &str) -> Option<String> {
-        let on = |b: bool| b.then(|| "true".to_string());
-        match name {
-            "batch_size" => self.batch_size.clone(),
-            "skip_duplicates" => on(self.skip_duplicates),
-            "drop_indexes" => on(self.drop_indexes),
-            "format" => self.format.clone(),
-            "historical_path" => self.historical_path.clone(),
-            "database_url" => self.database_url.clone(),
-            "log_file" => self.log_file.clone(),
-            "api_url" => self.api_url.clone(),
-            "trading_api_url" => self.trading_api_url.clone(),
-            "feed" => self.feed.clone(),
-            "sip_delay" => self.sip_delay.clone(),
-            "max_attempts" => self.max_attempts.clone(),
-            "retry_base_ms" => self.retry_base_ms.clone(),
-            "request_timeout" => self.request_timeout.clone(),
-            "rate_limit" => self.rate_limit.clone(),
-            "concurrency" => self.concurrency.clone(),
-            "symbols_per_request" => self.symbols_per_request.clone(),
-            "busy_timeout" => self.busy_timeout.clone(),
-            _ => None,
+        self.flags.get(name).cloned()
+    }
+
+    /// `key`'s flag as clap takes it: its value name, and its help with the variable and
+    /// the default.
+    fn arg(key: &'static Key) -> clap::Arg {
+        let arg = clap::Arg::new(key.name).long(&key.flag[2..]);
+        match key.value {
+            "" => arg
+                .action(clap::ArgAction::SetTrue)
+                .help(format!("{} [env: {}]", key.help, key.env)),
+            value => arg.value_name(value).help(format!(
+                "{} [env: {}] [default: {}]",
+                key.help, key.env, key.default
+            )),
         }
+    }
+}
+
+/// The settings' flags are made from [`KEYS`], so each setting is declared once.
+impl clap::Args for SettingsArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let config = clap::Arg::new("config")
+            .long("config")
+            .value_name("PATH")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help(CONFIG_HELP);
+        KEYS.iter()
+            .fold(cmd.arg(config), |cmd, key| cmd.arg(Self::arg(key)))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for SettingsArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = SettingsArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        if let Some(path) = matches.get_one::<PathBuf>("config") {
+            self.config = Some(path.clone());
+        }
+        for key in KEYS {
+            let value = match key.value {
+                "" => matches.get_flag(key.name).then(|| "true".to_string()),
+                _ => matches.get_one::<String>(key.name).cloned(),
+            };
+            if let Some(value) = value {
+                self.flags.insert(key.name, value);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -566,8 +529,7 @@ mod tests {
         let (_d, p) = file("batch_size = 300\nfeed = \"iex\"\nmax_attempts = 3\n");
         let args = SettingsArgs {
             config: Some(p.clone()),
-            batch_size: Some("100".into()),
-            ..Default::default()
+            flags: [("batch_size", "100".to_string())].into(),
         };
         let env = env_of(&[("BULK_IMPORT_BATCH_SIZE", "200"), ("APCA_API_FEED", "sip")]);
         let s = resolve(&args, &env).unwrap();
