@@ -3,7 +3,8 @@
 //! fractional sizes and volumes and the trades' taker side, in Alpaca's field names. The same
 //! (loc, pair, day) always gives the same rows.
 
-use super::generate::{fnv, mix, write_time, GenBar};
+use super::generate::{fnv, mix, GenBar};
+use crate::record::Record;
 use chrono::NaiveDate;
 use data_core::dataset::ShardUnit;
 
@@ -203,48 +204,29 @@ pub fn utc_days(start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
     ShardUnit::UtcDay.keys_in(start_ns, end_ns)
 }
 
-fn write_number(out: &mut Vec<u8>, key: &[u8], v: f64) {
-    out.extend_from_slice(key);
-    out.extend_from_slice(ryu::Buffer::new().format(v).as_bytes());
-}
-
 /// Appends one crypto quote as Alpaca's JSON object.
 pub fn write_quote(out: &mut Vec<u8>, q: &CryptoQuote) {
-    out.extend_from_slice(br#"{"t":""#);
-    write_time(out, q.t);
-    write_number(out, br#"","bp":"#, q.bid_price);
-    write_number(out, br#","bs":"#, q.bid_size);
-    write_number(out, br#","ap":"#, q.ask_price);
-    write_number(out, br#","as":"#, q.ask_size);
-    out.push(b'}');
+    Record::at(out, q.t)
+        .float("bp", q.bid_price)
+        .float("bs", q.bid_size)
+        .float("ap", q.ask_price)
+        .float("as", q.ask_size)
+        .end();
 }
 
 /// Appends one crypto trade as Alpaca's JSON object.
 pub fn write_trade(out: &mut Vec<u8>, tr: &CryptoTrade) {
-    out.extend_from_slice(br#"{"t":""#);
-    write_time(out, tr.t);
-    write_number(out, br#"","p":"#, tr.price);
-    write_number(out, br#","s":"#, tr.size);
-    out.extend_from_slice(br#","i":"#);
-    out.extend_from_slice(itoa::Buffer::new().format(tr.id).as_bytes());
-    out.extend_from_slice(br#","tks":""#);
-    out.push(tr.taker_side);
-    out.extend_from_slice(b"\"}");
+    Record::at(out, tr.t)
+        .float("p", tr.price)
+        .float("s", tr.size)
+        .int("i", tr.id)
+        .char("tks", tr.taker_side)
+        .end();
 }
 
 /// Appends one crypto bar as Alpaca's JSON object (fractional `v`).
 pub fn write_bar(out: &mut Vec<u8>, b: &GenBar) {
-    out.extend_from_slice(br#"{"t":""#);
-    write_time(out, b.t);
-    write_number(out, br#"","o":"#, b.open);
-    write_number(out, br#","h":"#, b.high);
-    write_number(out, br#","l":"#, b.low);
-    write_number(out, br#","c":"#, b.close);
-    write_number(out, br#","v":"#, b.volume);
-    out.extend_from_slice(br#","n":"#);
-    out.extend_from_slice(itoa::Buffer::new().format(b.trades).as_bytes());
-    write_number(out, br#","vw":"#, b.vwap);
-    out.push(b'}');
+    crate::generate::write_bar_of(out, b, false);
 }
 
 #[cfg(test)]

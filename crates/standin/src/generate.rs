@@ -10,8 +10,10 @@
 //! nanosecond, as real feeds do. Prices are whole cents with bid < ask; sizes are round lots
 //! before 2025-11-03 and shares from then on, as Alpaca documents.
 
+pub use crate::record::write_time;
+use crate::record::Record;
 use chrono::{Datelike, NaiveDate};
-use data_core::time::{civil_from_days, days_from_civil, new_york_time_nanos, NANOS_PER_SEC};
+use data_core::time::{days_from_civil, new_york_time_nanos, NANOS_PER_SEC};
 
 const EXCHANGES: &[u8] = b"QPZKVJYXNHAUMB";
 /// 2025-11-03: Alpaca's quote sizes switch from round lots to shares.
@@ -309,65 +311,18 @@ pub fn quotes_between<'a>(
         })
 }
 
-/// Writes `ns` as RFC 3339 UTC with trailing fractional zeros trimmed, as Alpaca does.
-pub fn write_time(out: &mut Vec<u8>, ns: i64) {
-    let secs = ns.div_euclid(NANOS_PER_SEC);
-    let frac = ns.rem_euclid(NANOS_PER_SEC);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let two = |out: &mut Vec<u8>, v: i64| {
-        out.push(b'0' + (v / 10) as u8);
-        out.push(b'0' + (v % 10) as u8);
-    };
-    let mut ib = itoa::Buffer::new();
-    out.extend_from_slice(ib.format(y).as_bytes());
-    out.push(b'-');
-    two(out, m as i64);
-    out.push(b'-');
-    two(out, d as i64);
-    out.push(b'T');
-    two(out, sod / 3600);
-    out.push(b':');
-    two(out, (sod / 60) % 60);
-    out.push(b':');
-    two(out, sod % 60);
-    if frac != 0 {
-        let mut digits = [b'0'; 9];
-        let mut f = frac;
-        for slot in digits.iter_mut().rev() {
-            *slot = b'0' + (f % 10) as u8;
-            f /= 10;
-        }
-        let len = 9 - digits.iter().rev().take_while(|&&c| c == b'0').count();
-        out.push(b'.');
-        out.extend_from_slice(&digits[..len]);
-    }
-    out.push(b'Z');
-}
-
 /// Appends one quote as Alpaca's JSON object.
 pub fn write_quote(out: &mut Vec<u8>, q: &GenQuote) {
-    let mut fb = ryu::Buffer::new();
-    let mut ib = itoa::Buffer::new();
-    out.extend_from_slice(br#"{"t":""#);
-    write_time(out, q.t);
-    out.extend_from_slice(br#"","bx":""#);
-    out.push(q.bid_exchange);
-    out.extend_from_slice(br#"","bp":"#);
-    out.extend_from_slice(fb.format(q.bid_price()).as_bytes());
-    out.extend_from_slice(br#","bs":"#);
-    out.extend_from_slice(ib.format(q.bid_size).as_bytes());
-    out.extend_from_slice(br#","ax":""#);
-    out.push(q.ask_exchange);
-    out.extend_from_slice(br#"","ap":"#);
-    out.extend_from_slice(fb.format(q.ask_price()).as_bytes());
-    out.extend_from_slice(br#","as":"#);
-    out.extend_from_slice(ib.format(q.ask_size).as_bytes());
-    out.extend_from_slice(br#","c":"#);
-    out.extend_from_slice(q.conditions.as_bytes());
-    out.extend_from_slice(br#","z":""#);
-    out.push(q.tape);
-    out.extend_from_slice(b"\"}");
+    Record::at(out, q.t)
+        .char("bx", q.bid_exchange)
+        .float("bp", q.bid_price())
+        .int("bs", u64::from(q.bid_size))
+        .char("ax", q.ask_exchange)
+        .float("ap", q.ask_price())
+        .int("as", u64::from(q.ask_size))
+        .json("c", q.conditions)
+        .char("z", q.tape)
+        .end();
 }
 
 /// One generated trade, in the units the API sends.
@@ -495,29 +450,17 @@ impl DayTrades {
 
 /// Appends one trade as Alpaca's JSON object.
 pub fn write_trade(out: &mut Vec<u8>, tr: &GenTrade) {
-    let mut fb = ryu::Buffer::new();
-    let mut ib = itoa::Buffer::new();
-    out.extend_from_slice(br#"{"t":""#);
-    write_time(out, tr.t);
-    out.extend_from_slice(br#"","x":""#);
-    out.push(tr.exchange);
-    out.extend_from_slice(br#"","p":"#);
-    out.extend_from_slice(fb.format(tr.price()).as_bytes());
-    out.extend_from_slice(br#","s":"#);
-    out.extend_from_slice(ib.format(tr.size).as_bytes());
-    out.extend_from_slice(br#","c":"#);
-    out.extend_from_slice(tr.conditions.as_bytes());
-    out.extend_from_slice(br#","i":"#);
-    out.extend_from_slice(ib.format(tr.id).as_bytes());
-    out.extend_from_slice(br#","z":""#);
-    out.push(tr.tape);
-    out.push(b'"');
+    let mut r = Record::at(out, tr.t);
+    r.char("x", tr.exchange)
+        .float("p", tr.price())
+        .int("s", u64::from(tr.size))
+        .json("c", tr.conditions)
+        .int("i", tr.id)
+        .char("z", tr.tape);
     if let Some(u) = tr.update {
-        out.extend_from_slice(br#","u":""#);
-        out.extend_from_slice(u.as_bytes());
-        out.push(b'"');
+        r.text("u", u.as_bytes());
     }
-    out.push(b'}');
+    r.end();
 }
 
 /// One generated bar.
@@ -564,44 +507,51 @@ pub fn day_bars_until(
     width_ns: i64,
     until: i64,
 ) -> Vec<GenBar> {
+    let traded = (0..trades.len())
+        .filter(|&i| !DayTrades::is_correction(i))
+        .map(|i| trades.trade(i))
+        .take_while(|tr| tr.t <= until)
+        .map(|tr| (tr.t, tr.price(), f64::from(tr.size)));
+    bars_of(date, width_ns, traded)
+}
+
+/// The bars of `width_ns` (0: one daily bar at New York midnight of `date`) of `trades`
+/// (time, price, size, in time order), for the intervals that had trades: open, high, low,
+/// close, volume, count and the VWAP to 4 decimals, as Alpaca computes them.
+pub fn bars_of(
+    date: NaiveDate,
+    width_ns: i64,
+    trades: impl Iterator<Item = (i64, f64, f64)>,
+) -> Vec<GenBar> {
     let midnight = new_york_time_nanos(date, 0, 0);
     let mut bars: Vec<GenBar> = Vec::new();
     let mut notional = 0.0f64;
-    for i in 0..trades.len() {
-        if DayTrades::is_correction(i) {
-            continue;
-        }
-        let tr = trades.trade(i);
-        if tr.t > until {
-            break;
-        }
-        let t = if width_ns == 0 {
-            midnight
-        } else {
-            midnight + (tr.t - midnight).div_euclid(width_ns) * width_ns
+    for (at, p, v) in trades {
+        let t = match width_ns {
+            0 => midnight,
+            w => midnight + (at - midnight).div_euclid(w) * w,
         };
-        let p = tr.price();
         match bars.last_mut() {
             Some(b) if b.t == t => {
                 b.high = b.high.max(p);
                 b.low = b.low.min(p);
                 b.close = p;
-                b.volume += f64::from(tr.size);
+                b.volume += v;
                 b.trades += 1;
-                notional += p * f64::from(tr.size);
+                notional += p * v;
             }
             _ => {
                 if let Some(b) = bars.last_mut() {
                     b.vwap = (notional / b.volume * 10_000.0).round() / 10_000.0;
                 }
-                notional = p * f64::from(tr.size);
+                notional = p * v;
                 bars.push(GenBar {
                     t,
                     open: p,
                     high: p,
                     low: p,
                     close: p,
-                    volume: f64::from(tr.size),
+                    volume: v,
                     trades: 1,
                     vwap: 0.0,
                 });
@@ -614,28 +564,24 @@ pub fn day_bars_until(
     bars
 }
 
-/// Appends one bar as Alpaca's JSON object.
+/// Appends one bar as Alpaca's JSON object (whole-share `v`).
 pub fn write_bar(out: &mut Vec<u8>, b: &GenBar) {
-    let mut fb = ryu::Buffer::new();
-    let mut ib = itoa::Buffer::new();
-    out.extend_from_slice(br#"{"t":""#);
-    write_time(out, b.t);
-    for (key, v) in [
-        (&br#"","o":"#[..], b.open),
-        (br#","h":"#, b.high),
-        (br#","l":"#, b.low),
-        (br#","c":"#, b.close),
-    ] {
-        out.extend_from_slice(key);
-        out.extend_from_slice(fb.format(v).as_bytes());
-    }
-    out.extend_from_slice(br#","v":"#);
-    out.extend_from_slice(ib.format(b.volume as u64).as_bytes());
-    out.extend_from_slice(br#","n":"#);
-    out.extend_from_slice(ib.format(b.trades).as_bytes());
-    out.extend_from_slice(br#","vw":"#);
-    out.extend_from_slice(fb.format(b.vwap).as_bytes());
-    out.push(b'}');
+    write_bar_of(out, b, true);
+}
+
+/// Appends one bar as Alpaca's JSON object: `v` whole (stocks, options) or fractional
+/// (crypto).
+pub fn write_bar_of(out: &mut Vec<u8>, b: &GenBar, whole_volume: bool) {
+    let mut r = Record::at(out, b.t);
+    r.float("o", b.open)
+        .float("h", b.high)
+        .float("l", b.low)
+        .float("c", b.close);
+    match whole_volume {
+        true => r.int("v", b.volume as u64),
+        false => r.float("v", b.volume),
+    };
+    r.int("n", b.trades).float("vw", b.vwap).end();
 }
 
 #[cfg(test)]

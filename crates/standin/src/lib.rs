@@ -20,6 +20,7 @@ pub mod actions;
 pub mod crypto;
 pub mod generate;
 pub mod options;
+pub mod record;
 mod refusal;
 mod request;
 mod trading;

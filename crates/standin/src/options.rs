@@ -5,8 +5,9 @@
 //! eleven strikes around the underlying's level, calls and puts, active until expiry and
 //! inactive after, paged with an opaque token.
 
-use super::generate::{fnv, mix, write_time, GenBar};
+use super::generate::{fnv, mix, GenBar};
 use super::refusal::{bad_request, Refusal};
+use crate::record::Record;
 use chrono::{Datelike, NaiveDate};
 use data_core::model::Symbol;
 use data_core::time::new_york_time_nanos;
@@ -124,63 +125,21 @@ impl OptionDay {
     /// The day's bars of `width_ns` (0: one daily bar at New York midnight), for the
     /// intervals that had trades.
     pub fn bars(&self, date: NaiveDate, width_ns: i64) -> Vec<GenBar> {
-        let midnight = new_york_time_nanos(date, 0, 0);
-        let mut bars: Vec<GenBar> = Vec::new();
-        let mut notional = 0.0;
-        for i in 0..self.count {
-            let tr = self.trade(i);
-            let t = match width_ns {
-                0 => midnight,
-                w => midnight + (tr.t - midnight).div_euclid(w) * w,
-            };
-            let (p, v) = (tr.price, tr.size as f64);
-            match bars.last_mut() {
-                Some(b) if b.t == t => {
-                    b.high = b.high.max(p);
-                    b.low = b.low.min(p);
-                    b.close = p;
-                    b.volume += v;
-                    b.trades += 1;
-                    notional += p * v;
-                }
-                _ => {
-                    if let Some(b) = bars.last_mut() {
-                        b.vwap = (notional / b.volume * 10_000.0).round() / 10_000.0;
-                    }
-                    notional = p * v;
-                    bars.push(GenBar {
-                        t,
-                        open: p,
-                        high: p,
-                        low: p,
-                        close: p,
-                        volume: v,
-                        trades: 1,
-                        vwap: 0.0,
-                    });
-                }
-            }
-        }
-        if let Some(b) = bars.last_mut() {
-            b.vwap = (notional / b.volume * 10_000.0).round() / 10_000.0;
-        }
-        bars
+        let traded = (0..self.count)
+            .map(|i| self.trade(i))
+            .map(|tr| (tr.t, tr.price, tr.size as f64));
+        crate::generate::bars_of(date, width_ns, traded)
     }
 }
 
 /// Appends one option trade as Alpaca's JSON object (`c` is one code, not a list).
 pub fn write_trade(out: &mut Vec<u8>, tr: &OptionTrade) {
-    out.extend_from_slice(br#"{"t":""#);
-    write_time(out, tr.t);
-    out.extend_from_slice(br#"","x":""#);
-    out.push(tr.exchange);
-    out.extend_from_slice(br#"","p":"#);
-    out.extend_from_slice(ryu::Buffer::new().format(tr.price).as_bytes());
-    out.extend_from_slice(br#","s":"#);
-    out.extend_from_slice(itoa::Buffer::new().format(tr.size).as_bytes());
-    out.extend_from_slice(br#","c":""#);
-    out.extend_from_slice(tr.condition.as_bytes());
-    out.extend_from_slice(b"\"}");
+    Record::at(out, tr.t)
+        .char("x", tr.exchange)
+        .float("p", tr.price)
+        .int("s", tr.size)
+        .text("c", tr.condition.as_bytes())
+        .end();
 }
 
 /// One listed contract of the stand-in's universe.

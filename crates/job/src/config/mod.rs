@@ -167,6 +167,16 @@ fn parse_int<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
     }
 }
 
+/// A whole number from 1 to `hi`, or `auto` (`None`).
+fn parse_auto(raw: &str, hi: usize) -> Result<Option<usize>, String> {
+    if raw.trim().eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    parse_int(raw, 1usize, hi)
+        .map(Some)
+        .map_err(|e| format!("{e}, or auto"))
+}
+
 fn parse_bool(raw: &str) -> Result<bool, String> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -323,20 +333,30 @@ pub fn resolve(
             SettingsError(format!("invalid {name} {shown:?} from {source}: {why}"))
         })
     }
-    let batch_size = check("batch_size", raw("batch_size")?, |r| {
-        parse_int(r, 1usize, 1_000_000)
-    })?;
-    let skip_duplicates = check("skip_duplicates", raw("skip_duplicates")?, parse_bool)?;
-    let drop_indexes = check("drop_indexes", raw("drop_indexes")?, parse_bool)?;
-    let format = check("format", raw("format")?, |r| match r.trim() {
+    // `setting!(name, parse)`: the setting's text, wherever it came from, parsed; `int!`
+    // for a whole number in a range.
+    macro_rules! setting {
+        ($name:literal, $parse:expr) => {
+            check($name, raw($name)?, $parse)?
+        };
+    }
+    macro_rules! int {
+        ($name:literal, $lo:expr, $hi:expr) => {
+            setting!($name, |r| parse_int(r, $lo, $hi))
+        };
+    }
+    let batch_size = int!("batch_size", 1usize, 1_000_000);
+    let skip_duplicates = setting!("skip_duplicates", parse_bool);
+    let drop_indexes = setting!("drop_indexes", parse_bool);
+    let format = setting!("format", |r| match r.trim() {
         "database" => Ok(Format::Database),
         "parquet" => Ok(Format::Parquet),
         _ => Err("must be database or parquet".to_string()),
-    })?;
+    });
     // Parsed once the retry settings are known (an object store's requests follow them).
     let historical_raw = raw("historical_path")?;
-    let database_url = check("database_url", raw("database_url")?, database_url_of)?;
-    let log_file = check("log_file", raw("log_file")?, non_empty)?.into();
+    let database_url = setting!("database_url", database_url_of);
+    let log_file = setting!("log_file", non_empty).into();
     let http_url = |example: &'static str| {
         move |r: &str| {
             let u = reqwest::Url::parse(r.trim_end_matches('/')).map_err(|e| e.to_string())?;
@@ -346,54 +366,23 @@ pub fn resolve(
             Ok(r.trim_end_matches('/').to_string())
         }
     };
-    let api_url = check(
-        "api_url",
-        raw("api_url")?,
-        http_url("https://data.alpaca.markets"),
-    )?;
-    let trading_api_url = check(
+    let api_url = setting!("api_url", http_url("https://data.alpaca.markets"));
+    let trading_api_url = setting!(
         "trading_api_url",
-        raw("trading_api_url")?,
-        http_url("https://paper-api.alpaca.markets"),
-    )?;
-    let feed = check("feed", raw("feed")?, |r| {
+        http_url("https://paper-api.alpaca.markets")
+    );
+    let feed = setting!("feed", |r| {
         Feed::parse(r.trim())
             .filter(|f| Feed::STOCKS.contains(f))
             .ok_or_else(|| "must be sip, iex, otc or boats".to_string())
-    })?;
-    let sip_delay_minutes = check("sip_delay", raw("sip_delay")?, |r| {
-        parse_int(r, 0u64, 7 * 24 * 60)
-    })?;
-    let max_attempts = check("max_attempts", raw("max_attempts")?, |r| {
-        parse_int(r, 1u32, 100)
-    })?;
-    let retry_base_ms = check("retry_base_ms", raw("retry_base_ms")?, |r| {
-        parse_int(r, 0u64, 60_000)
-    })?;
-    let request_timeout_secs = check("request_timeout", raw("request_timeout")?, |r| {
-        parse_int(r, 1u64, 3600)
-    })?;
-    let rate_limit = check("rate_limit", raw("rate_limit")?, |r| {
-        parse_int(r, 0u32, 1_000_000)
-    })?;
-    let concurrency = check("concurrency", raw("concurrency")?, |r| {
-        if r.trim().eq_ignore_ascii_case("auto") {
-            Ok(None)
-        } else {
-            parse_int(r, 1usize, 64)
-                .map(Some)
-                .map_err(|e| format!("{e}, or auto"))
-        }
-    })?;
-    let symbols_per_request = check("symbols_per_request", raw("symbols_per_request")?, |r| {
-        if r.trim().eq_ignore_ascii_case("auto") {
-            Ok(None)
-        } else {
-            parse_int(r, 1usize, 100)
-                .map(Some)
-                .map_err(|e| format!("{e}, or auto"))
-        }
-    })?;
+    });
+    let sip_delay_minutes = int!("sip_delay", 0u64, 7 * 24 * 60);
+    let max_attempts = int!("max_attempts", 1u32, 100);
+    let retry_base_ms = int!("retry_base_ms", 0u64, 60_000);
+    let request_timeout_secs = int!("request_timeout", 1u64, 3600);
+    let rate_limit = int!("rate_limit", 0u32, 1_000_000);
+    let concurrency = setting!("concurrency", |r| parse_auto(r, 64));
+    let symbols_per_request = setting!("symbols_per_request", |r| parse_auto(r, 100));
     let retry = data_core::retry::RetryPolicy {
         max_attempts,
         base_delay: std::time::Duration::from_millis(retry_base_ms),
@@ -402,9 +391,7 @@ pub fn resolve(
     let historical_path = check("historical_path", historical_raw, |r| {
         data_storage::location::Location::parse(&non_empty(r)?, &retry)
     })?;
-    let busy_timeout_secs = check("busy_timeout", raw("busy_timeout")?, |r| {
-        parse_int(r, 0u64, 3600)
-    })?;
+    let busy_timeout_secs = int!("busy_timeout", 0u64, 3600);
     for var in SECRET_ENVS {
         let (shown, source) = match env(var) {
             Some(v) if !v.trim().is_empty() => ("<redacted>".to_string(), Source::Env(var)),
