@@ -209,6 +209,11 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// `hour`:00 New York on `day`.
+    fn at(day: &str, hour: u32) -> i64 {
+        new_york_time_nanos(d(day), hour, 0)
+    }
+
     #[test]
     fn holidays_are_no_shards_and_early_closes_end_at_17() {
         // Wednesday 2024-07-03 (early close) to Friday 2024-07-05; the 4th is a holiday.
@@ -216,14 +221,8 @@ mod tests {
         let shards = day_shards(&aapl(), range, i64::MAX);
         let days: Vec<NaiveDate> = shards.iter().map(|s| s.day).collect();
         assert_eq!(days, vec![d("2024-07-03"), d("2024-07-05")]);
-        assert_eq!(
-            shards[0].end_ns,
-            new_york_time_nanos(d("2024-07-03"), 17, 0)
-        );
-        assert_eq!(
-            shards[1].end_ns,
-            new_york_time_nanos(d("2024-07-05"), 20, 0)
-        );
+        assert_eq!(shards[0].end_ns, at("2024-07-03", 17));
+        assert_eq!(shards[1].end_ns, at("2024-07-05", 20));
     }
 
     #[test]
@@ -239,14 +238,8 @@ mod tests {
         assert_eq!(shards[0].start_ns, range.start_ns);
         assert_eq!(shards[2].end_ns, range.end_ns);
         // A middle day is the whole session, as are the first and last here.
-        assert_eq!(
-            shards[1].start_ns,
-            new_york_time_nanos(d("2024-01-08"), 4, 0)
-        );
-        assert_eq!(
-            shards[1].end_ns,
-            new_york_time_nanos(d("2024-01-08"), 20, 0)
-        );
+        assert_eq!(shards[1].start_ns, at("2024-01-08", 4));
+        assert_eq!(shards[1].end_ns, at("2024-01-08", 20));
         assert_eq!(
             shards[1].end_ns - shards[1].start_ns,
             shards[0].end_ns - shards[0].start_ns
@@ -302,10 +295,7 @@ mod tests {
     #[test]
     fn every_unit_spans_within_its_bounds_and_keys_its_own_times() {
         for unit in [ShardUnit::Session, ShardUnit::Month, ShardUnit::UtcDay] {
-            for key in unit.keys_in(
-                new_york_time_nanos(d("2024-02-27"), 12, 0),
-                new_york_time_nanos(d("2024-03-12"), 12, 0),
-            ) {
+            for key in unit.keys_in(at("2024-02-27", 12), at("2024-03-12", 12)) {
                 let (from, until) = unit.bounds(key);
                 let (start, end) = unit.span(key);
                 assert!(
@@ -322,8 +312,8 @@ mod tests {
     #[test]
     fn bars_are_cut_into_months_from_midnight() {
         let range = DateRange {
-            start_ns: new_york_time_nanos(d("2024-01-15"), 0, 0),
-            end_ns: new_york_time_nanos(d("2024-03-02"), 0, 0) - 1,
+            start_ns: at("2024-01-15", 0),
+            end_ns: at("2024-03-02", 0) - 1,
         };
         let shards = shards_of(&aapl(), range, i64::MAX, ShardUnit::Month);
         let days: Vec<NaiveDate> = shards.iter().map(|s| s.day).collect();
@@ -332,14 +322,8 @@ mod tests {
             vec![d("2024-01-01"), d("2024-02-01"), d("2024-03-01")]
         );
         assert_eq!(shards[0].start_ns, range.start_ns);
-        assert_eq!(
-            shards[1].start_ns,
-            new_york_time_nanos(d("2024-02-01"), 0, 0)
-        );
-        assert_eq!(
-            shards[1].end_ns + 1,
-            new_york_time_nanos(d("2024-03-01"), 0, 0)
-        );
+        assert_eq!(shards[1].start_ns, at("2024-02-01", 0));
+        assert_eq!(shards[1].end_ns + 1, at("2024-03-01", 0));
         assert_eq!(shards[2].end_ns, range.end_ns);
     }
 

@@ -169,9 +169,7 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub thin: ThinArgs,
     #[command(flatten)]
-    pub bars: BarArgs,
-    #[command(flatten)]
-    pub asset: AssetArgs,
+    pub dataset: DatasetArgs,
     #[command(flatten)]
     pub contracts: ContractArgs,
     /// Corporate actions of these types only (comma-separated): forward_split,
@@ -249,6 +247,16 @@ pub struct ThinArgs {
     pub aggregate: Option<String>,
 }
 
+/// The flags that pick a dataset beside its kind: the bars' timeframe and adjustment, and
+/// the market (asset class, crypto location).
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    #[command(flatten)]
+    pub bars: BarArgs,
+    #[command(flatten)]
+    pub asset: AssetArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// What to load
@@ -264,9 +272,7 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub settings: SettingsArgs,
     #[command(flatten)]
-    pub bars: BarArgs,
-    #[command(flatten)]
-    pub asset: AssetArgs,
+    pub dataset: DatasetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -283,9 +289,7 @@ pub struct ArchiveArgs {
     #[command(flatten)]
     pub settings: SettingsArgs,
     #[command(flatten)]
-    pub bars: BarArgs,
-    #[command(flatten)]
-    pub asset: AssetArgs,
+    pub dataset: DatasetArgs,
 }
 
 #[derive(Debug, Args)]

@@ -206,12 +206,16 @@ pub fn utc_days(start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
 
 /// Appends one crypto quote as Alpaca's JSON object.
 pub fn write_quote(out: &mut Vec<u8>, q: &CryptoQuote) {
-    Record::at(out, q.t)
-        .float("bp", q.bid_price)
-        .float("bs", q.bid_size)
-        .float("ap", q.ask_price)
-        .float("as", q.ask_size)
-        .end();
+    let mut r = Record::at(out, q.t);
+    for (key, v) in [
+        ("bp", q.bid_price),
+        ("bs", q.bid_size),
+        ("ap", q.ask_price),
+        ("as", q.ask_size),
+    ] {
+        r.float(key, v);
+    }
+    r.end();
 }
 
 /// Appends one crypto trade as Alpaca's JSON object.

@@ -209,16 +209,7 @@ impl DayQuotes {
 
     /// The first index whose time is at or after `t_ns` (`len()` if none).
     pub fn lower_bound(&self, t_ns: i64) -> u32 {
-        let (mut lo, mut hi) = (0u32, self.n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.time(mid) < t_ns {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        first_at(self.n, t_ns, |i| self.time(i))
     }
 
     pub fn quote(&self, i: u32) -> GenQuote {
@@ -513,6 +504,21 @@ pub fn day_bars_until(
         .take_while(|tr| tr.t <= until)
         .map(|tr| (tr.t, tr.price(), f64::from(tr.size)));
     bars_of(date, width_ns, traded)
+}
+
+/// The first of `n` records in time order (record `i` at `time(i)`) at or after `t_ns`
+/// (`n` if none): a binary search, the records never materialised.
+pub fn first_at(n: u32, t_ns: i64, time: impl Fn(u32) -> i64) -> u32 {
+    let (mut lo, mut hi) = (0u32, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if time(mid) < t_ns {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// The bars of `width_ns` (0: one daily bar at New York midnight of `date`) of `trades`

@@ -110,16 +110,7 @@ impl OptionDay {
     }
 
     pub fn lower_bound(&self, t: i64) -> u32 {
-        let (mut lo, mut hi) = (0u32, self.count);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.time(mid) < t {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        crate::generate::first_at(self.count, t, |i| self.time(i))
     }
 
     /// The day's bars of `width_ns` (0: one daily bar at New York midnight), for the

@@ -511,6 +511,21 @@ mod tests {
         (d, p)
     }
 
+    /// The error resolving with `--config path`.
+    fn config_error(path: PathBuf) -> String {
+        let args = SettingsArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        resolve(&args, &env_of(&[])).unwrap_err().0
+    }
+
+    /// The error resolving with a settings file holding `text`, the file, and its folder.
+    fn file_error(text: &str) -> (String, PathBuf, tempfile::TempDir) {
+        let (dir, path) = file(text);
+        (config_error(path.clone()), path, dir)
+    }
+
     #[test]
     fn precedence_is_flag_then_env_then_file_then_default() {
         let (_d, p) = file("batch_size = 300\nfeed = \"iex\"\nmax_attempts = 3\n");
@@ -543,12 +558,7 @@ mod tests {
         let env = env_of(&[("BULK_IMPORT_BATCH_SIZE", "0")]);
         let e = resolve(&SettingsArgs::default(), &env).unwrap_err().0;
         assert_eq!(e, "invalid batch_size \"0\" from env BULK_IMPORT_BATCH_SIZE: must be between 1 and 1000000");
-        let (_d, p) = file("format = \"csv\"\n");
-        let args = SettingsArgs {
-            config: Some(p.clone()),
-            ..Default::default()
-        };
-        let e = resolve(&args, &env_of(&[])).unwrap_err().0;
+        let (e, p, _d) = file_error("format = \"csv\"\n");
         assert_eq!(
             e,
             format!(
@@ -556,12 +566,7 @@ mod tests {
                 p.display()
             )
         );
-        let (_d, p) = file("batch_size = \n");
-        let args = SettingsArgs {
-            config: Some(p.clone()),
-            ..Default::default()
-        };
-        let e = resolve(&args, &env_of(&[])).unwrap_err().0;
+        let (e, p, _d) = file_error("batch_size = \n");
         assert!(
             e.starts_with(&format!(
                 "settings file {} is not valid TOML (line 1)",
@@ -569,21 +574,12 @@ mod tests {
             )),
             "{e}"
         );
-        let (_d, p) = file("batchsize = 5\n");
-        let args = SettingsArgs {
-            config: Some(p),
-            ..Default::default()
-        };
-        let e = resolve(&args, &env_of(&[])).unwrap_err().0;
+        let (e, _, _d) = file_error("batchsize = 5\n");
         assert!(
             e.starts_with("unknown key `batchsize` in settings file"),
             "{e}"
         );
-        let args = SettingsArgs {
-            config: Some("/nonexistent/x.toml".into()),
-            ..Default::default()
-        };
-        let e = resolve(&args, &env_of(&[])).unwrap_err().0;
+        let e = config_error(PathBuf::from("/nonexistent/x.toml"));
         assert!(
             e.starts_with("cannot read settings file /nonexistent/x.toml (from flag --config)"),
             "{e}"

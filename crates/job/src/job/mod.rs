@@ -82,7 +82,12 @@ impl Job {
         let (symbols, start, end) = symbols_and_bounds(args)?;
         let (asset, symbols) = match args.contracts.underlying {
             Some(_) => {
-                if args.asset.asset.is_some_and(|a| a != Asset::Options) || args.asset.loc.is_some()
+                if args
+                    .dataset
+                    .asset
+                    .asset
+                    .is_some_and(|a| a != Asset::Options)
+                    || args.dataset.asset.loc.is_some()
                 {
                     return Err(usage("--underlying lists option contracts: it takes no --asset other than options, and no --loc"));
                 }
@@ -95,9 +100,9 @@ impl Job {
                     &mut settings,
                 )?
             }
-            None => asset_of(symbols, &args.asset, &mut settings)?,
+            None => asset_of(symbols, &args.dataset.asset, &mut settings)?,
         };
-        let dataset = dataset_of(args.kind, &args.bars, asset, &mut settings)?;
+        let dataset = dataset_of(args.kind, &args.dataset.bars, asset, &mut settings)?;
         let range = range_of(dataset, start, end)?;
         let contracts = contracts_of(&args.contracts, range)?;
         let thinning = thinning_of(&args.thin)?;
@@ -145,8 +150,8 @@ impl Job {
         if symbols.is_empty() {
             return Err(usage("SYMBOLS is empty: name at least one symbol"));
         }
-        let (asset, symbols) = asset_of(symbols, &args.asset, &mut settings)?;
-        let dataset = dataset_of(args.kind, &args.bars, asset, &mut settings)?;
+        let (asset, symbols) = asset_of(symbols, &args.dataset.asset, &mut settings)?;
+        let dataset = dataset_of(args.kind, &args.dataset.bars, asset, &mut settings)?;
         let range = range_of(dataset, &args.start, &args.end)?;
         Ok(Job::plain(dataset, symbols, range, settings))
     }
@@ -210,9 +215,9 @@ impl ArchiveJob {
     pub fn new(args: &ArchiveArgs, today: NaiveDate) -> anyhow::Result<ArchiveJob> {
         let mut settings = config::resolve(&args.settings, &config::process_env)?;
         let symbol = Symbol::parse(&args.symbol).map_err(|e| usage(format!("SYMBOL: {e}")))?;
-        let (asset, mut symbols) = asset_of(vec![symbol], &args.asset, &mut settings)?;
+        let (asset, mut symbols) = asset_of(vec![symbol], &args.dataset.asset, &mut settings)?;
         let symbol = symbols.pop().ok_or_else(|| usage("SYMBOL is empty"))?;
-        let dataset = dataset_of(args.kind, &args.bars, asset, &mut settings)?;
+        let dataset = dataset_of(args.kind, &args.dataset.bars, asset, &mut settings)?;
         let cutoff = parse_cutoff(&args.older_than, today)?;
         Ok(ArchiveJob {
             dataset,
