@@ -5,7 +5,7 @@
 //! splits adjust the stand-in's bars asked with `adjustment=split` (or `all`), as Alpaca's.
 
 use super::generate::fnv;
-use super::refusal::{bad_request, Refusal};
+use super::refusal::{bad_request, only_known, page_limit, Refusal};
 use chrono::{Datelike, NaiveDate};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -195,9 +195,7 @@ pub(super) fn actions_body(
         "page_token",
         "sort",
     ];
-    if let Some(p) = params.keys().find(|p| !KNOWN.contains(&p.as_str())) {
-        return Err(bad_request(&format!("unexpected parameter: {p}")));
-    }
+    only_known(params, &[&KNOWN])?;
     let date = |name: &str| -> Result<NaiveDate, Refusal> {
         match params.get(name) {
             None => Ok(today),
@@ -218,14 +216,7 @@ pub(super) fn actions_body(
     if params.get("sort").is_some_and(|s| s != "asc") {
         return Err(bad_request("the stand-in serves sort=asc only"));
     }
-    let limit = match params.get("limit") {
-        None => 100,
-        Some(l) => match l.parse::<usize>() {
-            Ok(v) if (1..=1000).contains(&v) => v,
-            _ => return Err(bad_request(&format!("invalid limit: {l}"))),
-        },
-    };
-    let limit = max_page.map_or(limit, |m| limit.min(m.max(1)));
+    let limit = page_limit(params, 1000, max_page)?;
     let mut symbols: Vec<&str> = params
         .get("symbols")
         .map(|s| s.split(',').filter(|s| !s.is_empty()).collect())

@@ -6,7 +6,7 @@
 //! inactive after, paged with an opaque token.
 
 use super::generate::{fnv, mix, GenBar};
-use super::refusal::{bad_request, Refusal};
+use super::refusal::{bad_request, only_known, page_limit, Refusal};
 use crate::record::Record;
 use chrono::{Datelike, NaiveDate};
 use data_core::model::Symbol;
@@ -270,9 +270,7 @@ pub(super) fn contracts_body(
         "show_deliverables",
         "ppind",
     ];
-    if let Some(p) = params.keys().find(|p| !KNOWN.contains(&p.as_str())) {
-        return Err(bad_request(&format!("unexpected parameter: {p}")));
-    }
+    only_known(params, &[&KNOWN])?;
     let date = |name: &str| parsed::<NaiveDate>(params, name);
     let number = |name: &str| parsed::<f64>(params, name);
     let active = match params.get("status").map(String::as_str) {
@@ -297,14 +295,7 @@ pub(super) fn contracts_body(
         None
     });
     let (smin, smax) = (number("strike_price_gte")?, number("strike_price_lte")?);
-    let limit = match params.get("limit") {
-        None => 100,
-        Some(l) => match l.parse::<usize>() {
-            Ok(v) if (1..=10_000).contains(&v) => v,
-            _ => return Err(bad_request(&format!("invalid limit: {l}"))),
-        },
-    };
-    let limit = max_page.map_or(limit, |m| limit.min(m.max(1)));
+    let limit = page_limit(params, 10_000, max_page)?;
     let mut all: Vec<ListedContract> = Vec::new();
     for u in params
         .get("underlying_symbols")

@@ -10,7 +10,7 @@ use super::generate::{
     DayTrades, GenBar,
 };
 use super::options::{self, OptionDay};
-pub(super) use super::refusal::{bad_request, unprocessable, Refusal};
+pub(super) use super::refusal::{bad_request, only_known, unprocessable, Refusal};
 use axum::http::StatusCode;
 use data_core::time::{days_from_civil, parse_rfc3339_nanos, NANOS_PER_SEC};
 use std::collections::HashMap;
@@ -334,12 +334,7 @@ pub(super) fn page_body(
         _ => &[],
     };
     let common = ["symbols", "start", "end", "limit", "page_token", "sort"];
-    if let Some(p) = params
-        .keys()
-        .find(|p| !(common.contains(&p.as_str()) || known.contains(&p.as_str())))
-    {
-        return Err(bad_request(&format!("unexpected parameter: {p}")));
-    }
+    only_known(params, &[&common, known])?;
     if let Market::Crypto(_) = market {
         if let Some(bad) = symbols.iter().find(|s| !crypto::is_pair(s)) {
             return Err(bad_request(&format!(
