@@ -25,7 +25,7 @@ const SYMBOL_FIELDS: [&str; 7] = [
 
 /// One page of corporate actions, as runs of the request's `symbols` (each run sorted by
 /// process date, then id). A record naming none of them goes to the first.
-pub fn decode_actions(body: &[u8], symbols: &[Symbol]) -> Result<Page, ApiError> {
+pub(crate) fn decode_actions(body: &[u8], symbols: &[Symbol]) -> Result<Page, ApiError> {
     let page: Value = serde_json::from_slice(body).map_err(|e| {
         if e.is_eof() {
             ApiError::Truncated(format!("the corporate actions page ends early: {e}"))

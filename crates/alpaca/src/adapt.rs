@@ -30,7 +30,7 @@ const WINDOW: Duration = Duration::from_millis(1000);
 const SAMPLES: u32 = 20;
 
 /// The permits of a run's fetchers.
-pub struct Limiter {
+pub(crate) struct Limiter {
     sem: Arc<Semaphore>,
     /// The K in effect (permits that exist, taken or not).
     limit: AtomicUsize,
@@ -64,7 +64,7 @@ impl Limiter {
         })
     }
 
-    pub fn is_adaptive(&self) -> bool {
+    pub(crate) fn is_adaptive(&self) -> bool {
         self.adaptive
     }
 
@@ -74,7 +74,7 @@ impl Limiter {
     }
 
     /// Waits for a permit to start a request (held until its last page is in).
-    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
         self.sem.clone().acquire_owned().await.ok()
     }
 
@@ -110,7 +110,7 @@ impl Limiter {
     }
 
     /// Adaptive mode's loop: one decision per window, until the task is aborted.
-    pub async fn adapt(self: Arc<Self>) {
+    pub(crate) async fn adapt(self: Arc<Self>) {
         let mut last = Totals::of(&self.stats);
         let mut slow_start = true;
         loop {

@@ -22,11 +22,11 @@ use std::time::Duration;
 
 pub const KEY_ENV: &str = "APCA_API_KEY_ID";
 pub const SECRET_ENV: &str = "APCA_API_SECRET_KEY";
-pub const DEFAULT_API_URL: &str = "https://data.alpaca.markets";
+pub(crate) const DEFAULT_API_URL: &str = "https://data.alpaca.markets";
 /// Alpaca's maximum page size; the importer always asks for full pages.
 pub const PAGE_LIMIT: u32 = 10_000;
 /// The corporate actions endpoint's maximum page size.
-pub const ACTIONS_PAGE_LIMIT: u32 = 1_000;
+pub(crate) const ACTIONS_PAGE_LIMIT: u32 = 1_000;
 /// Requests per minute without credentials (crypto only). Alpaca publishes no figure for
 /// its unauthenticated limit, only that it is lower than the free plan's 200; this stays
 /// well under it, and the pacer still follows the X-RateLimit headers of the answers.
@@ -51,7 +51,7 @@ impl Credentials {
         Credentials::new("", "")
     }
 
-    pub fn is_anonymous(&self) -> bool {
+    pub(crate) fn is_anonymous(&self) -> bool {
         self.key_id.is_empty() && self.secret.is_empty()
     }
 
@@ -153,7 +153,7 @@ impl Request {
 /// most bars a month (the 04:00-20:00 session on 23 weekdays), the page of `PAGE_LIMIT`
 /// holds them all: 1Min 1, 5Min 2, 15Min 6, 1Hour 27, 1Day 100 (the cap, which keeps the
 /// URL short).
-pub fn symbols_per_bars_request(timeframe: Timeframe) -> usize {
+pub(crate) fn symbols_per_bars_request(timeframe: Timeframe) -> usize {
     let per_day = match timeframe {
         Timeframe::Day1 => 1,
         t => t.bars_per_session(),
@@ -163,7 +163,7 @@ pub fn symbols_per_bars_request(timeframe: Timeframe) -> usize {
 
 /// As [`symbols_per_bars_request`] for a UTC month of crypto bars (24 hours a day, 31
 /// days): 1Min 1, 5Min 1, 15Min 3, 1Hour 13, 1Day 100.
-pub fn symbols_per_crypto_bars_request(timeframe: Timeframe) -> usize {
+pub(crate) fn symbols_per_crypto_bars_request(timeframe: Timeframe) -> usize {
     let per_day = match timeframe {
         Timeframe::Day1 => 1,
         t => t.bars_per_session() * 24 / 16,
@@ -175,7 +175,7 @@ pub fn symbols_per_crypto_bars_request(timeframe: Timeframe) -> usize {
 /// regular session (6.5 hours), and a bar exists only for an interval with a trade, which
 /// most minutes of most contracts lack; sized for a quarter of the intervals traded: 1Min 4,
 /// 5Min 22, 15Min 66, 1Hour and 1Day 100. A request over its page simply pages on.
-pub fn symbols_per_option_bars_request(timeframe: Timeframe) -> usize {
+pub(crate) fn symbols_per_option_bars_request(timeframe: Timeframe) -> usize {
     let per_day = match timeframe {
         Timeframe::Day1 => 1,
         t => (t.bars_per_session() * 390).div_ceil(960),
@@ -266,7 +266,8 @@ impl AlpacaClient {
     }
 
     /// The request URL of one quotes page (multi-symbol endpoint, as the official SDKs use).
-    pub fn quotes_url(&self, symbol: &Symbol, range: &DateRange, token: Option<&str>) -> Url {
+    #[cfg(test)]
+    fn quotes_url(&self, symbol: &Symbol, range: &DateRange, token: Option<&str>) -> Url {
         self.page_url(
             &Request::quotes(),
             std::slice::from_ref(symbol),
@@ -498,7 +499,7 @@ pub async fn is_standin(base_url: &str) -> bool {
 /// reqwest strips only `Authorization` and `Cookie` on a cross-origin hop: a redirect to
 /// another host (or from https to http) would hand both to it. Such a redirect fails the
 /// request instead, naming where it pointed.
-pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+pub(crate) fn same_origin_redirects() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         let Some(first) = attempt.previous().first() else {
             return attempt.follow();

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 /// What the source did, for the summary line.
 #[derive(Debug, Default, Clone)]
-pub struct SourceStats {
+pub(crate) struct SourceStats {
     pub pages: u64,
     pub rows: u64,
     /// Quotes fetched per symbol.
@@ -330,7 +330,7 @@ fn recent_sip_clamp(range: &DateRange) -> Option<i64> {
 /// a day (month) together where the request allows ([`group_shards`]). The first request
 /// that fails (after the retry policy gave up) stops the others and fails the run; stopping
 /// early on cancellation is not an error.
-pub async fn stream_shards(
+pub(crate) async fn stream_shards(
     client: AlpacaClient,
     req: Request,
     shards: Arc<Vec<Shard>>,

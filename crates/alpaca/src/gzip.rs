@@ -7,7 +7,7 @@
 use super::response::ApiError;
 
 /// The most a page body may expand to (a page of 10,000 records is a few MB).
-pub const MAX_BODY: usize = 1 << 30;
+pub(crate) const MAX_BODY: usize = 1 << 30;
 
 /// The gzip body `gz` inflated. A body cut short or corrupt, or claiming more than
 /// [`MAX_BODY`], is [`ApiError::Truncated`]: the retry policy asks again.

@@ -20,7 +20,7 @@ pub enum Fail {
 }
 
 impl Fail {
-    pub fn into_api(self, at: usize) -> ApiError {
+    pub(crate) fn into_api(self, at: usize) -> ApiError {
         match self {
             Fail::Eof => ApiError::Truncated(format!("EOF while parsing at byte {at}")),
             Fail::Bad(why) => ApiError::Decode(format!("{why} at byte {at}")),
@@ -123,7 +123,7 @@ fn plain_end(b: &[u8], mut i: usize) -> usize {
 }
 
 /// A position in the page's text.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     text: &'a str,
     b: &'a [u8],
     /// Where reading stopped (for error messages).
@@ -152,7 +152,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    pub fn eat(&mut self, want: u8, what: &str) -> Read<()> {
+    pub(crate) fn eat(&mut self, want: u8, what: &str) -> Read<()> {
         if self.peek()? == want {
             self.at += 1;
             Ok(())
@@ -199,7 +199,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Enters an object: `{`.
-    pub fn open_object(&mut self) -> Read<()> {
+    pub(crate) fn open_object(&mut self) -> Read<()> {
         self.eat(b'{', "an object")
     }
 
@@ -228,7 +228,7 @@ impl<'a> Reader<'a> {
     /// escapes), as [`Reader::key`] would read it; otherwise consumes nothing. Records repeat
     /// their key order, so this one comparison usually replaces decoding the key.
     #[inline]
-    pub fn key_is(&mut self, first: bool, name: &[u8]) -> bool {
+    pub(crate) fn key_is(&mut self, first: bool, name: &[u8]) -> bool {
         let b = self.b;
         let mut i = self.at;
         let ws = |i: &mut usize| {

@@ -24,7 +24,7 @@ struct Slots {
 }
 
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     /// None: no client-side limit (`--rate-limit 0`).
     interval: Option<Duration>,
     slots: Mutex<Slots>,
@@ -33,7 +33,7 @@ pub struct Pacer {
 impl Pacer {
     /// A pacer for `per_minute` requests per minute; 0 means unlimited (the server's
     /// headers are still followed).
-    pub fn per_minute(per_minute: u32) -> Self {
+    pub(crate) fn per_minute(per_minute: u32) -> Self {
         Pacer {
             interval: (per_minute > 0).then(|| Duration::from_secs(60) / per_minute),
             slots: Mutex::new(Slots {
@@ -69,7 +69,7 @@ impl Pacer {
     }
 
     /// What a response said about the rate window. `reset_epoch` is in Unix seconds.
-    pub fn observe(&self, remaining: Option<u64>, reset_epoch: Option<u64>) {
+    pub(crate) fn observe(&self, remaining: Option<u64>, reset_epoch: Option<u64>) {
         if remaining == Some(0) {
             self.hold_until_reset(reset_epoch);
         }
@@ -77,7 +77,7 @@ impl Pacer {
 
     /// Holds every request until the window resets (after a 429, or when none remain).
     /// Without a reset time, holds one interval's worth of a second.
-    pub fn hold_until_reset(&self, reset_epoch: Option<u64>) {
+    pub(crate) fn hold_until_reset(&self, reset_epoch: Option<u64>) {
         let wait = match reset_epoch {
             Some(reset) => {
                 let now = SystemTime::now()

@@ -79,7 +79,7 @@ impl Retryable for ApiError {
 }
 
 /// What a refused request means for the user, and what to do about it.
-pub fn fatal_text(status: u16, message: &str, feed: &str, request: &str) -> String {
+pub(crate) fn fatal_text(status: u16, message: &str, feed: &str, request: &str) -> String {
     let subscription = message.to_ascii_lowercase().contains("subscription");
     match status {
         403 if is_recent_sip(message) => format!(
@@ -105,7 +105,7 @@ pub fn fatal_text(status: u16, message: &str, feed: &str, request: &str) -> Stri
 }
 
 /// Whether an error message is Alpaca's refusal of recent SIP data (the free plan's rule).
-pub fn is_recent_sip(message: &str) -> bool {
+pub(crate) fn is_recent_sip(message: &str) -> bool {
     message
         .to_ascii_lowercase()
         .contains("does not permit querying recent sip data")
@@ -129,7 +129,7 @@ impl ApiError {
     }
 
     /// Alpaca's 403 for SIP data of the last 15 minutes (answered by asking for less).
-    pub fn is_recent_sip_refusal(&self) -> bool {
+    pub(crate) fn is_recent_sip_refusal(&self) -> bool {
         matches!(self, ApiError::Fatal { status: 403, message, .. } if is_recent_sip(message))
     }
 

@@ -63,7 +63,7 @@ pub fn index_of(cols: &[Column], name: &str) -> Option<usize> {
 }
 
 /// A timestamp array (UTC), as every schema here declares them.
-pub fn ts_array(values: Vec<i64>) -> ArrayRef {
+pub(crate) fn ts_array(values: Vec<i64>) -> ArrayRef {
     Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"))
 }
 
@@ -332,7 +332,7 @@ pub fn position(batch: &RecordBatch, i: usize) -> Option<(i64, u32)> {
 
 /// Row `i`'s event time: `last_t` for aggregates, else `t`.
 #[inline]
-pub fn event_time(batch: &RecordBatch, i: usize) -> Option<i64> {
+pub(crate) fn event_time(batch: &RecordBatch, i: usize) -> Option<i64> {
     times(batch, Role::LastTime.name())
         .or_else(|| times(batch, Role::Time.name()))
         .and_then(|t| t.get(i).copied())

@@ -12,9 +12,6 @@
 
 use chrono::{Datelike, NaiveDate, Weekday};
 
-/// The years whose irregular closures and early closes are listed here.
-pub const KNOWN_YEARS: std::ops::RangeInclusive<i32> = 2000..=2030;
-
 /// What the exchange did on a date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Session {
@@ -27,7 +24,7 @@ pub enum Session {
 }
 
 impl Session {
-    pub fn is_open(self) -> bool {
+    pub(crate) fn is_open(self) -> bool {
         self != Session::Closed
     }
 

@@ -81,7 +81,7 @@ pub const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
 
 /// The most one request waits in all on rate limits before it gives up: a server that
 /// answers 429 for this long is not recovering.
-pub const RATE_LIMIT_GIVE_UP: Duration = Duration::from_secs(15 * 60);
+pub(crate) const RATE_LIMIT_GIVE_UP: Duration = Duration::from_secs(15 * 60);
 
 impl Attempts {
     /// The attempt being made, 1-based.

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::sync::RwLock;
 
 /// What replaces a secret in any text we show.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Secrets shorter than this are not scrubbed from free text: replacing every `ab` in a
 /// log line would mangle it and still hint at the value. Such a credential is not a real
@@ -40,7 +40,7 @@ static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Adds a value to hide from every text shown from now on (and its percent-decoded form,
 /// as a URL carries it). Short or empty values are ignored.
-pub fn register(value: &str) {
+pub(crate) fn register(value: &str) {
     let value = value.trim();
     if value.len() < MIN_SECRET_LEN {
         return;

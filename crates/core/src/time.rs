@@ -187,9 +187,9 @@ pub fn format_for_api(ns: i64) -> String {
 }
 
 /// The start of the New York extended-hours session (04:00).
-pub const SESSION_OPEN: (u32, u32) = (4, 0);
+pub(crate) const SESSION_OPEN: (u32, u32) = (4, 0);
 /// The end of the New York extended-hours session (20:00).
-pub const SESSION_CLOSE: (u32, u32) = (20, 0);
+pub(crate) const SESSION_CLOSE: (u32, u32) = (20, 0);
 
 /// Nanoseconds UTC of a New York wall-clock time on a date. New York has no skipped or
 /// repeated wall times at 04:00 or 20:00 (DST switches at 02:00), so this is unambiguous.
@@ -214,12 +214,6 @@ pub fn new_york_dates(start_ns: i64, end_ns: i64) -> impl Iterator<Item = NaiveD
     let first = new_york_date(start_ns);
     let last = new_york_date(end_ns);
     first.iter_days().take_while(move |d| *d <= last)
-}
-
-/// Whether trading normally happens on a date (Monday to Friday; holidays not known).
-pub fn is_weekday(date: NaiveDate) -> bool {
-    use chrono::{Datelike, Weekday};
-    !matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
 }
 
 /// An inclusive UTC time range, validated: `start <= end`.
@@ -312,13 +306,13 @@ pub struct RangeError(pub String);
 
 /// The first whole day a timestamp of the stores can hold: nanoseconds since 1970 in an
 /// `i64` begin at 1677-09-21T00:12:43.145224192Z.
-pub const FIRST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1677, 9, 22) {
+pub(crate) const FIRST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1677, 9, 22) {
     Some(d) => d,
     None => NaiveDate::MIN,
 };
 /// The last whole day (New York or UTC) they can hold: they end at
 /// 2262-04-11T23:47:16.854775807Z, so the next day's midnight is still in range.
-pub const LAST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2262, 4, 10) {
+pub(crate) const LAST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2262, 4, 10) {
     Some(d) => d,
     None => NaiveDate::MAX,
 };

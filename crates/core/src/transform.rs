@@ -164,7 +164,7 @@ pub fn parse_width(text: &str) -> Result<i64, String> {
 }
 
 /// The canonical text of a width: the largest unit that divides it (`1000ms` -> `1s`).
-pub fn format_width(ns: i64) -> String {
+pub(crate) fn format_width(ns: i64) -> String {
     for (unit, size) in [
         ("h", 3_600_000_000_000),
         ("m", 60_000_000_000),

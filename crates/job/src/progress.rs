@@ -22,7 +22,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-pub const DEFAULT_LOG_FILE: &str = "data/logs/app.log";
 /// Log filter (tracing `EnvFilter` syntax), default `info`.
 pub const LOG_FILTER_ENV: &str = "DATA_LOG";
 
@@ -60,7 +59,7 @@ static LOG_FILE: OnceLock<Arc<File>> = OnceLock::new();
 /// One formatted log line, written whole with one `write` when dropped, secrets scrubbed:
 /// to stderr (suspending the bar so lines do not tear it), or to the log file (a line that
 /// cannot be written there, on a full disk or `/dev/full`, is a warning on stderr, once).
-pub struct Line {
+pub(crate) struct Line {
     text: Vec<u8>,
     file: Option<Arc<File>>,
 }
@@ -123,7 +122,7 @@ fn warn_log_unwritable(e: &std::io::Error) {
 /// This run's short id: six hex digits from the process id and the start time. Every line
 /// of the log file carries it after the time, so the lines of two commands appending to
 /// the same file at once can be told apart (`grep 'run=3fa2c1' app.log`).
-pub fn run_id() -> &'static str {
+pub(crate) fn run_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
         let nanos = std::time::SystemTime::now()
@@ -300,7 +299,7 @@ impl Progress {
     }
 
     /// Names the rows in the batch line (`last trade ...`); quotes by default.
-    pub fn set_item(&mut self, item: &'static str) {
+    pub(crate) fn set_item(&mut self, item: &'static str) {
         self.item = item;
     }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 /// CPU time this process has used so far (user and system), in seconds.
-pub fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     // SAFETY: getrusage only writes the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
@@ -274,7 +274,7 @@ fn log_plan(job: &Job, counts: PlanCounts, todo: usize, unit: &str) {
 }
 
 /// How many symbols the summary's per-symbol line names before it sums up the rest.
-pub const SYMBOLS_LISTED: usize = 20;
+pub(crate) const SYMBOLS_LISTED: usize = 20;
 
 /// After a completed run: rows fetched per symbol (several symbols), and a warning (not a
 /// failure) for each symbol whose every shard was fetched from the start and held no data.

@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The folder of the claim markers, beside the datasets' folders in the store.
-pub const CLAIMS_DIR: &str = "_claims";
+pub(crate) const CLAIMS_DIR: &str = "_claims";
 
 /// The claim marker of `symbol`'s unit `key` of `layout` in the store under `root`.
-pub fn claim_path(root: &Path, layout: &DatasetId, symbol: &str, key: NaiveDate) -> PathBuf {
+pub(crate) fn claim_path(root: &Path, layout: &DatasetId, symbol: &str, key: NaiveDate) -> PathBuf {
     root.join(CLAIMS_DIR)
         .join(layout.unit_dir(Path::new(""), symbol, key))
 }

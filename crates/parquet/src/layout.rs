@@ -131,7 +131,7 @@ pub fn present(store: &Location) -> Vec<DatasetId> {
 
 /// The Parquet store's root for `feed`: `root` itself for the default feed, `root/feed=FEED`
 /// for the others (each holding the same layout).
-pub fn feed_root(feed: Feed, root: &Location) -> Location {
+pub(crate) fn feed_root(feed: Feed, root: &Location) -> Location {
     match feed.is_default() {
         true => root.clone(),
         false => root.join(format!("feed={}", feed.as_str())),

@@ -204,10 +204,10 @@ pub fn stream_parquet(
 
 /// One file of the store, as listed: symbol, unit key (day, or a month's first day), rows
 /// from the footer, path.
-pub type Listed = (String, NaiveDate, i64, PathBuf);
+pub(crate) type Listed = (String, NaiveDate, i64, PathBuf);
 
 /// Every file of `layout` in the store (one listing: resume and status work by listing).
-pub fn list_units(root: &Location, layout: &DatasetId) -> anyhow::Result<Vec<Listed>> {
+pub(crate) fn list_units(root: &Location, layout: &DatasetId) -> anyhow::Result<Vec<Listed>> {
     let mut out = Vec::new();
     let dir = layout.dir(root.path());
     for (path, size) in root.files_under(&dir)? {
@@ -250,7 +250,7 @@ pub(crate) fn open_stored(
 
 /// Rows per day of one file (status of a monthly bars file; days as `unit` counts them:
 /// New York, or UTC for crypto): reads `t` only.
-pub fn rows_per_day(
+pub(crate) fn rows_per_day(
     store: &Location,
     path: &Path,
     unit: ShardUnit,
@@ -305,7 +305,7 @@ pub fn read_file(
 
 /// What the Parquet store under `root` holds (every feed's folder), per dataset, symbol and
 /// feed.
-pub fn parquet_holdings(root: &Location) -> anyhow::Result<Vec<data_job::store::Holding>> {
+pub(crate) fn parquet_holdings(root: &Location) -> anyhow::Result<Vec<data_job::store::Holding>> {
     // A bucket that cannot be listed is an error, not an empty store.
     root.check()?;
     let mut per_day = Vec::new();

@@ -49,12 +49,12 @@ use std::sync::Arc;
 pub use crate::layout::FILE_NAME;
 /// Rows per row group: a day of a liquid symbol splits into several groups, each with
 /// min/max statistics on `t`, so a read of part of a day skips the groups outside it.
-pub const ROW_GROUP_ROWS: usize = 16_384;
+pub(crate) const ROW_GROUP_ROWS: usize = 16_384;
 /// The most memory rows waiting for their row group may hold, summed over every open file.
 /// With many days in flight (`--concurrency 64` holds 64 open) their waiting rows would add
 /// up to ~1 MB a day; past this, the file holding the most is written out as a shorter row
 /// group, so the sink's memory does not grow with the requests in flight.
-pub const PENDING_BUDGET: usize = 24 << 20;
+pub(crate) const PENDING_BUDGET: usize = 24 << 20;
 
 /// The columns a file of `cols` rows is sorted by: `t`, then `seq` where files keep it.
 fn sorted_by(cols: &[Column]) -> Vec<usize> {

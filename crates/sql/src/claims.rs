@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// The lease rows of one job's shards, on a connection of their own.
-pub struct LeaseRows {
+pub(crate) struct LeaseRows {
     conn: Mutex<PgConnection>,
     /// The job's progress key (`quotes`, `quotes@iex`, ...), as `import_progress` has it.
     dataset: String,
@@ -42,7 +42,7 @@ RETURNING l.symbol, l.day::text, free.was";
 
 /// Connects (a connection of its own), and adds the plan's shards to the job's lease rows
 /// (free; rows other importers added already are left as they are).
-pub async fn lease_rows(
+pub(crate) async fn lease_rows(
     url: &str,
     dataset: &str,
     shards: &[Shard],

@@ -30,7 +30,7 @@ const COLUMNS: [&str; 19] = [
 
 /// What a refresh of a ticker's adjustment factors found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Factors {
+pub(crate) struct Factors {
     pub splits: usize,
     pub dividends: usize,
     /// Cash dividends left out: no raw daily bar in the week before their ex-date.
@@ -101,7 +101,7 @@ where
     /// Rewrites `split_factors` and `dividend_factors` for `symbol` from its corporate
     /// actions (and, for dividends, the raw daily close before each ex-date), in one
     /// transaction.
-    pub async fn refresh_factors(&mut self, symbol: &str) -> anyhow::Result<Factors> {
+    pub(crate) async fn refresh_factors(&mut self, symbol: &str) -> anyhow::Result<Factors> {
         let splits_sql = D::sql(
             "SELECT ca.ex_date, ca.old_rate, ca.new_rate FROM corporate_actions ca \
              JOIN symbols s ON s.id = ca.symbol_id WHERE s.symbol = $1 \

@@ -19,7 +19,7 @@ pub enum Database {
     Postgres(Box<PgSink>),
 }
 
-pub fn is_postgres_url(url: &str) -> bool {
+pub(crate) fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
@@ -43,7 +43,10 @@ impl Database {
 
     /// Opens the database to read only (`status`): nothing created or migrated. `None`
     /// when it does not exist or holds nothing of ours.
-    pub async fn open_read_only(url: &str, busy_timeout: Duration) -> anyhow::Result<Option<Self>> {
+    pub(crate) async fn open_read_only(
+        url: &str,
+        busy_timeout: Duration,
+    ) -> anyhow::Result<Option<Self>> {
         Ok(if is_postgres_url(url) {
             PgSink::open_read_only(url)
                 .await?
@@ -71,7 +74,7 @@ impl Database {
         each!(self, db => db.mode())
     }
 
-    pub fn track(&mut self, tracking: Tracking) {
+    pub(crate) fn track(&mut self, tracking: Tracking) {
         each!(self, db => db.track(tracking))
     }
 
@@ -85,7 +88,7 @@ impl Database {
     }
 
     /// Rewrites `symbol`'s split and dividend factors from its corporate actions.
-    pub async fn refresh_factors(
+    pub(crate) async fn refresh_factors(
         &mut self,
         symbol: &str,
     ) -> anyhow::Result<crate::contracts::Factors> {
@@ -93,7 +96,7 @@ impl Database {
     }
 
     /// Rows written and read from now on are of `feed`.
-    pub fn set_feed(&mut self, feed: data_core::model::Feed) {
+    pub(crate) fn set_feed(&mut self, feed: data_core::model::Feed) {
         each!(self, db => db.set_feed(feed))
     }
 
@@ -152,7 +155,9 @@ impl Sink for Database {
 
 /// What the database holds, per dataset, symbol and feed; days whose import is unfinished
 /// (a progress record not done) are partial.
-pub async fn database_holdings(db: &mut Database) -> anyhow::Result<Vec<data_job::store::Holding>> {
+pub(crate) async fn database_holdings(
+    db: &mut Database,
+) -> anyhow::Result<Vec<data_job::store::Holding>> {
     let mut held = data_job::store::holdings("database", db.day_counts(None).await?);
     let unfinished: std::collections::HashSet<(String, String, chrono::NaiveDate)> =
         db.unfinished_days().await?.into_iter().collect();

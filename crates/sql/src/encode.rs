@@ -217,7 +217,7 @@ impl<'a> Encoder<'a> {
     /// Rows whose key a later row of the batch repeats (a trade and its correction in one
     /// batch): one statement may write a key only once, and the later record wins, as the
     /// upsert would leave it. `None` when every key is distinct.
-    pub fn repeated_keys(&self, table: &TableSpec) -> Option<Vec<bool>> {
+    pub(crate) fn repeated_keys(&self, table: &TableSpec) -> Option<Vec<bool>> {
         if !table.repeats_keys {
             return None;
         }
@@ -237,7 +237,7 @@ impl<'a> Encoder<'a> {
     }
 
     /// Row `i`'s value of the table's time column.
-    pub fn time_key(&self, i: usize) -> i64 {
+    pub(crate) fn time_key(&self, i: usize) -> i64 {
         self.cells[self.time_col].int(i)
     }
 }

@@ -233,7 +233,7 @@ impl SqlSink<PgDialect> {
 
     /// Connects to read only (`status`): no migration, nothing created. `None` when the
     /// database holds no schema of ours (nothing was ever imported into it).
-    pub async fn open_read_only(url: &str) -> anyhow::Result<Option<Self>> {
+    pub(crate) async fn open_read_only(url: &str) -> anyhow::Result<Option<Self>> {
         let (opts, shown, mut conn) = connect_url(url).await?;
         let ours: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
             .fetch_one(&mut conn)
@@ -461,7 +461,7 @@ async fn connect(opts: &PgConnectOptions, shown: &str) -> anyhow::Result<PgConne
 }
 
 /// Takes the lock of `job` as a PostgreSQL advisory lock on a connection of its own.
-pub async fn lock_in_postgres(
+pub(crate) async fn lock_in_postgres(
     job: &data_job::job::Job,
     url: &str,
 ) -> anyhow::Result<data_job::lock::JobLock> {

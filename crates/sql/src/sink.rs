@@ -166,7 +166,7 @@ impl_sql_sink! {
     }
 
     /// Commit each batch's shard progress (`import_progress`) in the batch's transaction.
-    pub fn track(&mut self, tracking: Tracking) {
+    pub(crate) fn track(&mut self, tracking: Tracking) {
         self.tracking = Some(tracking);
     }
 
@@ -175,7 +175,7 @@ impl_sql_sink! {
     }
 
     /// The progress records of `dataset` for `symbol` on days `first..=last`.
-    pub async fn load_progress(
+    pub(crate) async fn load_progress(
         &mut self,
         dataset: &str,
         symbol: &str,
@@ -302,7 +302,7 @@ impl_sql_sink! {
     }
 
     /// Rows from now on are of `feed` (sip until told otherwise).
-    pub fn set_feed(&mut self, feed: Feed) {
+    pub(crate) fn set_feed(&mut self, feed: Feed) {
         if feed != self.feed {
             self.symbol_ids.clear();
         }
@@ -316,7 +316,7 @@ impl_sql_sink! {
     }
 
     /// Rows from now on are thinned rows keyed by `spec` (e.g. `sample=10`).
-    pub async fn set_thinning(&mut self, spec: &str) -> anyhow::Result<()> {
+    pub(crate) async fn set_thinning(&mut self, spec: &str) -> anyhow::Result<()> {
         let id = self
             .upsert_name("thinnings", &["spec"], &[spec])
             .await

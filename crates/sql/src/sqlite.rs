@@ -22,11 +22,11 @@ use std::time::Duration;
 pub use super::sink::WriteMode;
 pub use data_core::dataset::{TableSpec, BARS, QUOTES, QUOTES_AGGREGATED, QUOTES_THINNED, TRADES};
 
-pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/market.db";
+pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite:data/market.db";
 
 /// SQLite refuses statements with more bound parameters than this (SQLITE_MAX_VARIABLE_NUMBER
 /// since 3.32).
-pub const SQLITE_MAX_PARAMS: usize = 32_766;
+pub(crate) const SQLITE_MAX_PARAMS: usize = 32_766;
 
 /// Rows per INSERT statement, when the parameter limit allows: few enough that preparing
 /// the statement (once per size, kept across batches) costs nothing next to running it,
@@ -34,7 +34,7 @@ pub const SQLITE_MAX_PARAMS: usize = 32_766;
 pub const ROWS_PER_INSERT: usize = 64;
 
 /// Rows per INSERT statement of `table`: [`ROWS_PER_INSERT`], under SQLite's parameter limit.
-pub fn rows_per_statement(table: &TableSpec) -> usize {
+pub(crate) fn rows_per_statement(table: &TableSpec) -> usize {
     ROWS_PER_INSERT.min(SQLITE_MAX_PARAMS / table.columns().len())
 }
 
@@ -50,7 +50,7 @@ pub fn configure_library() {
 }
 
 /// Turns `--database-url` into connect options: `sqlite:PATH`, `sqlite://PATH`, or a bare path.
-pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+pub(crate) fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
     if url.starts_with("sqlite:") {
         SqliteConnectOptions::from_str(url)
             .map_err(|e| anyhow::anyhow!("invalid SQLite database URL {url:?}: {e}"))
@@ -210,7 +210,10 @@ impl SqlSink<SqliteDialect> {
     /// nothing created; on a read-only mount (where even the WAL's shared memory cannot be
     /// made) as an immutable file. `None` when the file does not exist or holds no schema
     /// of ours.
-    pub async fn open_read_only(url: &str, busy_timeout: Duration) -> anyhow::Result<Option<Self>> {
+    pub(crate) async fn open_read_only(
+        url: &str,
+        busy_timeout: Duration,
+    ) -> anyhow::Result<Option<Self>> {
         let opts = connect_options(url)?;
         let path = opts.get_filename().to_path_buf();
         if !path.exists() {
@@ -349,7 +352,7 @@ fn db_error(e: sqlx::Error, path: &Path, busy: Duration, doing: &str) -> anyhow:
 
 /// The lock file beside a database (`market.db.lock`): a byte of it per import job
 /// (`data_job::lock`), and [`MIGRATION_BYTE`] while migrations run.
-pub fn lock_file_of(db: &Path) -> PathBuf {
+pub(crate) fn lock_file_of(db: &Path) -> PathBuf {
     let name = db
         .file_name()
         .and_then(|n| n.to_str())
@@ -358,7 +361,7 @@ pub fn lock_file_of(db: &Path) -> PathBuf {
 }
 
 /// The byte of the lock file held while the schema is migrated (job bytes lie below 2^40).
-pub const MIGRATION_BYTE: i64 = 1 << 41;
+pub(crate) const MIGRATION_BYTE: i64 = 1 << 41;
 
 /// Holds the database's migration byte while it is opened and its schema brought up to
 /// date, so two processes opening a new file together neither switch it to WAL at once

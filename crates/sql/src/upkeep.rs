@@ -15,7 +15,7 @@ use sqlx::{
 super::sink::impl_sql_sink! {
     /// Whether `table` already holds rows of `symbol` (and this sink's thinning) with times
     /// in `start_ns..=end_ns`. A key-prefix range probe: cheap whatever the table size.
-    pub async fn has_rows_in(
+    pub(crate) async fn has_rows_in(
         &mut self,
         table: &TableSpec,
         symbol: &str,
@@ -47,7 +47,7 @@ super::sink::impl_sql_sink! {
     }
 
     /// Refreshes the planner's statistics of the table written ([`Dialect::refresh_stats`]).
-    pub async fn refresh_stats(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn refresh_stats(&mut self) -> anyhow::Result<()> {
         let Some(sql) = self.target.and_then(|(t, _)| D::refresh_stats(t.name)) else {
             return Ok(());
         };
@@ -108,7 +108,7 @@ super::sink::impl_sql_sink! {
     /// Recreates every index recorded in `dropped_indexes` and clears the records, in one
     /// transaction. With `only_orphans`, only those an import that is no longer running
     /// left dropped (an import in progress elsewhere rebuilds its own).
-    pub async fn rebuild_dropped_indexes(
+    pub(crate) async fn rebuild_dropped_indexes(
         &mut self,
         only_orphans: bool,
     ) -> anyhow::Result<Vec<String>> {
@@ -153,7 +153,7 @@ super::sink::impl_sql_sink! {
 
     /// Every (dataset key, symbol, day) whose progress record is not done: units an import
     /// started and did not finish.
-    pub async fn unfinished_days(&mut self) -> anyhow::Result<Vec<(String, String, NaiveDate)>> {
+    pub(crate) async fn unfinished_days(&mut self) -> anyhow::Result<Vec<(String, String, NaiveDate)>> {
         let rows: Vec<(String, String, String)> = sqlx::query_as(&D::sql(
             "SELECT dataset, symbol, CAST(day AS TEXT) FROM import_progress WHERE NOT done",
         ))

@@ -40,7 +40,7 @@ pub fn splits(symbol: &str) -> Vec<Split> {
 
 /// The factor Alpaca's `adjustment=split` applies to `symbol`'s prices on `date`: the
 /// product of old/new of every split after it (volumes are divided by it).
-pub fn split_factor(symbol: &str, date: NaiveDate) -> f64 {
+pub(crate) fn split_factor(symbol: &str, date: NaiveDate) -> f64 {
     splits(symbol)
         .iter()
         .filter(|(ex, _, _)| *ex > date)

@@ -11,10 +11,10 @@ use data_core::dataset::ShardUnit;
 const DAY_NS: i64 = 86_400_000_000_000;
 
 /// The crypto locations Alpaca serves ([MD]'s enum).
-pub const LOCATIONS: [&str; 5] = ["us", "us-1", "us-2", "eu-1", "bs-1"];
+pub(crate) const LOCATIONS: [&str; 5] = ["us", "us-1", "us-2", "eu-1", "bs-1"];
 
 /// Whether `symbol` is a pair as Alpaca's v1beta3 accepts it: `^[A-Z]+/[A-Z]+$`.
-pub fn is_pair(symbol: &str) -> bool {
+pub(crate) fn is_pair(symbol: &str) -> bool {
     let letters = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase());
     symbol
         .split_once('/')
@@ -200,7 +200,7 @@ impl CryptoDay {
 }
 
 /// The UTC days of `[start, end]`.
-pub fn utc_days(start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
+pub(crate) fn utc_days(start_ns: i64, end_ns: i64) -> Vec<NaiveDate> {
     ShardUnit::UtcDay.keys_in(start_ns, end_ns)
 }
 
@@ -219,7 +219,7 @@ pub fn write_quote(out: &mut Vec<u8>, q: &CryptoQuote) {
 }
 
 /// Appends one crypto trade as Alpaca's JSON object.
-pub fn write_trade(out: &mut Vec<u8>, tr: &CryptoTrade) {
+pub(crate) fn write_trade(out: &mut Vec<u8>, tr: &CryptoTrade) {
     Record::at(out, tr.t)
         .float("p", tr.price)
         .float("s", tr.size)
@@ -229,7 +229,7 @@ pub fn write_trade(out: &mut Vec<u8>, tr: &CryptoTrade) {
 }
 
 /// Appends one crypto bar as Alpaca's JSON object (fractional `v`).
-pub fn write_bar(out: &mut Vec<u8>, b: &GenBar) {
+pub(crate) fn write_bar(out: &mut Vec<u8>, b: &GenBar) {
     crate::generate::write_bar_of(out, b, false);
 }
 

@@ -34,7 +34,7 @@ pub(super) fn fnv(s: &str) -> u64 {
 }
 
 /// How many quotes a (feed, day) has per weekday: the IEX feed carries a tenth of SIP's.
-pub fn per_day_for_feed(per_day: u32, feed: &str) -> u32 {
+pub(crate) fn per_day_for_feed(per_day: u32, feed: &str) -> u32 {
     if feed == "iex" {
         per_day / 10
     } else {
@@ -378,12 +378,12 @@ impl DayTrades {
         self.q.lower_bound(t_ns)
     }
 
-    pub fn is_correction(i: u32) -> bool {
+    pub(crate) fn is_correction(i: u32) -> bool {
         i % 97 == 96
     }
 
     /// The quote in force at `t`: the latest at or before it (the day's first, before any).
-    pub fn quote_at(&self, t: i64) -> Option<GenQuote> {
+    pub(crate) fn quote_at(&self, t: i64) -> Option<GenQuote> {
         if self.quotes.is_empty() {
             return None;
         }
@@ -440,7 +440,7 @@ impl DayTrades {
 }
 
 /// Appends one trade as Alpaca's JSON object.
-pub fn write_trade(out: &mut Vec<u8>, tr: &GenTrade) {
+pub(crate) fn write_trade(out: &mut Vec<u8>, tr: &GenTrade) {
     let mut r = Record::at(out, tr.t);
     r.char("x", tr.exchange)
         .float("p", tr.price())
@@ -492,7 +492,7 @@ pub fn day_bars(trades: &DayTrades, date: NaiveDate, width_ns: i64) -> Vec<GenBa
 
 /// The bars of the day's trades up to `until` (ns, inclusive): a bar whose period is still
 /// open then holds only the trades so far, as Alpaca's bars of a session in progress do.
-pub fn day_bars_until(
+pub(crate) fn day_bars_until(
     trades: &DayTrades,
     date: NaiveDate,
     width_ns: i64,
@@ -508,7 +508,7 @@ pub fn day_bars_until(
 
 /// The first of `n` records in time order (record `i` at `time(i)`) at or after `t_ns`
 /// (`n` if none): a binary search, the records never materialised.
-pub fn first_at(n: u32, t_ns: i64, time: impl Fn(u32) -> i64) -> u32 {
+pub(crate) fn first_at(n: u32, t_ns: i64, time: impl Fn(u32) -> i64) -> u32 {
     let (mut lo, mut hi) = (0u32, n);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
@@ -524,7 +524,7 @@ pub fn first_at(n: u32, t_ns: i64, time: impl Fn(u32) -> i64) -> u32 {
 /// The bars of `width_ns` (0: one daily bar at New York midnight of `date`) of `trades`
 /// (time, price, size, in time order), for the intervals that had trades: open, high, low,
 /// close, volume, count and the VWAP to 4 decimals, as Alpaca computes them.
-pub fn bars_of(
+pub(crate) fn bars_of(
     date: NaiveDate,
     width_ns: i64,
     trades: impl Iterator<Item = (i64, f64, f64)>,
@@ -571,13 +571,13 @@ pub fn bars_of(
 }
 
 /// Appends one bar as Alpaca's JSON object (whole-share `v`).
-pub fn write_bar(out: &mut Vec<u8>, b: &GenBar) {
+pub(crate) fn write_bar(out: &mut Vec<u8>, b: &GenBar) {
     write_bar_of(out, b, true);
 }
 
 /// Appends one bar as Alpaca's JSON object: `v` whole (stocks, options) or fractional
 /// (crypto).
-pub fn write_bar_of(out: &mut Vec<u8>, b: &GenBar, whole_volume: bool) {
+pub(crate) fn write_bar_of(out: &mut Vec<u8>, b: &GenBar, whole_volume: bool) {
     let mut r = Record::at(out, b.t);
     r.float("o", b.open)
         .float("h", b.high)

@@ -14,19 +14,19 @@ use data_core::time::new_york_time_nanos;
 use std::collections::HashMap;
 
 /// The first day of Alpaca's historical option data.
-pub const FIRST_DAY: &str = "2024-02-01";
+pub(crate) const FIRST_DAY: &str = "2024-02-01";
 /// The most contracts one data request may name.
-pub const MAX_SYMBOLS: usize = 100;
+pub(crate) const MAX_SYMBOLS: usize = 100;
 const EXCHANGES: &[u8] = b"ABCHIMNPQWXZ";
 const CONDITIONS: [&str; 5] = ["I", "a", "f", "n", "g"];
 
 /// Whether `symbol` is an OCC contract symbol as the API accepts it (upper case).
-pub fn is_contract(symbol: &str) -> bool {
+pub(crate) fn is_contract(symbol: &str) -> bool {
     Symbol::parse_option(symbol).is_ok_and(|s| s.as_str() == symbol)
 }
 
 /// The underlying's level: the strikes are centred on it.
-pub fn underlying_price(root: &str) -> f64 {
+pub(crate) fn underlying_price(root: &str) -> f64 {
     (50 + (fnv(root) % 60) * 5) as f64
 }
 
@@ -124,7 +124,7 @@ impl OptionDay {
 }
 
 /// Appends one option trade as Alpaca's JSON object (`c` is one code, not a list).
-pub fn write_trade(out: &mut Vec<u8>, tr: &OptionTrade) {
+pub(crate) fn write_trade(out: &mut Vec<u8>, tr: &OptionTrade) {
     Record::at(out, tr.t)
         .char("x", tr.exchange)
         .float("p", tr.price)

@@ -31,7 +31,7 @@ impl<'a> Record<'a> {
     }
 
     /// `"key":1.25` (the shortest text that reads back as `v`).
-    pub fn float(&mut self, key: &str, v: f64) -> &mut Self {
+    pub(crate) fn float(&mut self, key: &str, v: f64) -> &mut Self {
         self.key(key);
         self.out.extend_from_slice(self.floats.format(v).as_bytes());
         self

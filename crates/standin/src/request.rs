@@ -282,7 +282,7 @@ impl DaySeries {
 }
 
 /// Renamed tickers the stand-in knows: (former, current, first day under the current one).
-pub const RENAMES: [(&str, &str, &str); 1] = [("FB", "META", "2022-06-09")];
+pub(crate) const RENAMES: [(&str, &str, &str); 1] = [("FB", "META", "2022-06-09")];
 
 /// Whose data `symbol` has on `date` under Alpaca's `asof` mapping (`None`: not sent, i.e.
 /// as of today; `Some(None)`: `-`, no mapping): its own, a former ticker's (labelled with

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 /// Files up to this size are uploaded with one PUT; larger ones in parts of this size
 /// (`BULK_IMPORT_S3_PART_MB` sets it, 5 to 5000 MiB: S3's smallest part is 5 MiB).
-pub const SINGLE_PUT_BYTES: usize = 16 << 20;
+pub(crate) const SINGLE_PUT_BYTES: usize = 16 << 20;
 
 /// The part size in use: [`SINGLE_PUT_BYTES`] unless `BULK_IMPORT_S3_PART_MB` says.
 fn part_bytes() -> usize {
@@ -40,7 +40,7 @@ fn part_bytes() -> usize {
 }
 
 /// The URL schemes `--historical-path` takes besides a plain path.
-pub const SCHEMES: &str =
+pub(crate) const SCHEMES: &str =
     "s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX or file:///PATH";
 
 /// A Parquet store's root: a local folder or a bucket's prefix.
@@ -203,18 +203,6 @@ impl Location {
                             .collect()
                     })
                     .unwrap_or_default()
-            }
-        }
-    }
-
-    /// Whether anything is stored under `dir`.
-    pub fn has_folder(&self, dir: &Path) -> bool {
-        match &self.remote {
-            None => dir.is_dir(),
-            Some(r) => {
-                let key = key_of(dir);
-                block(r.store.list_with_delimiter(Some(&key)))
-                    .is_ok_and(|l| !l.common_prefixes.is_empty() || !l.objects.is_empty())
             }
         }
     }

@@ -56,7 +56,7 @@ impl ShardUnit {
     }
 
     /// Whether its days are UTC days (crypto), not New York days.
-    pub fn is_utc(self) -> bool {
+    pub(crate) fn is_utc(self) -> bool {
         matches!(self, ShardUnit::UtcDay | ShardUnit::UtcMonth)
     }
 

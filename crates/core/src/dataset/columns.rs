@@ -260,7 +260,7 @@ const ACTION_ROW: &[Column] = &[
 
 /// One interval of quotes (`--aggregate`): the last quote's bid and ask, and how many quotes
 /// it stands for. Database only.
-pub const AGG_ROW: &[Column] = &[
+pub(crate) const AGG_ROW: &[Column] = &[
     SYMBOL,
     derived("bucket_t", TimestampNs),
     derived("last_t", TimestampNs),
@@ -409,13 +409,13 @@ pub const BARS: TableSpec = TableSpec {
     thinned: false,
 };
 
-pub const CRYPTO_QUOTES: TableSpec = TableSpec {
+pub(crate) const CRYPTO_QUOTES: TableSpec = TableSpec {
     name: "crypto_quotes",
     row: CRYPTO_QUOTE_ROW,
     ..QUOTES
 };
 
-pub const CRYPTO_TRADES: TableSpec = TableSpec {
+pub(crate) const CRYPTO_TRADES: TableSpec = TableSpec {
     name: "crypto_trades",
     row: CRYPTO_TRADE_ROW,
     computed: &[],
@@ -426,7 +426,7 @@ pub const CRYPTO_TRADES: TableSpec = TableSpec {
     thinned: false,
 };
 
-pub const CRYPTO_BARS: TableSpec = TableSpec {
+pub(crate) const CRYPTO_BARS: TableSpec = TableSpec {
     name: "crypto_bars",
     row: CRYPTO_BAR_ROW,
     computed: &[("timeframe", Computed::Timeframe)],
@@ -434,7 +434,7 @@ pub const CRYPTO_BARS: TableSpec = TableSpec {
     ..BARS
 };
 
-pub const CORPORATE_ACTIONS: TableSpec = TableSpec {
+pub(crate) const CORPORATE_ACTIONS: TableSpec = TableSpec {
     name: "corporate_actions",
     row: ACTION_ROW,
     computed: &[],
@@ -445,13 +445,13 @@ pub const CORPORATE_ACTIONS: TableSpec = TableSpec {
     thinned: false,
 };
 
-pub const OPTION_TRADES: TableSpec = TableSpec {
+pub(crate) const OPTION_TRADES: TableSpec = TableSpec {
     name: "option_trades",
     row: OPTION_TRADE_ROW,
     ..QUOTES
 };
 
-pub const OPTION_BARS: TableSpec = TableSpec {
+pub(crate) const OPTION_BARS: TableSpec = TableSpec {
     name: "option_bars",
     row: OPTION_BAR_ROW,
     ..CRYPTO_BARS

@@ -461,7 +461,7 @@ fn non_empty(r: &str) -> Result<String, String> {
 }
 
 /// The process environment, for [`resolve`].
-pub fn process_env(name: &str) -> Option<String> {
+pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 

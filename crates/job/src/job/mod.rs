@@ -384,7 +384,7 @@ pub fn parse_symbol_list(text: &str, origin: &str) -> anyhow::Result<Vec<Symbol>
 }
 
 /// A symbols file: one symbol per line (commas also separate), `#` starts a comment.
-pub fn read_symbols_file(path: &Path) -> anyhow::Result<Vec<Symbol>> {
+pub(crate) fn read_symbols_file(path: &Path) -> anyhow::Result<Vec<Symbol>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         usage(format!(
             "cannot read the symbols file {}: {e}",
@@ -405,7 +405,7 @@ pub fn read_symbols_file(path: &Path) -> anyhow::Result<Vec<Symbol>> {
 }
 
 /// `--older-than`: `30d` (days before `today`) or a date `YYYY-MM-DD` (not included).
-pub fn parse_cutoff(text: &str, today: NaiveDate) -> anyhow::Result<NaiveDate> {
+pub(crate) fn parse_cutoff(text: &str, today: NaiveDate) -> anyhow::Result<NaiveDate> {
     let bad = || {
         usage(format!(
             "--older-than {text:?}: expected a number of days like 30d, or a date YYYY-MM-DD"
