@@ -413,19 +413,30 @@ mod retry_tests {
         assert_eq!(calls.load(Ordering::SeqCst), 7);
     }
 
-    #[tokio::test]
-    async fn gives_up_with_attempt_count() {
+    /// Runs a request that fails with `error()` every time, with `attempts` allowed; what
+    /// the retries end with, and how many calls were made.
+    async fn always_failing(
+        attempts: u32,
+        error: impl Fn() -> ApiError,
+    ) -> (Result<(), ApiError>, u32) {
         let calls = AtomicU32::new(0);
-        let r: Result<(), _> = quick(3)
+        let r = quick(attempts)
             .run("test", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
-                Err(ApiError::Server {
-                    status: 503,
-                    message: "unavailable".into(),
-                })
+                Err(error())
             })
             .await;
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        (r, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn gives_up_with_attempt_count() {
+        let (r, calls) = always_failing(3, || ApiError::Server {
+            status: 503,
+            message: "unavailable".into(),
+        })
+        .await;
+        assert_eq!(calls, 3);
         let msg = r.unwrap_err().to_string();
         assert!(msg.starts_with("gave up after 3 attempts over "), "{msg}");
         assert!(msg.ends_with("HTTP 503 from Alpaca: unavailable"), "{msg}");
@@ -433,14 +444,9 @@ mod retry_tests {
 
     #[tokio::test]
     async fn fatal_errors_are_not_retried_and_transient_ones_recover() {
-        let calls = AtomicU32::new(0);
-        let r: Result<(), _> = quick(5)
-            .run("test", || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Err(ApiError::fatal(401, "request is not authorized"))
-            })
-            .await;
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let (r, calls) =
+            always_failing(5, || ApiError::fatal(401, "request is not authorized")).await;
+        assert_eq!(calls, 1);
         assert!(matches!(r, Err(ApiError::Fatal { status: 401, .. })));
 
         let calls = AtomicU32::new(0);

@@ -468,18 +468,12 @@ pub(crate) fn process_env(name: &str) -> Option<String> {
 impl Settings {
     /// `data config show`: one line per setting, its value and where it came from.
     pub fn show(&self) -> String {
-        let width = self
+        let (width, vwidth) = self
             .provenance
             .iter()
-            .map(|(n, _, _)| n.len())
-            .max()
-            .unwrap_or(0);
-        let vwidth = self
-            .provenance
-            .iter()
-            .map(|(_, v, _)| v.len())
-            .max()
-            .unwrap_or(0);
+            .fold((0, 0), |(w, v), (name, value, _)| {
+                (w.max(name.len()), v.max(value.len()))
+            });
         self.provenance
             .iter()
             .map(|(name, value, source)| format!("{name:<width$} = {value:<vwidth$}  ({source})\n"))
