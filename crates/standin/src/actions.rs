@@ -5,10 +5,9 @@
 //! splits adjust the stand-in's bars asked with `adjustment=split` (or `all`), as Alpaca's.
 
 use super::generate::fnv;
-use super::refusal::{bad_request, only_known, page_limit, Refusal};
+use super::refusal::{bad_request, page_limit, page_of, Listing, Refusal};
 use chrono::{Datelike, NaiveDate};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// A split: (ex-date, old_rate, new_rate).
 type Split = (NaiveDate, f64, f64);
@@ -178,24 +177,13 @@ pub fn ledger(
 
 /// `GET /v1/corporate-actions`, paged: Alpaca's parameters, a limit of 1,000, unknown
 /// parameters refused.
-pub(super) fn actions_body(
-    params: &HashMap<String, String>,
-    today: NaiveDate,
-    max_page: Option<usize>,
-) -> Result<String, Refusal> {
-    const KNOWN: [&str; 10] = [
-        "symbols",
-        "cusips",
-        "types",
-        "region",
-        "start",
-        "end",
-        "ids",
-        "limit",
-        "page_token",
-        "sort",
-    ];
-    only_known(params, &[&KNOWN])?;
+pub(super) fn actions_body(listing: &Listing) -> Result<String, Refusal> {
+    listing.only_known(&["symbols cusips types region start end ids limit page_token sort"])?;
+    let Listing {
+        params,
+        today,
+        max_page,
+    } = *listing;
     let date = |name: &str| -> Result<NaiveDate, Refusal> {
         match params.get(name) {
             None => Ok(today),
@@ -236,17 +224,9 @@ pub(super) fn actions_body(
         }
     }
     all.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-    let from = match params.get("page_token").filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(t) => t
-            .strip_prefix("ca")
-            .and_then(|n| usize::from_str_radix(n, 16).ok())
-            .filter(|n| *n <= all.len())
-            .ok_or_else(|| bad_request("invalid page token"))?,
-    };
-    let until = (from + limit).min(all.len());
+    let (page, token) = page_of(params, "ca", all.len(), limit)?;
     let mut groups = serde_json::Map::new();
-    for (g, _, _, record) in &all[from..until] {
+    for (g, _, _, record) in &all[page] {
         if let Value::Array(list) = groups
             .entry(GROUPS[*g].0.to_string())
             .or_insert_with(|| Value::Array(Vec::new()))
@@ -254,6 +234,5 @@ pub(super) fn actions_body(
             list.push(record.clone());
         }
     }
-    let token = (until < all.len()).then(|| format!("ca{until:x}"));
     Ok(json!({ "corporate_actions": groups, "next_page_token": token }).to_string())
 }

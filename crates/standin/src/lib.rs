@@ -262,12 +262,8 @@ async fn corporate_actions(
     json_request(&st, &params, &headers, actions::actions_body).await
 }
 
-/// The body of a JSON endpoint from its parameters, today and the page cap.
-type JsonBody = fn(
-    &HashMap<String, String>,
-    chrono::NaiveDate,
-    Option<usize>,
-) -> Result<String, refusal::Refusal>;
+/// The body of a JSON endpoint (corporate actions, option contracts) for a listing.
+type JsonBody = fn(&refusal::Listing) -> Result<String, refusal::Refusal>;
 
 /// A JSON request answered by `body` (params, today, the page cap): keys required, counted,
 /// delayed and logged as a data request.
@@ -285,7 +281,12 @@ async fn json_request(
         tokio::time::sleep(st.cfg.delay).await;
     }
     let today = chrono::Utc::now().date_naive();
-    let r = json_answer(body(params, today, st.cfg.max_page));
+    let listing = refusal::Listing {
+        params,
+        today,
+        max_page: st.cfg.max_page,
+    };
+    let r = json_answer(body(&listing));
     log_request(st, params, &r);
     r
 }

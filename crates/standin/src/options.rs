@@ -6,7 +6,7 @@
 //! inactive after, paged with an opaque token.
 
 use super::generate::{fnv, mix, GenBar};
-use super::refusal::{bad_request, only_known, page_limit, Refusal};
+use super::refusal::{bad_request, page_limit, page_of, Listing, Refusal};
 use crate::record::Record;
 use chrono::{Datelike, NaiveDate};
 use data_core::model::Symbol;
@@ -249,28 +249,17 @@ fn parsed<T: std::str::FromStr>(
 
 /// The trading API's `GET /v2/options/contracts`, paged: Alpaca's parameters and defaults
 /// (status active; expiring up to the coming weekend unless said), unknown ones refused.
-pub(super) fn contracts_body(
-    params: &HashMap<String, String>,
-    today: NaiveDate,
-    max_page: Option<usize>,
-) -> Result<String, Refusal> {
-    const KNOWN: [&str; 14] = [
-        "underlying_symbols",
-        "status",
-        "expiration_date",
-        "expiration_date_gte",
-        "expiration_date_lte",
-        "root_symbol",
-        "type",
-        "style",
-        "strike_price_gte",
-        "strike_price_lte",
-        "limit",
-        "page_token",
-        "show_deliverables",
-        "ppind",
-    ];
-    only_known(params, &[&KNOWN])?;
+pub(super) fn contracts_body(listing: &Listing) -> Result<String, Refusal> {
+    listing.only_known(&[
+        "underlying_symbols status root_symbol type style",
+        "expiration_date expiration_date_gte expiration_date_lte",
+        "strike_price_gte strike_price_lte limit page_token show_deliverables ppind",
+    ])?;
+    let Listing {
+        params,
+        today,
+        max_page,
+    } = *listing;
     let date = |name: &str| parsed::<NaiveDate>(params, name);
     let number = |name: &str| parsed::<f64>(params, name);
     let active = match params.get("status").map(String::as_str) {
@@ -320,20 +309,8 @@ pub(super) fn contracts_body(
                     .is_none_or(|r| c.symbol.starts_with(r.as_str()))
         }));
     }
-    let from = match params.get("page_token").filter(|t| !t.is_empty()) {
-        None => 0,
-        Some(t) => t
-            .strip_prefix("o")
-            .and_then(|n| usize::from_str_radix(n, 16).ok())
-            .filter(|n| *n <= all.len())
-            .ok_or_else(|| bad_request("invalid page token"))?,
-    };
-    let until = (from + limit).min(all.len());
-    let page: Vec<serde_json::Value> = all[from..until]
-        .iter()
-        .map(|c| contract_json(c, today))
-        .collect();
-    let token = (until < all.len()).then(|| format!("o{until:x}"));
+    let (page, token) = page_of(params, "o", all.len(), limit)?;
+    let page: Vec<serde_json::Value> = all[page].iter().map(|c| contract_json(c, today)).collect();
     Ok(serde_json::json!({ "option_contracts": page, "next_page_token": token }).to_string())
 }
 

@@ -327,14 +327,13 @@ pub(super) fn page_body(
     symbols.dedup();
     // Alpaca refuses a parameter its endpoint does not take. v1beta3 (crypto) and v1beta1
     // (options) historical bars and trades take no feed, asof, adjustment or currency.
-    let known: &[&str] = match (market, kind) {
-        (Market::Stocks, "bars") => &["feed", "asof", "currency", "timeframe", "adjustment"],
-        (Market::Stocks, _) => &["feed", "asof", "currency"],
-        (_, "bars") => &["timeframe"],
-        _ => &[],
+    let known = match (market, kind) {
+        (Market::Stocks, "bars") => "feed asof currency timeframe adjustment",
+        (Market::Stocks, _) => "feed asof currency",
+        (_, "bars") => "timeframe",
+        _ => "",
     };
-    let common = ["symbols", "start", "end", "limit", "page_token", "sort"];
-    only_known(params, &[&common, known])?;
+    only_known(params, &["symbols start end limit page_token sort", known])?;
     if let Market::Crypto(_) = market {
         if let Some(bad) = symbols.iter().find(|s| !crypto::is_pair(s)) {
             return Err(bad_request(&format!(
