@@ -47,7 +47,10 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("DATA_BU
 /// The command line, with the version of this build.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
-    Cli::command().version(VERSION).propagate_version(true)
+    Cli::command()
+        .version(VERSION)
+        .propagate_version(true)
+        .arg_required_else_help(true)
 }
 
 /// The program: parse, run, print one line on failure, return the exit code.
@@ -71,6 +74,11 @@ pub fn main() -> ExitCode {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                     let _ = e.print();
                     ExitCode::SUCCESS
+                }
+                // `data` alone: the help, on stderr, as a usage error.
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    ExitCode::from(EXIT_USAGE)
                 }
                 _ => {
                     eprintln!("{}", one_line_usage_error(&e.render().to_string()));

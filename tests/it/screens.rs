@@ -21,7 +21,8 @@ fn settings() -> insta::Settings {
 fn shown(w: &Workdir, args: &[&str], run: &Run) -> String {
     let dir = w.path().display().to_string();
     let code = run.code.map_or("killed".to_string(), |c| c.to_string());
-    let mut text = format!("$ data {}\nexit {code}\n", args.join(" "));
+    let line: Vec<&str> = ["data"].iter().chain(args).copied().collect();
+    let mut text = format!("$ {}\nexit {code}\n", line.join(" "));
     if !run.stdout.is_empty() {
         text.push_str(&format!("--- stdout\n{}", run.stdout));
     }
@@ -54,6 +55,20 @@ async fn every_commands_help() {
         };
         settings().bind(|| insta::assert_snapshot!(name, run.stdout));
     }
+}
+
+/// `data` alone: the help on stderr, and the usage exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_alone_prints_the_help_and_exits_2() {
+    let w = Workdir::new();
+    let run = w.run(&[]).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Usage: data [OPTIONS] <COMMAND>"),
+        "{}",
+        run.stderr
+    );
+    settings().bind(|| insta::assert_snapshot!("data_alone", shown(&w, &[], &run)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,6 +156,26 @@ async fn one_line_errors_and_their_exit_codes() {
     let run = w.run_cmd(cmd).await;
     text.push_str(&shown(&w, &args, &run));
     settings().bind(|| insta::assert_snapshot!("errors", text));
+}
+
+/// `today` and `now` as START and END: the market's day (New York's; UTC's for crypto) and
+/// this instant, here the clock `DATA_TEST_NOW` sets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn today_and_now_are_dates_and_instants() {
+    let w = Workdir::new();
+    let mut text = String::new();
+    for args in [
+        ["import-api", "quotes", "AAPL", "today", "now", "--dry-run"],
+        ["import-api", "quotes", "BTC/USD", "today", "today", "--dry-run"],
+        ["import-api", "quotes", "AAPL", "now", "today", "--dry-run"],
+    ] {
+        let mut cmd = w.command(&args);
+        cmd.env(data::run::TEST_NOW_ENV, "2024-01-03T18:00:00Z");
+        let run = w.run_cmd(cmd).await;
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        text.push_str(&shown(&w, &args, &run));
+    }
+    settings().bind(|| insta::assert_snapshot!("today_and_now", text));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

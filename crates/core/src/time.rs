@@ -228,12 +228,10 @@ impl DateRange {
     /// of that day: START at 04:00 New York time, END (inclusive) at 20:00 New York time.
     /// Anything else must be an RFC 3339 timestamp and is taken exactly.
     pub fn parse(start: &str, end: &str) -> Result<Self, RangeError> {
-        let start_ns = parse_bound(start, "START", &|d| {
-            new_york_time_nanos(d, SESSION_OPEN.0, SESSION_OPEN.1)
-        })?;
-        let end_ns = parse_bound(end, "END", &|d| {
-            new_york_time_nanos(d, SESSION_CLOSE.0, SESSION_CLOSE.1)
-        })?;
+        let open = |d| new_york_time_nanos(d, SESSION_OPEN.0, SESSION_OPEN.1);
+        let close = |d| new_york_time_nanos(d, SESSION_CLOSE.0, SESSION_CLOSE.1);
+        let start_ns = parse_bound(start, "START", &open, &new_york_date)?;
+        let end_ns = parse_bound(end, "END", &close, &new_york_date)?;
         DateRange::checked(start_ns, end_ns, start, end, false)
     }
 
@@ -245,10 +243,14 @@ impl DateRange {
                 .and_then(|t| t.and_utc().timestamp_nanos_opt())
                 .unwrap_or(i64::MAX)
         };
-        let start_ns = parse_bound(start, "START", &midnight)?;
-        let end_ns = parse_bound(end, "END", &|d| {
-            d.succ_opt().map_or(i64::MAX, |next| midnight(next) - 1)
-        })?;
+        let utc_date = |ns: i64| chrono::DateTime::from_timestamp_nanos(ns).date_naive();
+        let start_ns = parse_bound(start, "START", &midnight, &utc_date)?;
+        let end_ns = parse_bound(
+            end,
+            "END",
+            &|d| d.succ_opt().map_or(i64::MAX, |next| midnight(next) - 1),
+            &utc_date,
+        )?;
         DateRange::checked(start_ns, end_ns, start, end, true)
     }
 
@@ -321,13 +323,23 @@ fn parse_bound(
     text: &str,
     which: &str,
     of_date: &dyn Fn(NaiveDate) -> i64,
+    today: &dyn Fn(i64) -> NaiveDate,
 ) -> Result<i64, RangeError> {
     let bad = |why: &str| {
         RangeError(format!(
             "{which} {text:?} is not a valid date or timestamp: {why} \
-             (expected YYYY-MM-DD or an RFC 3339 timestamp such as 2024-01-02T14:30:00Z)"
+             (expected YYYY-MM-DD, today, now or an RFC 3339 timestamp such as \
+             2024-01-02T14:30:00Z)"
         ))
     };
+    // `today`: the market's current day (New York's, or UTC's for crypto), as a date;
+    // `now`: this instant.
+    if text.eq_ignore_ascii_case("today") {
+        return Ok(of_date(today(now_ns())));
+    }
+    if text.eq_ignore_ascii_case("now") {
+        return Ok(now_ns());
+    }
     let looks_like_date = text.len() == 10 && text.as_bytes()[4] == b'-';
     if looks_like_date {
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad("no such date"))?;

@@ -30,7 +30,8 @@ pub enum Command {
     #[command(
         name = "import-api",
         long_about = "Import historical data for one or more symbols from the Alpaca Market Data API.\n\n\
-            START and END are dates (YYYY-MM-DD) or RFC 3339 timestamps; END is inclusive. US \
+            START and END are dates (YYYY-MM-DD, or today) or RFC 3339 timestamps (or now); END is \
+            inclusive. US \
             equities trade on New York days: a bare date covers that New York day's whole \
             extended-hours session, 04:00-20:00 America/New_York (START at 04:00, END at \
             20:00), whatever your own time zone. Crypto pairs (BTC/USD) trade around the clock: \
@@ -126,9 +127,10 @@ pub struct ImportArgs {
     /// crypto pairs (BTC/USD) or option contracts (AAPL240419P00140000); left out with
     /// --symbols-file or --underlying
     pub symbols: String,
-    /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
+    /// First day (YYYY-MM-DD or today, from 04:00 New York) or RFC 3339 timestamp (or now)
     pub start: String,
-    /// Last day, inclusive (YYYY-MM-DD, until 20:00 New York) or RFC 3339 timestamp
+    /// Last day, inclusive (YYYY-MM-DD or today, until 20:00 New York) or RFC 3339 timestamp
+    /// (or now)
     pub end: Option<String>,
     /// Read the symbols from FILE, one per line (`#` starts a comment); the command line
     /// then gives only START and END
@@ -265,9 +267,10 @@ pub struct LoadArgs {
     /// Symbols: one (AAPL) or a comma-separated list (AAPL,MSFT) of stock tickers, crypto
     /// pairs (BTC/USD) or option contracts
     pub symbol: String,
-    /// First day (YYYY-MM-DD, from 04:00 New York) or RFC 3339 timestamp
+    /// First day (YYYY-MM-DD or today, from 04:00 New York) or RFC 3339 timestamp (or now)
     pub start: String,
-    /// Last day, inclusive (YYYY-MM-DD, until 20:00 New York) or RFC 3339 timestamp
+    /// Last day, inclusive (YYYY-MM-DD or today, until 20:00 New York) or RFC 3339 timestamp
+    /// (or now)
     pub end: String,
     #[command(flatten)]
     pub settings: SettingsArgs,
