@@ -135,6 +135,7 @@ async fn one_line_errors_and_their_exit_codes() {
         ],
         &["archive", "quotes", "AAPL", "--older-than", "yesterday"],
         &["status", "--json", "--html", "x.html"],
+        &["status", "--api-url", "http://127.0.0.1:9"],
         &["completions", "tcsh"],
     ];
     let mut text = String::new();
@@ -166,7 +167,14 @@ async fn today_and_now_are_dates_and_instants() {
     let mut text = String::new();
     for args in [
         ["import-api", "quotes", "AAPL", "today", "now", "--dry-run"],
-        ["import-api", "quotes", "BTC/USD", "today", "today", "--dry-run"],
+        [
+            "import-api",
+            "quotes",
+            "BTC/USD",
+            "today",
+            "today",
+            "--dry-run",
+        ],
         ["import-api", "quotes", "AAPL", "now", "today", "--dry-run"],
     ] {
         let mut cmd = w.command(&args);

@@ -10,7 +10,7 @@
 //!
 //! With `--check` nothing is written: a stale file is named, and the exit code is 1.
 
-use data::config::{Key, CONFIG_ENV, DEFAULT_CONFIG_FILE, KEYS};
+use data::config::{Key, Scope, CONFIG_ENV, DEFAULT_CONFIG_FILE, KEYS};
 use data::dataset::{ColumnType, Params, ShardUnit, DATASETS};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -117,13 +117,21 @@ fn settings_md() -> String {
     s.push_str(
         "Every setting comes from the first of: its flag, its environment variable, the \
          settings file (`config/default.toml`, or `--config PATH` / `DATA_CONFIG`), its \
-         default. `data config show` prints each resolved value and where it came from.\n\n",
+         default. `data config show` prints each resolved value and where it came from. The \
+         flags of the API's settings are taken by `import-api`, `sync` and `config show` only; \
+         the store's by every command that opens a store.\n\n",
     );
-    s.push_str("| Key | Flag | Environment | Default | Meaning |\n|---|---|---|---|---|\n");
+    s.push_str(
+        "| Key | Flag | Flag on | Environment | Default | Meaning |\n|---|---|---|---|---|---|\n",
+    );
     for k in KEYS {
+        let on = match k.scope {
+            Scope::Store => "every command",
+            Scope::Import => "`import-api`, `sync`, `config show`",
+        };
         let _ = writeln!(
             s,
-            "| `{}` | `{}` | `{}` | `{}` | {} |",
+            "| `{}` | `{}` | {on} | `{}` | `{}` | {} |",
             k.name,
             k.flag,
             k.env,

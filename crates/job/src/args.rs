@@ -1,7 +1,7 @@
 //! The command line as clap sees it: the commands, their arguments and their help. Parsing
 //! only; turning arguments into a validated job happens in [`crate::job`].
 
-use crate::config::SettingsArgs;
+use crate::config::{SettingsArgs, StoreSettingsArgs};
 use clap::{Args, Parser, Subcommand};
 use data_core::dataset::Kind;
 
@@ -273,7 +273,7 @@ pub struct LoadArgs {
     /// (or now)
     pub end: String,
     #[command(flatten)]
-    pub settings: SettingsArgs,
+    pub settings: StoreSettingsArgs,
     #[command(flatten)]
     pub dataset: DatasetArgs,
 }
@@ -290,7 +290,7 @@ pub struct ArchiveArgs {
     #[arg(long, value_name = "AGE|DATE")]
     pub older_than: String,
     #[command(flatten)]
-    pub settings: SettingsArgs,
+    pub settings: StoreSettingsArgs,
     #[command(flatten)]
     pub dataset: DatasetArgs,
 }
@@ -304,7 +304,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<std::path::PathBuf>,
     #[command(flatten)]
-    pub settings: SettingsArgs,
+    pub settings: StoreSettingsArgs,
 }
 
 #[derive(Debug, Args)]

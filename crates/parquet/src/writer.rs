@@ -582,10 +582,14 @@ impl Sink for ParquetSink {
         self.open.clear();
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::reader::{open_stored, read_file};
+    use data_core::batch::{Builder, Builders, Value};
+    use data_core::dataset::Kind;
+    use data_core::time::{new_york_time_nanos, DateRange};
 
     /// A symlink planted under a temporary file's name is replaced, never written through:
     /// the file it points to stays as it was.
@@ -606,9 +610,6 @@ mod tests {
             .is_symlink());
         assert_eq!(std::fs::read(&tmp).unwrap(), b"ours");
     }
-    use data_core::batch::{Builder, Builders, Value};
-    use data_core::dataset::Kind;
-    use data_core::time::{new_york_time_nanos, DateRange};
 
     #[test]
     fn layout_is_hive_style() {

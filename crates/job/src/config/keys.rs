@@ -19,6 +19,18 @@ pub struct Key {
     /// What it does, one sentence without its final period (`--help` adds the variable and
     /// the default).
     pub help: &'static str,
+    /// Which commands take it as a flag.
+    pub scope: Scope,
+}
+
+/// Which commands take a setting as a flag (every setting can come from the environment
+/// or the settings file whatever the command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Where rows are and how they are written: every command that opens a store.
+    Store,
+    /// How the Alpaca API is asked: `import-api`, `sync` and `config show` only.
+    Import,
 }
 
 pub const KEYS: &[Key] = &[
@@ -28,6 +40,7 @@ pub const KEYS: &[Key] = &[
         flag: "--batch-size",
         value: "N",
         default: "10000",
+        scope: Scope::Store,
         help: "Rows per committed batch, 1-1000000",
     },
     Key {
@@ -36,6 +49,7 @@ pub const KEYS: &[Key] = &[
         flag: "--skip-duplicates",
         value: "",
         default: "false",
+        scope: Scope::Store,
         help: "Plain INSERT instead of upsert, for a range that holds no rows yet (falls back to upsert, and says so, when it does)",
     },
     Key {
@@ -44,6 +58,7 @@ pub const KEYS: &[Key] = &[
         flag: "--drop-indexes",
         value: "",
         default: "false",
+        scope: Scope::Store,
         help: "Drop secondary indexes for the import and rebuild them after; an interrupted run's indexes are rebuilt by the next command that opens the database",
     },
     Key {
@@ -52,6 +67,7 @@ pub const KEYS: &[Key] = &[
         flag: "--format",
         value: "FORMAT",
         default: "database",
+        scope: Scope::Store,
         help: "Where imports go: database or parquet",
     },
     Key {
@@ -60,6 +76,7 @@ pub const KEYS: &[Key] = &[
         flag: "--historical-path",
         value: "PATH",
         default: "data/historical",
+        scope: Scope::Store,
         help: "The Parquet store: a folder, or s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX",
     },
     Key {
@@ -68,6 +85,7 @@ pub const KEYS: &[Key] = &[
         flag: "--database-url",
         value: "URL",
         default: "sqlite:data/market.db",
+        scope: Scope::Store,
         help: "Database: sqlite:PATH or a file path; folders are created",
     },
     Key {
@@ -76,6 +94,7 @@ pub const KEYS: &[Key] = &[
         flag: "--log-file",
         value: "PATH",
         default: "data/logs/app.log",
+        scope: Scope::Store,
         help: "Log file the batch lines are appended to",
     },
     Key {
@@ -84,6 +103,7 @@ pub const KEYS: &[Key] = &[
         flag: "--api-url",
         value: "URL",
         default: "https://data.alpaca.markets",
+        scope: Scope::Import,
         help: "Alpaca Market Data base URL, scheme and host",
     },
     Key {
@@ -92,6 +112,7 @@ pub const KEYS: &[Key] = &[
         flag: "--trading-api-url",
         value: "URL",
         default: "https://paper-api.alpaca.markets",
+        scope: Scope::Import,
         help: "Alpaca Trading API base URL, for `--underlying`'s contract list: paper, or live https://api.alpaca.markets",
     },
     Key {
@@ -100,6 +121,7 @@ pub const KEYS: &[Key] = &[
         flag: "--feed",
         value: "FEED",
         default: "sip",
+        scope: Scope::Store,
         help: "Alpaca feed: sip (all exchanges), iex (free plan), otc or boats; each feed's rows are kept apart",
     },
     Key {
@@ -108,6 +130,7 @@ pub const KEYS: &[Key] = &[
         flag: "--sip-delay",
         value: "MINUTES",
         default: "15",
+        scope: Scope::Import,
         help: "Minutes before now that feed=sip data is asked up to: an END later than that is clamped (Alpaca's free plan refuses the last 15 minutes of SIP data); 0 on a paid plan",
     },
     Key {
@@ -116,6 +139,7 @@ pub const KEYS: &[Key] = &[
         flag: "--max-attempts",
         value: "N",
         default: "8",
+        scope: Scope::Import,
         help: "Attempts per API request before giving up, 1-100",
     },
     Key {
@@ -124,6 +148,7 @@ pub const KEYS: &[Key] = &[
         flag: "--retry-base-ms",
         value: "MS",
         default: "500",
+        scope: Scope::Import,
         help: "First retry delay in ms, doubling per attempt with jitter up to 30 s",
     },
     Key {
@@ -132,6 +157,7 @@ pub const KEYS: &[Key] = &[
         flag: "--request-timeout",
         value: "SECS",
         default: "60",
+        scope: Scope::Import,
         help: "Seconds one API request may take, 1-3600",
     },
     Key {
@@ -140,6 +166,7 @@ pub const KEYS: &[Key] = &[
         flag: "--rate-limit",
         value: "N",
         default: "200",
+        scope: Scope::Import,
         help: "API requests per minute: your plan's limit (free 200, paid 10000); 0 = no client-side limit",
     },
     Key {
@@ -148,6 +175,7 @@ pub const KEYS: &[Key] = &[
         flag: "--concurrency",
         value: "K|auto",
         default: "auto",
+        scope: Scope::Import,
         help: "Requests in flight, each paging in order, 1-64; or auto: adapted while running (one more while every fetcher is busy and the rate limit has room, halved on a 429 or a retried failure, one fewer while the writer is behind)",
     },
     Key {
@@ -156,6 +184,7 @@ pub const KEYS: &[Key] = &[
         flag: "--symbols-per-request",
         value: "N|auto",
         default: "auto",
+        scope: Scope::Import,
         help: "Symbols whose same day (bars: month) one request asks for together, 1-100, or auto (1 for quotes and trades; bars by timeframe, so a month of them fills one page). More saves requests on thinly traded watch lists",
     },
     Key {
@@ -164,6 +193,7 @@ pub const KEYS: &[Key] = &[
         flag: "--busy-timeout",
         value: "SECS",
         default: "10",
+        scope: Scope::Store,
         help: "Seconds to wait for another writer's database lock, 0-3600",
     },
 ];

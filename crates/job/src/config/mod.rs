@@ -8,7 +8,7 @@
 
 mod keys;
 
-pub use keys::{Key, KEYS, SECRET_ENVS};
+pub use keys::{Key, Scope, KEYS, SECRET_ENVS};
 
 use data_core::model::Feed;
 use std::collections::BTreeMap;
@@ -80,35 +80,25 @@ impl SettingsArgs {
     }
 }
 
-/// The settings' flags are made from [`KEYS`], so each setting is declared once.
-impl clap::Args for SettingsArgs {
-    fn augment_args(cmd: clap::Command) -> clap::Command {
+impl SettingsArgs {
+    /// `cmd` with `--config` and the flags of the settings in `scopes`.
+    fn augment(cmd: clap::Command, scopes: &[Scope]) -> clap::Command {
         let config = clap::Arg::new("config")
             .long("config")
             .value_name("PATH")
             .value_parser(clap::value_parser!(PathBuf))
             .help(CONFIG_HELP);
         KEYS.iter()
+            .filter(|key| scopes.contains(&key.scope))
             .fold(cmd.arg(config), |cmd, key| cmd.arg(Self::arg(key)))
     }
 
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_args(cmd)
-    }
-}
-
-impl clap::FromArgMatches for SettingsArgs {
-    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        let mut args = SettingsArgs::default();
-        args.update_from_arg_matches(matches)?;
-        Ok(args)
-    }
-
-    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+    /// Takes the flags of the settings in `scopes` that `matches` has.
+    fn update(&mut self, matches: &clap::ArgMatches, scopes: &[Scope]) {
         if let Some(path) = matches.get_one::<PathBuf>("config") {
             self.config = Some(path.clone());
         }
-        for key in KEYS {
+        for key in KEYS.iter().filter(|key| scopes.contains(&key.scope)) {
             let value = match key.value {
                 "" => matches.get_flag(key.name).then(|| "true".to_string()),
                 _ => matches.get_one::<String>(key.name).cloned(),
@@ -117,6 +107,68 @@ impl clap::FromArgMatches for SettingsArgs {
                 self.flags.insert(key.name, value);
             }
         }
+    }
+}
+
+/// Every scope: the flags of `import-api`, `sync` and `config show`.
+const ALL: &[Scope] = &[Scope::Store, Scope::Import];
+
+/// The settings' flags are made from [`KEYS`], so each setting is declared once.
+impl clap::Args for SettingsArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Self::augment(cmd, ALL)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment(cmd, ALL)
+    }
+}
+
+impl clap::FromArgMatches for SettingsArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = SettingsArgs::default();
+        args.update(matches, ALL);
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.update(matches, ALL);
+        Ok(())
+    }
+}
+
+/// The settings flags of a command that opens a store but asks nothing of the Alpaca API
+/// (`load-historical`, `archive`, `status`): the [`Scope::Store`] ones. The others still
+/// come from the environment or the settings file.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSettingsArgs(pub SettingsArgs);
+
+impl std::ops::Deref for StoreSettingsArgs {
+    type Target = SettingsArgs;
+    fn deref(&self) -> &SettingsArgs {
+        &self.0
+    }
+}
+
+impl clap::Args for StoreSettingsArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        SettingsArgs::augment(cmd, &[Scope::Store])
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        SettingsArgs::augment(cmd, &[Scope::Store])
+    }
+}
+
+impl clap::FromArgMatches for StoreSettingsArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = SettingsArgs::default();
+        args.update(matches, &[Scope::Store]);
+        Ok(StoreSettingsArgs(args))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update(matches, &[Scope::Store]);
         Ok(())
     }
 }
