@@ -184,7 +184,7 @@ pub struct ImportArgs {
 
 /// Option contract discovery: which contracts of an underlying to list and import.
 #[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Options")]
+#[command(next_help_heading = "Option contracts")]
 pub struct ContractArgs {
     /// List this underlying's option contracts (the trading API's /v2/options/contracts,
     /// expired ones included), store them in option_contracts and import them; the command
