@@ -750,6 +750,35 @@ async fn trades_and_bars_go_into_postgres() {
             .await,
         0
     );
+    // The views: each row once, time_utc a timestamptz to the microsecond of t_ns (a double's
+    // rounding may move it by one), and the
+    // New York date of each bar and trade.
+    assert_eq!(db.scalar("SELECT count(*) FROM trades_view").await, 4 * 990);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM bars_view WHERE timeframe = '5Min'")
+            .await,
+        db.scalar("SELECT count(*) FROM bars WHERE timeframe = '5Min'")
+            .await
+    );
+    let off = db
+        .scalar(
+            "SELECT max(abs((extract(epoch FROM time_utc) * 1e6)::BIGINT - t_ns / 1000)) \
+             FROM trades_view",
+        )
+        .await;
+    assert!(off <= 1, "{off}");
+    let day = db
+        .scalar("SELECT count(*) FROM bars_view WHERE ny_date = DATE '2024-01-03'")
+        .await;
+    assert!(day > 0);
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM bars_view WHERE ny_date = DATE '2024-01-03' \
+             AND t_ns >= 1704272400000000000 AND t_ns < 1704330000000000000"
+        )
+        .await,
+        day
+    );
     // archive and load-historical move trades and bars between PostgreSQL and the Parquet
     // store without changing a value.
     const TRADES: &str = "SELECT ('x' || substr(md5(string_agg(concat_ws('|', symbol_id, t, exchange, trade_id, \

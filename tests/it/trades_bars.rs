@@ -136,6 +136,33 @@ async fn trades_with_corrections_land_exactly() {
         assert_eq!(got, want, "{symbol}");
         assert_eq!(got.iter().filter(|r| r.ends_with("|corrected")).count(), 30);
     }
+    // trades_view: every trade, with its ticker, feed, UTC text and New York date; the
+    // New York day's bounds on t_ns select exactly that day.
+    assert_eq!(
+        w.scalar("SELECT count(*) FROM trades_view").await,
+        2 * 3 * 990
+    );
+    assert_eq!(
+        w.scalar(
+            "SELECT count(*) FROM trades_view WHERE symbol = 'AAPL' AND feed = 'sip' \
+             AND ny_date = '2024-01-03'"
+        )
+        .await,
+        w.scalar(
+            "SELECT count(*) FROM trades_view WHERE symbol = 'AAPL' \
+             AND t_ns >= 1704272400000000000 AND t_ns < 1704330000000000000"
+        )
+        .await
+    );
+    assert_eq!(
+        w.scalar(
+            "SELECT count(*) FROM trades_view WHERE ny_date = '2024-01-03' \
+             AND time_utc = strftime('%Y-%m-%dT%H:%M:%S', t_ns / 1000000000, 'unixepoch') \
+                 || '.' || printf('%09d', t_ns % 1000000000) || 'Z'"
+        )
+        .await,
+        2 * 990
+    );
     // Quotes were not touched by the trades import; resume works per data type.
     assert_eq!(w.count().await, 2 * 3 * 4_000);
     let before = s.request_log().len();
@@ -213,6 +240,23 @@ async fn bars_of_several_timeframes_match_the_trades_they_come_from() {
     assert_eq!(
         data::time::format_nanos(first),
         "2024-01-02T05:00:00.000000000Z"
+    );
+    // bars_view: the daily bars by New York date, one a day, time_utc the opening time.
+    let days: Vec<(String, String)> = sqlx::query_as(
+        "SELECT ny_date, time_utc FROM bars_view WHERE symbol = 'AAPL' AND timeframe = '1Day' \
+         ORDER BY t_ns",
+    )
+    .fetch_all(c.as_mut().unwrap())
+    .await
+    .unwrap();
+    assert_eq!(
+        days,
+        ["02", "03", "04", "05"]
+            .map(|d| (
+                format!("2024-01-{d}"),
+                format!("2024-01-{d}T05:00:00.000000000Z")
+            ))
+            .to_vec()
     );
 }
 
