@@ -408,16 +408,8 @@ fn every_setting_is_documented() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_help_ends_with_an_example() {
     let w = Workdir::new();
-    for cmd in [
-        vec!["import-api"],
-        vec!["load-historical"],
-        vec!["archive"],
-        vec!["sync"],
-        vec!["status"],
-        vec!["config", "show"],
-        vec!["completions"],
-    ] {
-        let mut args = cmd.clone();
+    for &cmd in COMMANDS {
+        let mut args = cmd.to_vec();
         args.push("--help");
         let run = w.run(&args).await;
         assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);

@@ -5,7 +5,7 @@
 //! `INSTA_UPDATE=always cargo test --test it screens` (or `cargo insta review`) and commit
 //! the `.snap` files with the change that made it.
 
-use crate::common::{small, standin, Run, Workdir};
+use crate::common::{small, standin, Run, Workdir, COMMANDS};
 
 /// The settings every snapshot here is taken with: what changes from run to run filtered.
 fn settings() -> insta::Settings {
@@ -35,17 +35,8 @@ fn shown(w: &Workdir, args: &[&str], run: &Run) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_commands_help() {
     let w = Workdir::new();
-    for cmd in [
-        vec![],
-        vec!["import-api"],
-        vec!["load-historical"],
-        vec!["archive"],
-        vec!["sync"],
-        vec!["status"],
-        vec!["config", "show"],
-        vec!["completions"],
-    ] {
-        let mut args = cmd.clone();
+    for cmd in std::iter::once(&[][..]).chain(COMMANDS.iter().copied()) {
+        let mut args = cmd.to_vec();
         args.push("--help");
         let run = w.run(&args).await;
         assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);

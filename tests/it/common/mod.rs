@@ -24,6 +24,17 @@ fn our_vars() -> Vec<&'static str> {
     v
 }
 
+/// Every command a user runs, as typed after `data` (the ones whose `--help` is checked).
+pub const COMMANDS: &[&[&str]] = &[
+    &["import-api"],
+    &["load-historical"],
+    &["archive"],
+    &["sync"],
+    &["status"],
+    &["config", "show"],
+    &["completions"],
+];
+
 pub struct Run {
     pub code: Option<i32>,
     pub stdout: String,
