@@ -3,8 +3,9 @@
 //! error at the end ([`pipe`]); the one planner ([`plan`]) that cuts a job into shards and
 //! drops those a [`ProgressStore`] says are done.
 //!
-//! The commands (the root crate's `data::commands`, through a store's face) choose the source and the sink for a job and call
-//! these; neither the source nor the sink knows about the other. On any failure the
+//! The commands (the root crate's `data::commands`, through a store's face) choose the
+//! source and the sink for a job and call these; neither the source nor the sink knows
+//! about the other. On any failure the
 //! batches already committed stay committed, and the message says how far the run got;
 //! re-running the same command completes it (writes are idempotent).
 
