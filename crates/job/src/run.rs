@@ -5,9 +5,9 @@
 //!
 //! The commands (the root crate's `data::commands`, through a store's face) choose the
 //! source and the sink for a job and call these; neither the source nor the sink knows
-//! about the other. On any failure the
-//! batches already committed stay committed, and the message says how far the run got;
-//! re-running the same command completes it (writes are idempotent).
+//! about the other. On any failure the batches already committed stay committed, and the
+//! message says how far the run got; re-running the same command completes it (writes are
+//! idempotent).
 
 use crate::job::Job;
 use crate::progress::Progress;
