@@ -109,6 +109,14 @@ async fn crypto_across_a_weekend_lands_exactly_without_credentials() {
     .unwrap();
     let want: Vec<(String, i64)> = days().iter().map(|d| (d.to_string(), 2_000)).collect();
     assert_eq!(per_day, want);
+    // The view's utc_date says the same (crypto's days are UTC days).
+    let by_view: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT utc_date, count(*) FROM crypto_quotes_view GROUP BY utc_date ORDER BY utc_date",
+    )
+    .fetch_all(&mut w.connect().await)
+    .await
+    .unwrap();
+    assert_eq!(by_view, want);
     // One request per UTC day and pair, paged, each naming the pair with its slash.
     let log = s.request_log();
     assert!(log.iter().all(|r| r.status == 200), "{log:?}");

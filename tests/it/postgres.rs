@@ -202,6 +202,12 @@ async fn imports_exactly_the_standin_rows_idempotently_with_copy() {
         .scalar("SELECT max(abs((extract(epoch FROM time_utc) * 1e6)::BIGINT - t_ns / 1000)) FROM quotes_view")
         .await;
     assert!(off <= 1, "{off}");
+    // The New York date of each quote (migration 0012): 2024-01-05 is a Friday of 3,000.
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM quotes_view WHERE ny_date = DATE '2024-01-05'")
+            .await,
+        3_000
+    );
     assert!(
         !w.db_path().exists(),
         "no SQLite file when the URL is postgres://"

@@ -165,6 +165,23 @@ async fn trades_with_corrections_land_exactly() {
     );
     // Quotes were not touched by the trades import; resume works per data type.
     assert_eq!(w.count().await, 2 * 3 * 4_000);
+    // quotes_view has the New York date too (migration 0012): a day's quotes by ny_date are
+    // exactly those within the day's t_ns bounds.
+    assert_eq!(
+        w.scalar(
+            "SELECT count(*) FROM quotes_view WHERE symbol = 'MSFT' AND ny_date = '2024-01-03'"
+        )
+        .await,
+        4_000
+    );
+    assert_eq!(
+        w.scalar(
+            "SELECT count(*) FROM quotes_view WHERE symbol = 'MSFT' \
+             AND t_ns >= 1704272400000000000 AND t_ns < 1704330000000000000"
+        )
+        .await,
+        4_000
+    );
     let before = s.request_log().len();
     let run = w.run(&args).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
