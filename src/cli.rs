@@ -101,6 +101,7 @@ pub fn main() -> ExitCode {
             Command::ImportApi(args) => commands::import_api::run(*args).await,
             Command::LoadHistorical(args) => commands::load_historical::run(args).await,
             Command::Archive(args) => commands::archive::run(args).await,
+            Command::Export(args) => commands::export::run(args).await,
             Command::Sync(args) => commands::sync::run(args).await,
             Command::Status(args) => {
                 let settings = crate::job::settings_of(&args.settings)?;
@@ -135,7 +136,10 @@ pub fn main() -> ExitCode {
         }
     });
     match result {
-        Ok(Outcome::Completed) => ExitCode::SUCCESS,
+        Ok(Outcome::Completed) => {
+            crate::progress::print_end_lines();
+            ExitCode::SUCCESS
+        }
         Ok(Outcome::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
         Err(e) => {
             let line = format!("{e:#}").replace(['\n', '\r'], " ");

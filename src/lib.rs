@@ -5,7 +5,8 @@
 //! its `Store` face → `run` (the one planner and run function) → a source
 //! (`source::api` pages, or `store::parquet::reader` files) into the bounded channel of
 //! `pipeline` → `transform` → the batcher → a store's sink (`store::sql`: SQLite and
-//! PostgreSQL; `store::parquet::writer`), with `progress` (bar and batch log) watching.
+//! PostgreSQL; `store::parquet::writer`; `export`'s CSV, JSON-lines and Parquet writers),
+//! with `progress` (bar and batch log) watching.
 //! Everything but the CLI, the commands and the choice of a store is a crate of its own
 //! under crates/ (the core, where files live, the job and its run, the database, the
 //! Parquet store, the Alpaca source, the stand-in), re-exported here under the paths above.
@@ -22,6 +23,7 @@
 pub mod cli;
 pub mod commands;
 pub mod coverage;
+pub mod export;
 pub mod store;
 
 // The library crates (crates/) keep their modules' paths here (`data::time`,

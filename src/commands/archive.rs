@@ -99,6 +99,7 @@ async fn archive(job: &ArchiveJob) -> anyhow::Result<(Outcome, ArchiveReport)> {
         table: "parquet",
         spec: String::new(),
         from: format!("the database {}", db.describe()),
+        resumed: Default::default(),
     };
     let source = DatabaseSource {
         db,

@@ -57,7 +57,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<Outcome> {
     if args.dry_run {
         // No request, no log file, no write: the plan, on stdout.
         let (todo, counts) = super::dry_run::planned(&job).await?;
-        print!("dry run: {}", super::dry_run::describe(&job, &todo, counts));
+        let held = super::dry_run::held(&job).await?;
+        print!(
+            "dry run: {}",
+            super::dry_run::describe(&job, &todo, counts, &held)
+        );
         println!("  nothing was fetched or written");
         return Ok(Outcome::Completed);
     }

@@ -1,8 +1,9 @@
 //! The commands, each a thin file over [`crate::job`], [`crate::store`] and [`crate::run`]:
-//! `import-api`, `load-historical`, `archive` and `sync`, and `--dry-run`.
+//! `import-api`, `load-historical`, `archive`, `export` and `sync`, and `--dry-run`.
 
 pub mod archive;
 mod dry_run;
+pub mod export;
 pub mod import_api;
 pub mod load_historical;
 pub mod sync;

@@ -170,13 +170,14 @@ async fn dry_run(
         return Ok(Outcome::Completed);
     };
     let mut pending = 0;
+    let all = held.clone();
     for (job, start) in jobs_of(held, args, only, settings)? {
         let (todo, counts) = super::dry_run::planned(&job).await?;
         if !todo.is_empty() {
             pending += todo.len();
             print!(
                 "dry run, from {start}: {}",
-                super::dry_run::describe(&job, &todo, counts)
+                super::dry_run::describe(&job, &todo, counts, &all)
             );
         }
     }

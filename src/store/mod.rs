@@ -21,6 +21,7 @@ pub use data_sql as sql;
 
 use crate::config::{Format, Settings};
 use crate::job::Job;
+use crate::pipeline::Sink;
 use crate::resume::Shard;
 use crate::run::{Outcome, Source};
 use lock::JobLock;
@@ -104,5 +105,13 @@ impl Store for Chosen {
 
     async fn lock_job(&self, job: &Job) -> anyhow::Result<JobLock> {
         each!(self, s => s.lock_job(job).await)
+    }
+
+    async fn holds(&self, job: &Job) -> anyhow::Result<bool> {
+        each!(self, s => s.holds(job).await)
+    }
+
+    async fn export<K: Sink>(&self, job: &Job, sink: &mut K) -> anyhow::Result<Outcome> {
+        each!(self, s => s.export(job, sink).await)
     }
 }

@@ -57,13 +57,21 @@ async fn imports_a_few_days_row_by_row_across_short_pages_and_a_weekend() {
         log.contains("[DONE] AAPL quotes: 6000 rows, 8 pages, 6 batches"),
         "{log}"
     );
-    // Not a terminal: no progress bar drawn, every stderr line is a log line.
-    for line in run.stderr.lines() {
+    // Not a terminal: no progress bar drawn, every stderr line is a log line, and the last
+    // is the line a person reads.
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let (end, log_lines) = lines.split_last().unwrap();
+    for line in log_lines {
         assert!(
             line.starts_with("20") && line.contains(" INFO "),
             "unexpected stderr line {line:?}"
         );
     }
+    assert!(
+        end.starts_with("\u{2713} 6,000 quotes of AAPL in ")
+            && end.ends_with(" s \u{2192} data/market.db (2 days)"),
+        "{end:?}"
+    );
 }
 
 /// `--batch-size 1`: one transaction per quote, back to back from each page. It once hung

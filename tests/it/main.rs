@@ -12,6 +12,7 @@ mod coordinate;
 mod corporate_actions;
 mod crypto;
 mod decode;
+mod export;
 mod feeds;
 mod hardening;
 mod hostile;

@@ -1,11 +1,14 @@
 //! Snapshots of the text users read (insta; `tests/it/snapshots/`): every command's
 //! `--help`, the one-line errors and their exit codes, `config show`, a `--dry-run`, and
-//! `status` as a table and as JSON. Ports, the working folder and times are filtered out.
+//! `status` as a table and as JSON, and an import on a pseudo-terminal 80 and 60 columns
+//! wide: its progress bar and its end-of-run line. Ports, the working folder and times are
+//! filtered out.
 //! A change to any of them shows up as a failed test with the difference; accept it with
 //! `INSTA_UPDATE=always cargo test --test it screens` (or `cargo insta review`) and commit
 //! the `.snap` files with the change that made it.
 
 use crate::common::{small, standin, Run, Workdir, COMMANDS};
+use data::standin::StandinConfig;
 
 /// The settings every snapshot here is taken with: what changes from run to run filtered.
 fn settings() -> insta::Settings {
@@ -228,5 +231,173 @@ async fn dry_run_and_status_of_a_small_import() {
         let run = w.run(&args).await;
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         settings().bind(|| insta::assert_snapshot!(name, shown(&w, &args, &run)));
+    }
+}
+
+/// Runs `cmd` with stdin, stdout and stderr on a pseudo-terminal `cols` columns wide, as a
+/// person's terminal: returns the exit code and every byte it drew.
+fn in_a_terminal(cmd: tokio::process::Command, cols: u16) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut main, mut side) = (-1, -1);
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two new descriptors, owned here from now on.
+    let rc = unsafe {
+        libc::openpty(
+            &mut main,
+            &mut side,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both are open descriptors nothing else owns.
+    let (main, side) = unsafe { (OwnedFd::from_raw_fd(main), OwnedFd::from_raw_fd(side)) };
+    let mut cmd = cmd.into_std();
+    cmd.stdin(side.try_clone().unwrap())
+        .stdout(side.try_clone().unwrap())
+        .stderr(side);
+    let mut child = cmd.spawn().expect("run data");
+    // Only the command holds the terminal's side now: once it exits, reading the main side
+    // ends (EIO).
+    drop(cmd);
+    let mut drawn = Vec::new();
+    let mut file = std::fs::File::from(main);
+    let mut buf = [0u8; 65536];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drawn.extend_from_slice(&buf[..n]),
+        }
+    }
+    let code = child.wait().expect("wait for data").code();
+    (code, String::from_utf8_lossy(&drawn).into_owned())
+}
+
+/// What a terminal shows of `drawn`, as the successive states of its lines: the text between
+/// carriage returns and newlines, without the escape sequences that move the cursor.
+fn frames(drawn: &str) -> Vec<String> {
+    let mut frames = Vec::new();
+    for piece in drawn.split(['\r', '\n']) {
+        let mut text = String::new();
+        let mut chars = piece.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // CSI: ESC [ parameters, then a final letter.
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                text.push(c);
+            }
+        }
+        frames.push(text);
+    }
+    frames
+}
+
+/// An import as a terminal 80 and 60 columns wide shows it: every state of the progress bar
+/// fits on one line and shows the days, rows, rate and ETA once each; the end is one line a
+/// person reads. The bar's shape is the snapshot (its numbers vary with the machine's speed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_progress_bar_and_the_end_line_on_a_terminal() {
+    let s = standin(StandinConfig {
+        max_page: Some(1_000),
+        ..small(10_000)
+    })
+    .await;
+    let url = s.url();
+    let mut text = String::new();
+    for cols in [80u16, 60] {
+        let w = Workdir::new();
+        let args = [
+            "import-api",
+            "quotes",
+            "AAPL",
+            "2024-01-02",
+            "2024-01-05",
+            "--api-url",
+            &url,
+            "--batch-size",
+            "1000",
+        ];
+        let mut cmd = w.command(&args);
+        // Paced so the bar is drawn several times: 40 pages at 10 requests a second.
+        cmd.env("BULK_IMPORT_RATE_LIMIT", "600");
+        let (code, drawn) = tokio::task::spawn_blocking(move || in_a_terminal(cmd, cols))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(0), "{drawn}");
+        let frames = frames(&drawn);
+        let bars: Vec<&String> = frames.iter().filter(|f| f.contains(" rows ")).collect();
+        assert!(bars.len() >= 2, "{drawn:?}");
+        for bar in &bars {
+            assert!(
+                bar.chars().count() <= usize::from(cols),
+                "wider than {cols}: {bar:?}"
+            );
+            for part in ["/4 days ", " rows ", "/s ", " ETA "] {
+                assert_eq!(bar.matches(part).count(), 1, "{part:?} in {bar:?}");
+            }
+        }
+        let last = bars.last().unwrap();
+        let end: Vec<&String> = frames
+            .iter()
+            .filter(|f| f.starts_with('\u{2713}'))
+            .collect();
+        assert_eq!(end.len(), 1, "{drawn:?}");
+        let end = regex_lite_time(end[0]);
+        text.push_str(&format!("{cols} columns\n{}\n{end}\n", shape(last)));
+    }
+    settings().bind(|| insta::assert_snapshot!("terminal", text));
+}
+
+/// A bar's shape: its numbers as `#`, what fills the bar as `=`, and the requests/min tail
+/// (as much of it as fits) cut.
+fn shape(bar: &str) -> String {
+    let mut out = String::new();
+    let mut in_bar = false;
+    let mut last_digit = false;
+    for c in bar
+        .split(" \u{b7} ")
+        .next()
+        .unwrap_or(bar)
+        .trim_end()
+        .chars()
+    {
+        match c {
+            '[' => in_bar = true,
+            ']' => in_bar = false,
+            _ => {}
+        }
+        let shown = match c {
+            '0'..='9' | ',' | '.' if !in_bar => '#',
+            '>' | ' ' | '=' if in_bar => '=',
+            other => other,
+        };
+        // `740k`, `9.30M`: the unit goes with the number.
+        let unit = matches!(c, 'k' | 'M' | 'G') && last_digit;
+        let repeated = shown == '#' && last_digit;
+        if !unit && !repeated {
+            out.push(shown);
+        }
+        last_digit = shown == '#' || (unit && last_digit);
+    }
+    out
+}
+
+/// The end line with its duration (`in 1.2 s`) as `in [time]`.
+fn regex_lite_time(line: &str) -> String {
+    match (line.find(" in "), line.find(" s")) {
+        (Some(a), Some(b)) if a < b => format!("{} in [time]{}", &line[..a], &line[b + 2..]),
+        _ => line.to_string(),
     }
 }

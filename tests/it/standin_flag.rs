@@ -19,10 +19,17 @@ async fn standin_imports_work_offline_are_marked_and_never_mix_with_api_rows() {
         .env_remove("APCA_API_SECRET_KEY");
     let run = w.run_cmd(cmd).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let last = run.stderr.lines().last().unwrap_or_default();
+    // The last log line says so, just before the end-of-run line.
+    let lines: Vec<&str> = run.stderr.lines().collect();
     assert!(
-        last.contains("[STANDIN] these rows are the offline stand-in's synthetic data"),
+        lines[lines.len() - 2]
+            .contains("[STANDIN] these rows are the offline stand-in's synthetic data"),
         "the summary ends with it: {}",
+        run.stderr
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("\u{2713} 111,000 quotes of AAPL in "),
+        "{}",
         run.stderr
     );
     assert!(

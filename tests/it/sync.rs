@@ -268,11 +268,14 @@ async fn dry_runs_fetch_nothing_and_write_nothing() {
         out.contains("AAPL: 3 days, 2024-01-02 to 2024-01-04"),
         "{out}"
     );
-    assert!(out.contains("at least 6 requests"), "{out}");
+    // No rows held to go by: a liquid symbol's 37,000 quotes a day, 4 pages a day.
     assert!(
-        out.contains("at least 1.8 s at --rate-limit 200/min"),
+        out.contains(
+            "about 24 requests: 6 request groups, 37,000 rows a day per symbol (none held"
+        ),
         "{out}"
     );
+    assert!(out.contains("about 7.2 s at --rate-limit 200/min"), "{out}");
     assert!(out.contains("nothing was fetched or written"), "{out}");
     assert!(s.request_log().is_empty(), "no request");
     assert!(

@@ -1,5 +1,5 @@
 //! Output that fits a terminal, tested through a pseudo-terminal (util-linux `script`): the
-//! bar, warnings and the summary on the terminal, the per-batch lines only in the log file
+//! bar, warnings and the end-of-run line on the terminal, the per-batch lines only in the log file
 //! (and on the terminal with `-v`); `-q` prints errors only; no colour codes, so `NO_COLOR`
 //! holds whatever it is.
 
@@ -62,7 +62,13 @@ async fn a_terminal_shows_the_bar_and_the_summary_and_the_log_file_every_batch()
     let w = Workdir::new();
     let (shown, code) = on_a_terminal(&w, &import, &[]);
     assert_eq!(code, Some(0), "{shown}");
-    assert!(shown.contains("[DONE] AAPL quotes: 40000 rows"), "{shown}");
+    // The end is one line a person reads; the detailed [DONE] line is in the log file.
+    assert!(
+        shown.contains("\u{2713} 40,000 quotes of AAPL in "),
+        "{shown}"
+    );
+    assert!(!shown.contains("[DONE]"), "{shown}");
+    assert!(w.log().contains("[DONE] AAPL quotes: 40000 rows"));
     assert!(
         !shown.contains("[DB] Batch"),
         "batch lines stay off the terminal: {shown}"

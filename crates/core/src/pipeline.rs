@@ -98,6 +98,12 @@ pub trait Sink: Send {
     /// The import failed or was interrupted: discard anything not yet durable.
     fn abort(&mut self) {}
 
+    /// Where the rows go, for the line that ends a run (`data/market.db`, a Parquet store's
+    /// folder); empty when there is nothing to name.
+    fn destination(&self) -> String {
+        String::new()
+    }
+
     /// The tag of this sink's log lines: `[DB] Batch N: ...`.
     fn label(&self) -> &'static str {
         "DB"

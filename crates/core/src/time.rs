@@ -209,6 +209,19 @@ pub fn new_york_date(ns: i64) -> NaiveDate {
     utc.with_timezone(&New_York).date_naive()
 }
 
+/// New York's offset from UTC at the instant `ns`, in seconds (-18000 in winter, -14400 in
+/// summer). It changes only on whole UTC hours.
+pub fn new_york_offset_secs(ns: i64) -> i64 {
+    use chrono::Offset;
+    let utc = DateTime::<Utc>::from_timestamp_nanos(ns).naive_utc();
+    i64::from(
+        New_York
+            .offset_from_utc_datetime(&utc)
+            .fix()
+            .local_minus_utc(),
+    )
+}
+
 /// The New York dates from the one holding `start_ns` to the one holding `end_ns`.
 pub fn new_york_dates(start_ns: i64, end_ns: i64) -> impl Iterator<Item = NaiveDate> {
     let first = new_york_date(start_ns);

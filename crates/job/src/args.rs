@@ -77,6 +77,24 @@ pub enum Command {
             data archive bars AAPL --older-than 2024-07-01 --timeframe 1Min"
     )]
     Archive(ArchiveArgs),
+    /// Write stored rows out as CSV, JSON lines or Parquet, for a spreadsheet, a script or a
+    /// notebook
+    #[command(
+        long_about = "Write a symbol's (or several symbols') stored rows of a range out as CSV, \
+            JSON lines or a Parquet file: from the database or the Parquet store, whichever holds \
+            them (the database first), or the one --from names. The columns are the Parquet \
+            store's (symbol, t as a UTC timestamp to the nanosecond, the dataset's fields), then \
+            ny_date and ny_time, the New York date and wall-clock time of t. Rows come in time \
+            order per symbol, streamed: memory stays flat however long the range. START and END \
+            work as for import-api; END defaults to START (one day). CSV and JSON lines go to \
+            standard output unless --output names a file; a file is written whole or not at \
+            all (a temporary file renamed at the end).",
+        after_help = "Examples:\n  data export quotes AAPL 2024-01-02 --to csv > aapl.csv\n  \
+            data export bars AAPL 2024-01-01 2024-12-31 --timeframe 1Day --to jsonl\n  \
+            data export trades AAPL,MSFT 2024-01-02 2024-01-31 --to parquet --output trades.parquet\n  \
+            data export quotes AAPL 2024-01-02 --to csv --from store"
+    )]
+    Export(ExportArgs),
     /// Bring every dataset the store holds up to now (within the SIP delay)
     #[command(
         long_about = "Bring every dataset the store holds up to now: each (kind, symbol, feed, \
@@ -276,6 +294,54 @@ pub struct LoadArgs {
     pub settings: StoreSettingsArgs,
     #[command(flatten)]
     pub dataset: DatasetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export
+    #[arg(value_enum)]
+    pub kind: Kind,
+    /// Symbols: one (AAPL) or a comma-separated list (AAPL,MSFT)
+    pub symbol: String,
+    /// First day (YYYY-MM-DD or today) or RFC 3339 timestamp (or now)
+    pub start: String,
+    /// Last day, inclusive (YYYY-MM-DD or today) or RFC 3339 timestamp (or now); START's
+    /// day when left out
+    pub end: Option<String>,
+    /// The file format
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub to: ExportFormat,
+    /// The file to write, or - for standard output (the default for csv and jsonl)
+    #[arg(long, short = 'o', value_name = "FILE|-")]
+    pub output: Option<String>,
+    /// Where the rows are read: the database or the Parquet store (default: whichever holds
+    /// rows of the range, the database first)
+    #[arg(long, value_enum, value_name = "STORE")]
+    pub from: Option<ExportFrom>,
+    #[command(flatten)]
+    pub settings: StoreSettingsArgs,
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+}
+
+/// `export --to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated values with a header line (lists as JSON arrays)
+    Csv,
+    /// One JSON object per line
+    Jsonl,
+    /// One Parquet file (zstd)
+    Parquet,
+}
+
+/// `export --from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFrom {
+    /// The database (--database-url)
+    Database,
+    /// The Parquet store (--historical-path)
+    Store,
 }
 
 #[derive(Debug, Args)]

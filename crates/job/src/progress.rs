@@ -10,11 +10,12 @@ use anyhow::Context;
 use data_core::pipeline::BatchCommitted;
 use data_core::pipeline::RequestStats;
 use data_core::time::{format_nanos, DateRange};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use tracing_subscriber::fmt::MakeWriter;
@@ -237,6 +238,29 @@ pub fn log_error_to_file(line: &str) {
     }
 }
 
+/// The lines that end this command's runs, printed last by [`print_end_lines`].
+static END_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps the line that ends a run, for the end of the command (the log file has the
+/// detailed `[DONE]` line instead).
+pub fn finished(line: &str) {
+    if let Ok(mut lines) = END_LINES.lock() {
+        lines.push(line.to_string());
+    }
+}
+
+/// Prints the end lines of the command's runs on stderr, after everything else (not with
+/// `-q`): what a person reads last.
+pub fn print_end_lines() {
+    if verbosity() == Verbosity::Quiet {
+        return;
+    }
+    let lines = END_LINES.lock().map(|l| l.clone()).unwrap_or_default();
+    for line in lines {
+        to_stderr(format!("{line}\n").as_bytes());
+    }
+}
+
 /// Progress of one import: the bar and the per-batch log line.
 pub struct Progress {
     bar: ProgressBar,
@@ -249,6 +273,48 @@ pub struct Progress {
     samples: VecDeque<(Instant, u64)>,
     /// What a row is, for the batch line: `quote`, `trade`, `bar`.
     item: &'static str,
+    /// Rows committed so far, read by the bar's `{rows}` and `{rate}`.
+    rows: Arc<AtomicU64>,
+}
+
+/// A count in at most six characters: `99,999`, `740k`, `9.30M`, `1.20G`.
+pub fn compact(n: u64) -> String {
+    match n {
+        0..=99_999 => indicatif::HumanCount(n).to_string(),
+        100_000..=999_999 => format!("{}k", n / 1_000),
+        1_000_000..=999_999_999 => format!("{:.2}M", n as f64 / 1e6),
+        _ => format!("{:.2}G", n as f64 / 1e9),
+    }
+}
+
+/// The bar's template for a terminal `width` columns wide, and the label cut to fit: the
+/// label, the bar, `4/20 days` (or `35% of range`), rows, rows/s and the ETA once each on
+/// one line that never wraps (at least 60 columns: the fixed parts take at most 38, the
+/// rest is shared between the label and the bar); requests/min and the concurrency follow
+/// when there is room (`{wide_msg}` is cut to the columns left).
+pub fn bar_layout(width: u16, label: &str, unit: Option<&str>) -> (String, String) {
+    let width = usize::from(width.max(40));
+    // `252/252 days 9.30M rows 456k/s ETA 59m`: 38 at most; then ` [`, `] ` and one column
+    // spare so the cursor never sits past the last one.
+    let fixed = 38 + 5;
+    let room = width.saturating_sub(fixed);
+    let label_max = (width / 5).clamp(8, 24).min(room.saturating_sub(6));
+    let label = match label.chars().count() > label_max {
+        true => {
+            let cut: String = label.chars().take(label_max.saturating_sub(1)).collect();
+            format!("{cut}\u{2026}")
+        }
+        false => label.to_string(),
+    };
+    let bar = room.saturating_sub(label.chars().count()).clamp(4, 30);
+    let done = match unit {
+        Some(unit) => format!("{{pos}}/{{len}} {unit}"),
+        None => "{percent}% of range".to_string(),
+    };
+    let template = format!(
+        "{{prefix}} [{{bar:{bar}}}] {done} {{rows}} rows {{rate}}/s ETA {{eta}}{{wide_msg}}"
+    );
+    (template, label)
 }
 
 impl Progress {
@@ -260,24 +326,33 @@ impl Progress {
         shards: Option<(u64, &'static str)>,
         requests: Option<Arc<RequestStats>>,
     ) -> Self {
-        let bar = if std::io::stderr().is_terminal() && verbosity() != Verbosity::Quiet {
-            let (len, template) = match shards {
-                Some((n, unit)) => (
-                    n.max(1),
-                    format!("{{prefix}} {{spinner}} {{elapsed_precise}} [{{wide_bar}}] {{pos}}/{{len}} {unit} · {{msg}} · ETA {{eta}}"),
-                ),
-                None => (
-                    10_000,
-                    "{prefix} {spinner} {elapsed_precise} [{wide_bar}] {percent:>3}% of range · {msg} · ETA {eta}".to_string(),
-                ),
-            };
+        let rows = Arc::new(AtomicU64::new(0));
+        let term = console::Term::stderr();
+        let bar = if term.is_term() && verbosity() != Verbosity::Quiet {
+            let width = term.size_checked().map_or(80, |(_, cols)| cols);
+            let (template, label) = bar_layout(width, label, shards.map(|(_, unit)| unit));
+            let len = shards.map_or(10_000, |(n, _)| n.max(1));
             let bar = ProgressBar::new(len);
+            let (count, rate) = (rows.clone(), rows.clone());
             let style = ProgressStyle::with_template(&template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key(
+                    "rows",
+                    move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{}", compact(count.load(Ordering::Relaxed)));
+                    },
+                )
+                .with_key(
+                    "rate",
+                    move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let secs = s.elapsed().as_secs_f64().max(1e-3);
+                        let n = (rate.load(Ordering::Relaxed) as f64 / secs) as u64;
+                        let _ = write!(w, "{}", compact(n));
+                    },
+                )
                 .progress_chars("=> ");
             bar.set_style(style);
-            bar.set_prefix(label.to_string());
-            bar.set_message("0 rows");
+            bar.set_prefix(label);
             bar.enable_steady_tick(Duration::from_millis(250));
             bar
         } else {
@@ -295,6 +370,7 @@ impl Progress {
             requests,
             samples: VecDeque::from([(started, 0)]),
             item: "quote",
+            rows,
         }
     }
 
@@ -337,7 +413,8 @@ impl Progress {
             extra.push_str(&format!(", {unit} {done}/{total}"));
             self.bar.set_position(*done);
         }
-        if let Some(rpm) = self.requests_per_min() {
+        let rpm = self.requests_per_min();
+        if let Some(rpm) = rpm {
             extra.push_str(&format!(", {rpm:.0} requests/min"));
         }
         if let Some(k) = self.requests.as_ref().map(|r| r.concurrency()) {
@@ -364,9 +441,16 @@ impl Progress {
             let done = self.range.fraction_done(c.last_time_ns);
             self.bar.set_position((done * 10_000.0) as u64);
         }
-        let rate = c.total_rows as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        self.bar
-            .set_message(format!("{} rows · {:.0} rows/s{extra}", c.total_rows, rate));
+        self.rows.store(c.total_rows, Ordering::Relaxed);
+        // Requests/min and the concurrency, where the terminal has room for them.
+        let mut tail = String::new();
+        if let Some(rpm) = rpm {
+            tail.push_str(&format!(" · {rpm:.0} req/min"));
+        }
+        if let Some(k) = self.requests.as_ref().map(|r| r.concurrency()) {
+            tail.push_str(&format!(" · {k} at once"));
+        }
+        self.bar.set_message(tail);
     }
 }
 

@@ -18,6 +18,7 @@ use data_core::pipeline::{cancellation, run_batcher, BatchCommitted, Sink, CHANN
 use data_core::resume::{apply_progress, shards_of, PlanCounts, Saved, Shard};
 use data_core::time::{format_nanos, DateRange};
 use data_core::transform::Transform;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
@@ -113,6 +114,8 @@ pub struct Report {
     pub spec: String,
     /// Where rows come from, for error messages: the API URL or the Parquet store.
     pub from: String,
+    /// Units the plan resumes after their last committed row, for the end-of-run line.
+    pub resumed: AtomicUsize,
 }
 
 impl Report {
@@ -125,6 +128,7 @@ impl Report {
             table,
             spec: job.thinning.spec(),
             from: crate::config::redact_url(&from),
+            resumed: AtomicUsize::new(0),
         }
     }
 
@@ -190,6 +194,7 @@ pub async fn plan<P: ProgressStore>(
 ) -> anyhow::Result<Option<Arc<Vec<Shard>>>> {
     let (todo, counts) = shards_to_fetch(job, store, range, available_ns, positions_usable).await?;
     log_plan(job, counts, todo.len(), report.unit);
+    report.resumed.store(counts.resumed, Ordering::Relaxed);
     if todo.is_empty() {
         tracing::info!(
             target: crate::progress::SUMMARY,
@@ -297,7 +302,6 @@ pub fn report_symbols(report: &Report, shards: &[Shard], fetched: &Fetched, rang
             ));
         }
         tracing::info!(
-            target: crate::progress::SUMMARY,
             "[DONE] {} fetched per symbol: {}",
             report.noun,
             list.join(", ")
@@ -347,6 +351,7 @@ where
     let (tx, mut rx) = mpsc::channel(CHANNEL_PAGES);
     let requests = source.requests();
     let page_word = source.page_word();
+    let units = source.shard_count();
     let mut progress = Progress::start(
         range,
         &format!("{who} {}", report.noun),
@@ -440,9 +445,15 @@ where
         cpu * 1e6 / (fetched.rows.max(1)) as f64,
         cpu / secs.max(1e-9)
     );
+    crate::progress::finished(&end_line(
+        report,
+        (fetched.rows, totals.rows),
+        secs,
+        units,
+        &sink.destination(),
+    ));
     if report.spec.is_empty() {
         tracing::info!(
-            target: crate::progress::SUMMARY,
             "[DONE] {who} {}: {} rows, {} {page_word}, {} batches, {:.1}s elapsed, {:.0} rows/s{cpu}, into {}{api}",
             report.noun,
             totals.rows,
@@ -454,7 +465,6 @@ where
         );
     } else {
         tracing::info!(
-            target: crate::progress::SUMMARY,
             "[DONE] {}: {} quotes in, {} rows kept ({:.2}%), {} pages, {} batches, {:.1}s elapsed, {:.0} quotes/s{cpu}{api}",
             report.label(),
             fetched.rows,
@@ -467,4 +477,43 @@ where
         );
     }
     Ok((Outcome::Completed, fetched))
+}
+
+/// The line a person reads at the end of a completed run (the log file gets the detailed
+/// `[DONE]` line): `✓ 740,000 quotes of AAPL in 23.9 s → data/market.db (12 days; 3 resumed)`.
+/// `rows`: (fetched, stored), which differ when thinning.
+pub fn end_line(
+    report: &Report,
+    (fetched, stored): (u64, u64),
+    secs: f64,
+    units: Option<u64>,
+    destination: &str,
+) -> String {
+    use indicatif::HumanCount;
+    let what = match report.spec.is_empty() {
+        true => format!("{} {} of {}", HumanCount(stored), report.noun, report.who()),
+        false => format!(
+            "{} of {} {} of {} kept ({})",
+            HumanCount(stored),
+            HumanCount(fetched),
+            report.noun,
+            report.who(),
+            report.spec
+        ),
+    };
+    let to = match destination.is_empty() {
+        true => String::new(),
+        false => format!(" \u{2192} {destination}"),
+    };
+    let units = units.map_or(String::new(), |n| {
+        let unit = match n {
+            1 => report.unit.trim_end_matches('s'),
+            _ => report.unit,
+        };
+        match report.resumed.load(Ordering::Relaxed) {
+            0 => format!(" ({n} {unit})"),
+            r => format!(" ({n} {unit}; {r} resumed)"),
+        }
+    });
+    format!("\u{2713} {what} in {secs:.1} s{to}{units}")
 }

@@ -1,5 +1,5 @@
 //! The face every store shows the commands ([`Store`]): describe, check, plan, import,
-//! holdings, status and locks; and what a store's holdings are ([`Holding`]) for `status`
+//! holdings, status, locks and export; and what a store's holdings are ([`Holding`]) for `status`
 //! and `sync`. The stores themselves are crates of their own (`data-sql`, `data-parquet`);
 //! the root crate's `store::open` is the one place one is chosen.
 //!
@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use data_core::dataset::{Asset, DatasetId};
 use data_core::model::Feed;
 use data_core::nyse::is_trading_day;
-use data_core::pipeline::ShardClaims;
+use data_core::pipeline::{ShardClaims, Sink};
 use data_core::resume::{PlanCounts, Shard};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -62,6 +62,14 @@ pub trait Store {
     /// Takes the lock of one import of `job`: a second importer of the same job is refused
     /// in one line.
     async fn lock_job(&self, job: &Job) -> anyhow::Result<JobLock>;
+
+    /// Whether the store holds any of `job`'s rows (its symbols, in its range), read
+    /// without creating anything (`export` reads from the first store that does).
+    async fn holds(&self, job: &Job) -> anyhow::Result<bool>;
+
+    /// `export`: `job`'s stored rows (each symbol's in turn, in time order, in its range)
+    /// through the pipeline into `sink`.
+    async fn export<K: Sink>(&self, job: &Job, sink: &mut K) -> anyhow::Result<Outcome>;
 }
 
 /// The suffix of a dataset key whose rows are the stand-in's (`#standin`).

@@ -6,9 +6,11 @@ use super::writer::ParquetSink;
 use crate::claims::markers;
 use crate::layout::Layout;
 use crate::reader::parquet_holdings;
+use crate::source::StoreRows;
 use anyhow::Context;
 use data_core::dataset::DatasetId;
 use data_core::model::Symbol;
+use data_core::pipeline::Sink;
 use data_core::resume::{Saved, Shard};
 use data_core::time::format_nanos;
 use data_core::transform::Passthrough;
@@ -222,6 +224,35 @@ impl Store for ParquetStore {
 
     async fn lock_job(&self, job: &Job) -> anyhow::Result<JobLock> {
         lock_in_file(job, &self.lock_path("import", false)?)
+    }
+
+    async fn holds(&self, job: &Job) -> anyhow::Result<bool> {
+        let root = crate::layout::store_root(&self.settings);
+        let layout = job.dataset;
+        for symbol in &job.symbols {
+            for unit in layout.units_in(job.range.start_ns, job.range.end_ns) {
+                if root.exists(&layout.file(root.path(), symbol.as_str(), unit))? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    async fn export<K: Sink>(&self, job: &Job, sink: &mut K) -> anyhow::Result<Outcome> {
+        let root = crate::layout::store_root(&self.settings);
+        root.check()?;
+        let from = format!("the Parquet store {}", root.display());
+        let report = Report::new(job, "export", from);
+        let source = StoreRows {
+            root,
+            layout: job.dataset,
+            symbols: job.symbols.clone(),
+            range: job.range,
+        };
+        let batch = job.settings.batch_size;
+        let (outcome, _) = pipe(&report, job.range, batch, sink, || Passthrough, source).await?;
+        Ok(outcome)
     }
 }
 

@@ -564,6 +564,10 @@ impl Sink for ParquetSink {
         "FILE"
     }
 
+    fn destination(&self) -> String {
+        self.root.show(&self.layout.dir(self.root.path()))
+    }
+
     async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
         // Encoding a batch takes a few milliseconds of CPU; the sources run meanwhile on the
         // runtime's other worker.

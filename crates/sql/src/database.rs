@@ -130,6 +130,7 @@ forward! {
     async fn rebuild_dropped_indexes(only_orphans: bool) -> Vec<String>;
     async fn refresh_stats() -> ();
     async fn day_counts(symbol: Option<&str>) -> Vec<(String, String, NaiveDate, i64)>;
+    async fn holds_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> bool;
     async fn read_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> RecordBatch;
     async fn delete_rows(dataset: &DatasetId, symbol: &str, from_ns: i64, until_ns: i64) -> u64;
 }
@@ -150,6 +151,10 @@ sql_sinks!(SqliteSink, PgSink);
 impl Sink for Database {
     async fn write_batch(&mut self, rows: &RecordBatch, marks: &[Mark]) -> anyhow::Result<()> {
         each!(self, db => db.write_batch(rows, marks).await)
+    }
+
+    fn destination(&self) -> String {
+        self.describe()
     }
 }
 

@@ -8,9 +8,11 @@ use super::sqlite::{TableSpec, WriteMode};
 use super::{postgres::PgDialect, sqlite::SqliteDialect};
 use crate::claims::lease_rows;
 use crate::database::database_holdings;
+use crate::export::DatabaseRows;
 use crate::postgres::lock_in_postgres;
 use data_core::dataset::DatasetId;
 use data_core::model::Symbol;
+use data_core::pipeline::Sink;
 use data_core::resume::{Saved, Shard, Tracking};
 use data_core::time::DateRange;
 use data_core::transform::{Aggregate, Passthrough};
@@ -216,6 +218,36 @@ impl Store for DatabaseStore {
             None => lock_in_postgres(job, self.url()).await,
             Some(db) => lock_in_file(job, &super::sqlite::lock_file_of(&db)),
         }
+    }
+
+    async fn holds(&self, job: &Job) -> anyhow::Result<bool> {
+        if !self.exists()? {
+            return Ok(false);
+        }
+        let mut db = open_quietly(&self.settings).await?;
+        let (start, end) = (job.range.start_ns, job.range.end_ns);
+        for symbol in &job.symbols {
+            let symbol = symbol.as_str();
+            if db.holds_rows(&job.dataset, symbol, start, end + 1).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn export<K: Sink>(&self, job: &Job, sink: &mut K) -> anyhow::Result<Outcome> {
+        let db = open_quietly(&self.settings).await?;
+        let from = format!("the database {}", db.describe());
+        let report = Report::new(job, "export", from);
+        let source = DatabaseRows {
+            db,
+            dataset: job.dataset,
+            symbols: job.symbols.clone(),
+            range: job.range,
+        };
+        let batch = job.settings.batch_size;
+        let (outcome, _) = pipe(&report, job.range, batch, sink, || Passthrough, source).await?;
+        Ok(outcome)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The database store (the crate `data-sql`, re-exported as `data::store::sql`): SQLite
 //! (`sqlite`) and PostgreSQL (`postgres`) behind one SQL sink (`sink`, over `dialect`),
 //! opened as one `database::Database`; option contracts and adjustment factors
-//! (`contracts`); `face` is its [`data_job::store::Store`], and `claims` the PostgreSQL
+//! (`contracts`); `export` reads rows back out as a pipeline source; `face` is its [`data_job::store::Store`], and `claims` the PostgreSQL
 //! lease rows of `--coordinate`. It knows no other store, no source and no command.
 //!
 //! This file also holds what both SQL dialects share beyond `sql`: the delete statement and
@@ -12,6 +12,7 @@ pub mod contracts;
 pub mod database;
 pub mod dialect;
 pub mod encode;
+pub mod export;
 pub mod face;
 
 pub mod postgres;

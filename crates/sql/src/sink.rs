@@ -373,6 +373,36 @@ impl_sql_sink! {
         D::write_rows(self, table, encoder, marks).await
     }
 
+    /// Whether `dataset` (its raw table) holds a row of `symbol` with
+    /// `from_ns <= t < until_ns`: one index probe.
+    pub async fn holds_rows(
+        &mut self,
+        dataset: &DatasetId,
+        symbol: &str,
+        from_ns: i64,
+        until_ns: i64,
+    ) -> anyhow::Result<bool> {
+        let table = dataset.table();
+        let sql = D::sql(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {} q JOIN symbols s ON s.id = q.symbol_id \
+             WHERE s.symbol = $1 AND {feed} AND q.{time} >= $2 AND q.{time} < $3{filter})",
+            table.name,
+            feed = self.feed_is(),
+            time = table.time_column,
+            filter = super::filter_sql(*dataset, "q."),
+        ));
+        let mut q = sqlx::query_scalar(&sql)
+            .bind(symbol)
+            .bind(from_ns)
+            .bind(until_ns);
+        for (_, value) in super::dataset_filter(*dataset) {
+            q = q.bind(value);
+        }
+        q.fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e, "cannot look for rows"))
+    }
+
     /// The rows of `dataset` (its raw table) of `symbol` with `from_ns <= t < until_ns`,
     /// in the table's order, as one batch: each stored column read back into its row
     /// column (conditions from their JSON text, `''` as null where the column is nullable).

@@ -29,6 +29,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["import-api"],
     &["load-historical"],
     &["archive"],
+    &["export"],
     &["sync"],
     &["status"],
     &["config", "show"],

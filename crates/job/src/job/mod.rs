@@ -5,7 +5,7 @@
 
 mod markets;
 
-use crate::args::{ArchiveArgs, AssetArgs, BarArgs, ImportArgs, LoadArgs, ThinArgs};
+use crate::args::{ArchiveArgs, AssetArgs, BarArgs, ExportArgs, ImportArgs, LoadArgs, ThinArgs};
 use crate::config::{self, Settings, SettingsArgs, SettingsError};
 use chrono::NaiveDate;
 use data_core::dataset::{Asset, DatasetId, Kind, TableSpec, QUOTES_AGGREGATED, QUOTES_THINNED};
@@ -153,6 +153,20 @@ impl Job {
         let (asset, symbols) = asset_of(symbols, &args.dataset.asset, &mut settings)?;
         let dataset = dataset_of(args.kind, &args.dataset.bars, asset, &mut settings)?;
         let range = range_of(dataset, &args.start, &args.end)?;
+        Ok(Job::plain(dataset, symbols, range, settings))
+    }
+
+    /// `export`: the stored rows of a dataset's symbols in a range (END defaults to START).
+    pub fn export(args: &ExportArgs) -> anyhow::Result<Job> {
+        let mut settings = config::resolve(&args.settings, &config::process_env)?;
+        let symbols = parse_symbol_list(&args.symbol, "SYMBOLS")?;
+        if symbols.is_empty() {
+            return Err(usage("SYMBOLS is empty: name at least one symbol"));
+        }
+        let (asset, symbols) = asset_of(symbols, &args.dataset.asset, &mut settings)?;
+        let dataset = dataset_of(args.kind, &args.dataset.bars, asset, &mut settings)?;
+        let end = args.end.as_deref().unwrap_or(&args.start);
+        let range = range_of(dataset, &args.start, end)?;
         Ok(Job::plain(dataset, symbols, range, settings))
     }
 
