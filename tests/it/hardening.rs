@@ -562,3 +562,61 @@ async fn a_rerun_into_a_marked_parquet_store_finds_every_file_whole() {
         again.stderr
     );
 }
+
+/// A store written before `t_ns` (a nanosecond `t` alone) loads exactly, and a file a tool
+/// rewrote keeping `t` alone, in microseconds, loads at the microsecond (its row groups
+/// pruned in the right unit, not skipped as if they held nanoseconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_without_t_ns_load_and_older_ones_exactly() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampMicrosecondType};
+    use arrow_array::{Array, ArrayRef, TimestampNanosecondArray};
+    use arrow_schema::{Field, Schema};
+    use std::sync::Arc;
+    let (w, _s) = two_days_in_the_store().await;
+    let p3 = day_file(&w, "2024-01-03");
+    let p4 = day_file(&w, "2024-01-04");
+    let mut want: Vec<i64> = Vec::new();
+    // 2024-01-03 as an earlier version wrote it: `t` the exact nanoseconds, no `t_ns`.
+    let older: Vec<RecordBatch> = read_all(&p3)
+        .iter()
+        .map(|b| {
+            let ns = b
+                .column_by_name("t_ns")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            want.extend(ns.values().iter());
+            let t = TimestampNanosecondArray::from(ns.values().to_vec()).with_timezone("UTC");
+            let mut fields = vec![Field::new("t", t.data_type().clone(), false)];
+            let mut cols: Vec<ArrayRef> = vec![Arc::new(t)];
+            for (f, c) in b.schema().fields().iter().zip(b.columns()).skip(2) {
+                fields.push(f.as_ref().clone());
+                cols.push(c.clone());
+            }
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+        })
+        .collect();
+    rewrite(&p3, &older, Compression::SNAPPY);
+    // 2024-01-04 without `t_ns`: `t` alone, in microseconds.
+    let micros: Vec<RecordBatch> = read_all(&p4)
+        .iter()
+        .map(|b| {
+            let t = b.column(0).as_primitive::<TimestampMicrosecondType>();
+            want.extend(t.values().iter().map(|v| v * 1_000));
+            let keep: Vec<usize> = (0..b.num_columns()).filter(|&i| i != 1).collect();
+            b.project(&keep).unwrap()
+        })
+        .collect();
+    rewrite(&p4, &micros, Compression::SNAPPY);
+    let run = load(&w).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let got: Vec<i64> = sqlx::query_scalar("SELECT t FROM quotes ORDER BY t, seq")
+        .fetch_all(&mut w.connect().await)
+        .await
+        .unwrap();
+    assert_eq!(got, want);
+    assert!(
+        want[..100].iter().any(|t| t % 1_000 != 0),
+        "nanoseconds kept"
+    );
+}

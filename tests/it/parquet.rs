@@ -82,10 +82,13 @@ async fn api_to_parquet_to_sqlite_gives_exactly_the_direct_import() {
         let (rows, schema) = read_file(&f);
         assert_eq!(rows, 3_000);
         assert_eq!(schema, data::store::parquet::reader::quotes_schema());
+        // `t` in microseconds, which every engine reads, and exact in `t_ns`.
         assert_eq!(
             schema.field(0).data_type().to_string(),
-            "Timestamp(ns, \"UTC\")"
+            "Timestamp(µs, \"UTC\")"
         );
+        assert_eq!(schema.field(1).name(), "t_ns");
+        assert_eq!(schema.field(1).data_type().to_string(), "Int64");
     }
 
     let run = w

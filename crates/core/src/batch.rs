@@ -37,14 +37,34 @@ fn cached(cols: &'static [Column], file: bool) -> SchemaRef {
     if let Some((_, _, s)) = cache.iter().find(|(k, f, _)| *k == key && *f == file) {
         return s.clone();
     }
-    let fields: Vec<Field> = cols
-        .iter()
-        .filter(|c| !file || c.in_file)
-        .map(|c| Field::new(c.name, data_type(c.ty), c.nullable))
-        .collect();
+    let mut fields: Vec<Field> = Vec::with_capacity(cols.len() + 1);
+    for c in cols.iter().filter(|c| !file || c.in_file) {
+        match (file, c.ty) {
+            // Files keep a time twice: as a microsecond timestamp every engine reads (Spark,
+            // Trino, Athena and the Delta protocol have no nanoseconds), and exact.
+            (true, ColumnType::TimestampNs) => {
+                fields.push(Field::new(c.name, file_time(), c.nullable));
+                fields.push(Field::new(exact_name(c.name), DataType::Int64, c.nullable));
+            }
+            _ => fields.push(Field::new(c.name, data_type(c.ty), c.nullable)),
+        }
+    }
     let schema = Arc::new(Schema::new(fields));
     cache.push((key, file, schema.clone()));
     schema
+}
+
+/// How the Parquet files keep a time column: a microsecond UTC timestamp, which Spark, Trino,
+/// Athena, DuckDB, Polars and the Delta protocol all read. The exact nanoseconds are beside
+/// it, in [`exact_name`].
+pub fn file_time() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The files' column holding a time column's exact nanoseconds since the epoch (`t_ns`
+/// beside `t`), an int64: with `seq`, the rows' key.
+pub fn exact_name(name: &str) -> String {
+    format!("{name}_ns")
 }
 
 /// The schema of pipeline batches of a row list: every column, in order.
@@ -387,10 +407,28 @@ pub fn pick(
     RecordBatch::try_new(schema.clone(), columns).context("cannot pick rows")
 }
 
-/// A pipeline batch as its Parquet file keeps it: the columns kept in files.
-pub fn to_file(batch: &RecordBatch, cols: &[Column]) -> anyhow::Result<RecordBatch> {
-    let keep: Vec<usize> = (0..cols.len()).filter(|&i| cols[i].in_file).collect();
-    batch.project(&keep).context("cannot project rows")
+/// A pipeline batch as its Parquet file keeps it: the columns kept in files, each time as
+/// microseconds (rounded down) and, beside it, its exact nanoseconds.
+pub fn to_file(batch: &RecordBatch, cols: &'static [Column]) -> anyhow::Result<RecordBatch> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampNanosecondType;
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(cols.len() + 1);
+    for (c, a) in cols.iter().zip(batch.columns()).filter(|(c, _)| c.in_file) {
+        if c.ty != ColumnType::TimestampNs {
+            arrays.push(a.clone());
+            continue;
+        }
+        let ns = a
+            .as_primitive_opt::<TimestampNanosecondType>()
+            .with_context(|| format!("column {} is not a timestamp", c.name))?;
+        let micros = ns
+            .unary::<_, arrow_array::types::TimestampMicrosecondType>(|v| v.div_euclid(1_000))
+            .with_timezone("UTC");
+        let exact = ns.unary::<_, arrow_array::types::Int64Type>(|v| v);
+        arrays.push(Arc::new(micros));
+        arrays.push(Arc::new(exact));
+    }
+    RecordBatch::try_new(file_schema(cols), arrays).context("cannot shape rows for a file")
 }
 
 /// A batch read from a Parquet file of `symbol`, as a pipeline batch of `cols` rows: the
@@ -405,6 +443,12 @@ pub fn from_file(
         .iter()
         .map(|c| -> anyhow::Result<ArrayRef> {
             if c.in_file {
+                if c.ty == ColumnType::TimestampNs {
+                    if let Some(exact) = file.column_by_name(&exact_name(c.name)) {
+                        return from_exact(exact, c);
+                    }
+                }
+                // Files written before `t_ns`, or rewritten by another tool: `t` alone.
                 let a = file
                     .column_by_name(c.name)
                     .with_context(|| format!("the file has no column {}", c.name))?;
@@ -423,6 +467,21 @@ pub fn from_file(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     RecordBatch::try_new(schema(cols), arrays).context("unexpected columns in the file")
+}
+
+/// A time column from its exact nanoseconds (`t_ns`): an int64 (or, from a tool that kept
+/// the type of the other, a nanosecond timestamp).
+pub fn from_exact(a: &ArrayRef, c: &Column) -> anyhow::Result<ArrayRef> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampNanosecondType};
+    let values: TimestampNanosecondArray = match a.data_type() {
+        DataType::Int64 => a.as_primitive::<Int64Type>().unary(|v| v),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            a.as_primitive::<TimestampNanosecondType>().unary(|v| v)
+        }
+        other => anyhow::bail!("column {} is {other}, not Int64", exact_name(c.name)),
+    };
+    Ok(Arc::new(values.with_timezone("UTC")))
 }
 
 /// Column `c` as read from a file, in the type the store writes it. Files another tool
@@ -578,12 +637,15 @@ mod tests {
                 .map(|f| format!("{} {} {}", f.name(), f.data_type(), f.is_nullable()))
                 .collect()
         };
-        let t = "t Timestamp(ns, \"UTC\") false";
+        // `t` in microseconds, which every engine reads, and exact in `t_ns`.
+        let t = "t Timestamp(µs, \"UTC\") false";
+        let t_ns = "t_ns Int64 false";
         let list = "List(Utf8)";
         assert_eq!(
             show(file_schema(Kind::Quotes.columns())),
             [
                 t.to_string(),
+                t_ns.into(),
                 "seq UInt32 false".into(),
                 "bid_exchange Utf8 false".into(),
                 "bid_price Float64 false".into(),
@@ -599,6 +661,7 @@ mod tests {
             show(file_schema(Kind::Trades.columns())),
             [
                 t.to_string(),
+                t_ns.into(),
                 "exchange Utf8 false".into(),
                 "id UInt64 false".into(),
                 "price Float64 false".into(),
@@ -612,6 +675,7 @@ mod tests {
             show(file_schema(Kind::Bars.columns())),
             [
                 t.to_string(),
+                t_ns.into(),
                 "open Float64 false".into(),
                 "high Float64 false".into(),
                 "low Float64 false".into(),
@@ -621,5 +685,60 @@ mod tests {
                 "vwap Float64 false".into(),
             ]
         );
+    }
+
+    /// A file keeps each time twice, in microseconds (rounded down, before 1970 too) and
+    /// exact, and reads back exact; a file written before `t_ns` (nanoseconds in `t`) reads
+    /// the same rows.
+    #[test]
+    fn files_keep_times_in_microseconds_and_exact_and_older_files_read_alike() {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{Int64Type, TimestampMicrosecondType, TimestampNanosecondType};
+        let cols = Kind::Bars.columns();
+        let times = vec![1_704_186_000_123_456_789i64, -1_999, 7];
+        let old_fields: Vec<Field> = cols
+            .iter()
+            .filter(|c| c.in_file)
+            .map(|c| Field::new(c.name, data_type(c.ty), c.nullable))
+            .collect();
+        let old_arrays: Vec<ArrayRef> = cols
+            .iter()
+            .filter(|c| c.in_file)
+            .map(|c| -> ArrayRef {
+                match c.ty {
+                    ColumnType::TimestampNs => {
+                        Arc::new(TimestampNanosecondArray::from(times.clone()).with_timezone("UTC"))
+                    }
+                    ColumnType::Float64 => Arc::new(Float64Array::from(vec![1.5, 2.5, 3.5])),
+                    _ => Arc::new(UInt64Array::from(vec![1u64, 2, 3])),
+                }
+            })
+            .collect();
+        let old = RecordBatch::try_new(Arc::new(Schema::new(old_fields)), old_arrays).unwrap();
+        let rows = from_file(&old, cols, "AAPL").unwrap();
+        let file = to_file(&rows, cols).unwrap();
+        let micros: Vec<i64> = file
+            .column_by_name("t")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>()
+            .values()
+            .to_vec();
+        assert_eq!(micros, [1_704_186_000_123_456, -2, 0]);
+        let exact: Vec<i64> = file
+            .column_by_name("t_ns")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(exact, times);
+        let back = from_file(&file, cols, "AAPL").unwrap();
+        assert_eq!(back, rows);
+        let t: Vec<i64> = back
+            .column_by_name("t")
+            .unwrap()
+            .as_primitive::<TimestampNanosecondType>()
+            .values()
+            .to_vec();
+        assert_eq!(t, times);
     }
 }

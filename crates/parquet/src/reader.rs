@@ -33,19 +33,31 @@ pub struct ParquetStats {
     pub missing: Vec<NaiveDate>,
 }
 
-/// Indices of the row groups whose `t` range overlaps `start..=end` (all, if a group has
-/// no statistics). `t` is the leaf column at `t_leaf`, found by name: a file another tool
-/// rewrote may order its columns otherwise.
+/// The leaf column a file's rows are timed by, found by name (a file another tool rewrote
+/// may order its columns otherwise): `t_ns`, the exact nanoseconds, where the file has it;
+/// else `t` (files written before `t_ns`, in nanoseconds, or rewritten by a tool, perhaps
+/// in microseconds).
+#[derive(Debug, Clone, Copy)]
+struct TimeLeaf {
+    index: usize,
+    /// Nanoseconds per unit of the leaf's values (and so of its statistics).
+    scale: i64,
+}
+
+/// Indices of the row groups whose time range overlaps `start..=end` (all, if a group has
+/// no statistics).
 fn overlapping_groups(
     meta: &parquet::file::metadata::ParquetMetaData,
-    t_leaf: usize,
+    t: TimeLeaf,
     start_ns: i64,
     end_ns: i64,
 ) -> Vec<usize> {
+    let ns = |v: &i64| v.saturating_mul(t.scale);
     (0..meta.num_row_groups())
-        .filter(|&i| match meta.row_group(i).column(t_leaf).statistics() {
+        .filter(|&i| match meta.row_group(i).column(t.index).statistics() {
             Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
-                (Some(min), Some(max)) => *max >= start_ns && *min <= end_ns,
+                // A maximum in coarser units may stand for any instant of its last unit.
+                (Some(min), Some(max)) => ns(max) + (t.scale - 1) >= start_ns && ns(min) <= end_ns,
                 _ => true,
             },
             _ => true,
@@ -53,18 +65,73 @@ fn overlapping_groups(
         .collect()
 }
 
+/// The times of a batch holding one time leaf (`t_ns`, or an older file's `t`), in
+/// nanoseconds.
+fn nanoseconds(
+    b: &RecordBatch,
+    t_col: &data_core::dataset::Column,
+) -> anyhow::Result<arrow_array::TimestampNanosecondArray> {
+    let t = match b.schema().field(0).name() == Role::Time.name() {
+        true => batch::conform(b.column(0), t_col)?,
+        false => batch::from_exact(b.column(0), t_col)?,
+    };
+    t.as_any()
+        .downcast_ref::<arrow_array::TimestampNanosecondArray>()
+        .cloned()
+        .context("column t is not a timestamp")
+}
+
+/// The definition of `t`, every dataset's nanosecond time column.
+fn time_column() -> anyhow::Result<&'static data_core::dataset::Column> {
+    (data_core::dataset::Kind::Bars.columns().iter())
+        .find(|c| c.is(Role::Time))
+        .context("bars have no column t")
+}
+
+/// The file's [`TimeLeaf`].
+fn time_leaf(
+    builder: &ParquetRecordBatchReaderBuilder<crate::location::Stored>,
+    shown: &str,
+) -> anyhow::Result<TimeLeaf> {
+    let parquet_schema = builder.metadata().file_metadata().schema_descr_ptr();
+    let leaf = |name: &str| {
+        (0..parquet_schema.num_columns())
+            .find(|&i| parquet_schema.column(i).path().string() == name)
+    };
+    let t = Role::Time.name();
+    if let Some(index) = leaf(&batch::exact_name(t)) {
+        return Ok(TimeLeaf { index, scale: 1 });
+    }
+    let index = leaf(t).with_context(|| format!("{shown} has no top-level column t"))?;
+    let scale = match builder
+        .schema()
+        .field_with_name(t)
+        .map(|f| f.data_type().clone())
+    {
+        Ok(arrow_schema::DataType::Timestamp(unit, _)) => match unit {
+            arrow_schema::TimeUnit::Second => 1_000_000_000,
+            arrow_schema::TimeUnit::Millisecond => 1_000_000,
+            arrow_schema::TimeUnit::Microsecond => 1_000,
+            arrow_schema::TimeUnit::Nanosecond => 1,
+        },
+        _ => anyhow::bail!("{shown}: column t is not a timestamp"),
+    };
+    Ok(TimeLeaf { index, scale })
+}
+
 /// Checks a day (month) file before any of its rows is sent, so a file that is not what
 /// its name says commits nothing: every column the dataset keeps in files is there (in
 /// its type or one [`batch::conform`] converts exactly), and every row's `t` lies in the
-/// unit the file is named for, read in a first pass over the `t` column alone, whose
-/// count must equal the row count the footer declares. Returns `t`'s leaf index.
+/// unit the file is named for, read in a first pass over the time column alone (`t_ns`, or
+/// `t` in older files), whose count must equal the row count the footer declares. Returns
+/// the time's leaf.
 fn check_file(
     builder: &ParquetRecordBatchReaderBuilder<crate::location::Stored>,
     second: crate::location::Stored,
     layout: &DatasetId,
     date: NaiveDate,
     shown: &str,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<TimeLeaf> {
     let schema = builder.schema().clone();
     for c in layout.columns().iter().filter(|c| c.in_file) {
         if schema.field_with_name(c.name).is_err() {
@@ -82,12 +149,10 @@ fn check_file(
         }
     }
     let parquet_schema = builder.metadata().file_metadata().schema_descr_ptr();
-    let t_leaf = (0..parquet_schema.num_columns())
-        .find(|&i| parquet_schema.column(i).path().string() == Role::Time.name())
-        .with_context(|| format!("{shown} has no top-level column t"))?;
+    let t_leaf = time_leaf(builder, shown)?;
     let declared = builder.metadata().file_metadata().num_rows();
     let (from_ns, until_ns) = layout.unit_bounds(date);
-    let mask = parquet::arrow::ProjectionMask::leaves(&parquet_schema, [t_leaf]);
+    let mask = parquet::arrow::ProjectionMask::leaves(&parquet_schema, [t_leaf.index]);
     let t_col = layout
         .columns()
         .iter()
@@ -109,11 +174,7 @@ fn check_file(
     for b in reader {
         let b =
             b.with_context(|| format!("cannot decode {shown}: the file is damaged or cut short"))?;
-        let t = batch::conform(b.column(0), t_col).with_context(|| shown.to_string())?;
-        let t = t
-            .as_any()
-            .downcast_ref::<arrow_array::TimestampNanosecondArray>()
-            .with_context(|| format!("{shown}: column t is not a timestamp"))?;
+        let t = nanoseconds(&b, t_col).with_context(|| shown.to_string())?;
         if let Some(&bad) = t.values().iter().find(|&&t| t < from_ns || t >= until_ns) {
             anyhow::bail!(
                 "{shown} holds a row of {} ({}), outside the {} it is named for ({date}); \
@@ -256,8 +317,9 @@ pub(crate) fn rows_per_day(
     unit: ShardUnit,
 ) -> anyhow::Result<Vec<(NaiveDate, i64)>> {
     let builder = open_stored(store, path)?;
-    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [0]);
     let shown = store.show(path);
+    let leaf = time_leaf(&builder, &shown)?;
+    let mask = parquet::arrow::ProjectionMask::leaves(builder.parquet_schema(), [leaf.index]);
     let reader = builder
         .with_projection(mask)
         .build()
@@ -265,8 +327,8 @@ pub(crate) fn rows_per_day(
     let mut days: Vec<(NaiveDate, i64)> = Vec::new();
     for batch in reader {
         let batch = batch.with_context(|| format!("cannot decode {shown}"))?;
-        let t = batch::times(&batch, Role::Time.name()).context("the file has no time column")?;
-        for &t in t {
+        let t = nanoseconds(&batch, time_column()?).with_context(|| shown.clone())?;
+        for &t in t.values().iter() {
             let d = unit.day_of(t);
             match days.last_mut() {
                 Some((last, n)) if *last == d => *n += 1,

@@ -56,14 +56,19 @@ pub(crate) const ROW_GROUP_ROWS: usize = 16_384;
 /// group, so the sink's memory does not grow with the requests in flight.
 pub(crate) const PENDING_BUDGET: usize = 24 << 20;
 
-/// The columns a file of `cols` rows is sorted by: `t`, then `seq` where files keep it.
-fn sorted_by(cols: &[Column]) -> Vec<usize> {
-    cols.iter()
-        .filter(|c| c.in_file)
-        .enumerate()
-        .filter(|(_, c)| c.is(Role::Time) || c.is(Role::Seq))
-        .map(|(i, _)| i)
-        .collect()
+/// The columns a file of `cols` rows is sorted by: `t`, `t_ns`, then `seq` where files keep
+/// it (indices in the file's schema).
+fn sorted_by(cols: &'static [Column]) -> Vec<usize> {
+    let schema = batch::file_schema(cols);
+    let t = Role::Time.name();
+    [
+        t.to_string(),
+        batch::exact_name(t),
+        Role::Seq.name().to_string(),
+    ]
+    .iter()
+    .filter_map(|name| schema.index_of(name).ok())
+    .collect()
 }
 
 /// Columns of one-to-few-letter codes, in any dataset's files.
@@ -78,23 +83,23 @@ const CODE_COLUMNS: &[&str] = &[
     "taker_side",
 ];
 
-fn writer_properties(cols: &[Column]) -> anyhow::Result<WriterProperties> {
+fn writer_properties(cols: &'static [Column]) -> anyhow::Result<WriterProperties> {
     let sorted = sorted_by(cols);
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        // Times are distinct and ascending: a dictionary of them only costs hashing every
-        // value before falling back; deltas store them in a few bits each.
-        .set_column_dictionary_enabled(ColumnPath::from(Role::Time.name()), false)
-        .set_column_encoding(
-            ColumnPath::from(Role::Time.name()),
-            Encoding::DELTA_BINARY_PACKED,
-        )
-        .set_column_compression(
-            ColumnPath::from(Role::Time.name()),
-            Compression::UNCOMPRESSED,
-        )
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page);
+    // Times (`t` in microseconds, `t_ns` exact) are near-distinct and ascending: a
+    // dictionary of them only costs hashing every value before falling back; deltas store
+    // them in a few bits each.
+    let t = Role::Time.name();
+    for name in [t.to_string(), batch::exact_name(t)] {
+        let path = ColumnPath::from(name);
+        props = props
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path.clone(), Encoding::DELTA_BINARY_PACKED)
+            .set_column_compression(path, Compression::UNCOMPRESSED);
+    }
     // Code columns (exchanges, tape, conditions): min/max of one-letter codes prune nothing,
     // and computing them compared every value (a sixth of the writer's instructions).
     // Conditions also go without a dictionary: a list's few distinct codes compress as well
@@ -350,14 +355,14 @@ impl UnitWriter {
         let out_path = PathBuf::from(format!("{}-u", self.tmp.display()));
         let mut out = start_writer(&out_path, self.cols)?;
         let (mut index, mut kept) = (0u64, 0u64);
-        let file_cols: Vec<Column> = self.cols.iter().copied().filter(|c| c.in_file).collect();
         for b in reader {
             let b = b.with_context(|| format!("cannot decode {}", self.tmp.display()))?;
-            let cells = batch::all_cells(&b, &file_cols)?;
+            let rows = batch::from_file(&b, self.cols, &self.symbol)?;
+            let cells = batch::all_cells(&rows, self.cols)?;
             let keep: Vec<bool> = (0..b.num_rows())
                 .map(|i| {
                     let at = index + i as u64;
-                    let identity = batch::key_of(&cells, &file_cols, &c.identity, i);
+                    let identity = batch::key_of(&cells, self.cols, &c.identity, i);
                     self.updates.get(&identity).is_none_or(|&last| last == at)
                 })
                 .collect();
@@ -858,7 +863,7 @@ mod tests {
             end_ns: mid_jan + 1,
         });
         assert_eq!((whole.start_ns, whole.end_ns), (from, until - 1));
-        assert_eq!(sorted_by(Kind::Bars.columns()), [0]);
-        assert_eq!(sorted_by(Kind::Quotes.columns()), [0, 1]);
+        assert_eq!(sorted_by(Kind::Bars.columns()), [0, 1]);
+        assert_eq!(sorted_by(Kind::Quotes.columns()), [0, 1, 2]);
     }
 }
