@@ -1,6 +1,8 @@
 //! The writers of `data export` ([`ExportSink`]): a pipeline sink that turns each batch of
-//! stored rows into CSV (arrow-csv), JSON lines (arrow-json) or one Parquet file, with the New
-//! York date and time of each row added (`ny_date`, `ny_time`). It holds one batch at a
+//! stored rows into CSV (arrow-csv), JSON lines (arrow-json) or one Parquet file, in the
+//! Parquet store's columns (each time with its exact nanoseconds beside it, `t_ns`; in
+//! Parquet `t` in microseconds, as every engine reads it), with the New York date and time
+//! of each row added (`ny_date`, `ny_time`). It holds one batch at a
 //! time, so memory stays flat however long the range. A file is written under a temporary
 //! name beside it and renamed when the export completed; standard output is streamed.
 
@@ -11,7 +13,7 @@ use crate::time::{new_york_offset_secs, NANOS_PER_SEC};
 use anyhow::Context;
 use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
-use arrow_array::types::TimestampNanosecondType;
+use arrow_array::types::{Int64Type, TimestampMicrosecondType, TimestampNanosecondType};
 use arrow_array::{
     Array, ArrayRef, Date32Array, ListArray, RecordBatch, Time64NanosecondArray,
     TimestampNanosecondArray,
@@ -215,20 +217,24 @@ impl Drop for ExportSink {
 /// text in CSV (which has no lists), UTC given as an offset for arrow's text writers; then
 /// `ny_date` and `ny_time`.
 fn output_schema(rows: &Schema, format: ExportFormat) -> SchemaRef {
-    let mut fields: Vec<Field> = rows
-        .fields()
-        .iter()
-        .map(|f| {
-            let ty = match (f.data_type(), format) {
-                (DataType::List(_), ExportFormat::Csv) => DataType::Utf8,
-                (DataType::Timestamp(unit, Some(_)), ExportFormat::Csv | ExportFormat::Jsonl) => {
-                    DataType::Timestamp(*unit, Some(UTC_OFFSET.into()))
-                }
-                (other, _) => other.clone(),
-            };
-            Field::new(f.name(), ty, f.is_nullable())
-        })
-        .collect();
+    let mut fields: Vec<Field> = Vec::with_capacity(rows.fields().len() + 3);
+    for f in rows.fields() {
+        let ty = match (f.data_type(), format) {
+            (DataType::List(_), ExportFormat::Csv) => DataType::Utf8,
+            (DataType::Timestamp(unit, Some(_)), ExportFormat::Csv | ExportFormat::Jsonl) => {
+                DataType::Timestamp(*unit, Some(UTC_OFFSET.into()))
+            }
+            // As the Parquet store keeps it: microseconds, which every engine reads.
+            (DataType::Timestamp(_, Some(_)), ExportFormat::Parquet) => crate::batch::file_time(),
+            (other, _) => other.clone(),
+        };
+        fields.push(Field::new(f.name(), ty, f.is_nullable()));
+        if matches!(f.data_type(), DataType::Timestamp(..)) {
+            // The exact nanoseconds beside every time, as in the Parquet store.
+            let exact = crate::batch::exact_name(f.name());
+            fields.push(Field::new(exact, DataType::Int64, f.is_nullable()));
+        }
+    }
     fields.push(Field::new("ny_date", DataType::Date32, false));
     fields.push(Field::new(
         "ny_time",
@@ -251,12 +257,17 @@ fn convert(
             (DataType::List(_), ExportFormat::Csv) => {
                 Arc::new(lists_as_json(array.as_list::<i32>())?)
             }
-            (
-                DataType::Timestamp(TimeUnit::Nanosecond, Some(_)),
-                ExportFormat::Csv | ExportFormat::Jsonl,
-            ) => {
+            (DataType::Timestamp(TimeUnit::Nanosecond, Some(_)), _) => {
                 let t = array.as_primitive::<TimestampNanosecondType>();
-                Arc::new(t.clone().with_timezone(UTC_OFFSET))
+                let shown: ArrayRef = match format {
+                    ExportFormat::Parquet => Arc::new(
+                        t.unary::<_, TimestampMicrosecondType>(|v| v.div_euclid(1_000))
+                            .with_timezone("UTC"),
+                    ),
+                    _ => Arc::new(t.clone().with_timezone(UTC_OFFSET)),
+                };
+                columns.push(shown);
+                Arc::new(t.unary::<_, Int64Type>(|v| v))
             }
             _ => array.clone(),
         };

@@ -4,7 +4,7 @@
 
 use crate::common::{small, standin, Workdir};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Time64NanosecondType, TimestampNanosecondType};
+use arrow_array::types::{Date32Type, Int64Type, Time64NanosecondType, TimestampMicrosecondType};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Imports AAPL and MSFT quotes of 2024-01-02..03 into both the database and the store.
@@ -50,7 +50,7 @@ async fn csv_from_the_database_and_from_the_store_are_the_same_bytes() {
     let lines: Vec<&str> = db.stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "symbol,t,seq,bid_exchange,bid_price,bid_size,ask_exchange,ask_price,ask_size,\
+        "symbol,t,t_ns,seq,bid_exchange,bid_price,bid_size,ask_exchange,ask_price,ask_size,\
          conditions,tape,ny_date,ny_time"
     );
     // One New York day of AAPL: 2,000 quotes, each with its exact nanoseconds, and the
@@ -68,7 +68,8 @@ async fn csv_from_the_database_and_from_the_store_are_the_same_bytes() {
     assert_eq!(first[0], "AAPL");
     let utc = chrono::DateTime::from_timestamp_nanos(t);
     assert_eq!(first[1], utc.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string());
-    assert_eq!(first[4].parse::<f64>().unwrap(), bid);
+    assert_eq!(first[2], t.to_string());
+    assert_eq!(first[5].parse::<f64>().unwrap(), bid);
     let ny = utc - chrono::Duration::hours(5);
     assert_eq!(first[first.len() - 2], "2024-01-02");
     assert_eq!(
@@ -162,10 +163,15 @@ async fn jsonl_and_parquet_hold_every_row_of_both_symbols() {
     let (mut n, mut i) = (0, 0);
     for batch in reader {
         let batch = batch.unwrap();
+        // As the store keeps it: `t` in microseconds, `t_ns` exact.
         let t = batch
+            .column_by_name("t_ns")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let micros = batch
             .column_by_name("t")
             .unwrap()
-            .as_primitive::<TimestampNanosecondType>();
+            .as_primitive::<TimestampMicrosecondType>();
         let date = batch
             .column_by_name("ny_date")
             .unwrap()
@@ -181,6 +187,8 @@ async fn jsonl_and_parquet_hold_every_row_of_both_symbols() {
                 .timestamp_nanos_opt()
                 .unwrap();
             assert_eq!(t.value(r), ns, "row {i}");
+            assert_eq!(micros.value(r), ns.div_euclid(1_000), "row {i}");
+            assert_eq!(rows[i]["t_ns"].as_i64(), Some(ns), "row {i}");
             // January: New York is UTC-5.
             let local = ns - 5 * 3_600_000_000_000;
             assert_eq!(
