@@ -30,6 +30,8 @@ const TIME_FORMAT: &str = "%H:%M:%S%.9f";
 /// The offset arrow's writers are given for UTC (they parse offsets only, not zone names).
 const UTC_OFFSET: &str = "+00:00";
 const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SEC;
+/// Rows per row group of a Parquet export.
+const EXPORT_ROW_GROUP_ROWS: usize = 65_536;
 const NANOS_PER_HOUR: i64 = 3_600 * NANOS_PER_SEC;
 
 type Output = Box<dyn Write + Send>;
@@ -114,8 +116,11 @@ impl ExportSink {
                     .build(out),
             ),
             ExportFormat::Parquet => {
+                // Row groups of 64Ki rows: the writer holds one in memory (its default of
+                // 1Mi rows held about 100 MB of a year's quotes).
                 let props = parquet::file::properties::WriterProperties::builder()
                     .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                    .set_max_row_group_row_count(Some(EXPORT_ROW_GROUP_ROWS))
                     .build();
                 Writer::Parquet(
                     parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(props))

@@ -242,7 +242,7 @@ fn datasets_md() -> String {
             },
         );
     }
-    s.push_str("\n## Columns\n\nThe row of each table: its columns in the order batches carry them, their type, whether they may be null, the API's JSON field, and whether the Parquet files keep them (`symbol` is a folder of the file's path instead).\n");
+    s.push_str("\n## Columns\n\nThe row of each table: its columns in the order batches carry them, their type, whether they may be null, the API's JSON field, and whether the Parquet files keep them (`symbol` is a folder of the file's path instead). The files keep a time twice: `t` as a microsecond UTC timestamp, which every engine reads, and `t_ns`, its exact nanoseconds as an int64.\n");
     let mut seen = Vec::new();
     for d in DATASETS.iter() {
         if seen.contains(&d.table.name) {
