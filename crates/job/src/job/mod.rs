@@ -5,8 +5,10 @@
 
 mod markets;
 
-use crate::args::{ArchiveArgs, AssetArgs, BarArgs, ExportArgs, ImportArgs, LoadArgs, ThinArgs};
-use crate::config::{self, Settings, SettingsArgs, SettingsError};
+use crate::args::{
+    ArchiveArgs, AssetArgs, BarArgs, DatasetArgs, ExportArgs, ImportArgs, LoadArgs, ThinArgs,
+};
+use crate::config::{self, Settings, SettingsArgs, SettingsError, StoreSettingsArgs};
 use chrono::NaiveDate;
 use data_core::dataset::{Asset, DatasetId, Kind, TableSpec, QUOTES_AGGREGATED, QUOTES_THINNED};
 use data_core::model::ContractQuery;
@@ -145,28 +147,36 @@ impl Job {
 
     /// `data load-historical`.
     pub fn load_historical(args: &LoadArgs) -> anyhow::Result<Job> {
-        let mut settings = config::resolve(&args.settings, &config::process_env)?;
-        let symbols = parse_symbol_list(&args.symbol, "SYMBOLS")?;
-        if symbols.is_empty() {
-            return Err(usage("SYMBOLS is empty: name at least one symbol"));
-        }
-        let (asset, symbols) = asset_of(symbols, &args.dataset.asset, &mut settings)?;
-        let dataset = dataset_of(args.kind, &args.dataset.bars, asset, &mut settings)?;
-        let range = range_of(dataset, &args.start, &args.end)?;
-        Ok(Job::plain(dataset, symbols, range, settings))
+        let span = (args.start.as_str(), args.end.as_str());
+        Job::of_stored(args.kind, &args.symbol, span, &args.settings, &args.dataset)
     }
 
     /// `export`: the stored rows of a dataset's symbols in a range (END defaults to START).
     pub fn export(args: &ExportArgs) -> anyhow::Result<Job> {
-        let mut settings = config::resolve(&args.settings, &config::process_env)?;
-        let symbols = parse_symbol_list(&args.symbol, "SYMBOLS")?;
+        let span = (
+            args.start.as_str(),
+            args.end.as_deref().unwrap_or(&args.start),
+        );
+        Job::of_stored(args.kind, &args.symbol, span, &args.settings, &args.dataset)
+    }
+
+    /// A job over rows a store holds (`load-historical`, `export`): one dataset's symbols
+    /// from START to END.
+    fn of_stored(
+        kind: Kind,
+        symbol: &str,
+        (start, end): (&str, &str),
+        settings: &StoreSettingsArgs,
+        dataset: &DatasetArgs,
+    ) -> anyhow::Result<Job> {
+        let mut settings = config::resolve(settings, &config::process_env)?;
+        let symbols = parse_symbol_list(symbol, "SYMBOLS")?;
         if symbols.is_empty() {
             return Err(usage("SYMBOLS is empty: name at least one symbol"));
         }
-        let (asset, symbols) = asset_of(symbols, &args.dataset.asset, &mut settings)?;
-        let dataset = dataset_of(args.kind, &args.dataset.bars, asset, &mut settings)?;
-        let end = args.end.as_deref().unwrap_or(&args.start);
-        let range = range_of(dataset, &args.start, end)?;
+        let (asset, symbols) = asset_of(symbols, &dataset.asset, &mut settings)?;
+        let dataset = dataset_of(kind, &dataset.bars, asset, &mut settings)?;
+        let range = range_of(dataset, start, end)?;
         Ok(Job::plain(dataset, symbols, range, settings))
     }
 
