@@ -37,6 +37,8 @@
 //!     cargo bench --bench ceilings
 //! ```
 
+#[path = "common/rss.rs"]
+mod rss;
 use arrow_array::RecordBatch;
 use data::dataset::{DatasetId, QUOTES};
 use data::model::{Feed, Symbol};
@@ -50,6 +52,7 @@ use data::store::sql::sqlite::{
     bind_and_insert, Checkpointer, Inserts, SqliteSink, StatementCache,
 };
 use data::time::DateRange;
+use rss::wait_rss;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -351,28 +354,6 @@ fn fresh_pg(rt: &tokio::runtime::Runtime, server: &str) -> String {
         }
     });
     format!("{server}/ceilings_pg")
-}
-
-/// Waits for `child`, with its peak RSS: the high-water mark of its memory (`VmHWM`),
-/// polled until it exits. (`wait4`'s `ru_maxrss` would count the forked copy of this
-/// process, stand-in page cache included, from before the child's `exec`.)
-fn wait_rss(mut child: std::process::Child) -> (std::process::ExitStatus, u64) {
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak = 0u64;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for data") {
-            return (status, peak);
-        }
-        let hwm = std::fs::read_to_string(&status_file)
-            .ok()
-            .and_then(|s| {
-                let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
-                line.split_whitespace().nth(1)?.parse::<u64>().ok()
-            })
-            .unwrap_or(0);
-        peak = peak.max(hwm * 1024);
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The most requests in flight an import's batch lines report (its log file under `dir`).

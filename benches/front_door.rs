@@ -12,10 +12,13 @@
 //! cargo bench --bench front_door
 //! ```
 
+#[path = "common/rss.rs"]
+mod rss;
 use data::standin::{Standin, StandinConfig};
+use rss::wait_rss;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const PACE: &str = "200";
 /// The estimate's target: within this fraction of the measured time.
@@ -39,26 +42,6 @@ fn data(dir: &Path, args: &[&str]) -> Command {
         .env("BULK_IMPORT_RATE_LIMIT", "0")
         .stdin(Stdio::null());
     cmd
-}
-
-/// Waits for `child`, with its peak RSS (`VmHWM`, polled until it exits).
-fn wait_rss(mut child: std::process::Child) -> (std::process::ExitStatus, u64) {
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak = 0u64;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for data") {
-            return (status, peak);
-        }
-        let hwm = std::fs::read_to_string(&status_file)
-            .ok()
-            .and_then(|s| {
-                let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
-                line.split_whitespace().nth(1)?.parse::<u64>().ok()
-            })
-            .unwrap_or(0);
-        peak = peak.max(hwm * 1024);
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

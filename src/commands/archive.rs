@@ -16,7 +16,7 @@ use crate::dataset::DatasetId;
 use crate::dataset::Role;
 use crate::job::ArchiveJob;
 use crate::model::Symbol;
-use crate::pipeline::Chunk;
+use crate::pipeline::send_rows;
 use crate::progress::init_logging;
 use crate::resume::Shard;
 use crate::run::{pipe, Cancel, Feed, Fetched, Outcome, Report, Source, SourceTask};
@@ -194,24 +194,9 @@ impl Source for DatabaseSource {
                 }
                 fetched.pages += 1;
                 fetched.rows += n as u64;
-                // Page-sized chunks, so the channel holds what it holds for an import.
-                let page = PAGE_LIMIT as usize;
-                let mut start = 0;
-                loop {
-                    let len = page.min(n - start);
-                    let last = start + len == n;
-                    let chunk = Chunk {
-                        shard: index as u32,
-                        rows: merged.slice(start, len),
-                        last,
-                    };
-                    start += len;
-                    if tx.send(chunk).await.is_err() {
-                        return Ok(fetched);
-                    }
-                    if last {
-                        break;
-                    }
+                // Page-sized chunks, the last completing the unit's shard.
+                if !send_rows(&tx, index as u32, &merged, PAGE_LIMIT as usize, true).await {
+                    return Ok(fetched);
                 }
             }
             Ok(fetched)

@@ -364,6 +364,37 @@ pub struct Fetched {
 
 /// The channel a source feeds.
 pub type Feed = mpsc::Sender<Chunk>;
+
+/// Sends `rows` of `shard` down `tx` in chunks of at most `page` rows, so the channel holds
+/// what it holds for an import. `closes`: the last chunk completes the shard (one empty
+/// chunk when there are no rows); otherwise no chunk does. `false` when the receiver is gone.
+pub async fn send_rows(
+    tx: &Feed,
+    shard: ShardId,
+    rows: &RecordBatch,
+    page: usize,
+    closes: bool,
+) -> bool {
+    let (n, page) = (rows.num_rows(), page.max(1));
+    let mut start = 0;
+    while start < n || (closes && start == 0 && n == 0) {
+        let len = page.min(n - start);
+        let last = closes && start + len == n;
+        let chunk = Chunk {
+            shard,
+            rows: rows.slice(start, len),
+            last,
+        };
+        if tx.send(chunk).await.is_err() {
+            return false;
+        }
+        if last {
+            break;
+        }
+        start += len;
+    }
+    true
+}
 /// The run's cancellation switch, as the source sees it.
 pub type Cancel = watch::Receiver<bool>;
 /// The source's task: what it fetched, or why it failed.

@@ -5,7 +5,7 @@
 use crate::database::Database;
 use data_core::dataset::DatasetId;
 use data_core::model::Symbol;
-use data_core::pipeline::{Cancel, Chunk, Feed, Fetched, Source, SourceTask};
+use data_core::pipeline::{send_rows, Cancel, Feed, Fetched, Source, SourceTask};
 use data_core::time::DateRange;
 
 /// Rows per chunk sent down the channel: an API page's worth, as for an import.
@@ -46,18 +46,8 @@ impl Source for DatabaseRows {
                     let rows = db.read_rows(&dataset, symbol.as_str(), from, until).await?;
                     fetched.pages += 1;
                     fetched.rows += rows.num_rows() as u64;
-                    let mut start = 0;
-                    while start < rows.num_rows() {
-                        let len = CHUNK_ROWS.min(rows.num_rows() - start);
-                        let chunk = Chunk {
-                            shard: 0,
-                            rows: rows.slice(start, len),
-                            last: false,
-                        };
-                        start += len;
-                        if tx.send(chunk).await.is_err() {
-                            return Ok(fetched);
-                        }
+                    if !send_rows(&tx, 0, &rows, CHUNK_ROWS, false).await {
+                        return Ok(fetched);
                     }
                 }
             }
